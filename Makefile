@@ -1,0 +1,43 @@
+# Two commands set everything up: `make run` and `make test` (README).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+PYTEST_ARGS ?=
+
+.PHONY: run test bench lint typecheck chromium clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch/torchvision come from this machine's disk through pip's find-links (never uv/poetry).
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m boneage.launcher
+
+# Debian's chromium for the browser tests; never a downloaded browser.
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null)
+
+test: $(STAMP) chromium
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+	BONEAGE_PROFILE=test BONEAGE_VAR_DIR=$(CURDIR)/var/test \
+	$(PY) -m pytest -m "not bench" $(PYTEST_ARGS)
+
+bench: $(STAMP) chromium
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+	BONEAGE_PROFILE=test BONEAGE_VAR_DIR=$(CURDIR)/var/test \
+	$(PY) -m pytest -m bench tests/bench -s $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check platform ml tests
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy ml platform/boneage
+
+clean:
+	rm -rf var/test test-artifacts
