@@ -1,0 +1,72 @@
+"""Reading radiographs into one convention: float32 in [0, 1], bright bone on a dark background.
+
+Shared by the training data loader and the platform's ingest so both see identical pixels.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def dicom_to_unit(ds) -> np.ndarray:
+    """Pixel data of a pydicom Dataset → (H, W) float32 in [0, 1], bright bone.
+
+    Applies the modality LUT (rescale slope/intercept), then the VOI LUT or window when the file
+    has one, and inverts MONOCHROME1 so that the result looks the same whatever the photometric
+    interpretation. Multi-frame objects keep their first frame.
+    """
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    pixels = ds.pixel_array
+    if pixels.ndim == 3 and getattr(ds, "SamplesPerPixel", 1) == 1:
+        pixels = pixels[0]
+    if pixels.ndim == 3:  # colour: luminance is what a radiograph carries
+        pixels = pixels[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    values = apply_modality_lut(pixels, ds)
+    if "VOILUTSequence" in ds or "WindowCenter" in ds:
+        values = apply_voi_lut(values, ds, prefer_lut=True)
+    unit = to_unit(np.asarray(values, dtype=np.float32))
+    if str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper() == "MONOCHROME1":
+        unit = 1.0 - unit
+    return unit
+
+
+def to_unit(values: np.ndarray) -> np.ndarray:
+    """Min-max scale to [0, 1] float32; a constant image becomes zeros."""
+    values = np.asarray(values, dtype=np.float32)
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros_like(values, dtype=np.float32)
+    return (values - low) / (high - low)
+
+
+def raster_to_unit(image: Image.Image) -> np.ndarray:
+    """A Pillow image (8- or 16-bit grey, RGB) → float32 in [0, 1] on its own bit depth's scale."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float32)
+        return np.clip(array / 65535.0, 0.0, 1.0)
+    if image.mode != "L":
+        image = image.convert("L")
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Any radiograph file this project reads (PNG/JPEG 8 or 16 bit, DICOM) → float32 [0, 1]."""
+    path = Path(path)
+    if path.suffix.lower() in (".dcm", ".dicom"):
+        import pydicom
+
+        return dicom_to_unit(pydicom.dcmread(path))
+    with Image.open(path) as image:
+        image.load()
+        return raster_to_unit(image)
+
+
+def unit_to_uint16(unit: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(unit, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+def unit_to_uint8(unit: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
