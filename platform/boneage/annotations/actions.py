@@ -1,0 +1,115 @@
+"""Actions on masks and age labels. Revisions are append-only; a stale base revision is a conflict."""
+from __future__ import annotations
+
+import io
+import uuid
+
+import numpy as np
+from django.db import transaction
+from PIL import Image as PILImage
+
+from boneage.audit.actions import do_record
+from boneage.live.events import publish
+from boneage.annotations.models import LABEL_PRECEDENCE, AgeLabel, LabelSource, MaskRevision, MaskSource
+from boneage.studies.ingest.store import delete_quietly, png_bytes, save_atomic
+from boneage.studies.models import Study
+
+
+class AnnotationError(Exception):
+    def __init__(self, status: int, code: str, detail: str, **extra):
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.extra = status, code, detail, extra
+
+
+def latest_mask(study: Study) -> MaskRevision | None:
+    return study.mask_revisions.order_by("-created_at", "-id").first()
+
+
+def latest_label(study: Study) -> AgeLabel | None:
+    return study.age_labels.order_by("-created_at", "-id").first()
+
+
+def current_label(study: Study) -> AgeLabel | None:
+    """The label training uses: the newest of the highest-precedence source (review > expert > import)."""
+    labels = list(study.age_labels.all())
+    if not labels:
+        return None
+    return max(labels, key=lambda label: (LABEL_PRECEDENCE[label.source], label.created_at, label.pk))
+
+
+def check_mask_png(study: Study, data: bytes) -> np.ndarray:
+    """A mask upload → bool (H, W) of the study's image size, or a clear 4xx."""
+    try:
+        with PILImage.open(io.BytesIO(data)) as image:
+            image.load()
+            array = np.asarray(image.convert("L"))
+    except Exception as exc:
+        raise AnnotationError(415, "invalid_mask", f"The mask must be a PNG image: {exc}") from exc
+    expected = (study.image.height, study.image.width)
+    if array.shape != expected:
+        raise AnnotationError(
+            422, "mask_size_mismatch",
+            f"The mask is {array.shape[1]}×{array.shape[0]} but the image is {expected[1]}×{expected[0]}.",
+        )
+    return array >= 128
+
+
+def do_save_mask(study: Study, mask: np.ndarray, *, source: str, author=None, base_revision_id: int | None = None,
+                 quality: float | None = None, note: str = "", enforce_base: bool = True) -> MaskRevision:
+    """Store a new revision. With enforce_base, a base that is not the newest revision is a 409."""
+    name = f"studies/{study.project_id}/masks/{study.pk}-{uuid.uuid4().hex[:12]}.png"
+    save_atomic(name, png_bytes(np.where(mask, 255, 0).astype(np.uint8), compress_level=6))
+    try:
+        with transaction.atomic():
+            Study.objects.select_for_update().filter(pk=study.pk).first()  # serialize writers of this study
+            newest = latest_mask(study)
+            if enforce_base and newest is not None and newest.pk != base_revision_id:
+                raise AnnotationError(
+                    409, "stale_base_revision",
+                    f"The mask changed since you started: your base is revision {base_revision_id}, "
+                    f"the newest is {newest.pk} ({newest.source}, by {getattr(newest.author, 'username', 'system')}).",
+                    newest_revision=newest.pk,
+                )
+            revision = MaskRevision.objects.create(
+                study=study, parent=newest, author=author if getattr(author, "is_authenticated", False) else None,
+                source=source, mask=name, quality=quality, area_fraction=float(mask.mean()), note=note,
+            )
+            do_record("mask.saved", revision, actor=author, project=study.project, study=study,
+                      before={"revision": newest.pk if newest else None},
+                      after={"revision": revision.pk, "source": source, "area_fraction": round(revision.area_fraction, 4)})
+            event = "mask.generated" if source == MaskSource.CANNY else "mask.saved"
+            publish(study.project_id, event, study=study.pk, revision=revision.pk, source=source)
+    except BaseException:
+        delete_quietly([name])
+        raise
+    return revision
+
+
+def do_import_label(study: Study, months: float, *, actor=None) -> AgeLabel:
+    label = AgeLabel.objects.create(study=study, months=months, source=LabelSource.IMPORT,
+                                    author=actor if getattr(actor, "is_authenticated", False) else None)
+    do_record("label.imported", label, actor=actor, project=study.project, study=study, after={"months": months})
+    return label
+
+
+def do_save_label(study: Study, months: float, *, author, source: str = LabelSource.EXPERT,
+                  base_label_id: int | None = None, enforce_base: bool = True, note: str = "") -> AgeLabel:
+    if not 0 <= months <= 240:
+        raise AnnotationError(400, "invalid_label", f"Bone age must be between 0 and 240 months, not {months:g}.")
+    with transaction.atomic():
+        Study.objects.select_for_update().filter(pk=study.pk).first()
+        newest = latest_label(study)
+        if enforce_base and newest is not None and newest.pk != base_label_id:
+            raise AnnotationError(
+                409, "stale_base_label",
+                f"The label changed since you started: your base is label {base_label_id}, the newest is "
+                f"{newest.pk} ({newest.months:g} months, {newest.source}).", newest_label=newest.pk,
+            )
+        before = current_label(study)
+        label = AgeLabel.objects.create(study=study, months=months, source=source, base=newest, note=note,
+                                        author=author if getattr(author, "is_authenticated", False) else None)
+        do_record("label.saved", label, actor=author, project=study.project, study=study,
+                  before={"months": before.months, "source": before.source} if before else None,
+                  after={"months": months, "source": source})
+        publish(study.project_id, "label.saved", study=study.pk, label=label.pk, months=months, source=source)
+    return label

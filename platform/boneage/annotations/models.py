@@ -1,0 +1,50 @@
+"""Hand-mask revisions and bone-age labels: append-only, so every version stays in the history."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class MaskSource(models.TextChoices):
+    CANNY = "canny"
+    MODEL = "model"
+    EXPERT = "expert"
+    REVIEW = "review"
+
+
+class MaskRevision(models.Model):
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="mask_revisions")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=8, choices=MaskSource.choices)
+    mask = models.CharField(max_length=255, help_text="storage name of the 0/255 PNG, image size")
+    quality = models.FloatField(null=True, blank=True, help_text="automask quality score, 0..1")
+    area_fraction = models.FloatField(null=True, blank=True)
+    note = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class LabelSource(models.TextChoices):
+    IMPORT = "import"
+    EXPERT = "expert"
+    REVIEW = "review"
+
+
+# Which label wins when a study has several: a review decision, then an expert, then an import.
+LABEL_PRECEDENCE = {LabelSource.REVIEW: 3, LabelSource.EXPERT: 2, LabelSource.IMPORT: 1}
+
+
+class AgeLabel(models.Model):
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="age_labels")
+    months = models.FloatField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=8, choices=LabelSource.choices)
+    base = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    note = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

@@ -1,0 +1,89 @@
+"""Thin API views for mask revisions and age labels."""
+from __future__ import annotations
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from boneage.annotations.actions import AnnotationError, check_mask_png, do_save_label, do_save_mask
+from boneage.annotations.models import LabelSource, MaskRevision, MaskSource
+from boneage.annotations.serializers import (
+    AgeLabelSerializer,
+    LabelWriteSerializer,
+    MaskRevisionSerializer,
+    MaskUploadSerializer,
+)
+from boneage.api import error_response
+from boneage.studies.access import CAN_LABEL, check_study
+
+
+def _annotation_error(error: AnnotationError):
+    return error_response(error.status, error.code, error.detail, **error.extra)
+
+
+class StudyMasksView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(responses=MaskRevisionSerializer(many=True), summary="Mask revisions of a study, newest first")
+    def get(self, request, study_id: int):
+        study, _ = check_study(request.user, study_id)
+        return Response(MaskRevisionSerializer(study.mask_revisions.select_related("author"), many=True).data)
+
+    @extend_schema(request={"multipart/form-data": MaskUploadSerializer}, responses={201: MaskRevisionSerializer},
+                   summary="Save an expert mask; a stale base_revision answers 409 unless force")
+    def post(self, request, study_id: int):
+        study, _ = check_study(request.user, study_id, CAN_LABEL)
+        form = MaskUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            mask = check_mask_png(study, form.validated_data["file"].read())
+            revision = do_save_mask(
+                study, mask, source=MaskSource.EXPERT, author=request.user,
+                base_revision_id=form.validated_data.get("base_revision"), note=form.validated_data["note"],
+                enforce_base=not form.validated_data["force"],
+            )
+        except AnnotationError as error:
+            return _annotation_error(error)
+        return Response(MaskRevisionSerializer(revision).data, status=201)
+
+
+class MaskPngView(APIView):
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY}, summary="A mask revision as a 0/255 PNG")
+    def get(self, request, revision_id: int):
+        revision = MaskRevision.objects.filter(pk=revision_id).first()
+        if revision is None:
+            raise NotFound("No such mask revision.")
+        check_study(request.user, revision.study_id)
+        response = FileResponse(default_storage.open(revision.mask, "rb"), content_type="image/png")
+        response["Cache-Control"] = "private, max-age=31536000, immutable"  # revisions never change
+        return response
+
+
+class StudyLabelsView(APIView):
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    @extend_schema(responses=AgeLabelSerializer(many=True), summary="Age labels of a study, newest first")
+    def get(self, request, study_id: int):
+        study, _ = check_study(request.user, study_id)
+        return Response(AgeLabelSerializer(study.age_labels.select_related("author"), many=True).data)
+
+    @extend_schema(request=LabelWriteSerializer, responses={201: AgeLabelSerializer},
+                   summary="Save an expert bone age; a stale base_label answers 409 unless force")
+    def post(self, request, study_id: int):
+        study, _ = check_study(request.user, study_id, CAN_LABEL)
+        form = LabelWriteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            label = do_save_label(
+                study, form.validated_data["months"], author=request.user, source=LabelSource.EXPERT,
+                base_label_id=form.validated_data.get("base_label"), note=form.validated_data["note"],
+                enforce_base=not form.validated_data["force"],
+            )
+        except AnnotationError as error:
+            return _annotation_error(error)
+        return Response(AgeLabelSerializer(label).data, status=201)

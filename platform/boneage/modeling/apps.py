@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ModelingConfig(AppConfig):
+    name = "boneage.modeling"
+    label = "modeling"

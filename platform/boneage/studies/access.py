@@ -1,0 +1,46 @@
+"""Who may see and do what in a project. Outsiders get 404 (not 403): they must not learn it exists."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rest_framework.exceptions import NotFound, PermissionDenied
+
+from boneage.studies.models import Membership, Project, Role, Study
+
+ANY_ROLE = tuple(Role.values)
+CAN_LABEL = (Role.LABELER, Role.REVIEWER, Role.ADMIN)
+CAN_REVIEW = (Role.REVIEWER, Role.ADMIN)
+CAN_TRAIN = (Role.TRAINER, Role.ADMIN)
+CAN_INGEST = tuple(Role.values)
+
+
+def membership_role(user, project_id: int) -> str | None:
+    if not user or not user.is_authenticated:
+        return None
+    return Membership.objects.filter(project_id=project_id, user=user).values_list("role", flat=True).first()
+
+
+def visible_projects(user):
+    return Project.objects.filter(memberships__user=user).distinct()
+
+
+def check_project(user, project_id, roles: Iterable[str] = ANY_ROLE) -> tuple[Project, str]:
+    """The project and the user's role, or NotFound for outsiders and PermissionDenied for the wrong role."""
+    try:
+        project_id = int(project_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such project.")
+    role = membership_role(user, project_id)
+    if role is None:
+        raise NotFound("No such project.")
+    if role not in tuple(roles):
+        raise PermissionDenied(f"Your role in this project ({role}) cannot do this; it needs: {', '.join(roles)}.")
+    return Project.objects.get(pk=project_id), role
+
+
+def check_study(user, study_id, roles: Iterable[str] = ANY_ROLE) -> tuple[Study, str]:
+    study = Study.objects.filter(pk=study_id).select_related("project").first() if str(study_id).isdigit() else None
+    if study is None:
+        raise NotFound("No such study.")
+    _, role = check_project(user, study.project_id, roles)
+    return study, role

@@ -1,0 +1,226 @@
+"""Actions on projects and studies: `check_*` validate, `do_*` change rows and emit events on commit."""
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from boneage.audit.actions import do_record
+from boneage.live.events import publish
+from boneage.studies.ingest.decode import Decoded, decode_upload
+from boneage.studies.ingest.errors import IngestError
+from boneage.studies.ingest.store import delete_quietly, save_atomic
+from boneage.studies.models import Image, IngestOutcome, IngestRecord, Membership, Project, Role, Study
+
+MAX_AGE_MONTHS = 240.0
+
+
+@dataclass(frozen=True)
+class IngestFields:
+    """Optional form fields of an upload; when given they win over the DICOM tags."""
+
+    sex: str | None = None
+    chronological_age_months: float | None = None
+    bone_age_months: float | None = None
+    external_id: str = ""
+
+
+@dataclass
+class IngestResult:
+    status: int  # 201 new, 200 already stored, 409 conflict, 4xx rejected
+    outcome: str
+    record: IngestRecord
+    study: Study | None = None
+    error: IngestError | None = None
+
+
+def check_ingest_fields(data: Mapping) -> IngestFields:
+    sex = (data.get("sex") or "").strip().upper() or None
+    if sex is not None and sex not in ("M", "F"):
+        raise IngestError(400, "invalid_field", f"sex must be M or F, not {data.get('sex')!r}.")
+    return IngestFields(
+        sex=sex,
+        chronological_age_months=_months_field(data, "chronological_age_months"),
+        bone_age_months=_months_field(data, "bone_age_months"),
+        external_id=str(data.get("external_id") or "")[:64],
+    )
+
+
+def _months_field(data: Mapping, name: str) -> float | None:
+    raw = data.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise IngestError(400, "invalid_field", f"{name} must be a number of months, not {raw!r}.")
+    if not 0 <= value <= MAX_AGE_MONTHS:
+        raise IngestError(400, "invalid_field", f"{name} must be between 0 and {MAX_AGE_MONTHS:g} months, not {value:g}.")
+    return value
+
+
+def do_create_project(user, name: str, *, description: str = "", deidentify: bool = False) -> Project:
+    with transaction.atomic():
+        project = Project.objects.create(name=name, description=description, deidentify=deidentify, created_by=user)
+        Membership.objects.create(project=project, user=user, role=Role.ADMIN)
+        do_record("project.created", project, actor=user, project=project, after={"name": name})
+    return project
+
+
+def do_set_role(project: Project, user, role: str, *, actor=None) -> Membership:
+    with transaction.atomic():
+        membership = Membership.objects.filter(project=project, user=user).first()
+        before = membership.role if membership else None
+        if membership is None:
+            membership = Membership.objects.create(project=project, user=user, role=role)
+        elif membership.role != role:
+            membership.role = role
+            membership.save(update_fields=["role"])
+        if before != role:
+            do_record("membership.role_changed", membership, actor=actor, project=project,
+                      before={"user": user.username, "role": before}, after={"user": user.username, "role": role})
+    return membership
+
+
+def do_ingest(
+    project: Project,
+    user,
+    data: bytes,
+    file_name: str,
+    fields: IngestFields = IngestFields(),
+    *,
+    channel: str = "api",
+    source: str = "upload",
+) -> IngestResult:
+    """Validate, store and register one file. Never raises for a bad file: the result says why."""
+    started = time.perf_counter()
+    file_name = (file_name or "upload")[:255]
+    try:
+        if len(data) > settings.UPLOAD_MAX_BYTES:
+            raise IngestError(
+                413, "file_too_large",
+                f"The file is {len(data):,} bytes; the limit is {settings.UPLOAD_MAX_BYTES:,} bytes.",
+            )
+        decoded = decode_upload(data, max_pixels=settings.UPLOAD_MAX_PIXELS)
+        stored_bytes = _maybe_deidentify(project, decoded, data, fields)
+        return _store(project, user, decoded, stored_bytes, file_name, fields, channel, source, started)
+    except IngestError as error:
+        record = _record(project, user, file_name, data, channel, IngestOutcome.REJECTED, started,
+                         reason=error.code, detail=error.detail)
+        return IngestResult(error.status, IngestOutcome.REJECTED, record, error=error)
+
+
+def do_reject(project: Project, user, file_name: str, size: int, error: IngestError, *, channel: str) -> IngestRecord:
+    """Record a file refused before its bytes were read (e.g. over the size limit)."""
+    return IngestRecord.objects.create(
+        project=project, user=user if getattr(user, "is_authenticated", False) else None,
+        file_name=(file_name or "upload")[:255], size_bytes=size, channel=channel,
+        outcome=IngestOutcome.REJECTED, reason=error.code, detail=error.detail,
+    )
+
+
+def _maybe_deidentify(project: Project, decoded: Decoded, data: bytes, fields: IngestFields) -> bytes:
+    if not (project.deidentify and decoded.dataset is not None):
+        return data
+    from boneage.studies.ingest.deid import deidentify
+
+    age = fields.chronological_age_months if fields.chronological_age_months is not None else decoded.chronological_age_months
+    ds = deidentify(decoded.dataset, salt=f"{settings.SECRET_KEY}:{project.pk}", age_months=age)
+    decoded.sop_instance_uid = str(ds.SOPInstanceUID)
+    decoded.study_instance_uid = str(ds.get("StudyInstanceUID", ""))
+    decoded.series_instance_uid = str(ds.get("SeriesInstanceUID", ""))
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _store(project, user, decoded: Decoded, data: bytes, file_name, fields: IngestFields, channel, source, started) -> IngestResult:
+    checksum = hashlib.sha256(data).hexdigest()
+    instance_key = decoded.sop_instance_uid or f"sha256:{checksum}"
+    existing = Study.objects.filter(project=project, instance_key=instance_key).first()
+    if existing is not None:
+        return _duplicate(project, user, existing, checksum, file_name, data, channel, started)
+
+    extension = {"application/dicom": ".dcm", "image/png": ".png", "image/jpeg": ".jpg"}[decoded.media_type]
+    original = f"studies/{project.pk}/{uuid.uuid4().hex}/original{extension}"
+    save_atomic(original, data)
+    try:
+        with transaction.atomic():
+            study = Study.objects.create(
+                project=project,
+                instance_key=instance_key,
+                sop_instance_uid=decoded.sop_instance_uid,
+                study_instance_uid=decoded.study_instance_uid,
+                series_instance_uid=decoded.series_instance_uid,
+                external_id=fields.external_id,
+                sex=fields.sex if fields.sex is not None else decoded.sex,
+                chronological_age_months=(
+                    fields.chronological_age_months
+                    if fields.chronological_age_months is not None
+                    else decoded.chronological_age_months
+                ),
+                source=source,
+                original_name=file_name,
+                checksum=checksum,
+                created_by=user if getattr(user, "is_authenticated", False) else None,
+            )
+            Image.objects.create(
+                study=study, original=original, width=decoded.width, height=decoded.height,
+                pixel_spacing_mm=decoded.pixel_spacing_mm, photometric=decoded.photometric,
+                bits_stored=decoded.bits_stored, modality=decoded.modality,
+                transfer_syntax=decoded.transfer_syntax, media_type=decoded.media_type,
+            )
+            if fields.bone_age_months is not None:
+                from boneage.annotations.actions import do_import_label
+
+                do_import_label(study, fields.bone_age_months, actor=user)
+            do_record("study.ingested", study, actor=user, project=project, study=study,
+                      after={"file": file_name, "checksum": checksum, "instance_key": instance_key})
+            record = _record(project, user, file_name, data, channel, IngestOutcome.ACCEPTED, started,
+                             checksum=checksum, study=study)
+            publish(project.pk, "study.ingested", study=study.pk)
+            transaction.on_commit(lambda: _enqueue_post_ingest(study.pk))
+    except IntegrityError:
+        # Another upload of the same instance won the race: ours leaves nothing behind.
+        delete_quietly([original])
+        existing = Study.objects.filter(project=project, instance_key=instance_key).first()
+        if existing is None:
+            raise
+        return _duplicate(project, user, existing, checksum, file_name, data, channel, started)
+    except BaseException:
+        delete_quietly([original])
+        raise
+    return IngestResult(201, IngestOutcome.ACCEPTED, record, study=study)
+
+
+def _duplicate(project, user, existing: Study, checksum, file_name, data, channel, started) -> IngestResult:
+    if existing.checksum == checksum:
+        record = _record(project, user, file_name, data, channel, IngestOutcome.ALREADY_STORED, started,
+                         checksum=checksum, study=existing, detail=f"Identical to study {existing.pk}.")
+        return IngestResult(200, IngestOutcome.ALREADY_STORED, record, study=existing)
+    detail = (f"Study {existing.pk} already has instance {existing.instance_key} with different bytes; "
+              "the stored file was kept and this upload was not stored.")
+    record = _record(project, user, file_name, data, channel, IngestOutcome.CONFLICT, started,
+                     checksum=checksum, study=existing, reason="uid_conflict", detail=detail)
+    return IngestResult(409, IngestOutcome.CONFLICT, record, study=existing,
+                        error=IngestError(409, "uid_conflict", detail))
+
+
+def _record(project, user, file_name, data, channel, outcome, started, *, checksum="", study=None, reason="", detail=""):
+    return IngestRecord.objects.create(
+        project=project, user=user if getattr(user, "is_authenticated", False) else None,
+        file_name=file_name, size_bytes=len(data), checksum=checksum, channel=channel, outcome=outcome,
+        reason=reason, detail=detail, study=study, seconds=time.perf_counter() - started,
+    )
+
+
+def _enqueue_post_ingest(study_id: int) -> None:
+    from boneage.studies.tasks import post_ingest
+
+    post_ingest.delay(study_id)

@@ -1,0 +1,54 @@
+"""Derived files of a study: the normalized 16-bit PNG and the display-size 8-bit PNG.
+
+Made after commit on the cpu queue (so ingest stays close to raw decode speed) or on first view,
+whichever comes first; idempotent, atomic, and safe to run twice at once.
+"""
+from __future__ import annotations
+
+import uuid
+from pathlib import PurePosixPath
+
+import numpy as np
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from boneage.studies.ingest.decode import decode_upload
+from boneage.studies.ingest.store import delete_quietly, display_array, png_bytes, save_atomic
+from boneage.studies.models import Image
+from ml.imaging import unit_to_uint16
+
+
+def read_bytes(name: str) -> bytes:
+    with default_storage.open(name, "rb") as handle:
+        return handle.read()
+
+
+def load_unit(image: Image) -> np.ndarray:
+    """The study's pixels as float32 [0, 1], bright bone (from the normalized PNG when it exists)."""
+    from ml.imaging import load_image
+
+    if image.normalized and default_storage.exists(image.normalized):
+        if hasattr(default_storage, "path"):
+            return load_image(default_storage.path(image.normalized))
+    return decode_upload(read_bytes(image.original), max_pixels=settings.UPLOAD_MAX_PIXELS).unit
+
+
+def ensure_derived_images(image: Image) -> Image:
+    if image.normalized and image.display:
+        return image
+    unit = decode_upload(read_bytes(image.original), max_pixels=settings.UPLOAD_MAX_PIXELS).unit
+    folder = PurePosixPath(image.original).parent
+    token = uuid.uuid4().hex[:8]
+    normalized = save_atomic(str(folder / f"normalized-{token}.png"), png_bytes(unit_to_uint16(unit)))
+    shown = display_array(unit, settings.DISPLAY_MAX_SIDE)
+    display = save_atomic(str(folder / f"display-{token}.png"), png_bytes(shown, compress_level=3))
+    with transaction.atomic():
+        locked = Image.objects.select_for_update().get(pk=image.pk)
+        if locked.normalized and locked.display:  # someone else finished first: keep theirs
+            delete_quietly([normalized, display])
+            return locked
+        locked.normalized, locked.display = normalized, display
+        locked.display_height, locked.display_width = shown.shape
+        locked.save(update_fields=["normalized", "display", "display_height", "display_width"])
+    return locked

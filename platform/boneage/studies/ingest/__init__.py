@@ -1,0 +1,1 @@
+"""Turning uploaded bytes into a validated, normalized radiograph (no Django models here)."""

@@ -1,0 +1,119 @@
+"""Projects with role-based memberships, studies and their images, and the record of every upload."""
+from __future__ import annotations
+
+from django.conf import settings as django_settings
+from django.db import models
+
+
+class Role(models.TextChoices):
+    LABELER = "labeler", "Labeler"
+    REVIEWER = "reviewer", "Reviewer"
+    TRAINER = "trainer", "Trainer"
+    ADMIN = "admin", "Admin"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    description = models.TextField(blank=True)
+    deidentify = models.BooleanField(
+        default=False, help_text="De-identify DICOM on ingest (PS3.15 Annex E basic profile, retain patient characteristics)"
+    )
+    settings = models.JSONField(default=dict, blank=True, help_text="Per-project options (review rules, auto-retrain ...)")
+    created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(django_settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.project}"
+
+
+class Sex(models.TextChoices):
+    MALE = "M", "Male"
+    FEMALE = "F", "Female"
+    UNKNOWN = "", "Unknown"
+
+
+class Study(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="studies")
+    # The dedupe key: the SOPInstanceUID for DICOM, "sha256:<hex>" for PNG/JPEG.
+    instance_key = models.CharField(max_length=128)
+    study_instance_uid = models.CharField(max_length=64, blank=True)
+    series_instance_uid = models.CharField(max_length=64, blank=True)
+    sop_instance_uid = models.CharField(max_length=64, blank=True)
+    external_id = models.CharField(max_length=64, blank=True, help_text="e.g. the RSNA id")
+    sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)
+    chronological_age_months = models.FloatField(null=True, blank=True)
+    source = models.CharField(max_length=16, default="upload")
+    original_name = models.CharField(max_length=255)
+    checksum = models.CharField(max_length=64, help_text="sha256 of the stored original bytes")
+    automask_state = models.CharField(max_length=16, default="pending")
+    automask_error = models.TextField(blank=True)
+    created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["project", "instance_key"], name="one_study_per_instance")]
+
+    def __str__(self) -> str:
+        return f"study {self.pk} ({self.original_name})"
+
+
+class Image(models.Model):
+    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="image")
+    original = models.CharField(max_length=255, help_text="storage name of the original bytes")
+    # Derived after commit by the cpu queue (or on first view): ingest itself stays close to raw decode speed.
+    normalized = models.CharField(max_length=255, blank=True, help_text="16-bit PNG, bright bone, full size")
+    display = models.CharField(max_length=255, blank=True, help_text="8-bit PNG, display size")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    display_width = models.PositiveIntegerField(null=True, blank=True)
+    display_height = models.PositiveIntegerField(null=True, blank=True)
+    pixel_spacing_mm = models.FloatField(null=True, blank=True)
+    photometric = models.CharField(max_length=16, blank=True)
+    bits_stored = models.PositiveSmallIntegerField(null=True, blank=True)
+    modality = models.CharField(max_length=8, blank=True)
+    transfer_syntax = models.CharField(max_length=64, blank=True)
+    media_type = models.CharField(max_length=32)
+
+
+class IngestOutcome(models.TextChoices):
+    ACCEPTED = "accepted"
+    ALREADY_STORED = "already_stored"
+    CONFLICT = "conflict"
+    REJECTED = "rejected"
+
+
+class IngestRecord(models.Model):
+    """Every upload, accepted or not, so a rejected file stays visible with its reason."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="ingest_records")
+    user = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    file_name = models.CharField(max_length=255)
+    size_bytes = models.BigIntegerField(default=0)
+    checksum = models.CharField(max_length=64, blank=True)
+    channel = models.CharField(max_length=16, default="api", help_text="api, browser, import_dicom, import_rsna")
+    outcome = models.CharField(max_length=16, choices=IngestOutcome.choices)
+    reason = models.CharField(max_length=64, blank=True)
+    detail = models.TextField(blank=True)
+    study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.SET_NULL, related_name="ingest_records")
+    seconds = models.FloatField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

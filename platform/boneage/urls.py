@@ -1,0 +1,33 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from boneage.annotations import views as annotations
+from boneage.audit import views as audit
+from boneage.studies import views as studies
+
+api = [
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("projects/", studies.ProjectListView.as_view(), name="api-projects"),
+    path("projects/<int:project_id>/", studies.ProjectDetailView.as_view(), name="api-project"),
+    path("projects/<int:project_id>/studies/", studies.ProjectStudiesView.as_view(), name="api-project-studies"),
+    path("projects/<int:project_id>/ingest-records/", studies.IngestRecordsView.as_view(), name="api-ingest-records"),
+    path("studies/<int:study_id>/", studies.StudyDetailView.as_view(), name="api-study"),
+    path("studies/<int:study_id>/image/", studies.StudyImageView.as_view(), name="api-study-image"),
+    path("studies/<int:study_id>/masks/", annotations.StudyMasksView.as_view(), name="api-study-masks"),
+    path("studies/<int:study_id>/labels/", annotations.StudyLabelsView.as_view(), name="api-study-labels"),
+    path("studies/<int:study_id>/history/", audit.StudyHistoryView.as_view(), name="api-study-history"),
+    path("masks/<int:revision_id>/png/", annotations.MaskPngView.as_view(), name="api-mask-png"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("api/", include(api)),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("", include("boneage.web.urls")),
+]

@@ -1,0 +1,65 @@
+"""Server-rendered pages: the shell that the ES modules in frontend/static fill from the API."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+from rest_framework.exceptions import NotFound, PermissionDenied
+
+from boneage.studies.access import CAN_INGEST, check_project, check_study, visible_projects
+from boneage.studies.actions import IngestFields, check_ingest_fields, do_ingest
+from boneage.studies.ingest.errors import IngestError
+
+
+def _project_or_404(user, project_id, roles=None):
+    try:
+        return check_project(user, project_id, roles) if roles else check_project(user, project_id)
+    except NotFound:
+        raise Http404("No such project.")
+
+
+@login_required
+def projects_page(request):
+    return render(request, "projects.html", {"projects": visible_projects(request.user)})
+
+
+@login_required
+def worklist_page(request, project_id: int):
+    project, role = _project_or_404(request.user, project_id)
+    return render(request, "worklist.html", {"project": project, "role": role})
+
+
+@login_required
+def study_page(request, study_id: int):
+    try:
+        study, role = check_study(request.user, study_id)
+    except NotFound:
+        raise Http404("No such study.")
+    return render(request, "study.html", {"study": study, "project": study.project, "role": role})
+
+
+@login_required
+@require_POST
+def upload_form(request, project_id: int):
+    """The plain form upload (works without JavaScript): one message per file."""
+    try:
+        project, _ = _project_or_404(request.user, project_id, CAN_INGEST)
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+        return redirect("worklist", project_id=project_id)
+    try:
+        fields = check_ingest_fields(request.POST)
+    except IngestError as error:
+        messages.error(request, error.detail)
+        fields = None
+    for upload in request.FILES.getlist("file") if fields else []:
+        result = do_ingest(project, request.user, upload.read(), upload.name, fields or IngestFields(), channel="browser")
+        if result.error:
+            messages.error(request, f"{upload.name}: {result.error.detail}")
+        elif result.status == 200:
+            messages.info(request, f"{upload.name}: already stored as study {result.study.pk}.")
+        else:
+            messages.success(request, f"{upload.name}: stored as study {result.study.pk}.")
+    return redirect("worklist", project_id=project.pk)

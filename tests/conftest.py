@@ -1,0 +1,58 @@
+"""Shared fixtures: personas (owner, member, outsider), a CSRF-enforcing client, temporary media."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def temporary_media(settings, tmp_path):
+    """Each test writes its files under its own folder, so nothing leaks between tests."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str):
+        return django_user_model.objects.create_user(username=username, password=f"{username}-Pass-123")
+
+    return make
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("olivia_owner")
+
+
+@pytest.fixture
+def member(make_user):
+    return make_user("max_member")
+
+
+@pytest.fixture
+def outsider(make_user):
+    return make_user("oscar_outsider")
+
+
+@pytest.fixture
+def project(owner, member):
+    from boneage.studies.actions import do_create_project, do_set_role
+
+    project = do_create_project(owner, "Hands")
+    do_set_role(project, member, "labeler", actor=owner)
+    return project
+
+
+@pytest.fixture
+def api_as():
+    """An API client logged in by session with CSRF enforced, like a browser."""
+    from rest_framework.test import APIClient
+
+    def client_for(user):
+        client = APIClient(enforce_csrf_checks=True)
+        client.force_login(user)
+        client.get("/accounts/login/")  # sets the csrftoken cookie
+        client.credentials(HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+        return client
+
+    return client_for
