@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest_plugins = ["tests.live_support"]
+
 
 @pytest.fixture(autouse=True)
 def temporary_media(settings, tmp_path):

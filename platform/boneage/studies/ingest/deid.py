@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+from pydicom.sequence import Sequence
 
 REMOVE = (
     "InstitutionAddress", "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers",
@@ -38,8 +38,9 @@ REPLACE_UIDS = (
 
 
 def replacement_uid(uid: str, salt: str) -> str:
-    """The same UID and salt always give the same new UID (2.25 root, from a SHA-256 of both)."""
-    return generate_uid(prefix=None, entropy_srcs=[salt, uid])
+    """The same UID and salt always give the same new UID: a 2.25 UUID-derived UID from a SHA-256 of both."""
+    digest = hashlib.sha256(f"{salt}\0{uid}".encode()).digest()[:16]
+    return f"2.25.{int.from_bytes(digest, 'big')}"
 
 
 def deidentify(ds: Dataset, *, salt: str, age_months: float | None) -> Dataset:
@@ -59,7 +60,9 @@ def deidentify(ds: Dataset, *, salt: str, age_months: float | None) -> Dataset:
     if age_months is not None and not ds.get("PatientAge"):
         ds.PatientAge = f"{min(int(age_months), 999):03d}M"
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = "PS3.15 Annex E basic profile; Retain Patient Characteristics option"
+    ds.DeidentificationMethod = "PS3.15 E.1 basic profile, retain patient chars"
+    ds.DeidentificationMethodCodeSequence = Sequence([_code("113100", "Basic Application Confidentiality Profile"),
+                                                      _code("113108", "Retain Patient Characteristics Option")])
     ds.PatientName = "ANONYMOUS^" + hashlib.sha256((salt + str(ds.get("StudyInstanceUID", ""))).encode()).hexdigest()[:8]
     return ds
 
@@ -71,3 +74,9 @@ def _replace_uids(ds: Dataset, salt: str) -> None:
                 _replace_uids(item, salt)
         elif element.keyword in REPLACE_UIDS and element.value:
             element.value = replacement_uid(str(element.value), salt)
+
+
+def _code(value: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
+    return item

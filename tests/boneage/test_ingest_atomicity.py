@@ -1,0 +1,65 @@
+"""Ingest under concurrency and failure: one row per instance, no orphan files, no half-written rows."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from boneage.studies import actions
+from boneage.studies.actions import do_ingest
+from boneage.studies.models import Image, IngestRecord, Study
+from tests.dicom_factory import dicom_bytes
+
+
+def files_under(root):
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ten_concurrent_uploads_of_one_file_make_exactly_one_study(project, owner, temporary_media):
+    data = dicom_bytes()
+    statuses: list[int] = []
+    barrier = threading.Barrier(10)
+
+    def upload():
+        barrier.wait()
+        try:
+            statuses.append(do_ingest(project, owner, data, "same.dcm").status)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=upload) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] * 9 + [201]
+    assert Study.objects.count() == 1 and Image.objects.count() == 1
+    assert len(files_under(temporary_media)) == 1  # only the winner's original stays
+    assert IngestRecord.objects.filter(outcome="already_stored").count() == 9
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_crash_between_file_write_and_commit_leaves_no_orphan(project, owner, temporary_media, monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(actions, "do_record", crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        do_ingest(project, owner, dicom_bytes(), "hand.dcm")
+    assert Study.objects.count() == 0 and Image.objects.count() == 0
+    assert files_under(temporary_media) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_orphan_sweeper_removes_files_that_a_killed_process_left(project, owner, temporary_media):
+    from django.core.management import call_command
+
+    kept = do_ingest(project, owner, dicom_bytes(), "kept.dcm").study
+    orphan = temporary_media / "studies" / str(project.pk) / "deadbeef" / "original.dcm"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"left by a killed process")
+    call_command("sweep_orphans", "--min-age-seconds", "0")
+    assert not orphan.exists()
+    assert (temporary_media / kept.image.original).exists()

@@ -1,0 +1,57 @@
+"""Settings are typed and fail at boot; the production profile passes `check --deploy`."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY", "DEBUG")}
+    environment.update(env)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=environment,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "variable,value,message",
+    [
+        ("DEBUG", "perhaps", "DEBUG='perhaps' is not a boolean"),
+        ("UPLOAD_MAX_BYTES", "lots", "UPLOAD_MAX_BYTES='lots' is not an integer"),
+        ("REDIS_URL", "http://localhost", "must start with redis://"),
+        ("BONEAGE_PROFILE", "staging", "must be one of dev, test, prod"),
+    ],
+)
+def test_a_bad_setting_stops_the_boot_with_a_clear_message(variable, value, message, tmp_path):
+    result = run_manage("check", **{variable: value, "BONEAGE_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and message in result.stderr
+
+
+def test_production_requires_a_secret_key(tmp_path):
+    result = run_manage("check", BONEAGE_PROFILE="prod", ALLOWED_HOSTS="bones.example.org", BONEAGE_VAR_DIR=str(tmp_path))
+    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+
+
+def test_a_secret_can_come_from_a_file(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz!")
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", BONEAGE_PROFILE="prod",
+                        SECRET_KEY_FILE=str(secret), ALLOWED_HOSTS="bones.example.org", BONEAGE_VAR_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_deploy_is_clean_under_the_production_profile(tmp_path):
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", BONEAGE_PROFILE="prod",
+                        SECRET_KEY="k3y-" + "abcdefghij0123456789" * 3, ALLOWED_HOSTS="bones.example.org", BONEAGE_VAR_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_the_visibility_timeout_outlasts_the_longest_task(settings):
+    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > settings.TRAINING_HARD_TIME_LIMIT_S
