@@ -6,6 +6,8 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from boneage.annotations import views as annotations
 from boneage.audit import views as audit
+from boneage.modeling import urls as modeling_urls
+from boneage.review import urls as review_urls
 from boneage.studies import views as studies
 
 api = [
@@ -26,6 +28,10 @@ api = [
 
 urlpatterns = [
     path("api/", include(api)),
+    path("api/", include(modeling_urls.api)),
+    path("api/", include(review_urls.api)),
+    path("", include(modeling_urls.pages)),
+    path("", include(review_urls.pages)),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

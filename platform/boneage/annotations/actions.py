@@ -10,6 +10,7 @@ from PIL import Image as PILImage
 
 from boneage.audit.actions import do_record
 from boneage.live.events import publish
+from boneage.review.hooks import study_changed
 from boneage.annotations.models import LABEL_PRECEDENCE, AgeLabel, LabelSource, MaskRevision, MaskSource
 from boneage.studies.ingest.store import delete_quietly, png_bytes, save_atomic
 from boneage.studies.models import Study
@@ -79,6 +80,7 @@ def do_save_mask(study: Study, mask: np.ndarray, *, source: str, author=None, ba
                       after={"revision": revision.pk, "source": source, "area_fraction": round(revision.area_fraction, 4)})
             event = "mask.generated" if source == MaskSource.CANNY else "mask.saved"
             publish(study.project_id, event, study=study.pk, revision=revision.pk, source=source)
+            transaction.on_commit(lambda: study_changed(study.pk, "mask"))
     except BaseException:
         delete_quietly([name])
         raise
@@ -112,4 +114,5 @@ def do_save_label(study: Study, months: float, *, author, source: str = LabelSou
                   before={"months": before.months, "source": before.source} if before else None,
                   after={"months": months, "source": source})
         publish(study.project_id, "label.saved", study=study.pk, label=label.pk, months=months, source=source)
+        transaction.on_commit(lambda: study_changed(study.pk, "label"))
     return label
