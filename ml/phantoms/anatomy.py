@@ -147,6 +147,7 @@ class HandLayout:
     bones: list[Tube | Ellipsoid] = field(default_factory=list)
     soft: list[Soft] = field(default_factory=list)
     keypoints: list[np.ndarray] = field(default_factory=list)  # what must stay on the canvas
+    polys: list[tuple[np.ndarray, float]] = field(default_factory=list)  # (points mm, thickness mm) slabs
     meta: dict = field(default_factory=dict)
 
 
@@ -197,8 +198,8 @@ def build_hand(age_months: float, male: bool, rng: np.random.Generator) -> HandL
         return s, gap
 
     # ---------------- forearm: radius and ulna (epiphyses distal) ----------------
-    rad_r = 6.6 * g * slender
-    rad_end = 11.8 * g * slender
+    rad_r = 5.8 * g * slender
+    rad_end = 11.2 * g * slender
     rad_zone = 8.5 * g
     tip = np.array([4.5, 0.0]) * g
     up = np.array([0.0, 1.0])
@@ -206,8 +207,8 @@ def build_hand(age_months: float, male: bool, rng: np.random.Generator) -> HandL
     fused = s_rad >= 4.5
     lay.bones.append(Tube("radius", np.array([5.5, -150.0]) * g, tip - up * (0.0 if fused else rad_zone),
                           rad_r, rad_r, rad_end, 1.0, 2.6, medulla))
-    uln_r = 4.9 * g * slender
-    uln_end = 6.4 * g * slender
+    uln_r = 4.0 * g * slender
+    uln_end = 6.0 * g * slender
     uln_zone = 6.5 * g
     utip = np.array([-13.5, -2.5]) * g
     s_uln, _ = epiphysis("ulna", "ulna", utip - up * uln_zone, up, uln_end, uln_zone)
@@ -225,18 +226,19 @@ def build_hand(age_months: float, male: bool, rng: np.random.Generator) -> HandL
             continue
         ossified.append(name)
         span = 120.0 if male else 100.0
-        grow = float(np.clip((age - onset) / span, 0.0, 1.0)) ** 0.75
-        size = 0.16 + 0.84 * grow
+        grow = float(np.clip((age - onset) / span, 0.0, 1.0)) ** 0.6
+        size = 0.40 + 0.60 * grow
         carpal_sizes[name] = round(size, 3)
         # early centres are round and sit near the middle of the future bone
-        a = sa * size * g * slender ** 0.5
-        b = (sb * grow + min(sa, sb) * (1 - grow)) * size * g * slender ** 0.5
+        a = 1.22 * sa * size * g * slender ** 0.5
+        b = 1.22 * (sb * grow + min(sa, sb) * (1 - grow)) * size * g * slender ** 0.5
         angle = ang * grow
         lay.bones.append(Ellipsoid(name, np.array([cx, cy]) * g, a, b, np.array(
             [np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))]), p=2.0 + 1.0 * grow, add=(name == "pisiform")))
 
     # ---------------- rays ----------------
     tips = {}
+    heads = {}
     for ray, spec in RAYS.items():
         base = np.array(spec["base"]) * g
         mc_dir = _unit(spec["angle"] + rng.normal(0.0, 1.5))
@@ -273,6 +275,7 @@ def build_hand(age_months: float, male: bool, rng: np.random.Generator) -> HandL
         tips[ray] = pos
         soft_r = spec["soft"] * g * chubby
         mc_head = base + mc_dir * lengths[0]
+        heads[ray] = (base, mc_head)
         lay.soft.append(Soft(mc_head - mc_dir * 4.0 * g, pos + fing_dir * 1.0 * g, soft_r * 1.05, soft_r * 0.9))
         lay.keypoints.append(pos + fing_dir * soft_r)
         if ray > 1:  # palm: a fat capsule along each metacarpal up to the finger web
@@ -286,8 +289,13 @@ def build_hand(age_months: float, male: bool, rng: np.random.Generator) -> HandL
     mc1_head = np.array(RAYS[1]["base"]) * g + _unit(RAYS[1]["angle"]) * RAYS[1]["lengths"][0] * g
     mc2_mid = np.array(RAYS[2]["base"]) * g + _unit(RAYS[2]["angle"]) * RAYS[2]["lengths"][0] * g * 0.55
     lay.soft.append(Soft(mc2_mid, mc1_head, 9.0 * g * chubby, 8.0 * g * chubby, 0.7))
+    # palm slab: fills the space between the capsules so the envelope has no holes
+    mc1_mid = (heads[1][0] + heads[1][1]) / 2.0
+    palm = np.array([heads[5][0], heads[5][1], heads[4][1], heads[3][1], heads[2][1], mc1_mid,
+                     np.array([12.0, 6.0]) * g, np.array([-14.0, 8.0]) * g])
+    lay.polys.append((palm, 2.0 * 10.0 * g * chubby * 0.95))
     # wrist and forearm (goes off the canvas)
-    wr = 28.0 * g * chubby ** 0.5
+    wr = 25.5 * g * chubby ** 0.5
     lay.soft.append(Soft(np.array([-3.0, 22.0]) * g, np.array([-4.0, -40.0]) * g, wr * 1.05, wr, 1.05))
     lay.soft.append(Soft(np.array([-4.0, -40.0]) * g, np.array([-5.0, -170.0]) * g, wr, wr * 1.15, 1.05))
     lay.keypoints += [np.array([-3.0 * g - wr, 0.0]), np.array([-3.0 * g + wr, 0.0])]

@@ -111,3 +111,19 @@ def draw_ellipsoid(field: np.ndarray, tex: np.ndarray, c, a: float, b: float, ax
         sub += dens
     else:
         np.maximum(sub, dens, out=sub)
+
+
+def draw_polygon(field: np.ndarray, pts: np.ndarray, thickness: float) -> None:
+    """Union of a flat slab of constant thickness (pixels) over a filled polygon (pixel coordinates)."""
+    from PIL import Image, ImageDraw
+
+    h, w = field.shape
+    box = _box(h, w, pts[:, 0].min(), pts[:, 0].max(), pts[:, 1].min(), pts[:, 1].max())
+    if box is None:
+        return
+    iy0, iy1, ix0, ix1 = box
+    img = Image.new("L", (ix1 - ix0, iy1 - iy0), 0)
+    ImageDraw.Draw(img).polygon([(float(x - ix0), float(y - iy0)) for x, y in pts], fill=255)
+    inside = np.asarray(img) > 0
+    sub = field[iy0:iy1, ix0:ix1]
+    np.maximum(sub, np.where(inside, np.float32(thickness), np.float32(0.0)), out=sub)

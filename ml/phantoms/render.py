@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from ml.imaging import unit_to_uint16
 from ml.phantoms.anatomy import Ellipsoid, HandLayout, Tube, build_hand
-from ml.phantoms.raster import draw_ellipsoid, draw_soft, draw_tube
+from ml.phantoms.raster import draw_ellipsoid, draw_polygon, draw_soft, draw_tube
 
 DISTRACTOR_MODES = ("none", "random", "shortcut")
 AGE_BRACKETS = (0.0, 60.0, 120.0, 168.0, 1e9)  # shortcut tag type = bracket index in the train half
@@ -56,6 +56,8 @@ class Pose:
 def _draw_layout(lay: HandLayout, pose: Pose, soft: np.ndarray, bone: np.ndarray, tex: np.ndarray,
                  mu_cortex: float, mu_trab: float) -> None:
     s = pose.scale
+    for pts, thick in lay.polys:
+        draw_polygon(soft, np.array([pose.point(p) for p in pts]), thick * s)
     for part in lay.soft:
         draw_soft(soft, pose.point(part.a), pose.point(part.b), part.r_a * s, part.r_b * s, part.depth)
     for b in lay.bones:
@@ -179,7 +181,7 @@ def render(age_months: float, male: bool, seed: int, *, size: int | None = 512,
 
     # --- attenuation fields ------------------------------------------------------------------
     res = long_side / 512.0
-    tex = _trabecular_texture(h, w, max(0.45 * pose.scale, 0.6), rng)
+    tex = _trabecular_texture(h, w, max(0.6 * pose.scale, 0.7), rng)
     density = 0.72 + 0.28 * min(age / 180.0, 1.0)
     kv = float(rng.uniform(0.8, 1.2))  # beam quality: bone/soft contrast
     mu_soft, mu_c, mu_t = 0.021, 0.105 * density * kv, 0.050 * density * kv
@@ -270,7 +272,7 @@ def _trabecular_texture(h: int, w: int, sigma: float, rng: np.random.Generator) 
     fine = rng.standard_normal((h, w), dtype=np.float32)
     sm = ndimage.gaussian_filter(fine, sigma, truncate=2.5)
     sm /= max(float(sm[::9, ::9].std()), 1e-6)
-    return 1.0 + 0.28 * sm
+    return 1.0 + 0.2 * sm
 
 
 def _collimation(rng, pose: Pose, lay: HandLayout, h: int, w: int, field_in: np.ndarray, records: list) -> None:
