@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
              soft_time_limit=60, time_limit=120)
 def automask_study(study_id: int) -> None:
     with transaction.atomic():
-        study = Study.objects.select_for_update().filter(pk=study_id).select_related("image").first()
+        study = Study.objects.select_for_update(of=("self",)).filter(pk=study_id).select_related("image").first()
         if study is None or study.automask_state == "done":  # idempotent: a second run changes nothing
             return
         study.automask_state = "running"
