@@ -4,7 +4,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFilesSent
 from django.http import JsonResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -43,3 +45,11 @@ def _flatten(detail) -> str:
 def json_404(request, exception=None):
     """JSON for unknown /api/ URLs (the HTML 404 elsewhere)."""
     return JsonResponse({"error": "not_found", "detail": "No such resource."}, status=status.HTTP_404_NOT_FOUND)
+
+
+class TokenView(ObtainAuthToken):
+    """POST username + password → {"token"} for the API (send it as `Authorization: Token …`)."""
+
+    @extend_schema(summary="Exchange a username and password for an API token")
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)

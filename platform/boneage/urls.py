@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+
+from boneage.api import TokenView
 
 from boneage.annotations import views as annotations
 from boneage.audit import views as audit
@@ -11,7 +12,7 @@ from boneage.review import urls as review_urls
 from boneage.studies import views as studies
 
 api = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", TokenView.as_view(), name="api-token"),
     path("projects/", studies.ProjectListView.as_view(), name="api-projects"),
     path("projects/<int:project_id>/", studies.ProjectDetailView.as_view(), name="api-project"),
     path("projects/<int:project_id>/studies/", studies.ProjectStudiesView.as_view(), name="api-project-studies"),

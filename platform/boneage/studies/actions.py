@@ -107,7 +107,7 @@ def do_ingest(
                 413, "file_too_large",
                 f"The file is {len(data):,} bytes; the limit is {settings.UPLOAD_MAX_BYTES:,} bytes.",
             )
-        decoded = decode_upload(data, max_pixels=settings.UPLOAD_MAX_PIXELS)
+        decoded = decode_upload(data, max_pixels=settings.UPLOAD_MAX_PIXELS, pixels=False)
         stored_bytes = _maybe_deidentify(project, decoded, data, fields)
         return _store(project, user, decoded, stored_bytes, file_name, fields, channel, source, started)
     except IngestError as error:

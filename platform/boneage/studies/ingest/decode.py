@@ -22,7 +22,9 @@ MAX_SEQUENCE_DEPTH = 8
 @dataclass
 class Decoded:
     media_type: str  # application/dicom, image/png, image/jpeg
-    unit: np.ndarray  # float32 (H, W) in [0, 1], bright bone
+    unit: np.ndarray | None  # float32 (H, W) in [0, 1], bright bone; None when only validated
+    rows: int = 0
+    columns: int = 0
     sex: str = ""  # "M", "F" or ""
     chronological_age_months: float | None = None
     sop_instance_uid: str = ""
@@ -37,11 +39,11 @@ class Decoded:
 
     @property
     def height(self) -> int:
-        return int(self.unit.shape[0])
+        return self.rows
 
     @property
     def width(self) -> int:
-        return int(self.unit.shape[1])
+        return self.columns
 
 
 def sniff_media_type(data: bytes) -> str:
@@ -58,12 +60,14 @@ def sniff_media_type(data: bytes) -> str:
     )
 
 
-def decode_upload(data: bytes, *, max_pixels: int) -> Decoded:
+def decode_upload(data: bytes, *, max_pixels: int, pixels: bool = True) -> Decoded:
+    """Validate the file; with pixels=False, uncompressed DICOM is checked by its length alone and
+    no normalized array is made (ingest does that later, off the request path)."""
     if not data:
         raise IngestError(400, "empty_file", "The file is empty (0 bytes).")
     media_type = sniff_media_type(data)
     if media_type == "application/dicom":
-        return _decode_dicom(data, max_pixels=max_pixels)
+        return _decode_dicom(data, max_pixels=max_pixels, pixels=pixels)
     return _decode_raster(data, media_type, max_pixels=max_pixels)
 
 
@@ -78,7 +82,8 @@ def _decode_raster(data: bytes, media_type: str, *, max_pixels: int) -> Decoded:
         image.load()
     except Exception as exc:
         raise IngestError(422, "truncated_image", f"The image data is truncated or corrupt: {exc}") from exc
-    return Decoded(media_type=media_type, unit=raster_to_unit(image), bits_stored=16 if image.mode.startswith("I") else 8)
+    return Decoded(media_type=media_type, unit=raster_to_unit(image), rows=height, columns=width,
+                   bits_stored=16 if image.mode.startswith("I") else 8)
 
 
 def _check_dimensions(rows: int, columns: int, frames: int, max_pixels: int) -> None:
@@ -102,7 +107,7 @@ def _check_sequence_depth(dataset, depth: int = 0) -> None:
                 _check_sequence_depth(item, depth + 1)
 
 
-def _decode_dicom(data: bytes, *, max_pixels: int) -> Decoded:
+def _decode_dicom(data: bytes, *, max_pixels: int, pixels: bool) -> Decoded:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -137,7 +142,11 @@ def _decode_dicom(data: bytes, *, max_pixels: int) -> Decoded:
                 f"Pixel data is truncated: {len(ds.PixelData):,} bytes where {columns}×{rows}×{bits_allocated}-bit needs {expected:,}.",
             )
     try:
-        unit = dicom_to_unit(ds)
+        unit = None
+        if pixels:
+            unit = dicom_to_unit(ds)
+        elif transfer_syntax.is_compressed:
+            ds.pixel_array  # proves the codestream decodes; the pixels themselves are made later
     except Exception as exc:
         raise IngestError(
             422, "pixel_decode_failed", f"The pixel data ({transfer_syntax.name}) cannot be decoded: {exc}"
@@ -147,6 +156,8 @@ def _decode_dicom(data: bytes, *, max_pixels: int) -> Decoded:
     return Decoded(
         media_type="application/dicom",
         unit=unit,
+        rows=rows,
+        columns=columns,
         sex=_sex_from_tag(ds.get("PatientSex", "")),
         chronological_age_months=_age_months(ds),
         sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
