@@ -1,0 +1,116 @@
+"""One-file checkpoints: weights, model/train config, metrics, calibration, training-set fingerprint and
+code version. Written to a temp name in the same folder, fsynced, renamed; sha256 returned."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ml.models import ModelConfig, UnifiedNet, build_model
+
+FORMAT = "boneage-unified/1"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message names the file and the reason."""
+
+
+def code_version() -> str:
+    """sha256 (12 hex) of the ml.models sources: changes whenever the architecture code does."""
+    h = hashlib.sha256()
+    for p in sorted((Path(__file__).parent / "models").glob("*.py")):
+        h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+@dataclass
+class Checkpoint:
+    model_config: ModelConfig
+    state_dict: dict[str, torch.Tensor]
+    train_config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, float] = field(default_factory=dict)
+    fingerprint: str = ""
+    code_version: str = ""
+    created: float = 0.0
+
+    def build(self) -> UnifiedNet:
+        """The model with these weights (raises CheckpointError if they do not fit the architecture)."""
+        model = build_model(self.model_config)
+        try:
+            model.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0:3]
+            raise CheckpointError(f"weights do not match architecture {self.model_config}: {' '.join(first)}") from None
+        return model
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, model_config: ModelConfig, *,
+                    train_config: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+                    calibration: dict[str, float] | None = None, fingerprint: str = "") -> str:
+    """Atomically write the checkpoint; returns its sha256. A crash leaves either the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT, "model_config": model_config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "train_config": train_config or {}, "metrics": metrics or {}, "calibration": calibration or {},
+        "fingerprint": fingerprint, "code_version": code_version(), "created": time.time(),
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    data = buf.getvalue()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and validate a checkpoint (CPU tensors). Missing, corrupt or foreign files → CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated/garbled zips and pickles
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path}: incompatible checkpoint format {found!r}; this code reads {FORMAT!r}")
+    try:
+        config = ModelConfig.from_dict(payload["model_config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: incompatible model config: {exc}") from None
+    ckpt = Checkpoint(config, payload["state_dict"], payload.get("train_config", {}), payload.get("metrics", {}),
+                      payload.get("calibration", {}), payload.get("fingerprint", ""), payload.get("code_version", ""),
+                      payload.get("created", 0.0))
+    return ckpt

@@ -1,0 +1,198 @@
+"""Training data: the RSNA/phantom folder layout, a stable 90/10 split, and an augmenting Dataset.
+
+Folder layout: `DIR/labels.csv` (id, boneage, male), `DIR/images/<id>.png|.dcm`, optional
+`DIR/masks/<id>.png` (0/255 hand masks: Canny or expert-corrected). Images are padded to a square
+with background and resized to `work_size`; augmentation (random crop/resize via scale+shift,
+rotation, mirror, gamma) is applied jointly to image and mask with one affine grid.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from ml.imaging import load_image
+
+IMAGE_SUFFIXES = (".png", ".dcm", ".dicom", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: str
+    image_path: Path
+    mask_path: Path | None
+    age_months: float
+    male: bool | None
+
+
+class DataError(ValueError):
+    """A data folder or file this code cannot use; the message says which and why."""
+
+
+def _parse_male(value: str) -> bool | None:
+    v = value.strip().lower()
+    if v in ("true", "1", "m", "male", "yes"):
+        return True
+    if v in ("false", "0", "f", "female", "no"):
+        return False
+    if v in ("", "none", "nan", "unknown"):
+        return None
+    raise DataError(f"cannot read sex value {value!r}")
+
+
+def read_folder(root: str | Path) -> list[Sample]:
+    """`labels.csv` + `images/` (+ `masks/`) → samples sorted by id. Raises DataError with the reason."""
+    root = Path(root)
+    labels = root / "labels.csv"
+    if not labels.is_file():
+        raise DataError(f"{root}: no labels.csv (expected columns id,boneage,male)")
+    images = {p.stem: p for p in (root / "images").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES}
+    masks = {p.stem: p for p in (root / "masks").glob("*.png")}
+    samples = []
+    with labels.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"id", "boneage"} - set(reader.fieldnames or [])
+        if missing:
+            raise DataError(f"{labels}: missing columns {sorted(missing)}")
+        for row in reader:
+            sid = row["id"].strip()
+            if sid not in images:
+                raise DataError(f"{root}/images: no image for id {sid!r}")
+            try:
+                age = float(row["boneage"])
+            except ValueError:
+                raise DataError(f"{labels}: id {sid!r} has non-numeric boneage {row['boneage']!r}") from None
+            samples.append(Sample(sid, images[sid], masks.get(sid), age, _parse_male(row.get("male", ""))))
+    if not samples:
+        raise DataError(f"{labels}: no rows")
+    return sorted(samples, key=lambda s: s.id)
+
+
+def split_ids(ids: list[str], val_fraction: float = 0.1) -> set[str]:
+    """Validation ids: a stable function of each id alone (sha1 bucket), so adding data never moves old ids."""
+    def bucket(i: str) -> float:
+        return int(hashlib.sha1(i.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    val = {i for i in ids if bucket(i) < val_fraction}
+    if not val and len(ids) > 1:  # tiny sets: at least one validation id
+        val = {min(ids, key=bucket)}
+    return val
+
+
+def fingerprint(samples: list[Sample]) -> str:
+    """sha256 over (id, age, sex, has-mask) of the training set, order independent."""
+    h = hashlib.sha256()
+    for s in sorted(samples, key=lambda s: s.id):
+        h.update(f"{s.id}\t{s.age_months:.3f}\t{s.male}\t{s.mask_path is not None}\n".encode())
+    return h.hexdigest()
+
+
+def threshold_mask(image: np.ndarray) -> np.ndarray:
+    """Fallback hand mask when a sample has none: Otsu threshold, largest component, holes filled."""
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+
+    fg = image > threshold_otsu(image) if image.max() > image.min() else np.ones_like(image, bool)
+    lab, n = ndimage.label(fg)
+    if n > 1:
+        fg = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
+    return (ndimage.binary_fill_holes(fg) * 255).astype(np.uint8)
+
+
+def to_square(array: np.ndarray, size: int, mode: str) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Pad HxW to a square (bottom/right) and resize to size×size → (array, scale, (pad_h, pad_w))."""
+    h, w = array.shape
+    side = max(h, w)
+    canvas = np.zeros((side, side), array.dtype)
+    canvas[:h, :w] = array
+    t = torch.from_numpy(canvas.astype(np.float32))[None, None]
+    if side != size:
+        t = F.interpolate(t, size=(size, size), mode=mode, **({"antialias": True} if mode == "bilinear" else {}))
+    return t[0, 0].numpy(), size / side, (side - h, side - w)
+
+
+def load_sample(sample: Sample, size: int) -> tuple[Tensor, Tensor]:
+    """Image float32 [1, size, size] in [0, 1] and mask float32 [1, size, size] in {0, 1}."""
+    image = load_image(sample.image_path)
+    if sample.mask_path is not None:
+        with Image.open(sample.mask_path) as m:
+            mask = np.asarray(m.convert("L"))
+        if mask.shape != image.shape:
+            raise DataError(f"{sample.mask_path}: mask shape {mask.shape} != image shape {image.shape}")
+    else:
+        mask = threshold_mask(image)
+    img, _, _ = to_square(image, size, "bilinear")
+    msk, _, _ = to_square((mask > 127).astype(np.float32), size, "bilinear")
+    return torch.from_numpy(np.clip(img, 0, 1))[None], torch.from_numpy((msk > 0.5).astype(np.float32))[None]
+
+
+def random_affine(image: Tensor, mask: Tensor, gen: torch.Generator, rotate: float = 15.0,
+                  scale: tuple[float, float] = (0.85, 1.15), shift: float = 0.08) -> tuple[Tensor, Tensor]:
+    """Joint random rotation, zoom (crop/resize), shift and mirror of [1, H, W] image and mask."""
+    def u(a: float, b: float) -> float:
+        return a + (b - a) * float(torch.rand((), generator=gen))
+    angle = math.radians(u(-rotate, rotate))
+    s = 1.0 / u(*scale)
+    flip = -1.0 if float(torch.rand((), generator=gen)) < 0.5 else 1.0
+    cos, sin = math.cos(angle) * s, math.sin(angle) * s
+    theta = torch.tensor([[cos * flip, -sin, u(-shift, shift) * 2], [sin * flip, cos, u(-shift, shift) * 2]])
+    both = torch.cat([image, mask])[None]
+    grid = F.affine_grid(theta[None], list(both.shape), align_corners=False)
+    out = F.grid_sample(both, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    gamma = math.exp(u(-0.2, 0.2))
+    return out[:1].clamp(0, 1) ** gamma, (out[1:] > 0.5).float()
+
+
+def mask_box(mask: Tensor) -> Tensor:
+    """[1, H, W] binary → [4] x0, y0, x1, y1 (whole image when empty)."""
+    ys, xs = torch.nonzero(mask[0] > 0.5, as_tuple=True)
+    if len(xs) == 0:
+        return torch.tensor([0.0, 0.0, mask.shape[-1], mask.shape[-2]])
+    return torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()
+
+
+class HandDataset(Dataset):
+    """samples → dict(image [1,S,S], mask [1,S,S], box [4], age, sex ∈ {-1,0,1}, index). Caches decoded images."""
+
+    def __init__(self, samples: list[Sample], size: int, augment: bool, seed: int = 0, cache: bool = True) -> None:
+        self.samples, self.size, self.augment, self.seed = samples, size, augment, seed
+        self.epoch = 0
+        self._cache: dict[int, tuple[Tensor, Tensor]] = {}
+        self.cache = cache
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        if index in self._cache:
+            image, mask = self._cache[index]
+            image = image.float()
+        else:
+            image, mask = load_sample(self.samples[index], self.size)
+            if self.cache:
+                self._cache[index] = (image.half(), mask)
+        if self.augment:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + index)
+            image, mask = random_affine(image, mask, gen)
+        s = self.samples[index]
+        sex = 0.0 if s.male is None else (1.0 if s.male else -1.0)
+        return {"image": image, "mask": mask, "box": mask_box(mask), "age": torch.tensor(float(s.age_months)),
+                "sex": torch.tensor(sex), "index": torch.tensor(index)}
+
+
+def collate(items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def targets_from_batch(batch: dict[str, Tensor]) -> list[dict[str, Tensor]]:
+    """Mask R-CNN targets: one 'hand' instance per image."""
+    return [{"boxes": b[None], "labels": torch.ones(1, dtype=torch.int64, device=b.device),
+             "masks": m.to(torch.uint8)} for b, m in zip(batch["box"], batch["mask"])]

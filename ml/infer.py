@@ -1,0 +1,140 @@
+"""Inference with a trained unified network: age, calibrated std, hand mask/box, six attention maps.
+
+`Predictor.predict_stream` yields each part as soon as it is computed, so the platform can publish
+prediction.mask → prediction.age → prediction.attention ×6 → prediction.ready events live.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ml.checkpoint import Checkpoint, load_checkpoint
+from ml.data import to_square
+from ml.models import paste_to_image
+from ml.uncertainty import calibrated_std, mc_std
+
+
+@dataclass
+class Prediction:
+    age_months: float
+    std_months: float
+    mask: np.ndarray                          # uint8 0/255, H×W in image coordinates
+    box: tuple[float, float, float, float]    # x0, y0, x1, y1 in image pixels
+    score: float                              # detection score (0: no hand found, whole image used)
+    attention: dict[str, np.ndarray] = field(default_factory=dict)  # name → float32 H×W logits
+    timings: dict[str, float] = field(default_factory=dict)         # ms
+
+
+class Predictor:
+    """Predictor(ckpt_path, device=None): loads once, predicts many. Device: cuda if available, else cpu."""
+
+    def __init__(self, ckpt_path: str | Path, device: str | torch.device | None = None) -> None:
+        self.path = Path(ckpt_path)
+        self.checkpoint: Checkpoint = load_checkpoint(ckpt_path)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = self.checkpoint.build().to(self.device).eval()
+        self.config = self.checkpoint.model_config
+        self.mc_samples = int(self.checkpoint.train_config.get("mc_samples", 8))
+        self.calibration = self.checkpoint.calibration or {"scale": 1.0, "floor": 0.0}
+
+    def _prepare(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int, float]]]:
+        batch, geometry = [], []
+        for image in images:
+            image = np.asarray(image, dtype=np.float32)
+            if image.ndim != 2:
+                raise ValueError(f"expected a 2-D grey image, got shape {image.shape}")
+            square, scale, _ = to_square(np.clip(image, 0, 1), self.config.work_size, "bilinear")
+            batch.append(torch.from_numpy(square))
+            geometry.append((image.shape[0], image.shape[1], scale))
+        return torch.stack(batch)[:, None].to(self.device), geometry
+
+    @staticmethod
+    def _sex(males: Sequence[bool | None], device: torch.device) -> torch.Tensor:
+        return torch.tensor([0.0 if m is None else (1.0 if m else -1.0) for m in males], device=device)
+
+    def _to_image(self, map_: torch.Tensor, crop_box: torch.Tensor, geom: tuple[int, int, float]) -> np.ndarray:
+        """A map on the work canvas's crop → float32 H×W on the original image."""
+        h, w, scale = geom
+        return paste_to_image(map_.float(), crop_box / scale, h, w).cpu().numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def predict_stream_batch(self, images: Sequence[np.ndarray], males: Sequence[bool | None], *,
+                             with_attention: bool = True, mc_samples: int | None = None) -> Iterator[tuple[Any, ...]]:
+        """Per stage, for a batch: ("mask", masks, boxes, scores) → ("age", ages, stds) →
+        ("attention", name, maps) ×6 → ("done", predictions). Lists are per image."""
+        t0 = time.perf_counter()
+        x, geometry = self._prepare(images)
+        sex = self._sex(males, self.device)
+        t1 = time.perf_counter()
+        model = self.model
+        _, det = model.segment(x)
+        crops, crop_boxes = model.crop(x, det)
+        masks, boxes = [], []
+        for i, (h, w, scale) in enumerate(geometry):
+            side = int(round(max(h, w) * 1.0))
+            m = F.interpolate(det.masks[i:i + 1].float(), size=(side, side), mode="bilinear", align_corners=False)
+            masks.append(((m[0, 0, :h, :w] > 0.5).to(torch.uint8) * 255).cpu().numpy())
+            bx = (det.boxes[i].float() / scale).cpu().numpy()
+            boxes.append((float(np.clip(bx[0], 0, w)), float(np.clip(bx[1], 0, h)),
+                          float(np.clip(bx[2], 0, w)), float(np.clip(bx[3], 0, h))))
+        scores = [float(s) for s in det.scores]
+        t2 = time.perf_counter()
+        yield ("mask", masks, boxes, scores)
+        out = model.regressor(crops, sex)
+        ages = out.age.float().cpu().numpy()
+        t3 = time.perf_counter()
+        n_mc = self.mc_samples if mc_samples is None else mc_samples
+        raw = mc_std(model.regressor, crops, sex, n_mc).cpu().numpy() if n_mc >= 2 else np.zeros(len(ages))
+        stds = calibrated_std(raw, self.calibration)
+        t4 = time.perf_counter()
+        yield ("age", [float(a) for a in ages], [float(s) for s in stds])
+        attention: list[dict[str, np.ndarray]] = [{} for _ in geometry]
+        if with_attention:
+            for name, maps in out.attention.items():
+                per_image = [self._to_image(maps[i], crop_boxes[i], g) for i, g in enumerate(geometry)]
+                for i, a in enumerate(per_image):
+                    attention[i][name] = a
+                yield ("attention", name, per_image)
+        t5 = time.perf_counter()
+        timings = {"preprocess": (t1 - t0) * 1e3, "segment": (t2 - t1) * 1e3, "regress": (t3 - t2) * 1e3,
+                   "mc_dropout": (t4 - t3) * 1e3, "attention": (t5 - t4) * 1e3, "total": (t5 - t0) * 1e3}
+        preds = [Prediction(float(ages[i]), float(stds[i]), masks[i], boxes[i], scores[i], attention[i], dict(timings))
+                 for i in range(len(geometry))]
+        yield ("done", preds)
+
+    def predict_stream(self, image: np.ndarray, male: bool | None, *, with_attention: bool = True,
+                       mc_samples: int | None = None) -> Iterator[tuple[Any, ...]]:
+        """("mask", mask, box, score) → ("age", age, std) → ("attention", name, map) ×6 → ("done", Prediction)."""
+        for event in self.predict_stream_batch([image], [male], with_attention=with_attention, mc_samples=mc_samples):
+            kind = event[0]
+            if kind == "mask":
+                yield ("mask", event[1][0], event[2][0], event[3][0])
+            elif kind == "age":
+                yield ("age", event[1][0], event[2][0])
+            elif kind == "attention":
+                yield ("attention", event[1], event[2][0])
+            else:
+                yield ("done", event[1][0])
+
+    def predict(self, image: np.ndarray, male: bool | None, *, with_attention: bool = True,
+                mc_samples: int | None = None) -> Prediction:
+        return self.predict_batch([image], [male], with_attention=with_attention, mc_samples=mc_samples)[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray], males: Sequence[bool | None], *,
+                      with_attention: bool = True, mc_samples: int | None = None) -> list[Prediction]:
+        if len(images) != len(males):
+            raise ValueError(f"{len(images)} images but {len(males)} sex values")
+        if not len(images):
+            return []
+        result: list[Prediction] = []
+        for event in self.predict_stream_batch(images, males, with_attention=with_attention, mc_samples=mc_samples):
+            if event[0] == "done":
+                result = event[1]
+        return result

@@ -1,0 +1,77 @@
+"""Networks: segmentation subnet, residual attention regressor, the unified model, baselines.
+
+`build_model(ModelConfig)` is the one entry point; regressors are looked up in `REGRESSORS`
+(a small timm-style registry) and segmentation backbones in `SEGMENTERS`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from torch import nn
+
+from ml.models.attention import ATTENTION_NAMES, ResidualAttentionNet
+from ml.models.baselines import VGG16Regressor
+from ml.models.segmentation import SEGMENTERS, Segmenter, load_local_weights
+from ml.models.unified import UnifiedNet, UnifiedOutput, paste_to_image
+
+REGRESSORS: dict[str, type[nn.Module]] = {
+    "attention92": ResidualAttentionNet,
+    "vgg16": VGG16Regressor,
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the architecture (stored in every checkpoint)."""
+    regressor: str = "attention92"
+    width: float = 0.25              # channel multiplier of the attention net (1.0 = Attention-92)
+    segmenter: str | None = "tiny_fpn"   # None = the "no segmentation subnet" ablation
+    seg_size: int = 128              # Mask R-CNN input side
+    work_size: int = 256             # images are padded square and resized to this before the model
+    crop_size: int = 192             # S: side of the masked crop fed to the regressor
+    use_sex: bool = True
+    no_attention: tuple[str, ...] = ()
+    dropout: float = 0.2
+    seg_weights: str | None = None   # optional local state_dict for the segmenter (never downloaded)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}")
+        data = dict(data)
+        if "no_attention" in data:
+            data["no_attention"] = tuple(data["no_attention"])
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["no_attention"] = list(self.no_attention)
+        return out
+
+
+PRESETS: dict[str, ModelConfig] = {
+    "light": ModelConfig(),
+    "paper": ModelConfig(width=1.0, segmenter="resnet50_fpn", seg_size=512, work_size=512, crop_size=512),
+}
+
+
+def build_model(config: ModelConfig) -> UnifiedNet:
+    if config.regressor not in REGRESSORS:
+        raise ValueError(f"unknown regressor {config.regressor!r}; known: {sorted(REGRESSORS)}")
+    regressor = REGRESSORS[config.regressor](width=config.width, use_sex=config.use_sex,
+                                             no_attention=config.no_attention, dropout=config.dropout)
+    segmenter = Segmenter(config.segmenter, config.seg_size) if config.segmenter else None
+    if segmenter is not None and config.seg_weights:
+        load_local_weights(segmenter.net, config.seg_weights)
+    return UnifiedNet(segmenter, regressor, config.crop_size)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = ["ATTENTION_NAMES", "ModelConfig", "PRESETS", "REGRESSORS", "SEGMENTERS", "UnifiedNet", "UnifiedOutput",
+           "build_model", "count_parameters", "paste_to_image", "field"]

@@ -1,0 +1,394 @@
+"""End-to-end training of the unified network: L = L_cls + L_box + L_mask + L_reg.
+
+    python -m ml.train --data DIR --out CKPT [--config FILE.json] [--init CKPT] [--epochs N] [--preset light|paper]
+
+Nesterov SGD (lr 0.01, momentum 0.9, wd 1e-4, linear warm-up, grad-norm clip), LR/10 after
+`plateau_patience` epochs without validation improvement, early stopping, best-epoch weights kept.
+Teacher forcing: for the first `teacher_epochs` epochs every sample's crop uses the ground-truth mask;
+then the probability decays linearly to 0 over `teacher_decay_epochs` (see ml/models/unified.py).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ml.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ml.data import DataError, HandDataset, Sample, collate, fingerprint, read_folder, split_ids, targets_from_batch
+from ml.models import PRESETS, ModelConfig, UnifiedNet, build_model
+from ml.uncertainty import calibrated_std, coverage90, fit_calibration, mc_std
+
+AGE_BANDS = ((0, 24), (24, 72), (72, 144), (144, 240))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    nesterov: bool = True
+    warmup_steps: int = 30
+    grad_clip: float = 10.0
+    plateau_patience: int = 5        # epochs without val improvement → LR / 10
+    early_stop_patience: int = 12    # epochs without val improvement → stop
+    val_fraction: float = 0.1
+    reg_scale: float = 12.0          # L_reg = L1 in months / reg_scale (i.e. in years)
+    seg_weight: float = 1.0
+    teacher_epochs: int = 3
+    teacher_decay_epochs: int = 5
+    sex_dropout: float = 0.1         # fraction of training samples shown with sex unknown
+    augment: bool = True
+    mc_samples: int = 8
+    precise_bn_batches: int = 8      # recompute BatchNorm statistics on this many batches after training (0 = off)
+    num_workers: int = 0
+    threads: int | None = None       # torch.set_num_threads when set
+    amp: bool = True                 # mixed precision on CUDA only
+    seed: int = 0
+    progress: bool = False
+    max_seconds: float | None = None  # wall-clock budget: stop after the epoch that crosses it
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown train config keys {sorted(unknown)}")
+        data = dict(data)
+        model = data.pop("model", {})
+        if isinstance(model, str):
+            if model not in PRESETS:
+                raise ValueError(f"unknown model preset {model!r}; known: {sorted(PRESETS)}")
+            model_cfg = PRESETS[model]
+        elif isinstance(model, ModelConfig):
+            model_cfg = model
+        else:
+            model_cfg = ModelConfig.from_dict(model)
+        return cls(model=model_cfg, **data)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["model"] = self.model.to_dict()
+        return out
+
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "light": TrainConfig(model=PRESETS["light"], epochs=25),
+    "paper": TrainConfig(model=PRESETS["paper"], epochs=100, batch_size=16, early_stop_patience=15),
+}
+
+
+class TrainCallback:
+    """Progress and cancellation hooks (the platform's Celery task subclasses this). All optional."""
+
+    def on_step(self, step: int, loss: float) -> None: ...
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None: ...
+
+    def should_stop(self) -> bool:
+        return False
+
+
+class _Callback(Protocol):
+    def on_step(self, step: int, loss: float) -> None: ...
+    def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None: ...
+    def should_stop(self) -> bool: ...
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path | None          # None when cancelled (nothing written)
+    sha256: str | None
+    metrics: dict[str, Any]
+    curve: list[dict[str, Any]]
+    cancelled: bool = False
+
+
+@dataclass
+class Evaluation:
+    pred: np.ndarray
+    raw_std: np.ndarray
+    true: np.ndarray
+    male: np.ndarray                 # +1 / -1 / 0
+    mask_iou: np.ndarray
+    ids: list[str]
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def teacher_probability(epoch: int, config: TrainConfig) -> float:
+    if epoch < config.teacher_epochs:
+        return 1.0
+    if config.teacher_decay_epochs <= 0:
+        return 0.0
+    return max(0.0, 1.0 - (epoch - config.teacher_epochs + 1) / (config.teacher_decay_epochs + 1))
+
+
+@torch.no_grad()
+def evaluate(model: UnifiedNet, dataset: HandDataset, device: torch.device, batch_size: int,
+             mc_samples: int = 0, should_stop: Any = None) -> Evaluation | None:
+    """Full pipeline in eval mode (predicted masks) over a dataset; None if cancelled midway."""
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    preds, stds, trues, sexes, ious = [], [], [], [], []
+    for batch in loader:
+        if should_stop is not None and should_stop():
+            return None
+        images, sex = batch["image"].to(device), batch["sex"].to(device)
+        out = model(images, sex)
+        preds.append(out.age.float().cpu())
+        stds.append(mc_std(model.regressor, out.crops, sex, mc_samples).cpu())
+        pm = (out.masks > 0.5).float().cpu()
+        gm = batch["mask"]
+        inter, union = (pm * gm).sum(dim=(1, 2, 3)), ((pm + gm) > 0).float().sum(dim=(1, 2, 3))
+        ious.append(inter / union.clamp(min=1))
+        trues.append(batch["age"])
+        sexes.append(batch["sex"])
+    cat = lambda xs: torch.cat(xs).numpy().astype(float)  # noqa: E731
+    return Evaluation(cat(preds), cat(stds), cat(trues), cat(sexes), cat(ious),
+                      [dataset.samples[i].id for i in range(len(dataset))])
+
+
+def summarize(ev: Evaluation) -> dict[str, Any]:
+    err = np.abs(ev.pred - ev.true)
+    by_sex = {name: float(err[ev.male == v].mean()) for name, v in (("male", 1.0), ("female", -1.0))
+              if (ev.male == v).any()}
+    by_band = {f"{lo}-{hi}": float(err[(ev.true >= lo) & (ev.true < hi)].mean()) for lo, hi in AGE_BANDS
+               if ((ev.true >= lo) & (ev.true < hi)).any()}
+    return {"val_mae": float(err.mean()), "val_mae_by_sex": by_sex, "val_mae_by_age_band": by_band,
+            "val_mask_iou": float(ev.mask_iou.mean())}
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: UnifiedNet, batches: list[dict[str, torch.Tensor]], device: torch.device) -> None:
+    """Precise BatchNorm: recompute running statistics as exact averages over `batches` with the final weights.
+
+    Running averages lag behind fast-changing weights in short CPU runs, which makes eval-mode predictions
+    worse than train-mode ones; this removes that lag. Crops use the ground-truth masks (teacher forcing).
+    """
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    was_training = model.training
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    model.train()
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        model(batch["image"], batch["sex"], targets_from_batch(batch),
+              torch.ones(len(batch["age"]), dtype=torch.bool, device=device))
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+
+
+def _set_age_stats(model: UnifiedNet, samples: list[Sample]) -> None:
+    ages = torch.tensor([s.age_months for s in samples], dtype=torch.float32)
+    head = model.regressor.head
+    head.age_mean.fill_(float(ages.mean()))
+    head.age_std.fill_(float(ages.std()) if len(ages) > 1 and float(ages.std()) > 1 else 60.0)
+
+
+def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _Callback | None = None,
+          init: Path | None = None, val_ids: set[str] | None = None) -> TrainResult:
+    """Train on `samples`, validate on `val_ids` (default: stable 10% by id), write the best model to `out`."""
+    t_start = time.perf_counter()
+    callback = callback or TrainCallback()
+    if len(samples) < 2:
+        raise DataError(f"need at least 2 samples to train, got {len(samples)}")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    device = pick_device()
+    ids = [s.id for s in samples]
+    val_ids = set(val_ids) if val_ids is not None else split_ids(ids, config.val_fraction)
+    train_s = [s for s in samples if s.id not in val_ids]
+    val_s = [s for s in samples if s.id in val_ids]
+    if not train_s or not val_s:
+        raise DataError(f"split leaves {len(train_s)} training and {len(val_s)} validation samples")
+
+    model = build_model(config.model)
+    if init is not None:
+        ckpt = load_checkpoint(init)
+        if ckpt.model_config != config.model:
+            raise CheckpointError(f"{init}: its architecture {ckpt.model_config} differs from {config.model}")
+        model = ckpt.build()
+    else:
+        _set_age_stats(model, train_s)
+    model.to(device)
+
+    size = config.model.work_size
+    train_ds = HandDataset(train_s, size, augment=config.augment, seed=config.seed)
+    val_ds = HandDataset(val_s, size, augment=False)
+    t_load = time.perf_counter()
+    for ds in (train_ds, val_ds):  # decode once up front; forked workers then share the cache
+        for i in range(len(ds)):
+            ds[i]
+    load_seconds = time.perf_counter() - t_load
+    gen = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(train_ds, batch_size=min(config.batch_size, len(train_ds)), shuffle=True, generator=gen,
+                        collate_fn=collate, num_workers=config.num_workers, drop_last=len(train_ds) > config.batch_size,
+                        pin_memory=device.type == "cuda")
+
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                          weight_decay=config.weight_decay, nesterov=config.nesterov)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=config.plateau_patience)
+    use_amp = config.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    curve: list[dict[str, Any]] = []
+    best_mae, best_state, best_epoch, since_best = math.inf, None, -1, 0
+    step, cancelled = 0, False
+    wait_s = compute_s = 0.0
+    images_seen = 0
+    pbar = None
+    if config.progress:
+        from tqdm import tqdm
+        pbar = tqdm(total=config.epochs * len(loader), desc="train", unit="step", file=sys.stderr)
+    for epoch in range(config.epochs):
+        model.train()
+        train_ds.epoch = epoch
+        p_teacher = teacher_probability(epoch, config)
+        losses_epoch: list[float] = []
+        t_wait = time.perf_counter()
+        for batch in loader:
+            if callback.should_stop():
+                cancelled = True
+                break
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            t_compute = time.perf_counter()
+            wait_s += t_compute - t_wait
+            b = batch["image"].shape[0]
+            teacher = torch.rand(b, device=device) < p_teacher
+            sex = batch["sex"] * (torch.rand(b, device=device) >= config.sex_dropout)
+            for group in opt.param_groups:
+                if step < config.warmup_steps:
+                    group["lr"] = config.lr * (step + 1) / config.warmup_steps
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                pred = model(batch["image"], sex, targets_from_batch(batch), teacher)
+            l_reg = (pred.age.float() - batch["age"]).abs().mean() / config.reg_scale
+            loss = l_reg + config.seg_weight * sum(pred.losses.values(), torch.zeros((), device=device))
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            step += 1
+            images_seen += b
+            losses_epoch.append(float(loss.detach()))
+            callback.on_step(step, losses_epoch[-1])
+            t_wait = time.perf_counter()
+            compute_s += t_wait - t_compute
+            if pbar is not None:
+                pbar.update(1)
+                pbar.set_postfix(loss=f"{losses_epoch[-1]:.3f}", val_mae=f"{best_mae:.2f}")
+        if cancelled:
+            break
+        ev = evaluate(model, val_ds, device, config.batch_size, should_stop=callback.should_stop)
+        if ev is None:
+            cancelled = True
+            break
+        metrics = {"epoch": epoch + 1, "loss": float(np.mean(losses_epoch)) if losses_epoch else float("nan"),
+                   "lr": opt.param_groups[0]["lr"], "teacher": p_teacher, **summarize(ev)}
+        curve.append(metrics)
+        sched.step(metrics["val_mae"])
+        if metrics["val_mae"] < best_mae:
+            best_mae, best_epoch, since_best = metrics["val_mae"], epoch + 1, 0
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        else:
+            since_best += 1
+        callback.on_epoch_end(epoch + 1, metrics)
+        if pbar is not None:
+            pbar.set_postfix(loss=f"{metrics['loss']:.3f}", val_mae=f"{metrics['val_mae']:.2f}")
+        if since_best >= config.early_stop_patience:
+            break
+        if config.max_seconds is not None and time.perf_counter() - t_start > config.max_seconds:
+            break
+    if pbar is not None:
+        pbar.close()
+    if cancelled or best_state is None:
+        return TrainResult(None, None, {"epochs": len(curve), "seconds": time.perf_counter() - t_start}, curve, True)
+
+    model.load_state_dict(best_state)
+    if config.precise_bn_batches:
+        bn_loader = DataLoader(train_ds, batch_size=min(config.batch_size, len(train_ds)), shuffle=True,
+                               generator=torch.Generator().manual_seed(config.seed), collate_fn=collate)
+        recalibrate_batchnorm(model, [b for b, _ in zip(bn_loader, range(config.precise_bn_batches))], device)
+    ev = evaluate(model, val_ds, device, config.batch_size, mc_samples=config.mc_samples)
+    assert ev is not None
+    calibration = fit_calibration(ev.pred - ev.true, ev.raw_std)
+    std = calibrated_std(ev.raw_std, calibration)
+    metrics = {**summarize(ev), "coverage90": coverage90(ev.pred - ev.true, std),
+               "coverage90_note": "measured on the validation set the calibration was fitted on",
+               "best_epoch": best_epoch, "epochs": len(curve), "seconds": time.perf_counter() - t_start,
+               "load_seconds": load_seconds, "train_images_per_s": images_seen / max(wait_s + compute_s, 1e-9),
+               "data_wait_fraction": wait_s / max(wait_s + compute_s, 1e-9), "n_train": len(train_s),
+               "n_val": len(val_s), "device": device.type, "val_ids": sorted(val_ids)}
+    model.cpu()
+    sha = save_checkpoint(out, model, config.model, train_config=config.to_dict(), metrics=metrics,
+                          calibration=calibration, fingerprint=fingerprint(train_s))
+    return TrainResult(Path(out), sha, metrics, curve, False)
+
+
+def load_config(path: str | None, preset: str) -> TrainConfig:
+    base = TRAIN_PRESETS[preset]
+    if not path:
+        return base
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    merged = base.to_dict()
+    model = {**merged.pop("model"), **(data.pop("model", {}) if isinstance(data.get("model", {}), dict) else {})}
+    if isinstance(data.get("model"), str):
+        model = PRESETS[data.pop("model")].to_dict()
+    return TrainConfig.from_dict({**merged, **data, "model": model})
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ml.train", description="Train the unified bone-age network.")
+    ap.add_argument("--data", required=True, help="folder with labels.csv, images/ and optional masks/")
+    ap.add_argument("--out", required=True, help="checkpoint file to write")
+    ap.add_argument("--config", help="JSON file with TrainConfig fields (model: {ModelConfig fields} or a preset name)")
+    ap.add_argument("--init", help="checkpoint to start from (same architecture)")
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--preset", choices=sorted(TRAIN_PRESETS), default="light")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    try:
+        config = load_config(args.config, args.preset)
+        config = replace(config, progress=not args.quiet, **({"epochs": args.epochs} if args.epochs else {}))
+        samples = read_folder(args.data)
+        result = train(samples, config, Path(args.out), init=Path(args.init) if args.init else None)
+    except (DataError, CheckpointError, ValueError, OSError, json.JSONDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted, no checkpoint written", file=sys.stderr)
+        return 130
+    m = result.metrics
+    print(f"trained {m['n_train']} images ({m['epochs']} epochs, {m['seconds']:.0f}s): val MAE {m['val_mae']:.2f} months "
+          f"on {m['n_val']}, coverage90 {m['coverage90']:.2f}, mask IoU {m['val_mask_iou']:.2f} → {result.checkpoint} "
+          f"sha256 {result.sha256[:12] if result.sha256 else '-'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""MC dropout (dropout modules only; BatchNorm stays in eval mode) and the 90%-interval calibration."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+Z90 = 1.6448536269514722  # two-sided 90% normal quantile
+
+
+@contextmanager
+def mc_dropout(model: nn.Module, seed: int = 0) -> Iterator[None]:
+    """Switch only nn.Dropout* modules to train mode, with a fixed RNG seed (same input → same std)."""
+    drops = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    previous = [m.training for m in drops]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for m in drops:
+            m.train(True)
+        try:
+            yield
+        finally:
+            for m, was in zip(drops, previous):
+                m.train(was)
+
+
+@torch.no_grad()
+def mc_std(regressor: nn.Module, crops: Tensor, sex: Tensor, samples: int) -> Tensor:
+    """Std over `samples` dropout masks of the regressor's age, crops [B, 1, S, S] → [B] months.
+
+    The crops are repeated along the batch (one forward pass); BatchNorm uses its running statistics.
+    """
+    if samples < 2:
+        return crops.new_zeros(crops.shape[0])
+    b = crops.shape[0]
+    with mc_dropout(regressor):
+        ages = regressor(crops.repeat(samples, 1, 1, 1), sex.repeat(samples)).age.view(samples, b)
+    return ages.float().std(dim=0)
+
+
+def fit_calibration(errors: np.ndarray, raw_std: np.ndarray) -> dict[str, float]:
+    """std = scale · (raw_std + floor), floor = mean raw std, scale so that ±Z90·std covers 90% of |errors|.
+
+    With no dropout signal (raw std all 0) this is a constant std equal to the 90% error quantile / Z90.
+    """
+    errors, raw_std = np.abs(np.asarray(errors, float)), np.asarray(raw_std, float)
+    floor = float(raw_std.mean()) if raw_std.size and raw_std.mean() > 0 else 1.0
+    if errors.size == 0:
+        return {"scale": 1.0, "floor": floor}
+    ratio = errors / (raw_std + floor)
+    scale = float(np.quantile(ratio, 0.9, method="higher")) / Z90
+    return {"scale": max(scale, 1e-3), "floor": floor}
+
+
+def calibrated_std(raw_std: np.ndarray | float, calibration: dict[str, float]) -> np.ndarray:
+    scale, floor = calibration.get("scale", 1.0), calibration.get("floor", 0.0)
+    return scale * (np.asarray(raw_std, float) + floor)
+
+
+def coverage90(errors: np.ndarray, std: np.ndarray) -> float:
+    """Fraction of |errors| inside ±Z90·std."""
+    errors = np.abs(np.asarray(errors, float))
+    return float(np.mean(errors <= Z90 * np.asarray(std, float))) if errors.size else float("nan")

@@ -1,0 +1,105 @@
+"""Inference: prediction parts in image coordinates, live stages, batches, the CLI and the heatmap PNGs."""
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ml.checkpoint import save_checkpoint
+from ml.infer import Predictor
+from ml.models import ATTENTION_NAMES, ModelConfig, build_model
+from ml.render import heatmap_png_bytes, mask_png_bytes
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ModelConfig(width=0.125, seg_size=64, work_size=96, crop_size=64)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The CI/dev box is a shared 2-core machine: one intra-op thread avoids OpenMP oversubscription stalls."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory):
+    torch.manual_seed(2)
+    model = build_model(TINY)
+    model.segmenter.net.roi_heads.score_thresh = 0.0
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    save_checkpoint(path, model, TINY, train_config={"mc_samples": 4}, calibration={"scale": 1.5, "floor": 2.0})
+    return Predictor(path, device="cpu")
+
+
+def radiograph(h: int = 140, w: int = 110, seed: int = 0) -> np.ndarray:
+    image = np.random.default_rng(seed).random((h, w), dtype=np.float32) * 0.1
+    image[30:130, 30:80] += 0.7
+    return image
+
+
+def test_a_prediction_has_age_std_mask_box_and_six_attention_maps_in_image_coordinates(predictor):
+    image = radiograph()
+    p = predictor.predict(image, male=False)
+    assert np.isfinite(p.age_months) and p.std_months > 0
+    assert p.mask.shape == image.shape and p.mask.dtype == np.uint8 and set(np.unique(p.mask)) <= {0, 255}
+    x0, y0, x1, y1 = p.box
+    assert 0 <= x0 <= x1 <= 110 and 0 <= y0 <= y1 <= 140
+    assert tuple(p.attention) == ATTENTION_NAMES
+    assert all(a.shape == image.shape and a.dtype == np.float32 for a in p.attention.values())
+    assert {"segment", "regress", "attention", "total"} <= set(p.timings)
+
+
+def test_attention_can_be_skipped_and_mc_samples_chosen(predictor):
+    p = predictor.predict(radiograph(), male=None, with_attention=False, mc_samples=0)
+    assert p.attention == {} and p.std_months == pytest.approx(1.5 * 2.0)
+
+
+def test_the_stream_yields_mask_then_age_then_six_attention_maps_then_done(predictor):
+    events = list(predictor.predict_stream(radiograph(), True))
+    assert [e[0] for e in events] == ["mask", "age", *["attention"] * 6, "done"]
+    assert [e[1] for e in events[2:8]] == list(ATTENTION_NAMES)
+    done = events[-1][1]
+    assert events[1][1] == done.age_months and np.array_equal(events[0][1], done.mask)
+
+
+def test_a_batch_predicts_the_same_as_one_image_at_a_time(predictor):
+    images = [radiograph(seed=i) for i in range(3)]
+    batch = predictor.predict_batch(images, [True, False, None])
+    single = [predictor.predict(im, m) for im, m in zip(images, [True, False, None])]
+    assert [round(p.age_months, 3) for p in batch] == [round(p.age_months, 3) for p in single]
+
+
+def test_heatmap_and_mask_pngs_decode_to_the_image_size(predictor):
+    image = radiograph()
+    p = predictor.predict(image, True)
+    overlay = Image.open(io.BytesIO(heatmap_png_bytes(p.attention["Att3_1"], image)))
+    assert overlay.size == (110, 140) and overlay.mode == "RGB"
+    mask = Image.open(io.BytesIO(mask_png_bytes(p.mask)))
+    assert mask.size == (110, 140) and mask.mode == "L"
+
+
+def test_the_predict_cli_writes_id_pred_std_and_reports_bad_input_in_one_line(predictor, tmp_path):
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray((radiograph(seed=i) * 65535).astype(np.uint16)).save(data / "images" / f"s{i}.png")
+    (data / "labels.csv").write_text("id,boneage,male\ns0,100,True\ns1,50,False\n")
+    out = tmp_path / "pred.csv"
+    run = subprocess.run([sys.executable, "-m", "ml.predict", "--ckpt", str(predictor.path), "--data", str(data),
+                          "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert [r["id"] for r in rows] == ["s0", "s1"] and set(rows[0]) == {"id", "pred_months", "std_months"}
+    bad = subprocess.run([sys.executable, "-m", "ml.predict", "--ckpt", str(data / "labels.csv"), "--data", str(data),
+                          "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "error:" in bad.stderr
+    assert "Traceback" not in bad.stderr
