@@ -1,12 +1,17 @@
 """After commit, a real Celery worker derives the images and the paper's Canny mask, live."""
 from __future__ import annotations
 
+import asyncio
 import time
 
 import numpy as np
 import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 
 from boneage.annotations.models import MaskRevision
+from boneage.live.events import project_group
 from boneage.studies.actions import do_ingest
 from boneage.studies.models import Image, Study
 from ml.phantoms import render
@@ -25,10 +30,27 @@ def wait_for(predicate, timeout: float = 60.0):
     raise AssertionError(f"gave up after {timeout:.0f} s waiting for {predicate.__doc__ or predicate}")
 
 
+def ingest_and_listen(project, owner, data: bytes, until: str, timeout: float = 60.0):
+    """Ingest while subscribed to the project's group; return the study id and the event types seen."""
+
+    async def scenario():
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(project_group(project.pk), channel)
+        result = await database_sync_to_async(do_ingest)(project, owner, data, "hand.png")
+        types: list[str] = []
+        while until not in types:
+            message = await asyncio.wait_for(layer.receive(channel), timeout)
+            types.append(message["event"]["type"])
+        return result.study.pk, types
+
+    return async_to_sync(scenario)()
+
+
 def test_an_ingested_study_gets_derived_images_and_a_canny_mask_from_the_worker(celery_worker, project, owner):
     phantom = render(96, True, seed=3, size=384)
-    result = do_ingest(project, owner, png_bytes(phantom.image), "hand.png")
-    study_id = result.study.pk
+    study_id, types = ingest_and_listen(project, owner, png_bytes(phantom.image), until="mask.generated")
+    assert types[:2] == ["study.ingested", "mask.generated"]
 
     def canny_mask():
         """the Canny MaskRevision"""

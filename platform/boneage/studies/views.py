@@ -19,7 +19,7 @@ from boneage.studies.access import CAN_INGEST, check_project, check_study, visib
 from boneage.studies.actions import check_ingest_fields, do_create_project, do_ingest, do_reject
 from boneage.studies.derive import ensure_derived_images
 from boneage.studies.ingest.errors import IngestError
-from boneage.studies.models import IngestRecord, Membership, Study
+from boneage.studies.models import IngestRecord, Membership
 from boneage.studies.serializers import (
     IngestRecordSerializer,
     ProjectCreateSerializer,
