@@ -100,7 +100,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated/garbled zips and pickles
+    except Exception as exc:  # noqa: BLE001 — torch raises many types for truncated/garbled zips and pickles
         raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): "
                               f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -78,7 +78,7 @@ class Predictor:
         crops, crop_boxes = model.crop(x, det)
         masks, boxes = [], []
         for i, (h, w, scale) in enumerate(geometry):
-            side = int(round(max(h, w) * 1.0))
+            side = max(h, w)
             m = F.interpolate(det.masks[i:i + 1].float(), size=(side, side), mode="bilinear", align_corners=False)
             masks.append(((m[0, 0, :h, :w] > 0.5).to(torch.uint8) * 255).cpu().numpy())
             bx = (det.boxes[i].float() / scale).cpu().numpy()

@@ -61,7 +61,7 @@ class TrainConfig:
     max_seconds: float | None = None  # wall-clock budget: stop after the epoch that crosses it
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -158,7 +158,7 @@ def evaluate(model: UnifiedNet, dataset: HandDataset, device: torch.device, batc
         ious.append(inter / union.clamp(min=1))
         trues.append(batch["age"])
         sexes.append(batch["sex"])
-    cat = lambda xs: torch.cat(xs).numpy().astype(float)  # noqa: E731
+    cat = lambda xs: torch.cat(xs).numpy().astype(float)
     return Evaluation(cat(preds), cat(stds), cat(trues), cat(sexes), cat(ious),
                       [dataset.samples[i].id for i in range(len(dataset))])
 
@@ -354,7 +354,7 @@ def load_config(path: str | None, preset: str) -> TrainConfig:
         return base
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise ValueError(f"{path}: expected a JSON object")  # noqa: TRY004 — the CLI reports ValueError
     merged = base.to_dict()
     model = {**merged.pop("model"), **(data.pop("model", {}) if isinstance(data.get("model", {}), dict) else {})}
     if isinstance(data.get("model"), str):

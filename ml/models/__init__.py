@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from torch import nn
@@ -28,15 +28,15 @@ class ModelConfig:
     width: float = 0.25              # channel multiplier of the attention net (1.0 = Attention-92)
     segmenter: str | None = "tiny_fpn"   # None = the "no segmentation subnet" ablation
     seg_size: int = 128              # Mask R-CNN input side
-    work_size: int = 256             # images are padded square and resized to this before the model
-    crop_size: int = 192             # S: side of the masked crop fed to the regressor
+    work_size: int = 192             # images are padded square and resized to this before the model
+    crop_size: int = 128             # S: side of the masked crop fed to the regressor
     use_sex: bool = True
     no_attention: tuple[str, ...] = ()
     dropout: float = 0.2
     seg_weights: str | None = None   # optional local state_dict for the segmenter (never downloaded)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -73,5 +73,15 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["ATTENTION_NAMES", "ModelConfig", "PRESETS", "REGRESSORS", "SEGMENTERS", "UnifiedNet", "UnifiedOutput",
-           "build_model", "count_parameters", "paste_to_image", "field"]
+__all__ = [
+    "ATTENTION_NAMES",
+    "PRESETS",
+    "REGRESSORS",
+    "SEGMENTERS",
+    "ModelConfig",
+    "UnifiedNet",
+    "UnifiedOutput",
+    "build_model",
+    "count_parameters",
+    "paste_to_image",
+]

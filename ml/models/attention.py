@@ -109,7 +109,7 @@ class ResidualAttentionNet(nn.Module):
         unknown = set(no_attention) - set(ATTENTION_NAMES)
         if unknown:
             raise ValueError(f"unknown attention modules {sorted(unknown)}; known: {ATTENTION_NAMES}")
-        c = max(int(round(64 * width)), 8)
+        c = max(round(64 * width), 8)
         self.stem = nn.Sequential(nn.Conv2d(1, c, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(c),
                                   nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1))
         self.ru1 = ResidualUnit(c, 4 * c)

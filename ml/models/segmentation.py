@@ -11,8 +11,8 @@ backbone from scratch). Backbones are registered in `SEGMENTERS`:
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -143,7 +143,7 @@ class Segmenter(nn.Module):
 
 def best_detection(dets: list[dict[str, Tensor]], images: Tensor) -> Detection:
     """Highest-scoring instance per image; no instance → mask of ones, whole-image box, score 0."""
-    b, _, h, w = images.shape
+    h, w = images.shape[-2:]
     masks, boxes, scores = [], [], []
     for det in dets:
         if len(det["scores"]):

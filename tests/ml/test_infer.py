@@ -95,11 +95,11 @@ def test_the_predict_cli_writes_id_pred_std_and_reports_bad_input_in_one_line(pr
     (data / "labels.csv").write_text("id,boneage,male\ns0,100,True\ns1,50,False\n")
     out = tmp_path / "pred.csv"
     run = subprocess.run([sys.executable, "-m", "ml.predict", "--ckpt", str(predictor.path), "--data", str(data),
-                          "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+                          "--out", str(out)], check=False, capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     rows = list(csv.DictReader(out.open()))
     assert [r["id"] for r in rows] == ["s0", "s1"] and set(rows[0]) == {"id", "pred_months", "std_months"}
     bad = subprocess.run([sys.executable, "-m", "ml.predict", "--ckpt", str(data / "labels.csv"), "--data", str(data),
-                          "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+                          "--out", str(out)], check=False, capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "error:" in bad.stderr
     assert "Traceback" not in bad.stderr
