@@ -87,7 +87,7 @@ def _collimated(small: np.ndarray, thresh: float) -> np.ndarray:
 
     def depth(seq: np.ndarray) -> int:
         k = 0
-        while k < len(seq) // 3 and seq[k] >= 0.85:
+        while k < len(seq) // 3 and seq[k] >= 0.6:
             k += 1
         return k + 2 if k else 0  # + the penumbra
 
@@ -222,10 +222,15 @@ def automask(image: np.ndarray) -> AutomaskResult:
         dominance = 0.0
     soft = ndimage.gaussian_filter(kept.astype(np.float32), 1.0 + r_open)
     kept = ndimage.binary_fill_holes(soft > 0.5)
+    # the skin line is faint (thin tissue at the edge): grow into adjacent pixels above a low threshold
+    t_low = bg_mode + 2.5 * bg_spread
+    kept = ndimage.binary_dilation(kept, iterations=max(1, r_open), mask=(detr > t_low) & field_px) | kept
     t["components"] = time.perf_counter() - t1
 
     t1 = time.perf_counter()
-    quality, terms = _quality(small, kept, edges, coll, dominance)
+    grad = np.hypot(ndimage.sobel(detr, 0), ndimage.sobel(detr, 1))
+    strong = grad > 8.0 * max(bg_spread, 1e-4)
+    quality, terms = _quality(small, kept, edges | strong, coll, dominance)
     if (hs, ws) != (H, W):
         up = _resize(ndimage.gaussian_filter(kept.astype(np.float32), 0.7), (H, W), Image.BILINEAR)
         mask = (up >= 0.5).astype(np.uint8) * 255

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from ml.imaging import unit_to_uint16
-from ml.phantoms.anatomy import Ellipsoid, HandLayout, Tube, build_hand
+from ml.phantoms.anatomy import CARPAL_SHAPE, Ellipsoid, HandLayout, Tube, build_hand
 from ml.phantoms.raster import draw_ellipsoid, draw_polygon, draw_soft, draw_tube
 
 DISTRACTOR_MODES = ("none", "random", "shortcut")
@@ -256,10 +256,12 @@ def render(age_months: float, male: bool, seed: int, *, size: int | None = 512,
     meta = {
         "boneage": round(age, 3), "male": bool(male), "sex": "M" if male else "F",
         "height": h, "width": w, "hand": "left" if left else "right",
-        "rotation_deg": round(pose.angle_deg, 3), "px_per_mm": round(pose.scale, 4),
-        "pixel_spacing_mm": round(1.0 / pose.scale, 5), "seed": int(seed), "distractor_mode": distractors,
+        "rotation_deg": round(pose.angle_deg, 3), "px_per_mm": round(float(pose.scale), 4),
+        "pixel_spacing_mm": round(float(1.0 / pose.scale), 5), "seed": int(seed), "distractor_mode": distractors,
         "split": split, "shortcut_style": shortcut_style,
         **{k: v for k, v in lay.meta.items()},
+        "carpal_centres_px": {name: [round(float(c), 1) for c in pose.point(np.array(xy) * lay.meta["hand_scale"])]
+                              for name, (xy, _, _) in CARPAL_SHAPE.items()},
         "imaging": {"blur_px": round(blur, 3), "heel": round(heel_amp, 3), "photons": round(photons, 1),
                     "gamma": round(gamma, 3), "kv": round(kv, 3)},
         "distractors": records,
