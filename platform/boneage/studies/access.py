@@ -7,11 +7,11 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 
 from boneage.studies.models import Membership, Project, Role, Study
 
-ANY_ROLE = tuple(Role.values)
-CAN_LABEL = (Role.LABELER, Role.REVIEWER, Role.ADMIN)
-CAN_REVIEW = (Role.REVIEWER, Role.ADMIN)
-CAN_TRAIN = (Role.TRAINER, Role.ADMIN)
-CAN_INGEST = tuple(Role.values)
+ANY_ROLE: tuple[str, ...] = tuple(Role.values)
+CAN_LABEL: tuple[str, ...] = ("labeler", "reviewer", "admin")
+CAN_REVIEW: tuple[str, ...] = ("reviewer", "admin")
+CAN_TRAIN: tuple[str, ...] = ("trainer", "admin")
+CAN_INGEST: tuple[str, ...] = tuple(Role.values)
 
 
 def membership_role(user, project_id: int) -> str | None:

@@ -31,13 +31,19 @@ def load_unit(image: Image) -> np.ndarray:
     if image.normalized and default_storage.exists(image.normalized):
         if hasattr(default_storage, "path"):
             return load_image(default_storage.path(image.normalized))
-    return decode_upload(read_bytes(image.original), max_pixels=settings.UPLOAD_MAX_PIXELS).unit
+    return decode_original(image)
+
+
+def decode_original(image: Image) -> np.ndarray:
+    unit = decode_upload(read_bytes(image.original), max_pixels=settings.UPLOAD_MAX_PIXELS).unit
+    assert unit is not None  # pixels=True always yields them
+    return unit
 
 
 def ensure_derived_images(image: Image) -> Image:
     if image.normalized and image.display:
         return image
-    unit = decode_upload(read_bytes(image.original), max_pixels=settings.UPLOAD_MAX_PIXELS).unit
+    unit = decode_original(image)
     folder = PurePosixPath(image.original).parent
     token = uuid.uuid4().hex[:8]
     normalized = save_atomic(str(folder / f"normalized-{token}.png"), png_bytes(unit_to_uint16(unit)))

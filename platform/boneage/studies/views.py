@@ -122,8 +122,8 @@ class ProjectStudiesView(GenericAPIView):
         upload = files[0]
         try:
             fields = check_ingest_fields(request.data)
-        except IngestError as error:
-            return error_response(error.status, error.code, error.detail)
+        except IngestError as invalid:
+            return error_response(invalid.status, invalid.code, invalid.detail)
         if upload.size > settings.UPLOAD_MAX_BYTES:  # refuse before reading it into memory
             error = IngestError(413, "file_too_large",
                                 f"The file is {upload.size:,} bytes; the limit is {settings.UPLOAD_MAX_BYTES:,} bytes.")

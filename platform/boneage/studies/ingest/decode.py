@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import date
 
 import numpy as np
@@ -35,7 +36,7 @@ class Decoded:
     modality: str = ""
     transfer_syntax: str = ""
     pixel_spacing_mm: float | None = None
-    dataset: object | None = field(default=None, repr=False)  # pydicom Dataset for de-identification
+    dataset: Any = field(default=None, repr=False)  # pydicom Dataset for de-identification
 
     @property
     def height(self) -> int:
