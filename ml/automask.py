@@ -54,7 +54,7 @@ def _to_unit(image: np.ndarray) -> np.ndarray:
     return (a - lo) / (hi - lo)
 
 
-def _resize(a: np.ndarray, shape: tuple[int, int], resample=Image.BILINEAR) -> np.ndarray:
+def _resize(a: np.ndarray, shape: tuple[int, int], resample=Image.Resampling.BILINEAR) -> np.ndarray:
     img = Image.fromarray(a.astype(np.float32, copy=False), mode="F")
     return np.asarray(img.resize((shape[1], shape[0]), resample), dtype=np.float32)
 
@@ -142,7 +142,7 @@ def _background_trend(smooth: np.ndarray, coll: np.ndarray, iterations: int = 3)
 
 def automask(image: np.ndarray) -> AutomaskResult:
     """Canny-based hand mask of a radiograph (any dtype, bright bone); see the module docstring."""
-    from skimage import exposure, feature
+    from skimage import feature
 
     t = {}
     t0 = time.perf_counter()
@@ -150,8 +150,8 @@ def automask(image: np.ndarray) -> AutomaskResult:
     H, W = unit.shape
     f = WORK_SIDE / max(H, W)
     if f < 1.0:
-        hs, ws = max(int(round(H * f)), 8), max(int(round(W * f)), 8)
-        small = _resize(unit, (hs, ws), Image.BOX)
+        hs, ws = max(round(H * f), 8), max(round(W * f), 8)
+        small = _resize(unit, (hs, ws), Image.Resampling.BOX)
     else:
         hs, ws = H, W
         small = unit
@@ -197,7 +197,7 @@ def automask(image: np.ndarray) -> AutomaskResult:
     t["canny"] = time.perf_counter() - t1
 
     t1 = time.perf_counter()
-    r_close = max(2, int(round(0.006 * max(hs, ws))))
+    r_close = max(2, round(0.006 * max(hs, ws)))
     closed = ndimage.binary_closing(edges, structure=_disk(r_close), border_value=0)
     # background = reachable from the border without crossing an edge or clearly-brighter-than-background tissue
     passable = (~closed & (detr < t_pass)) | coll
@@ -209,7 +209,7 @@ def automask(image: np.ndarray) -> AutomaskResult:
     t["fill"] = time.perf_counter() - t1
 
     t1 = time.perf_counter()
-    r_open = max(1, int(round(0.004 * max(hs, ws))))
+    r_open = max(1, round(0.004 * max(hs, ws)))
     filled = ndimage.binary_opening(filled, structure=_disk(r_open))
     lab, n = ndimage.label(filled)
     if n:
@@ -232,7 +232,7 @@ def automask(image: np.ndarray) -> AutomaskResult:
     strong = grad > 8.0 * max(bg_spread, 1e-4)
     quality, terms = _quality(small, kept, edges | strong, coll, dominance)
     if (hs, ws) != (H, W):
-        up = _resize(ndimage.gaussian_filter(kept.astype(np.float32), 0.7), (H, W), Image.BILINEAR)
+        up = _resize(ndimage.gaussian_filter(kept.astype(np.float32), 0.7), (H, W), Image.Resampling.BILINEAR)
         mask = (up >= 0.5).astype(np.uint8) * 255
     else:
         mask = kept.astype(np.uint8) * 255
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in files:
         try:
             image = _read(path)
-        except Exception as exc:  # unreadable or not an image: report, keep going
+        except Exception as exc:  # noqa: BLE001 - whatever the decoder raises, the file is unreadable
             failed.append(f"{path.name} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
             continue
         res = automask(image)

@@ -13,6 +13,7 @@ defines it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -59,17 +60,17 @@ FEMALE_LATE = 0.87
 
 # --- rays: MC base (x, y), MC angle (deg, + = towards thumb), lengths, shaft radii, soft radius -----
 # lengths (adult male, mm): MC, PP, MP (None for thumb), DP
-RAYS = {
-    1: dict(base=(22.0, 25.0), angle=38.0, lengths=(44.0, 31.0, None, 24.0), radii=(4.6, 4.4, None, 3.3),
-            spread=1.18, soft=9.5),
-    2: dict(base=(10.5, 30.0), angle=8.0, lengths=(67.0, 40.0, 23.0, 17.0), radii=(3.9, 4.1, 3.4, 2.8),
-            spread=1.6, soft=8.2),
-    3: dict(base=(0.5, 31.0), angle=1.0, lengths=(64.0, 44.0, 28.0, 19.0), radii=(3.8, 4.2, 3.6, 2.9),
-            spread=1.6, soft=8.6),
-    4: dict(base=(-9.5, 29.0), angle=-6.0, lengths=(57.0, 41.0, 27.0, 19.0), radii=(3.3, 3.8, 3.3, 2.8),
-            spread=1.6, soft=8.1),
-    5: dict(base=(-18.0, 26.0), angle=-13.0, lengths=(52.0, 33.0, 19.0, 17.0), radii=(3.2, 3.4, 2.9, 2.6),
-            spread=1.5, soft=7.2),
+RAYS: dict[int, dict[str, Any]] = {
+    1: {"base": (22.0, 25.0), "angle": 38.0, "lengths": (44.0, 31.0, None, 24.0), "radii": (4.6, 4.4, None, 3.3),
+            "spread": 1.18, "soft": 9.5},
+    2: {"base": (10.5, 30.0), "angle": 8.0, "lengths": (67.0, 40.0, 23.0, 17.0), "radii": (3.9, 4.1, 3.4, 2.8),
+            "spread": 1.6, "soft": 8.2},
+    3: {"base": (0.5, 31.0), "angle": 1.0, "lengths": (64.0, 44.0, 28.0, 19.0), "radii": (3.8, 4.2, 3.6, 2.9),
+            "spread": 1.6, "soft": 8.6},
+    4: {"base": (-9.5, 29.0), "angle": -6.0, "lengths": (57.0, 41.0, 27.0, 19.0), "radii": (3.3, 3.8, 3.3, 2.8),
+            "spread": 1.6, "soft": 8.1},
+    5: {"base": (-18.0, 26.0), "angle": -13.0, "lengths": (52.0, 33.0, 19.0, 17.0), "radii": (3.2, 3.4, 2.9, 2.6),
+            "spread": 1.5, "soft": 7.2},
 }
 BONE_KINDS = ("MC", "PP", "MP", "DP")
 
@@ -170,7 +171,7 @@ def build_hand(age_months: float, male: bool, rng: np.random.Generator) -> HandL
     chubby = 1.0 + 0.28 * float(np.clip(1.0 - age / 72.0, 0.0, 1.0))  # infants: more soft tissue
     slender = 0.80 + 0.20 * maturity  # young bones are thinner relative to the hand
     medulla = 0.68 - 0.16 * maturity  # cortex thickens with age
-    jit = lambda s=0.045: float(np.exp(rng.normal(0.0, s)))  # noqa: E731 (per-centre timing jitter)
+    jit = lambda s=0.045: float(np.exp(rng.normal(0.0, s)))  # per-centre timing jitter
 
     stages: dict[str, float] = {}
     joint = 1.7  # articular space (mm, adult); scaled with g below
@@ -248,7 +249,7 @@ def build_hand(age_months: float, male: bool, rng: np.random.Generator) -> HandL
         pos = base.copy()
         for i, kind in enumerate(BONE_KINDS):
             L, r = lengths[i], radii[i]
-            if L is None:
+            if L is None or r is None:
                 continue
             d = mc_dir if kind == "MC" else fing_dir
             a, b = pos, pos + d * L

@@ -110,9 +110,9 @@ def generate_cohort(out_dir, n: int, seed: int, *, fmt: str = "rsna", distractor
         w.writerow(["id", "boneage", "male"])
         w.writerows(labels)
     with open(out / "meta.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(META_COLUMNS), lineterminator="\n")
-        w.writeheader()
-        w.writerows(metas)
+        dw = csv.DictWriter(fh, fieldnames=list(META_COLUMNS), lineterminator="\n")
+        dw.writeheader()
+        dw.writerows(metas)
     secs = time.perf_counter() - t0
     return CohortResult(out, int(n), n_male, fmt, distractors, secs, int(n) / max(secs, 1e-9), ids)
 
@@ -121,8 +121,8 @@ def study_dates(seed: int, index: int, age_months: float) -> tuple[dt.date, dt.d
     """(study date, birth date) consistent with the age; deterministic."""
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index), 0xDA7E])
     study = dt.date(2015, 1, 1) + dt.timedelta(days=int(rng.integers(0, 365 * 9)))
-    birth = study - dt.timedelta(days=int(round(age_months * 30.4375)))
+    birth = study - dt.timedelta(days=round(age_months * 30.4375))
     return study, birth
 
 
-__all__ = ["CohortResult", "generate_cohort", "Phantom", "sample_subject", "study_dates"]
+__all__ = ["CohortResult", "Phantom", "generate_cohort", "sample_subject", "study_dates"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, generate_uid
 
 from ml.phantoms.cohort import study_dates
 from ml.phantoms.render import Phantom
@@ -46,7 +46,7 @@ def write_dicom(path: Path, ph: Phantom, sid: str, *, seed: int, index: int) -> 
     stored = (4095 - raw) if photometric == "MONOCHROME1" else raw
 
     fm = FileMetaDataset()
-    fm.MediaStorageSOPClassUID = sop_class
+    fm.MediaStorageSOPClassUID = UID(sop_class)
     fm.MediaStorageSOPInstanceUID = sop_uid
     fm.TransferSyntaxUID = ExplicitVRLittleEndian
     fm.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID

@@ -36,7 +36,7 @@ def crop_to_mask(image: np.ndarray, mask: np.ndarray, size: int, margin: float =
     ty0, tx0 = max(sy0, 0), max(sx0, 0)
     ty1, tx1 = min(sy0 + side, unit.shape[0]), min(sx0 + side, unit.shape[1])
     canvas[ty0 - sy0:ty1 - sy0, tx0 - sx0:tx1 - sx0] = unit[ty0:ty1, tx0:tx1]
-    img = Image.fromarray(canvas, mode="F").resize((size, size), Image.BILINEAR)
+    img = Image.fromarray(canvas, mode="F").resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.float32)
 
 

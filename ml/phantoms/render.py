@@ -90,7 +90,7 @@ def _place(lay: HandLayout, h: int, w: int, rng: np.random.Generator, left: bool
 def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=max(px, 6))
-    except Exception:  # Pillow without FreeType: the bitmap font
+    except (ImportError, OSError, TypeError):  # Pillow without FreeType: the bitmap font
         return ImageFont.load_default()
 
 
@@ -98,7 +98,7 @@ def text_bitmap(text: str, px: int) -> np.ndarray:
     """Rendered text (bool array, True = ink), `px` ≈ cap height in pixels."""
     font = _font(int(px * 1.35))
     left, top, right, bottom = font.getbbox(text)
-    img = Image.new("L", (max(right - left, 1) + 2, max(bottom - top, 1) + 2), 0)
+    img = Image.new("L", (int(max(right - left, 1)) + 2, int(max(bottom - top, 1)) + 2), 0)
     ImageDraw.Draw(img).text((1 - left, 1 - top), text, fill=255, font=font)
     return np.asarray(img) > 127
 
@@ -171,7 +171,7 @@ def render(age_months: float, male: bool, seed: int, *, size: int | None = 512,
     age = float(np.clip(age_months, 0.0, 240.0))
     long_side = int(size) if size is not None else int(rng.integers(1600, 2601))
     aspect = float(rng.uniform(0.74, 0.95))
-    h, w = long_side, int(round(long_side * aspect))
+    h, w = long_side, round(long_side * aspect)
     left = bool(rng.random() < 0.8)  # bone-age films are usually left hands
 
     lay = build_hand(age, male, rng)
@@ -210,7 +210,7 @@ def render(age_months: float, male: bool, seed: int, *, size: int | None = 512,
         shortcut_style = SHORTCUT_STYLES[idx]
         bmp = shape_bitmap(shortcut_style, int(0.10 * w))
         placer.busy[:] = hand | (soft > 0)
-        spot = placer.find(*bmp.shape, prefer=[["tl", "tr", "ml", "mr"][idx]])
+        spot = placer.find(bmp.shape[0], bmp.shape[1], prefer=[["tl", "tr", "ml", "mr"][idx]])
         if spot is not None:
             y, x = spot
             burn[y:y + bmp.shape[0], x:x + bmp.shape[1]][bmp] = 0.97
@@ -315,8 +315,8 @@ def _random_distractors(rng, placer: _Placer, pose: Pose, lead: np.ndarray, burn
             records.append({"kind": "lead_marker", "text": letter, "box": [x, y, x + side, y + side]})
     for _ in range(int(rng.choice([0, 1, 1, 2, 3]))):  # burned-in text
         texts = ["L", "R", "PA", "LEFT HAND", "R HAND PA", "BONE AGE", "PORTABLE", "PEDS",
-                 f"ACC {int(rng.integers(10000, 99999))}", f"20{int(rng.integers(10, 24))}-"
-                 f"{int(rng.integers(1, 13)):02d}-{int(rng.integers(1, 29)):02d}"]
+                 f"ACC {int(rng.integers(10000, 99999))}", (f"20{int(rng.integers(10, 24))}-"
+                 f"{int(rng.integers(1, 13)):02d}-{int(rng.integers(1, 29)):02d}")]
         text = texts[int(rng.integers(len(texts)))]
         bmp = text_bitmap(text, int(h * rng.uniform(0.02, 0.04)))
         boxed = rng.random() < 0.3
