@@ -7,6 +7,7 @@ so every image takes the full path (detection, mask paste, crop, regressor, 6 at
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,8 @@ from ml.models import PRESETS, build_model, count_parameters
 from ml.train import TRAIN_PRESETS, train
 
 pytestmark = pytest.mark.bench
+if "ML_BENCH_THREADS" in os.environ:  # e.g. 1 on a shared CPU box, where 2 threads stall in OpenMP barriers
+    torch.set_num_threads(int(os.environ["ML_BENCH_THREADS"]))
 OUT = Path("test-artifacts/ml-bench.json")
 RESULTS: dict[str, object] = {}
 
