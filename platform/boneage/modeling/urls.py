@@ -1,5 +1,17 @@
 """URLs of the modeling app: `api` is mounted under /api/, `pages` at the site root."""
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-api: list = []
+from boneage.modeling import views
+
+api: list = [
+    path("studies/<int:study_id>/predictions/latest/", views.LatestPredictionView.as_view(), name="api-prediction-latest"),
+    path("studies/<int:study_id>/predictions/<int:version_id>/<str:part>.png", views.PredictionFileView.as_view(),
+         name="api-prediction-file"),
+    path("projects/<int:project_id>/training-runs/", views.ProjectTrainingRunsView.as_view(), name="api-training-runs"),
+    path("training-runs/<int:run_id>/", views.TrainingRunDetailView.as_view(), name="api-training-run"),
+    path("training-runs/<int:run_id>/cancel/", views.TrainingRunCancelView.as_view(), name="api-training-run-cancel"),
+    path("projects/<int:project_id>/models/", views.ProjectModelsView.as_view(), name="api-models"),
+    path("models/<int:version_id>/promote/", views.PromoteModelView.as_view(), name="api-model-promote"),
+    path("projects/<int:project_id>/next-case/", views.NextCaseView.as_view(), name="api-next-case"),
+]
 pages: list = []

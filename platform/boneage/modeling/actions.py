@@ -1,0 +1,430 @@
+"""Actions of the modeling app: predictions, the model registry, training runs, the next case.
+
+`check_*` validate and raise ModelingError (status, code, detail); `do_*` change rows, record an audit
+event and publish live events on commit. Views and Celery tasks call these; nothing else saves
+modeling rows.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from boneage.annotations.models import AgeLabel
+from boneage.audit.actions import do_record
+from boneage.live.events import publish
+from boneage.modeling import conf
+from boneage.modeling.models import ActiveScore, ModelStatus, ModelVersion, Prediction
+from boneage.studies.ingest.store import save_atomic
+from boneage.studies.models import Project, Study
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_FILES = ("mask", "Att1_1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3")
+INIT_CHOICES = ("active", "fresh")
+
+
+class ModelingError(Exception):
+    def __init__(self, status: int, code: str, detail: str, **extra: Any):
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.extra = status, code, detail, extra
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+def checkpoint_name(project_id: int, run_id: int) -> str:
+    return f"models/{project_id}/run-{run_id}.pt"
+
+
+def prediction_file_name(study: Study, version_id: int, part: str) -> str:
+    """Deterministic storage name of a prediction PNG: a second run overwrites the same file."""
+    return f"predictions/{study.project_id}/{study.pk}/v{version_id}/{part}.png"
+
+
+def prediction_file_url(study_id: int, version_id: int, part: str) -> str:
+    return f"/api/studies/{study_id}/predictions/{version_id}/{part}.png"
+
+
+def local_path(name: str) -> Path:
+    """A filesystem path for a stored file (the Predictor and torch.save need one)."""
+    if not hasattr(default_storage, "path"):
+        raise ModelingError(500, "storage_unsupported", "Model checkpoints need a local filesystem storage.")
+    return Path(default_storage.path(name))
+
+
+# --- the predictor cache (one per worker process) ---------------------------------------------------
+
+_PREDICTORS: OrderedDict[tuple[int, str], Any] = OrderedDict()
+_PREDICTORS_LOCK = threading.Lock()
+
+
+def get_predictor(version: ModelVersion):
+    """The loaded Predictor of a version; the file's sha256 must match the registry. Raises CheckpointError."""
+    from ml.checkpoint import CheckpointError, file_sha256
+    from ml.infer import Predictor
+
+    key = (version.pk, version.sha256)
+    with _PREDICTORS_LOCK:
+        if key in _PREDICTORS:
+            _PREDICTORS.move_to_end(key)
+            return _PREDICTORS[key]
+    path = local_path(version.checkpoint)
+    if not path.is_file():
+        raise CheckpointError(f"model {version.name}: checkpoint file {version.checkpoint} is missing")
+    actual = file_sha256(path)
+    if actual != version.sha256:
+        raise CheckpointError(f"model {version.name}: checkpoint {version.checkpoint} is corrupt "
+                              f"(sha256 {actual[:12]}…, the registry says {version.sha256[:12]}…)")
+    predictor = Predictor(path)
+    with _PREDICTORS_LOCK:
+        _PREDICTORS[key] = predictor
+        while len(_PREDICTORS) > 2:
+            _PREDICTORS.popitem(last=False)
+    return predictor
+
+
+def active_version(project_id: int) -> ModelVersion | None:
+    return ModelVersion.objects.filter(project_id=project_id, status=ModelStatus.ACTIVE).first()
+
+
+def _male(study: Study) -> bool | None:
+    return {"M": True, "F": False}.get(study.sex)
+
+
+def _heatmap_png(map_: np.ndarray, unit: np.ndarray) -> bytes:
+    """The attention map blended over the radiograph, no larger than HEATMAP_MAX_SIDE."""
+    from ml.render import heatmap_png_bytes
+
+    step = max(1, int(np.ceil(max(map_.shape) / conf.HEATMAP_MAX_SIDE)))
+    return heatmap_png_bytes(map_[::step, ::step], unit[::step, ::step] if unit.shape == map_.shape else None)
+
+
+def _mask_png(mask: np.ndarray) -> bytes:
+    from ml.render import mask_png_bytes
+
+    return mask_png_bytes(mask)
+
+
+# --- predictions ------------------------------------------------------------------------------------
+
+def do_predict_study(study_id: int, version_id: int | None = None) -> Prediction | None:
+    """Predict one study with the active (or given) model, publishing each part as soon as it exists.
+
+    Idempotent: an existing prediction of the same version is returned untouched. No transaction is
+    held while the network runs, so prediction.mask/age/attention leave the moment they are computed.
+    """
+    from ml.checkpoint import CheckpointError
+
+    t0 = time.perf_counter()
+    study = Study.objects.select_related("image", "project").filter(pk=study_id).first()
+    if study is None:
+        return None
+    version = (ModelVersion.objects.filter(pk=version_id, project_id=study.project_id).first() if version_id
+               else active_version(study.project_id))
+    if version is None:
+        publish(study.project_id, "prediction.skipped", study=study.pk, reason="no_model",
+                detail="This project has no active model yet: train one (POST /api/projects/{p}/training-runs/).")
+        return None
+    existing = Prediction.objects.filter(study=study, model_version=version).first()
+    if existing is not None:
+        return existing
+    try:
+        predictor = get_predictor(version)
+    except CheckpointError as exc:
+        logger.error("prediction of study %s skipped: %s", study_id, exc)
+        publish(study.project_id, "prediction.failed", study=study.pk, model_version=version.pk,
+                reason="bad_checkpoint", detail=str(exc)[:500])
+        return None
+    from boneage.studies.derive import load_unit
+
+    publish(study.project_id, "prediction.started", study=study.pk, model_version=version.pk, model=version.name)
+    unit = load_unit(study.image)
+    t_load = time.perf_counter()
+    files: dict[str, str] = {}
+    result = None
+    for event in predictor.predict_stream(unit, _male(study)):
+        kind = event[0]
+        if kind == "mask":
+            _, mask, box, score = event
+            files["mask"] = save_atomic(prediction_file_name(study, version.pk, "mask"), _mask_png(mask))
+            publish(study.project_id, "prediction.mask", study=study.pk, model_version=version.pk,
+                    url=prediction_file_url(study.pk, version.pk, "mask"), box=[round(v, 1) for v in box],
+                    score=round(float(score), 4))
+        elif kind == "age":
+            publish(study.project_id, "prediction.age", study=study.pk, model_version=version.pk,
+                    age_months=round(float(event[1]), 2), std_months=round(float(event[2]), 2))
+        elif kind == "attention":
+            _, name, map_ = event
+            files[name] = save_atomic(prediction_file_name(study, version.pk, name), _heatmap_png(map_, unit))
+            publish(study.project_id, "prediction.attention", study=study.pk, model_version=version.pk,
+                    name=name, url=prediction_file_url(study.pk, version.pk, name))
+        else:
+            result = event[1]
+    assert result is not None
+    timings = {**{k: round(v, 1) for k, v in result.timings.items()}, "load": round((t_load - t0) * 1e3, 1),
+               "task_total": round((time.perf_counter() - t0) * 1e3, 1)}
+    return _store_prediction(study, version, result, files, timings)
+
+
+def _store_prediction(study: Study, version: ModelVersion, result, files: dict[str, str],
+                      timings: dict[str, float], *, announce: bool = True) -> Prediction:
+    with transaction.atomic():
+        Study.objects.select_for_update().filter(pk=study.pk).first()  # one writer per study
+        prediction, created = Prediction.objects.get_or_create(
+            study=study, model_version=version,
+            defaults=dict(age_months=float(result.age_months), std_months=float(result.std_months),
+                          mask=files.get("mask", ""), box=[float(v) for v in result.box], score=float(result.score),
+                          attention={k: v for k, v in files.items() if k != "mask"}, timings=timings,
+                          out_of_fold=str(study.pk) not in set(map(str, version.training_study_ids))),
+        )
+        if created:
+            if not AgeLabel.objects.filter(study=study).exists():
+                _score_studies(version, [prediction])
+            if announce:
+                publish(study.project_id, "prediction.ready", study=study.pk, prediction=prediction.pk,
+                        model_version=version.pk, age_months=round(prediction.age_months, 2),
+                        std_months=round(prediction.std_months, 2))
+            transaction.on_commit(lambda: _study_changed(study.pk))
+    return prediction
+
+
+def _study_changed(study_id: int) -> None:
+    from boneage.review.hooks import study_changed
+
+    study_changed(study_id, "prediction")
+
+
+def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BATCH,
+                         progress: Any = None) -> int:
+    """Predict every study of the version's project that has no prediction of it yet, in batches.
+
+    Stops early when the version is no longer active. Returns how many predictions it made.
+    """
+    from boneage.studies.derive import load_unit
+    from ml.checkpoint import CheckpointError
+
+    version = ModelVersion.objects.filter(pk=version_id).first()
+    if version is None or version.status != ModelStatus.ACTIVE:
+        return 0
+    project_id = version.project_id
+    done_ids = Prediction.objects.filter(model_version=version).values("study_id")
+    todo = list(Study.objects.filter(project_id=project_id).exclude(pk__in=done_ids)
+                .select_related("image").order_by("pk"))
+    total, made = len(todo), 0
+    try:
+        predictor = get_predictor(version)
+    except CheckpointError as exc:
+        publish(project_id, "model.repredict.failed", model_version=version.pk, detail=str(exc)[:500])
+        return 0
+    publish(project_id, "model.repredict.progress", model_version=version.pk, done=0, total=total)
+    for start in range(0, total, batch_size):
+        if not ModelVersion.objects.filter(pk=version.pk, status=ModelStatus.ACTIVE).exists():
+            break  # superseded: the newer version re-predicts
+        batch = todo[start:start + batch_size]
+        units, ok = [], []
+        for study in batch:
+            try:
+                units.append(load_unit(study.image))
+                ok.append(study)
+            except Exception:  # one unreadable study must not stop the others
+                logger.exception("re-prediction: cannot load study %s", study.pk)
+        if not ok:
+            continue
+        t0 = time.perf_counter()
+        results = predictor.predict_batch(units, [_male(s) for s in ok])
+        elapsed = (time.perf_counter() - t0) * 1e3 / len(ok)
+        for study, unit, result in zip(ok, units, results):
+            files = {"mask": save_atomic(prediction_file_name(study, version.pk, "mask"), _mask_png(result.mask))}
+            for name, map_ in result.attention.items():
+                files[name] = save_atomic(prediction_file_name(study, version.pk, name), _heatmap_png(map_, unit))
+            _store_prediction(study, version, result, files, {"batch_ms_per_study": round(elapsed, 1)})
+            made += 1
+        publish(project_id, "model.repredict.progress", model_version=version.pk, done=start + len(batch), total=total)
+        if progress is not None:
+            progress(start + len(batch), total)
+    publish(project_id, "model.repredicted", model_version=version.pk, predicted=made, total=total)
+    return made
+
+
+def latest_prediction(study: Study) -> Prediction | None:
+    """The active model's prediction of the study, else the newest one."""
+    active = active_version(study.project_id)
+    if active is not None:
+        found = Prediction.objects.filter(study=study, model_version=active).select_related("model_version").first()
+        if found is not None:
+            return found
+    return Prediction.objects.filter(study=study).select_related("model_version").first()
+
+
+def check_latest_prediction(study: Study) -> Prediction:
+    prediction = latest_prediction(study)
+    if prediction is not None:
+        return prediction
+    if active_version(study.project_id) is None:
+        raise ModelingError(404, "no_model", "This project has no active model yet, so the study has no "
+                            "prediction. A trainer can start a training run.")
+    raise ModelingError(404, "prediction_pending", "The active model has not predicted this study yet; "
+                        "it will appear with the prediction.ready event.")
+
+
+def check_prediction_file(study: Study, version_id: int, part: str) -> str:
+    if part not in PREDICTION_FILES:
+        raise ModelingError(404, "not_found", f"No prediction file {part!r}; known: {', '.join(PREDICTION_FILES)}.")
+    if not ModelVersion.objects.filter(pk=version_id, project_id=study.project_id).exists():
+        raise ModelingError(404, "not_found", "No such model version in this project.")
+    name = prediction_file_name(study, version_id, part)
+    if not default_storage.exists(name):
+        raise ModelingError(404, "not_found", "This part of the prediction is not ready (yet).")
+    return name
+
+
+# --- active-learning scores and the next case -------------------------------------------------------
+
+def _labelled_features(project_id: int) -> np.ndarray:
+    from ml.active import features
+
+    rows = list(AgeLabel.objects.filter(study__project_id=project_id).values_list("study_id", "months", "study__sex"))
+    latest: dict[int, tuple[float, str]] = {}
+    for study_id, months, sex in rows:
+        latest[study_id] = (months, sex)
+    return features([m for m, _ in latest.values()], [{"M": True, "F": False}.get(s) for _, s in latest.values()])
+
+
+def _score_studies(version: ModelVersion, predictions: list[Prediction]) -> None:
+    """Upsert the ActiveScore rows (every strategy) of these predictions' studies for this version."""
+    from ml.active import STRATEGIES, features, scores
+
+    if not predictions:
+        return
+    keys = [str(p.study_id) for p in predictions]
+    std = [p.std_months for p in predictions]
+    feats = features([p.age_months for p in predictions], [{"M": True, "F": False}.get(p.study.sex) for p in predictions])
+    labelled = _labelled_features(version.project_id)
+    for strategy in STRATEGIES:
+        values = scores(strategy, keys, std, feats, labelled, seed=version.pk)
+        for prediction, value in zip(predictions, values):
+            ActiveScore.objects.update_or_create(study_id=prediction.study_id, model_version=version, strategy=strategy,
+                                                 defaults={"score": float(value)})
+
+
+def do_rescore_project(version_id: int) -> int:
+    """Recompute every unlabelled study's scores for the version (after re-prediction or new labels)."""
+    version = ModelVersion.objects.filter(pk=version_id).first()
+    if version is None:
+        return 0
+    labelled = AgeLabel.objects.filter(study=OuterRef("study"))
+    predictions = list(Prediction.objects.filter(model_version=version).exclude(Exists(labelled))
+                       .select_related("study"))
+    with transaction.atomic():
+        _score_studies(version, predictions)
+        publish(version.project_id, "active.ranked", model_version=version.pk, scored=len(predictions))
+    return len(predictions)
+
+
+@dataclass
+class NextCase:
+    study: Study
+    strategy: str
+    score: float | None
+    model_version: ModelVersion | None
+    rank: int | None
+    reason: str = ""
+
+
+def check_strategy(value: str | None) -> str:
+    from ml.active import STRATEGIES
+
+    strategy = (value or "uncertainty").strip()
+    if strategy not in STRATEGIES:
+        raise ModelingError(400, "invalid_strategy", f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}.")
+    return strategy
+
+
+def do_next_case(project: Project, strategy: str, *, top_k: int = conf.NEXT_CASE_TOP_K) -> NextCase:
+    """The least recently served of the top-k unlabelled studies by score; serving stamps it.
+
+    Two labelers asking one after the other (or at once: rows are locked, skip_locked) get different studies.
+    """
+    labelled = Exists(AgeLabel.objects.filter(study=OuterRef("study")))
+    version = active_version(project.pk)
+    if version is not None:
+        with transaction.atomic():
+            top = list(ActiveScore.objects.select_for_update(skip_locked=True, of=("self",))
+                       .filter(model_version=version, strategy=strategy, study__project=project)
+                       .exclude(labelled).select_related("study").order_by("-score", "study_id")[:top_k])
+            if top:
+                ranked = {s.pk: rank for rank, s in enumerate(top, start=1)}
+                epoch = timezone.make_aware(timezone.datetime(1970, 1, 1))
+                chosen = min(top, key=lambda s: (s.last_served_at or epoch, ranked[s.pk]))
+                chosen.last_served_at = timezone.now()
+                chosen.save(update_fields=["last_served_at"])
+                return NextCase(chosen.study, strategy, chosen.score, version, ranked[chosen.pk])
+    unlabelled = (Study.objects.filter(project=project).exclude(Exists(AgeLabel.objects.filter(study=OuterRef("pk"))))
+                  .order_by("created_at", "pk"))
+    study = unlabelled.first()
+    if study is None:
+        raise ModelingError(404, "no_unlabelled_studies", "Every study of this project has a label.")
+    reason = "no_model" if version is None else "not_scored_yet"
+    return NextCase(study, "oldest", None, version, None, reason)
+
+
+# --- the registry: promotion ------------------------------------------------------------------------
+
+def check_checkpoint_intact(version: ModelVersion) -> None:
+    from ml.checkpoint import file_sha256
+
+    try:
+        path = local_path(version.checkpoint)
+    except ModelingError:
+        return
+    if not path.is_file():
+        raise ModelingError(409, "checkpoint_missing", f"Model {version.name}: its checkpoint file is missing.")
+    if file_sha256(path) != version.sha256:
+        raise ModelingError(409, "checkpoint_corrupt", f"Model {version.name}: its checkpoint file does not match "
+                            "the recorded sha256.")
+
+
+def do_promote(version: ModelVersion, *, actor=None, reason: str = "manual") -> ModelVersion:
+    """Make `version` the project's active model (retiring the current one) and re-predict every study.
+
+    Promoting the active version again changes nothing. Rolling back = promoting an older version.
+    """
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=version.project_id).first()
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if version.status == ModelStatus.ACTIVE:
+            return version
+        if version.status == ModelStatus.TRAINING:
+            raise ModelingError(409, "not_trained", f"Model {version.name} is still training.")
+        check_checkpoint_intact(version)
+        previous = active_version(version.project_id)
+        if previous is not None:
+            previous.status = ModelStatus.RETIRED
+            previous.save(update_fields=["status"])
+        version.status = ModelStatus.ACTIVE
+        version.promoted_at = timezone.now()
+        version.save(update_fields=["status", "promoted_at"])
+        do_record("model.promoted", version, actor=actor, project=version.project,
+                  before={"active": previous.name if previous else None},
+                  after={"active": version.name, "reason": reason, "val_mae": version.metrics.get("val_mae")})
+        publish(version.project_id, "model.promoted", model_version=version.pk, name=version.name, reason=reason,
+                previous=previous.pk if previous else None, val_mae=version.metrics.get("val_mae"))
+        from boneage.modeling.tasks import repredict_project
+
+        version_id = version.pk
+        transaction.on_commit(lambda: repredict_project.delay(version_id))
+    return version
+
+
+def next_version_name(project_id: int) -> str:
+    return f"v{ModelVersion.objects.filter(project_id=project_id).count() + 1}"

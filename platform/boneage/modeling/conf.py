@@ -1,0 +1,34 @@
+"""Tunables of the modeling app, typed and read once (env overrides; settings.py keeps the Celery ones)."""
+from __future__ import annotations
+
+from django.conf import settings
+
+from boneage.env import env_int
+
+
+def _setting(name: str, default: int, minimum: int = 1) -> int:
+    value = getattr(settings, name, None)
+    return int(value) if value is not None else env_int(name, default, minimum=minimum)
+
+
+def heartbeat_seconds() -> int:
+    """How often a training worker says it is alive."""
+    return _setting("MODELING_HEARTBEAT_S", 5)
+
+
+def stale_seconds() -> int:
+    """A running training run without a heartbeat for this long belongs to a dead worker: it ends FAILED."""
+    return max(_setting("MODELING_STALE_S", 60), 2 * heartbeat_seconds())
+
+
+def training_hard_limit() -> int:
+    return int(settings.TRAINING_HARD_TIME_LIMIT_S)
+
+
+PREDICT_SOFT_LIMIT_S = 120
+PREDICT_HARD_LIMIT_S = 180
+REPREDICT_SOFT_LIMIT_S = 3000
+REPREDICT_HARD_LIMIT_S = 3300
+REPREDICT_BATCH = 8
+HEATMAP_MAX_SIDE = 384          # attention PNGs are smooth: no need for full resolution
+NEXT_CASE_TOP_K = 10

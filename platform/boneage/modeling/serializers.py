@@ -1,0 +1,74 @@
+"""Read and write contracts of the modeling API."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from boneage.modeling.actions import prediction_file_url
+from boneage.modeling.models import ModelVersion, Prediction, TrainingRun
+
+
+class LatestPredictionSerializer(serializers.ModelSerializer):
+    model_version = serializers.IntegerField(source="model_version_id")
+    model_name = serializers.CharField(source="model_version.name")
+    mask_url = serializers.SerializerMethodField()
+    attention = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Prediction
+        fields = ["id", "study", "age_months", "std_months", "model_version", "model_name", "mask_url", "box",
+                  "score", "attention", "timings", "out_of_fold", "created_at"]
+
+    def get_mask_url(self, prediction) -> str | None:
+        return prediction_file_url(prediction.study_id, prediction.model_version_id, "mask") if prediction.mask else None
+
+    def get_attention(self, prediction) -> dict[str, str]:
+        return {name: prediction_file_url(prediction.study_id, prediction.model_version_id, name)
+                for name in prediction.attention}
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    parent_name = serializers.CharField(source="parent.name", default=None, read_only=True)
+    val_mae = serializers.SerializerMethodField()
+    training_studies = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "project", "name", "status", "sha256", "config", "metrics", "val_mae", "parent", "parent_name",
+                  "training_studies", "training_study_ids", "validation_study_ids", "created_at", "promoted_at"]
+
+    def get_val_mae(self, version) -> float | None:
+        return version.metrics.get("val_mae")
+
+    def get_training_studies(self, version) -> int:
+        return len(version.training_study_ids)
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    init_from_name = serializers.CharField(source="init_from.name", default=None, read_only=True)
+    result_name = serializers.CharField(source="result.name", default=None, read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "project", "state", "trigger", "config", "progress", "curve", "error", "init_from",
+                  "init_from_name", "result", "result_name", "created_by", "created_at", "started_at", "finished_at",
+                  "heartbeat_at"]
+
+
+class TrainingRunCreateSerializer(serializers.Serializer):
+    init = serializers.ChoiceField(choices=["active", "fresh"], required=False,
+                                   help_text="fine-tune the active model (default) or start from scratch")
+    epochs = serializers.IntegerField(required=False, min_value=1, max_value=200)
+    batch_size = serializers.IntegerField(required=False, min_value=1, max_value=64)
+    lr = serializers.FloatField(required=False)
+    max_seconds = serializers.FloatField(required=False, help_text="wall-clock budget")
+
+
+class NextCaseSerializer(serializers.Serializer):
+    study = serializers.IntegerField()
+    study_url = serializers.CharField()
+    strategy = serializers.CharField()
+    score = serializers.FloatField(allow_null=True)
+    rank = serializers.IntegerField(allow_null=True)
+    model_version = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField(allow_blank=True)

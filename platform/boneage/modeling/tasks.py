@@ -1,0 +1,115 @@
+"""gpu-queue tasks of the modeling app. Thin: take ids, call one action (DESIGN §8).
+
+All are idempotent (they lock their row and check its state), so acks_late + reject_on_worker_lost
+is safe: a task whose worker died is delivered again and either finishes the job or finds it done.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import shared_task
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+from django.db import transaction
+
+from boneage.modeling import conf
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="modeling.predict_study", queue="gpu", acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=conf.PREDICT_SOFT_LIMIT_S, time_limit=conf.PREDICT_HARD_LIMIT_S)
+def predict_study(study_id: int, version_id: int | None = None) -> None:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from boneage.live.events import publish
+    from boneage.modeling.actions import do_predict_study
+    from boneage.studies.models import Study
+
+    try:
+        do_predict_study(study_id, version_id)
+    except SoftTimeLimitExceeded:
+        project_id = Study.objects.filter(pk=study_id).values_list("project_id", flat=True).first()
+        if project_id:
+            publish(project_id, "prediction.failed", study=study_id, reason="time_limit",
+                    detail=f"The prediction took longer than {conf.PREDICT_SOFT_LIMIT_S} s.")
+
+
+def enqueue_prediction(study_id: int, version_id: int | None = None) -> None:
+    """Predict the study once the current transaction commits (at once outside one)."""
+    transaction.on_commit(lambda: predict_study.delay(study_id, version_id))
+
+
+@shared_task(name="modeling.train", queue="gpu", acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=max(30, settings.TRAINING_HARD_TIME_LIMIT_S - 30),
+             time_limit=settings.TRAINING_HARD_TIME_LIMIT_S)
+def train_run(run_id: int) -> None:
+    from boneage.modeling.training import run_training
+
+    run_training(run_id)
+
+
+@shared_task(name="modeling.repredict", queue="gpu", acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=conf.REPREDICT_SOFT_LIMIT_S, time_limit=conf.REPREDICT_HARD_LIMIT_S)
+def repredict_project(version_id: int) -> None:
+    from boneage.modeling.actions import do_repredict_project, do_rescore_project
+
+    do_repredict_project(version_id)
+    do_rescore_project(version_id)
+
+
+@shared_task(name="modeling.rescore", queue="gpu", acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=300, time_limit=360)
+def rescore_project(version_id: int) -> None:
+    from boneage.modeling.actions import do_rescore_project
+
+    do_rescore_project(version_id)
+
+
+@shared_task(name="modeling.reap_stale_runs", queue="cpu", acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=60, time_limit=90)
+def reap_stale_runs_task() -> int:
+    from boneage.modeling.training import reap_stale_runs
+
+    return reap_stale_runs()
+
+
+def _reap_once() -> None:
+    from django.db import connection
+
+    from boneage.modeling.training import reap_stale_runs
+
+    try:
+        reaped = reap_stale_runs()
+        if reaped:
+            logger.warning("marked %s training run(s) of a dead worker as failed", reaped)
+    except Exception:
+        logger.exception("could not check for training runs of dead workers")
+    finally:
+        connection.close()  # this thread's own connection: never left open between checks
+
+
+def _watchdog(stop: threading.Event) -> None:
+    period = max(1.0, conf.stale_seconds() / 4)
+    while not stop.wait(period):
+        _reap_once()
+
+
+_watchdogs: list[threading.Event] = []
+
+
+@worker_ready.connect
+def _start_watchdog(sender=None, **kwargs) -> None:
+    """Every worker watches for training runs whose worker died (heartbeat gone) and ends them FAILED:
+    once at start, then every stale/4 seconds for as long as it lives."""
+    stop = threading.Event()
+    _watchdogs.append(stop)
+    thread = threading.Thread(target=lambda: (_reap_once(), _watchdog(stop)), daemon=True, name="training-watchdog")
+    thread.start()
+
+
+@worker_shutdown.connect
+def _stop_watchdog(sender=None, **kwargs) -> None:
+    while _watchdogs:
+        _watchdogs.pop().set()

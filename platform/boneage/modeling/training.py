@@ -1,0 +1,422 @@
+"""Training runs: start, cancel, run (in a Celery task), reap runs whose worker died, the gate.
+
+States: queued → running → succeeded | failed | cancelled; cancelling in between when asked to stop.
+A run's checkpoint is written atomically by ml.checkpoint (temp, fsync, rename) and registered in the
+same transaction that marks the run succeeded, so no ModelVersion ever points at a partial file.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from boneage.annotations.models import AgeLabel, MaskRevision, MaskSource
+from boneage.audit.actions import do_record
+from boneage.live.events import publish
+from boneage.modeling import conf
+from boneage.modeling.actions import (
+    INIT_CHOICES,
+    ModelingError,
+    active_version,
+    checkpoint_name,
+    do_promote,
+    get_predictor,
+    local_path,
+    next_version_name,
+)
+from boneage.modeling.models import ModelStatus, ModelVersion, RunState, TrainingRun
+from boneage.studies.models import Project, Study
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_STATES = (RunState.QUEUED, RunState.RUNNING, RunState.CANCELLING)
+FINAL_STATES = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
+
+# The default architecture of a project's first model: small enough to train in minutes on a CPU.
+DEFAULT_MODEL = {"width": 0.125, "segmenter": "tiny_fpn", "seg_size": 96, "work_size": 96, "crop_size": 64}
+DEFAULT_TRAIN = {"epochs": 6, "batch_size": 8, "teacher_epochs": 2, "teacher_decay_epochs": 2, "mc_samples": 8,
+                 "precise_bn_batches": 4, "early_stop_patience": 6}
+USER_KEYS = {"epochs": (1, 200), "batch_size": (1, 64), "lr": (1e-5, 1.0), "max_seconds": (10, 24 * 3600)}
+
+
+def project_training_defaults(project: Project) -> dict[str, Any]:
+    custom = (project.settings or {}).get("training", {})
+    return {**DEFAULT_TRAIN, "model": {**DEFAULT_MODEL, **custom.get("model", {})},
+            **{k: v for k, v in custom.items() if k != "model"}}
+
+
+def check_run_request(project: Project, data: dict[str, Any]) -> dict[str, Any]:
+    """Validate a POST body → the run's config. Unknown keys and out-of-range values are 400s."""
+    if not isinstance(data, dict):
+        raise ModelingError(400, "invalid", "Send a JSON object.")
+    unknown = set(data) - {"init", *USER_KEYS}
+    if unknown:
+        raise ModelingError(400, "invalid", f"Unknown fields: {', '.join(sorted(unknown))}. "
+                            f"Known: init, {', '.join(sorted(USER_KEYS))}.")
+    init = data.get("init", "active")
+    if init not in INIT_CHOICES:
+        raise ModelingError(400, "invalid", f"init must be one of {', '.join(INIT_CHOICES)}, not {init!r}.")
+    config = project_training_defaults(project)
+    for key, (low, high) in USER_KEYS.items():
+        if key in data:
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ModelingError(400, "invalid", f"{key} must be a number between {low:g} and {high:g}, not {value!r}.")
+            config[key] = int(value) if key in ("epochs", "batch_size") else float(value)
+    config["init"] = init
+    return config
+
+
+def do_start_training(project: Project, *, actor=None, config: dict[str, Any] | None = None,
+                      trigger: str = "manual") -> TrainingRun:
+    """Queue a training run (one at a time per project: a second request while one is going is a 409)."""
+    config = config if config is not None else check_run_request(project, {})
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        going = TrainingRun.objects.filter(project=project, state__in=ACTIVE_STATES).first()
+        if going is not None:
+            raise ModelingError(409, "run_in_progress", f"Training run {going.pk} is {going.state}; wait for it or "
+                                "cancel it first.", run=going.pk)
+        init = active_version(project.pk) if config.get("init", "active") == "active" else None
+        run = TrainingRun.objects.create(project=project, config=config, trigger=trigger, init_from=init,
+                                         created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                                         progress={"epoch": 0, "step": 0, "total_epochs": config.get("epochs")})
+        do_record("training.started", run, actor=actor, project=project,
+                  after={"run": run.pk, "trigger": trigger, "init": init.name if init else "fresh",
+                         "epochs": config.get("epochs")})
+        publish(project.pk, "training.queued", run=run.pk, trigger=trigger)
+        from boneage.modeling.tasks import train_run
+
+        run_id = run.pk
+        transaction.on_commit(lambda: train_run.delay(run_id))
+    return run
+
+
+def do_cancel_run(run: TrainingRun, *, actor=None) -> TrainingRun:
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if run.state in FINAL_STATES:
+            raise ModelingError(409, "run_finished", f"Training run {run.pk} has already {run.state}.")
+        if run.state == RunState.CANCELLING:
+            return run
+        before = run.state
+        run.state = RunState.CANCELLED if run.state == RunState.QUEUED else RunState.CANCELLING
+        if run.state == RunState.CANCELLED:
+            run.finished_at = timezone.now()
+        run.save(update_fields=["state", "finished_at"])
+        do_record("training.cancel_requested", run, actor=actor, project=run.project,
+                  before={"state": before}, after={"state": run.state})
+        publish(run.project_id, "training.finished" if run.state == RunState.CANCELLED else "training.cancelling",
+                run=run.pk, state=run.state)
+    return run
+
+
+def _finish(run_id: int, state: str, *, error: str = "", result: ModelVersion | None = None,
+            extra: dict[str, Any] | None = None, from_states=(RunState.RUNNING, RunState.CANCELLING)) -> bool:
+    """Move a run to a final state (only from `from_states`); audit + training.finished on commit."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.state not in from_states:
+            return False
+        before = run.state
+        run.state, run.error, run.result, run.finished_at = state, error[:4000], result, timezone.now()
+        run.save(update_fields=["state", "error", "result", "finished_at"])
+        do_record("training.finished", run, project=run.project, before={"state": before},
+                  after={"state": state, "error": error[:500] or None, "model_version": result.name if result else None})
+        publish(run.project_id, "training.finished", run=run.pk, state=state, error=error[:500] or None,
+                model_version=result.pk if result else None, **(extra or {}))
+    return True
+
+
+# --- dead workers -----------------------------------------------------------------------------------
+
+def reap_stale_runs(project_id: int | None = None) -> int:
+    """Runs that say running but whose worker stopped beating end FAILED. Called at worker start, by
+    a redelivered task and by the run views (so the UI tells the truth even with no worker left)."""
+    cutoff = timezone.now() - timedelta(seconds=conf.stale_seconds())
+    stale = TrainingRun.objects.filter(state__in=(RunState.RUNNING, RunState.CANCELLING), heartbeat_at__lt=cutoff)
+    if project_id is not None:
+        stale = stale.filter(project_id=project_id)
+    count = 0
+    for run_id in list(stale.values_list("pk", flat=True)):
+        if _finish(run_id, RunState.FAILED, error=f"The worker running this training stopped (no heartbeat for "
+                   f"{conf.stale_seconds()} s); nothing was registered. Start a new run."):
+            count += 1
+    return count
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, run_id: int) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-run-{run_id}")
+        self.run_id, self.stopped = run_id, threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(conf.heartbeat_seconds()):
+                TrainingRun.objects.filter(pk=self.run_id, state__in=(RunState.RUNNING, RunState.CANCELLING)).update(
+                    heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+
+# --- the run itself ---------------------------------------------------------------------------------
+
+class _PlatformCallback:
+    """ml.train callback: stop within one step when cancelled, progress events, the curve."""
+
+    def __init__(self, run: TrainingRun, total_steps_hint: int | None) -> None:
+        self.run_id, self.project_id = run.pk, run.project_id
+        self.last_val_mae: float | None = None
+        self.epoch = 0
+        self.step = 0
+        self.total_epochs = run.config.get("epochs")
+        self._last_sent = 0.0
+        self.curve: list[dict[str, Any]] = []
+
+    def should_stop(self) -> bool:
+        state = TrainingRun.objects.filter(pk=self.run_id).values_list("state", flat=True).first()
+        return state != RunState.RUNNING
+
+    def on_step(self, step: int, loss: float) -> None:
+        self.step = step
+        now = time.monotonic()
+        if now - self._last_sent >= 2.0:
+            self._last_sent = now
+            progress = {"epoch": self.epoch, "step": step, "loss": round(loss, 4), "val_mae": self.last_val_mae,
+                        "total_epochs": self.total_epochs}
+            TrainingRun.objects.filter(pk=self.run_id).update(progress=progress, heartbeat_at=timezone.now())
+            publish(self.project_id, "training.progress", run=self.run_id, **progress)
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
+        self.epoch, self.last_val_mae = epoch, round(float(metrics["val_mae"]), 3)
+        point = {"epoch": epoch, "step": self.step, "loss": round(float(metrics["loss"]), 4), "val_mae": self.last_val_mae,
+                 "lr": metrics.get("lr")}
+        self.curve.append(point)
+        progress = {"epoch": epoch, "step": self.step, "loss": point["loss"], "val_mae": self.last_val_mae,
+                    "total_epochs": self.total_epochs}
+        TrainingRun.objects.filter(pk=self.run_id).update(progress=progress, curve=self.curve, heartbeat_at=timezone.now())
+        publish(self.project_id, "training.progress", run=self.run_id, **progress)
+
+
+def training_samples(project: Project) -> tuple[list, dict[str, str]]:
+    """The project's labelled studies as ml Samples (current label; newest expert/review mask, else Canny)."""
+    from boneage.annotations.actions import current_label
+    from boneage.studies.derive import ensure_derived_images
+    from ml.data import Sample
+
+    samples, label_sources = [], {}
+    studies = (Study.objects.filter(project=project, age_labels__isnull=False).distinct()
+               .select_related("image").prefetch_related("age_labels").order_by("pk"))
+    for study in studies:
+        label = current_label(study)
+        if label is None:
+            continue
+        image = ensure_derived_images(study.image)
+        masks = MaskRevision.objects.filter(study=study).order_by("-created_at", "-id")
+        mask = (masks.filter(source__in=(MaskSource.EXPERT, MaskSource.REVIEW)).first()
+                or masks.filter(source=MaskSource.CANNY).first())
+        samples.append(Sample(str(study.pk), local_path(image.normalized), local_path(mask.mask) if mask else None,
+                              float(label.months), {"M": True, "F": False}.get(study.sex)))
+        label_sources[str(study.pk)] = label.source
+    return samples, label_sources
+
+
+def validation_ids(ids: list[str]) -> set[str]:
+    """Fixed per study (a stable hash of its id): versions of a project compare on the same studies."""
+    from ml.data import split_ids
+
+    return split_ids(ids, 0.1)
+
+
+def evaluate_version(version: ModelVersion, samples: list) -> float | None:
+    """MAE (months) of a registered model on samples, through the same Predictor the platform uses."""
+    import numpy as np
+
+    from ml.checkpoint import CheckpointError
+    from ml.imaging import load_image
+
+    try:
+        predictor = get_predictor(version)
+    except CheckpointError:
+        return None
+    errors = []
+    for start in range(0, len(samples), 16):
+        chunk = samples[start:start + 16]
+        preds = predictor.predict_batch([load_image(s.image_path) for s in chunk], [s.male for s in chunk],
+                                        with_attention=False, mc_samples=0)
+        errors += [abs(p.age_months - s.age_months) for p, s in zip(preds, chunk)]
+    return float(np.mean(errors)) if errors else None
+
+
+def _claim(run_id: int) -> TrainingRun | None:
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).select_related("project", "init_from").first()
+        if run is None or run.state in FINAL_STATES:
+            return None  # idempotent: a finished run is never trained twice
+        if run.state == RunState.CANCELLING:
+            run.state = RunState.CANCELLED
+            run.finished_at = timezone.now()
+            run.save(update_fields=["state", "finished_at"])
+            publish(run.project_id, "training.finished", run=run.pk, state=run.state)
+            return None
+        if run.state == RunState.RUNNING:
+            return run  # a redelivery: the caller decides whether the first attempt is still alive
+        run.state, run.started_at, run.heartbeat_at = RunState.RUNNING, timezone.now(), timezone.now()
+        run.save(update_fields=["state", "started_at", "heartbeat_at"])
+        publish(run.project_id, "training.started", run=run.pk)
+        run._fresh_claim = True  # type: ignore[attr-defined]
+    return run
+
+
+def _wait_out_previous_attempt(run_id: int) -> None:
+    """A redelivered run still says running: if its heartbeat stops, it ends FAILED; if it goes on, leave it."""
+    deadline = time.monotonic() + conf.stale_seconds() + conf.heartbeat_seconds() + 5
+    while time.monotonic() < deadline:
+        if reap_stale_runs() and not TrainingRun.objects.filter(pk=run_id, state=RunState.RUNNING).exists():
+            return
+        if not TrainingRun.objects.filter(pk=run_id, state__in=(RunState.RUNNING, RunState.CANCELLING)).exists():
+            return
+        time.sleep(min(2.0, conf.heartbeat_seconds()))
+
+
+def run_training(run_id: int) -> None:
+    """The body of the modeling.train task."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from ml.checkpoint import CheckpointError, file_sha256
+    from ml.data import DataError
+    from ml.train import TrainConfig, train
+
+    run = _claim(run_id)
+    if run is None:
+        return
+    if not getattr(run, "_fresh_claim", False):
+        _wait_out_previous_attempt(run_id)
+        return
+    heartbeat = _Heartbeat(run_id)
+    heartbeat.start()
+    out: Path | None = None
+    try:
+        samples, sources = training_samples(run.project)
+        if not samples:
+            raise DataError("This project has no labelled studies to train on: add expert labels or import "
+                            "studies with bone_age_months first.")
+        if len(samples) < 4:
+            raise DataError(f"Only {len(samples)} labelled studies: training needs at least 4 "
+                            "(some train, some validate).")
+        val = validation_ids([s.id for s in samples])
+        cfg = dict(run.config)
+        init_mode = cfg.pop("init", "active")
+        model_cfg = cfg.pop("model", DEFAULT_MODEL)
+        init_path = None
+        if init_mode == "active" and run.init_from is not None:
+            from ml.checkpoint import load_checkpoint
+
+            init_path = local_path(run.init_from.checkpoint)
+            model_cfg = load_checkpoint(init_path).model_config.to_dict()  # fine-tune keeps its architecture
+        config = TrainConfig.from_dict({**cfg, "model": model_cfg})
+        config = replace(config, threads=config.threads, seed=run.pk % 1000)
+        out = local_path(checkpoint_name(run.project_id, run.pk))
+        callback = _PlatformCallback(run, None)
+        result = train(samples, config, out, callback=callback, init=init_path, val_ids=val)
+        if result.cancelled:
+            _finish(run_id, RunState.CANCELLED, error="")
+            return
+        assert result.sha256 is not None
+        if file_sha256(out) != result.sha256:
+            raise CheckpointError(f"{out}: the written checkpoint does not match its sha256")
+        _register(run, result, samples, val, sources)
+    except SoftTimeLimitExceeded:
+        _cleanup(out)
+        _finish(run_id, RunState.FAILED, error=f"The run exceeded its time limit ({conf.training_hard_limit()} s hard "
+                "limit); nothing was registered.")
+    except (DataError, CheckpointError, ModelingError, ValueError) as exc:
+        _cleanup(out)
+        detail = exc.detail if isinstance(exc, ModelingError) else str(exc)
+        _finish(run_id, RunState.FAILED, error=f"{type(exc).__name__}: {detail}")
+    except Exception as exc:
+        logger.exception("training run %s failed", run_id)
+        _cleanup(out)
+        _finish(run_id, RunState.FAILED, error=f"Unexpected error: {type(exc).__name__}: {exc}")
+    finally:
+        heartbeat.stopped.set()
+
+
+def _cleanup(out: Path | None) -> None:
+    if out is not None:
+        if not ModelVersion.objects.filter(checkpoint__endswith=out.name).exists():
+            out.unlink(missing_ok=True)
+
+
+def _register(run: TrainingRun, result, samples: list, val: set[str], sources: dict[str, str]) -> None:
+    """Candidate ModelVersion + run succeeded in one transaction; then the gate may promote it."""
+    val_samples = [s for s in samples if s.id in val]
+    active = active_version(run.project_id)
+    candidate_mae = float(result.metrics["val_mae"])
+    active_mae = evaluate_version(active, val_samples) if active is not None else None
+    gate = {"split": sorted(val, key=int), "candidate_val_mae": candidate_mae, "active": active.name if active else None,
+            "active_val_mae": active_mae,
+            "passed": active is None or active_mae is None or candidate_mae <= active_mae}
+    metrics = {k: v for k, v in result.metrics.items() if k != "val_ids"}
+    metrics["gate"] = gate
+    metrics["label_sources"] = {src: sum(1 for v in sources.values() if v == src) for src in set(sources.values())}
+    with transaction.atomic():
+        locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if locked.state not in (RunState.RUNNING, RunState.CANCELLING):
+            _cleanup(Path(local_path(checkpoint_name(run.project_id, run.pk))))
+            return
+        Project.objects.select_for_update().filter(pk=run.project_id).first()
+        version = ModelVersion.objects.create(
+            project_id=run.project_id, name=next_version_name(run.project_id), checkpoint=checkpoint_name(run.project_id, run.pk),
+            sha256=result.sha256, config=run.config, metrics=metrics, parent=run.init_from, status=ModelStatus.CANDIDATE,
+            training_study_ids=sorted(int(s.id) for s in samples if s.id not in val),
+            validation_study_ids=sorted(int(i) for i in val), created_by=run.created_by,
+        )
+        locked.curve = result.curve
+        locked.save(update_fields=["curve"])
+        do_record("model.registered", version, actor=run.created_by, project=run.project,
+                  after={"name": version.name, "run": run.pk, "val_mae": candidate_mae, "gate": gate["passed"]})
+    _finish(run.pk, RunState.SUCCEEDED, result=version,
+            extra={"val_mae": round(candidate_mae, 3), "active_val_mae": active_mae, "promoted": gate["passed"]})
+    if gate["passed"]:
+        do_promote(version, actor=None, reason="gate: validation MAE no worse than the active model on the same split")
+    else:
+        publish(run.project_id, "model.rejected_by_gate", model_version=version.pk, val_mae=candidate_mae,
+                active_val_mae=active_mae)
+
+
+def maybe_auto_retrain(project_id: int) -> TrainingRun | None:
+    """After N new expert labels (project setting `auto_retrain_after_labels`, 0 = off) start a run."""
+    project = Project.objects.filter(pk=project_id).first()
+    threshold = int((project.settings or {}).get("auto_retrain_after_labels", 0) or 0) if project else 0
+    if threshold <= 0:
+        return None
+    last = TrainingRun.objects.filter(project_id=project_id).order_by("-created_at").first()
+    new = AgeLabel.objects.filter(study__project_id=project_id, source="expert")
+    if last is not None:
+        new = new.filter(created_at__gt=last.created_at)
+    if new.count() < threshold or TrainingRun.objects.filter(project_id=project_id, state__in=ACTIVE_STATES).exists():
+        return None
+    try:
+        return do_start_training(project, trigger="auto")
+    except ModelingError:
+        return None
+
+
+__all__ = [
+    "check_run_request",
+    "close_old_connections",
+    "do_cancel_run",
+    "do_start_training",
+    "maybe_auto_retrain",
+    "reap_stale_runs",
+    "run_training",
+    "training_samples",
+]

@@ -1,0 +1,161 @@
+"""Thin API views: authorize (outsiders 404), parse, call one action, answer JSON."""
+from __future__ import annotations
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import FormParser, JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from boneage.api import error_response
+from boneage.modeling.actions import (
+    ModelingError,
+    check_latest_prediction,
+    check_prediction_file,
+    check_strategy,
+    do_next_case,
+    do_promote,
+)
+from boneage.modeling.models import ModelVersion, TrainingRun
+from boneage.modeling.serializers import (
+    LatestPredictionSerializer,
+    ModelVersionSerializer,
+    NextCaseSerializer,
+    TrainingRunCreateSerializer,
+    TrainingRunSerializer,
+)
+from boneage.modeling.training import check_run_request, do_cancel_run, do_start_training, reap_stale_runs
+from boneage.studies.access import CAN_LABEL, CAN_TRAIN, check_project, check_study
+
+ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}}
+
+
+def _error(exc: ModelingError):
+    return error_response(exc.status, exc.code, exc.detail, **exc.extra)
+
+
+def _run_for(user, run_id, roles=None) -> TrainingRun:
+    run = TrainingRun.objects.filter(pk=run_id).select_related("init_from", "result", "created_by").first() \
+        if str(run_id).isdigit() else None
+    if run is None:
+        raise NotFound("No such training run.")
+    check_project(user, run.project_id, *( (roles,) if roles else ()))
+    return run
+
+
+class LatestPredictionView(APIView):
+    @extend_schema(responses={200: LatestPredictionSerializer, 404: ERROR},
+                   summary="The active model's prediction of a study (404 no_model / prediction_pending)")
+    def get(self, request, study_id: int):
+        study, _ = check_study(request.user, study_id)
+        try:
+            prediction = check_latest_prediction(study)
+        except ModelingError as exc:
+            return _error(exc)
+        return Response(LatestPredictionSerializer(prediction).data)
+
+
+class PredictionFileView(APIView):
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY, 404: ERROR},
+                   summary="A prediction PNG: the hand mask or one of the six attention maps (Att1_1 … Att3_3)")
+    def get(self, request, study_id: int, version_id: int, part: str):
+        study, _ = check_study(request.user, study_id)
+        try:
+            name = check_prediction_file(study, version_id, part)
+        except ModelingError as exc:
+            return _error(exc)
+        response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
+
+
+class ProjectTrainingRunsView(GenericAPIView):
+    parser_classes = [JSONParser, FormParser]
+    serializer_class = TrainingRunSerializer
+
+    @extend_schema(responses=TrainingRunSerializer(many=True), summary="Training runs of a project, newest first")
+    def get(self, request, project_id: int):
+        project, _ = check_project(request.user, project_id)
+        reap_stale_runs(project.pk)
+        runs = project.training_runs.select_related("init_from", "result", "created_by")
+        page = self.paginate_queryset(runs)
+        return self.get_paginated_response(TrainingRunSerializer(page, many=True).data)
+
+    @extend_schema(request=TrainingRunCreateSerializer, responses={201: TrainingRunSerializer, 400: ERROR, 409: ERROR},
+                   summary="Start a training run (trainer or admin); one at a time per project")
+    def post(self, request, project_id: int):
+        project, _ = check_project(request.user, project_id, CAN_TRAIN)
+        try:
+            config = check_run_request(project, dict(request.data.items()) if hasattr(request.data, "items") else request.data)
+            run = do_start_training(project, actor=request.user, config=config)
+        except ModelingError as exc:
+            return _error(exc)
+        return Response(TrainingRunSerializer(run).data, status=201)
+
+
+class TrainingRunDetailView(APIView):
+    @extend_schema(responses={200: TrainingRunSerializer, 404: ERROR}, summary="One training run with its curve")
+    def get(self, request, run_id: int):
+        run = _run_for(request.user, run_id)
+        if reap_stale_runs(run.project_id):
+            run.refresh_from_db()
+        return Response(TrainingRunSerializer(run).data)
+
+
+class TrainingRunCancelView(APIView):
+    @extend_schema(request=None, responses={200: TrainingRunSerializer, 409: ERROR},
+                   summary="Cancel a run: it stops within one training step and registers nothing")
+    def post(self, request, run_id: int):
+        run = _run_for(request.user, run_id, CAN_TRAIN)
+        try:
+            run = do_cancel_run(run, actor=request.user)
+        except ModelingError as exc:
+            return _error(exc)
+        return Response(TrainingRunSerializer(run).data)
+
+
+class ProjectModelsView(GenericAPIView):
+    serializer_class = ModelVersionSerializer
+
+    @extend_schema(responses=ModelVersionSerializer(many=True), summary="The model registry of a project, newest first")
+    def get(self, request, project_id: int):
+        project, _ = check_project(request.user, project_id)
+        page = self.paginate_queryset(project.model_versions.select_related("parent"))
+        return self.get_paginated_response(ModelVersionSerializer(page, many=True).data)
+
+
+class PromoteModelView(APIView):
+    @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: ERROR},
+                   summary="Make this version active (promote a candidate or roll back to an older one)")
+    def post(self, request, version_id: int):
+        version = ModelVersion.objects.filter(pk=version_id).first() if str(version_id).isdigit() else None
+        if version is None:
+            raise NotFound("No such model version.")
+        check_project(request.user, version.project_id, CAN_TRAIN)
+        try:
+            version = do_promote(version, actor=request.user, reason="manual")
+        except ModelingError as exc:
+            return _error(exc)
+        return Response(ModelVersionSerializer(version).data)
+
+
+class NextCaseView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("strategy", OpenApiTypes.STR, enum=["uncertainty", "random", "diverse"])],
+        responses={200: NextCaseSerializer, 400: ERROR, 404: ERROR},
+        summary="The next study to label: least recently served of the top-k unlabelled by the strategy's score",
+    )
+    def get(self, request, project_id: int):
+        project, _ = check_project(request.user, project_id, CAN_LABEL)
+        try:
+            case = do_next_case(project, check_strategy(request.query_params.get("strategy")))
+        except ModelingError as exc:
+            return _error(exc)
+        return Response(NextCaseSerializer({
+            "study": case.study.pk, "study_url": f"/studies/{case.study.pk}/", "strategy": case.strategy,
+            "score": case.score, "rank": case.rank, "model_version": case.model_version.pk if case.model_version else None,
+            "reason": case.reason}).data)
