@@ -8,7 +8,9 @@ histogram), never tuned per image:
 1. work on a copy whose long side is ``WORK_SIDE`` px (so the cost is flat whatever the film size);
 2. find collimated / frame-edge bands (rows or columns at the border that are almost entirely bright)
    and treat them as background;
-3. histogram-equalise; Canny with a σ that grows with the estimated noise and quantile thresholds;
+3. remove the exposure gradient (quadratic fit to the background mode), normalise the histogram (stretch
+   the field's 0.5–99.5 percentiles; plain equalisation squeezes the sparse skin-line grey levels and
+   Canny then loses the skin), Canny with a σ that grows with the estimated noise, quantile thresholds;
 4. close the edge map with a disk proportional to the image size;
 5. "fill holes": background is what can be reached from the dark part of the border without crossing
    an edge or bright tissue (the film border closes the contour where the forearm leaves the image);
@@ -39,13 +41,19 @@ class AutomaskResult:
     details: dict = field(default_factory=dict)  # the derived parameters and quality terms
 
 
-def _to_unit(image: np.ndarray) -> np.ndarray:
+def _as_2d(image: np.ndarray) -> np.ndarray:
     a = np.asarray(image)
-    if a.ndim == 3:
+    if a.ndim == 3 and a.shape[-1] in (1, 3, 4):  # grey/RGB(A) as H×W×C: luminance
         a = a[..., :3].astype(np.float32).mean(-1) if a.shape[-1] >= 3 else a[..., 0]
     if a.ndim != 2 or a.size == 0:
         raise ValueError(f"expected a 2-D image, got shape {np.shape(image)}")
-    a = a.astype(np.float32, copy=False)
+    if a.dtype == bool:
+        a = a.astype(np.float32)
+    return a
+
+
+def _to_unit(image: np.ndarray) -> np.ndarray:
+    a = _as_2d(image).astype(np.float32, copy=False)
     if not np.isfinite(a).all():
         a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
     lo, hi = float(a.min()), float(a.max())
@@ -115,7 +123,12 @@ def _bg_mode(vals: np.ndarray) -> tuple[float, float]:
 
 
 def _background_trend(smooth: np.ndarray, coll: np.ndarray, iterations: int = 3) -> np.ndarray:
-    """Quadratic surface through the background (pixels near the dominant dark mode), refitted on the residual."""
+    """Quadratic surface through the background, removed before thresholding (heel effect, vignetting).
+
+    Background samples: the film's outer strip (mostly air; the forearm and any finger tips there are
+    rejected as upper outliers of the fit) plus pixels near the dominant dark mode of the residual;
+    refitted on the residual a few times.
+    """
     h, w = smooth.shape
     step = max(1, max(h, w) // 128)
     sub = smooth[::step, ::step]
@@ -123,21 +136,38 @@ def _background_trend(smooth: np.ndarray, coll: np.ndarray, iterations: int = 3)
     yy, xx = np.mgrid[0:h:step, 0:w:step].astype(np.float32)
     yy, xx = yy / h - 0.5, xx / w - 0.5
     basis = np.stack([np.ones_like(xx), xx, yy, xx * xx, yy * yy, xx * yy], -1)
-    trend_sub = np.zeros_like(sub)
+    sh, sw = sub.shape
+    k = max(2, int(0.06 * max(sh, sw)))
+    strip = np.zeros_like(csub)
+    strip[:k, :] = strip[-k:, :] = True
+    strip[:, :k] = strip[:, -k:] = True
+    if csub.any():  # with a collimator, the band just inside the exposed field too
+        strip |= ndimage.binary_dilation(csub, iterations=k)
+    strip &= ~csub
     coef = np.zeros(6, np.float64)
-    for _ in range(iterations):
+    trend_sub = np.zeros_like(sub)
+    use = strip.copy()
+    for _ in range(iterations + 1):  # strip only, rejecting bright outliers (tissue reaching the edge)
+        if use.sum() < 12:
+            break
+        coef, *_ = np.linalg.lstsq(basis[use], sub[use], rcond=None)
+        trend_sub = (basis @ coef).astype(np.float32)
+        res = sub - trend_sub
+        med = float(np.median(res[use]))
+        mad = 1.4826 * float(np.median(np.abs(res[use] - med))) + 1e-6
+        use = strip & (res < med + 2.5 * mad)
+    for _ in range(iterations):  # then the whole field's dark mode too
         res = sub - trend_sub
         mode, spread = _bg_mode(res[~csub])
-        bg = (np.abs(res - mode) < 3.0 * spread) & ~csub
+        bg = ((np.abs(res - mode) < 3.0 * spread) | use) & ~csub
         if bg.sum() < 30:
             break
         coef, *_ = np.linalg.lstsq(basis[bg], sub[bg], rcond=None)
-        coef[0] = 0.0  # keep the mean level: remove only the gradient
-        trend_sub = basis @ coef.astype(np.float32)
+        trend_sub = (basis @ coef).astype(np.float32)
     Y = (np.arange(h, dtype=np.float32)[:, None] / h - 0.5)
     X = (np.arange(w, dtype=np.float32)[None, :] / w - 0.5)
     c = coef.astype(np.float32)
-    return c[1] * X + c[2] * Y + c[3] * X * X + c[4] * Y * Y + c[5] * X * Y
+    return c[1] * X + c[2] * Y + c[3] * X * X + c[4] * Y * Y + c[5] * X * Y  # the mean level stays
 
 
 def automask(image: np.ndarray) -> AutomaskResult:
@@ -146,15 +176,15 @@ def automask(image: np.ndarray) -> AutomaskResult:
 
     t = {}
     t0 = time.perf_counter()
-    unit = _to_unit(image)
-    H, W = unit.shape
+    raw = _as_2d(image)
+    H, W = raw.shape
     f = WORK_SIDE / max(H, W)
-    if f < 1.0:
+    if f < 1.0:  # shrink first (box filter), then normalise: one pass over the full-size film
         hs, ws = max(round(H * f), 8), max(round(W * f), 8)
-        small = _resize(unit, (hs, ws), Image.Resampling.BOX)
+        small = _to_unit(_resize(raw.astype(np.float32, copy=False), (hs, ws), Image.Resampling.BOX))
     else:
         hs, ws = H, W
-        small = unit
+        small = _to_unit(raw)
     t["resize_in"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -232,8 +262,9 @@ def automask(image: np.ndarray) -> AutomaskResult:
     strong = grad > 8.0 * max(bg_spread, 1e-4)
     quality, terms = _quality(small, kept, edges | strong, coll, dominance)
     if (hs, ws) != (H, W):
-        up = _resize(ndimage.gaussian_filter(kept.astype(np.float32), 0.7), (H, W), Image.Resampling.BILINEAR)
-        mask = (up >= 0.5).astype(np.uint8) * 255
+        soft8 = np.round(ndimage.gaussian_filter(kept.astype(np.float32), 0.7) * 255).astype(np.uint8)
+        up8 = np.asarray(Image.fromarray(soft8).resize((W, H), Image.Resampling.BILINEAR))
+        mask = np.where(up8 >= 128, np.uint8(255), np.uint8(0))
     else:
         mask = kept.astype(np.uint8) * 255
     t["resize_out"] = time.perf_counter() - t1

@@ -35,7 +35,8 @@ def dice_scores(n: int, seed: int, mode: str, size: int | None) -> dict:
             "dice_p10": round(float(np.percentile(d, 10)), 4), "dice_min": round(float(d.min()), 4),
             "dice_mean": round(float(d.mean()), 4), "quality_mean": round(float(q.mean()), 4),
             "quality_dice_corr": round(float(np.corrcoef(q, d)[0, 1]), 3) if d.std() > 0 and q.std() > 0 else None,
-            "automask_ms_mean": round(float(np.mean(ms)), 1)}
+            "automask_ms_mean": round(float(np.mean(ms)), 1),
+            "worst": [[int(i), round(float(d[i]), 4)] for i in np.argsort(d)[:3]]}
 
 
 def evaluate_cli(n: int, seed: int, modes: list[str], size: str) -> int:
