@@ -257,7 +257,8 @@ def evaluate_version(version: ModelVersion, samples: list) -> float | None:
 
 def _claim(run_id: int) -> TrainingRun | None:
     with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().filter(pk=run_id).select_related("project", "init_from").first()
+        run = (TrainingRun.objects.select_for_update(of=("self",)).filter(pk=run_id)
+               .select_related("project", "init_from").first())
         if run is None or run.state in FINAL_STATES:
             return None  # idempotent: a finished run is never trained twice
         if run.state == RunState.CANCELLING:
@@ -383,13 +384,15 @@ def _register(run: TrainingRun, result, samples: list, val: set[str], sources: d
         locked.save(update_fields=["curve"])
         do_record("model.registered", version, actor=run.created_by, project=run.project,
                   after={"name": version.name, "run": run.pk, "val_mae": candidate_mae, "gate": gate["passed"]})
-    _finish(run.pk, RunState.SUCCEEDED, result=version,
-            extra={"val_mae": round(candidate_mae, 3), "active_val_mae": active_mae, "promoted": gate["passed"]})
-    if gate["passed"]:
-        do_promote(version, actor=None, reason="gate: validation MAE no worse than the active model on the same split")
-    else:
-        publish(run.project_id, "model.rejected_by_gate", model_version=version.pk, val_mae=candidate_mae,
-                active_val_mae=active_mae)
+    with transaction.atomic():  # the run's end and the gate's decision commit (and are announced) together
+        finished = _finish(run.pk, RunState.SUCCEEDED, result=version,
+                           extra={"val_mae": round(candidate_mae, 3), "active_val_mae": active_mae,
+                                  "promoted": gate["passed"]})
+        if finished and gate["passed"]:
+            do_promote(version, actor=None, reason="gate: validation MAE no worse than the active model on the same split")
+        elif finished:
+            publish(run.project_id, "model.rejected_by_gate", model_version=version.pk, val_mae=candidate_mae,
+                    active_val_mae=active_mae)
 
 
 def maybe_auto_retrain(project_id: int) -> TrainingRun | None:
