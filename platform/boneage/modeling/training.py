@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
@@ -75,8 +75,10 @@ def check_run_request(project: Project, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def do_start_training(project: Project, *, actor=None, config: dict[str, Any] | None = None,
-                      trigger: str = "manual") -> TrainingRun:
-    """Queue a training run (one at a time per project: a second request while one is going is a 409)."""
+                      trigger: str = "manual", enqueue: bool = True) -> TrainingRun:
+    """Queue a training run (one at a time per project: a second request while one is going is a 409).
+
+    enqueue=False: the caller runs it in-process with run_training (the starter model of `make run`)."""
     config = config if config is not None else check_run_request(project, {})
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).first()
@@ -95,7 +97,8 @@ def do_start_training(project: Project, *, actor=None, config: dict[str, Any] | 
         from boneage.modeling.tasks import train_run
 
         run_id = run.pk
-        transaction.on_commit(lambda: train_run.delay(run_id))
+        if enqueue:
+            transaction.on_commit(lambda: train_run.delay(run_id))
     return run
 
 
@@ -171,8 +174,8 @@ class _Heartbeat(threading.Thread):
 class _PlatformCallback:
     """ml.train callback: stop within one step when cancelled, progress events, the curve."""
 
-    def __init__(self, run: TrainingRun, total_steps_hint: int | None) -> None:
-        self.run_id, self.project_id = run.pk, run.project_id
+    def __init__(self, run: TrainingRun, echo: Callable[[str], None] | None = None) -> None:
+        self.run_id, self.project_id, self.echo = run.pk, run.project_id, echo
         self.last_val_mae: float | None = None
         self.epoch = 0
         self.step = 0
@@ -193,6 +196,8 @@ class _PlatformCallback:
                         "total_epochs": self.total_epochs}
             TrainingRun.objects.filter(pk=self.run_id).update(progress=progress, heartbeat_at=timezone.now())
             publish(self.project_id, "training.progress", run=self.run_id, **progress)
+            if self.echo:
+                self.echo(f"  run {self.run_id}: epoch {self.epoch + 1}/{self.total_epochs} step {step} loss {loss:.3f}")
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
         self.epoch, self.last_val_mae = epoch, round(float(metrics["val_mae"]), 3)
@@ -203,6 +208,9 @@ class _PlatformCallback:
                     "total_epochs": self.total_epochs}
         TrainingRun.objects.filter(pk=self.run_id).update(progress=progress, curve=self.curve, heartbeat_at=timezone.now())
         publish(self.project_id, "training.progress", run=self.run_id, **progress)
+        if self.echo:
+            self.echo(f"  run {self.run_id}: epoch {epoch}/{self.total_epochs} done, loss {point['loss']:.3f}, "
+                      f"validation MAE {self.last_val_mae:.1f} months")
 
 
 def training_samples(project: Project) -> tuple[list, dict[str, str]]:
@@ -287,8 +295,8 @@ def _wait_out_previous_attempt(run_id: int) -> None:
         time.sleep(min(2.0, conf.heartbeat_seconds()))
 
 
-def run_training(run_id: int) -> None:
-    """The body of the modeling.train task."""
+def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> None:
+    """The body of the modeling.train task (echo: print progress lines too, for management commands)."""
     from celery.exceptions import SoftTimeLimitExceeded
 
     from ml.checkpoint import CheckpointError, file_sha256
@@ -325,7 +333,7 @@ def run_training(run_id: int) -> None:
         config = TrainConfig.from_dict({**cfg, "model": model_cfg})
         config = replace(config, threads=config.threads, seed=run.pk % 1000)
         out = local_path(checkpoint_name(run.project_id, run.pk))
-        callback = _PlatformCallback(run, None)
+        callback = _PlatformCallback(run, echo)
         result = train(samples, config, out, callback=callback, init=init_path, val_ids=val)
         if result.cancelled:
             _finish(run_id, RunState.CANCELLED, error="")

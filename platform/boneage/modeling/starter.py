@@ -1,0 +1,58 @@
+"""The starter model of `make run`: a small network trained on the demo project's labelled studies.
+
+`ensure_starter_model(project, stdout)` returns the project's active model, training one first when
+there is none (or when its checkpoint is missing or corrupt). It trains in-process through the same
+training-run code the workers use (same registry, gate, audit and events), with progress lines on
+stdout, inside a wall-clock budget sized for a 2-core CPU. Idempotent: a second call returns the
+same version at once.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from boneage.modeling.actions import ModelingError, active_version, check_checkpoint_intact, do_promote
+from boneage.modeling.models import ModelStatus, ModelVersion, RunState
+from boneage.modeling.training import DEFAULT_MODEL, check_run_request, do_start_training, run_training
+from boneage.studies.models import Project
+
+# Small enough for minutes on a laptop CPU: tiny Mask R-CNN (96 px) + a width-1/8 attention net (64 px crops).
+STARTER_TRAINING: dict[str, Any] = {"model": DEFAULT_MODEL, "epochs": 8, "max_seconds": 150}
+AUTO_RETRAIN_AFTER_LABELS = 20
+
+
+def ensure_starter_model(project: Project, stdout=None) -> ModelVersion:
+    def echo(line: str) -> None:
+        if stdout is not None:
+            stdout.write(line)
+            if hasattr(stdout, "flush"):
+                stdout.flush()
+
+    active = active_version(project.pk)
+    if active is not None:
+        try:
+            check_checkpoint_intact(active)
+            echo(f"starter model: {active.name} is already active")
+            return active
+        except ModelingError as exc:
+            echo(f"starter model: {exc.detail} Training a new one.")
+    settings = dict(project.settings or {})
+    settings.setdefault("training", STARTER_TRAINING)
+    settings.setdefault("auto_retrain_after_labels", AUTO_RETRAIN_AFTER_LABELS)
+    if settings != project.settings:
+        Project.objects.filter(pk=project.pk).update(settings=settings)
+        project.settings = settings
+    labelled = project.studies.filter(age_labels__isnull=False).distinct().count()
+    config = check_run_request(project, {"init": "fresh"})
+    echo(f"starter model: training on {labelled} labelled studies of {project.name!r} "
+         f"(up to {config['epochs']} epochs, budget {config.get('max_seconds', '∞')} s) …")
+    run = do_start_training(project, config=config, trigger="starter", enqueue=False)
+    run_training(run.pk, echo=echo)
+    run.refresh_from_db()
+    if run.state != RunState.SUCCEEDED or run.result is None:
+        raise RuntimeError(f"the starter model could not be trained: {run.error or run.state}")
+    version = run.result
+    if version.status != ModelStatus.ACTIVE:
+        version = do_promote(version, reason="starter model")
+    echo(f"starter model: {version.name} active, validation MAE {version.metrics.get('val_mae', float('nan')):.1f} "
+         f"months on {len(version.validation_study_ids)} studies; the worker re-predicts every study now")
+    return version
