@@ -14,7 +14,7 @@ histogram), never tuned per image:
 4. close the edge map with a disk proportional to the image size;
 5. "fill holes": background is what can be reached from the dark part of the border without crossing
    an edge or bright tissue (the film border closes the contour where the forearm leaves the image);
-6. keep the largest component (and any other at least half its size: two whole hands);
+6. keep the largest component (one hand per film; a partial second hand is dropped);
 7. smooth (opening, Gaussian, threshold), fill holes again, resize back.
 
 ``automask(image)`` returns the mask (uint8 0/255), a quality score in [0, 1] and timings.
@@ -155,7 +155,8 @@ def _background_trend(smooth: np.ndarray, coll: np.ndarray, iterations: int = 3)
         res = sub - trend_sub
         med = float(np.median(res[use]))
         mad = 1.4826 * float(np.median(np.abs(res[use] - med))) + 1e-6
-        use = strip & (res < med + 2.5 * mad)
+        # asymmetric: tissue on the border is brighter; black tag boxes are darker than any background
+        use = strip & (res < med + 1.5 * mad) & (res > med - 3.0 * mad)
     for _ in range(iterations):  # then the whole field's dark mode too
         res = sub - trend_sub
         mode, spread = _bg_mode(res[~csub])
@@ -170,10 +171,77 @@ def _background_trend(smooth: np.ndarray, coll: np.ndarray, iterations: int = 3)
     return c[1] * X + c[2] * Y + c[3] * X * X + c[4] * Y * Y + c[5] * X * Y  # the mean level stays
 
 
-def automask(image: np.ndarray) -> AutomaskResult:
-    """Canny-based hand mask of a radiograph (any dtype, bright bone); see the module docstring."""
+def _segment(small: np.ndarray, smooth: np.ndarray, trend: np.ndarray, coll: np.ndarray, field_px: np.ndarray,
+             noise: float, hs: int, ws: int, t: dict) -> tuple:
+    """Steps 3–7 on the work-size image for one background model; returns (mask, quality, terms, σ, r_c, r_o)."""
     from skimage import feature
 
+    detr = smooth - trend
+    vals = detr[field_px]
+    bg_mode, bg_spread = _bg_mode(vals)
+    v_hi = float(np.quantile(vals, 0.995))
+    # "clearly brighter than the background": 5 spreads above it, or 6% of the way to the brightest tissue
+    t_pass = bg_mode + max(5.0 * bg_spread, 0.06 * (v_hi - bg_mode))
+    bg_med = bg_mode
+    work = small - trend
+    work[coll] = bg_med
+    t1 = time.perf_counter()
+    # histogram normalisation: stretch the exposed field's 0.5–99.5 percentiles to [0, 1]
+    p_lo, p_hi = np.quantile(work[field_px][::3], [0.005, 0.995])
+    eq = np.clip((work - p_lo) / max(float(p_hi - p_lo), 1e-6), 0.0, 1.0).astype(np.float32)
+    sigma = float(np.clip(1.2 + 40.0 * noise, 1.2, 3.5)) * max(hs, ws) / WORK_SIDE
+    edges = feature.canny(eq, sigma=sigma, low_threshold=0.80, high_threshold=0.92, use_quantiles=True)
+    # the exposed field's boundary acts as the film border (collimator edges are not hand edges)
+    frame = np.zeros_like(coll)
+    frame[0, :] = frame[-1, :] = True
+    frame[:, 0] = frame[:, -1] = True
+    if coll.any():
+        # the collimator's penumbra (blurred bright rim) is a few px wide: seed beyond it, ignore its edges
+        rim = ndimage.binary_dilation(coll, iterations=max(4, round(0.02 * max(hs, ws))))
+        frame |= rim
+        edges &= ~rim
+    t["canny"] = t.get("canny", 0.0) + time.perf_counter() - t1
+
+    t1 = time.perf_counter()
+    r_close = max(2, round(0.006 * max(hs, ws)))
+    closed = ndimage.binary_closing(edges, structure=_disk(r_close), border_value=0)
+    # background = reachable from the border without crossing an edge or clearly-brighter-than-background tissue
+    passable = (~closed & (detr < t_pass)) | coll
+    lab, n = ndimage.label(passable)
+    seeds = np.unique(lab[frame & passable])
+    seeds = seeds[seeds > 0]
+    background = np.isin(lab, seeds)
+    filled = ~background & field_px
+    t["fill"] = t.get("fill", 0.0) + time.perf_counter() - t1
+
+    t1 = time.perf_counter()
+    r_open = max(1, round(0.004 * max(hs, ws)))
+    filled = ndimage.binary_opening(filled, structure=_disk(r_open))
+    lab, n = ndimage.label(filled)
+    if n:
+        sizes = ndimage.sum_labels(filled, lab, index=np.arange(1, n + 1))
+        keep_ids = np.array([int(np.argmax(sizes)) + 1])  # one hand per film: the largest component
+        kept = np.isin(lab, keep_ids)
+        dominance = float(sizes[keep_ids - 1].sum() / sizes.sum())
+    else:
+        kept = filled
+        dominance = 0.0
+    soft = ndimage.gaussian_filter(kept.astype(np.float32), 1.0 + r_open)
+    kept = ndimage.binary_fill_holes(soft > 0.5)
+    # the skin line is faint (thin tissue at the edge): grow into adjacent pixels above a low threshold
+    t_low = bg_mode + 2.5 * bg_spread
+    kept = ndimage.binary_dilation(kept, iterations=max(1, r_open), mask=(detr > t_low) & field_px) | kept
+    t["components"] = t.get("components", 0.0) + time.perf_counter() - t1
+
+    t1 = time.perf_counter()
+    grad = np.hypot(ndimage.sobel(detr, 0), ndimage.sobel(detr, 1))
+    strong = grad > 8.0 * max(bg_spread, 1e-4)
+    quality, terms = _quality(small, kept, edges | strong, coll, dominance)
+    return kept, quality, terms, sigma, r_close, r_open
+
+
+def automask(image: np.ndarray) -> AutomaskResult:
+    """Canny-based hand mask of a radiograph (any dtype, bright bone); see the module docstring."""
     t = {}
     t0 = time.perf_counter()
     raw = _as_2d(image)
@@ -199,75 +267,29 @@ def automask(image: np.ndarray) -> AutomaskResult:
         field_px = np.ones_like(coll)
         coll = ~field_px
     # flatten the exposure gradient (heel effect): fit a quadratic surface to the background and remove it
-    trend = _background_trend(smooth, coll)
-    detr = smooth - trend
-    vals = detr[field_px]
-    bg_mode, bg_spread = _bg_mode(vals)
-    v_hi = float(np.quantile(vals, 0.995))
-    # "clearly brighter than the background": 5 spreads above it, or 6% of the way to the brightest tissue
-    t_pass = bg_mode + max(5.0 * bg_spread, 0.06 * (v_hi - bg_mode))
-    bg_med = bg_mode
-    work = small - trend
-    work[coll] = bg_med
+    fitted = _background_trend(smooth, coll)
+    flat = np.zeros_like(smooth)
+    # keep the fit only if it makes the background more uniform (tissue on the border can spoil it)
+    order = [fitted, flat] if _bg_mode((smooth - fitted)[field_px])[1] < _bg_mode(smooth[field_px])[1] \
+        else [flat, fitted]
     t["stats"] = time.perf_counter() - t1
-
+    best = _segment(small, smooth, order[0], coll, field_px, noise, hs, ws, t)
+    attempt = 0
+    if best[1] < 0.75:  # a second try with the other background model only when the first looks poor
+        attempt = 1
+        other = _segment(small, smooth, order[1], coll, field_px, noise, hs, ws, t)
+        if other[1] > best[1]:
+            best = other
+    kept, quality, terms, sigma, r_close, r_open = best
+    terms["attempts"] = attempt + 1
     t1 = time.perf_counter()
-    # histogram normalisation: stretch the exposed field's 0.5–99.5 percentiles to [0, 1]
-    p_lo, p_hi = np.quantile(work[field_px][::3], [0.005, 0.995])
-    eq = np.clip((work - p_lo) / max(float(p_hi - p_lo), 1e-6), 0.0, 1.0).astype(np.float32)
-    sigma = float(np.clip(1.2 + 40.0 * noise, 1.2, 3.5)) * max(hs, ws) / WORK_SIDE
-    edges = feature.canny(eq, sigma=sigma, low_threshold=0.80, high_threshold=0.92, use_quantiles=True)
-    # the exposed field's boundary acts as the film border (collimator edges are not hand edges)
-    frame = np.zeros_like(coll)
-    frame[0, :] = frame[-1, :] = True
-    frame[:, 0] = frame[:, -1] = True
-    if coll.any():
-        frame |= ndimage.binary_dilation(coll, iterations=4)
-    edges &= ~frame | ~ndimage.binary_dilation(coll, iterations=4)
-    t["canny"] = time.perf_counter() - t1
-
-    t1 = time.perf_counter()
-    r_close = max(2, round(0.006 * max(hs, ws)))
-    closed = ndimage.binary_closing(edges, structure=_disk(r_close), border_value=0)
-    # background = reachable from the border without crossing an edge or clearly-brighter-than-background tissue
-    passable = (~closed & (detr < t_pass)) | coll
-    lab, n = ndimage.label(passable)
-    seeds = np.unique(lab[frame & passable])
-    seeds = seeds[seeds > 0]
-    background = np.isin(lab, seeds)
-    filled = ~background & field_px
-    t["fill"] = time.perf_counter() - t1
-
-    t1 = time.perf_counter()
-    r_open = max(1, round(0.004 * max(hs, ws)))
-    filled = ndimage.binary_opening(filled, structure=_disk(r_open))
-    lab, n = ndimage.label(filled)
-    if n:
-        sizes = ndimage.sum_labels(filled, lab, index=np.arange(1, n + 1))
-        keep_ids = np.flatnonzero(sizes >= 0.5 * sizes.max()) + 1
-        kept = np.isin(lab, keep_ids)
-        dominance = float(sizes[keep_ids - 1].sum() / sizes.sum())
-    else:
-        kept = filled
-        dominance = 0.0
-    soft = ndimage.gaussian_filter(kept.astype(np.float32), 1.0 + r_open)
-    kept = ndimage.binary_fill_holes(soft > 0.5)
-    # the skin line is faint (thin tissue at the edge): grow into adjacent pixels above a low threshold
-    t_low = bg_mode + 2.5 * bg_spread
-    kept = ndimage.binary_dilation(kept, iterations=max(1, r_open), mask=(detr > t_low) & field_px) | kept
-    t["components"] = time.perf_counter() - t1
-
-    t1 = time.perf_counter()
-    grad = np.hypot(ndimage.sobel(detr, 0), ndimage.sobel(detr, 1))
-    strong = grad > 8.0 * max(bg_spread, 1e-4)
-    quality, terms = _quality(small, kept, edges | strong, coll, dominance)
     if (hs, ws) != (H, W):
         soft8 = np.round(ndimage.gaussian_filter(kept.astype(np.float32), 0.7) * 255).astype(np.uint8)
         up8 = np.asarray(Image.fromarray(soft8).resize((W, H), Image.Resampling.BILINEAR))
         mask = np.where(up8 >= 128, np.uint8(255), np.uint8(0))
     else:
         mask = kept.astype(np.uint8) * 255
-    t["resize_out"] = time.perf_counter() - t1
+    t["resize_out_quality"] = time.perf_counter() - t1
     t["total"] = time.perf_counter() - t0
     details = {"work_shape": [hs, ws], "noise": round(noise, 5), "canny_sigma": round(sigma, 3),
                "close_radius": r_close, "open_radius": r_open, "collimated_fraction": round(float(coll.mean()), 4),
