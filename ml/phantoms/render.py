@@ -41,9 +41,14 @@ class Pose:
 
     @property
     def matrix(self) -> np.ndarray:
-        t = np.deg2rad(self.angle_deg)
-        rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
-        return rot @ np.diag([1.0 if self.left else -1.0, -1.0])
+        key = (self.angle_deg, self.left)
+        cached = self.__dict__.get("_matrix")
+        if cached is None or cached[0] != key:
+            t = np.deg2rad(self.angle_deg)
+            rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+            cached = (key, rot @ np.diag([1.0 if self.left else -1.0, -1.0]))
+            self.__dict__["_matrix"] = cached
+        return cached[1]
 
     def point(self, p: np.ndarray) -> np.ndarray:
         return self.centre + self.scale * (self.matrix @ p)
