@@ -42,13 +42,15 @@ def celery_worker(transactional_db):
 @pytest.fixture
 def live_asgi_server(transactional_db, settings):
     """Daphne serving the whole ASGI app (HTTP, static files and websockets) in a child process."""
-    from channels.testing.live import make_application, set_database_connection
+    from channels.testing.live import make_application
     from daphne.testing import DaphneProcess
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "localhost"]
+    from django.db import connection
+
     process = DaphneProcess("localhost", partial(make_application, static_wrapper=ASGIStaticFilesHandler),
-                            setup=set_database_connection)
+                            setup=partial(use_database, connection.settings_dict["NAME"]))
     process.start()
     if not process.ready.wait(timeout=30):
         process.terminate()
@@ -56,6 +58,14 @@ def live_asgi_server(transactional_db, settings):
     yield f"http://localhost:{process.port.value}"
     process.terminate()
     process.join(timeout=10)
+
+
+def use_database(name: str) -> None:
+    """In the server process: use the test database the tests use. (channels' own helper prefixes
+    `test_` again when the process is forked after pytest-django has already renamed it.)"""
+    from django.conf import settings
+
+    settings.DATABASES["default"]["NAME"] = name
 
 
 @pytest.fixture(scope="session")

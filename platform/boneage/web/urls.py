@@ -1,12 +1,16 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from boneage.web import views
+from boneage.web import api, views
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/projects/", permanent=False)),
     path("projects/", views.projects_page, name="projects"),
     path("projects/<int:project_id>/", views.worklist_page, name="worklist"),
     path("projects/<int:project_id>/upload/", views.upload_form, name="upload"),
+    path("projects/<int:project_id>/models/", views.models_page, name="models"),
     path("studies/<int:study_id>/", views.study_page, name="study"),
+    path("api/projects/<int:project_id>/worklist/", api.WorklistView.as_view(), name="api-worklist"),
+    path("api/worklist-rows/<int:study_id>/", api.WorklistRowView.as_view(), name="api-worklist-row"),
+    path("api/studies/<int:study_id>/thumbnail/", api.ThumbnailView.as_view(), name="api-study-thumbnail"),
 ]

@@ -8,9 +8,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound, PermissionDenied
 
-from boneage.studies.access import CAN_INGEST, check_project, check_study, visible_projects
+from boneage.studies.access import CAN_INGEST, CAN_LABEL, CAN_TRAIN, check_project, check_study, visible_projects
 from boneage.studies.actions import IngestFields, check_ingest_fields, do_ingest
 from boneage.studies.ingest.errors import IngestError
+
+ATTENTION_NAMES = ["Att1_1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3"]  # the paper's six modules
 
 
 def _project_or_404(user, project_id, roles=None):
@@ -28,7 +30,8 @@ def projects_page(request):
 @login_required
 def worklist_page(request, project_id: int):
     project, role = _project_or_404(request.user, project_id)
-    return render(request, "worklist.html", {"project": project, "role": role})
+    return render(request, "worklist.html", {"project": project, "role": role, "nav": "worklist",
+                                             "can_ingest": role in CAN_INGEST, "can_label": role in CAN_LABEL})
 
 
 @login_required
@@ -37,7 +40,15 @@ def study_page(request, study_id: int):
         study, role = check_study(request.user, study_id)
     except NotFound:
         raise Http404("No such study.")
-    return render(request, "study.html", {"study": study, "project": study.project, "role": role})
+    return render(request, "study.html", {"study": study, "project": study.project, "role": role,
+                                          "can_label": role in CAN_LABEL, "attention_names": ATTENTION_NAMES})
+
+
+@login_required
+def models_page(request, project_id: int):
+    project, role = _project_or_404(request.user, project_id)
+    return render(request, "models.html", {"project": project, "role": role, "can_train": role in CAN_TRAIN,
+                                           "nav": "models"})
 
 
 @login_required

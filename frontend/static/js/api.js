@@ -1,0 +1,76 @@
+// REST helpers: session auth + CSRF, JSON errors as {error, detail} (DESIGN §6).
+
+export function csrfToken() {
+  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+  return match ? decodeURIComponent(match[1]) : "";
+}
+
+/** fetch wrapper → {ok, status, body}; never throws on HTTP errors (network errors become status 0). */
+export async function api(path, { method = "GET", json, form, signal } = {}) {
+  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" }, signal };
+  if (method !== "GET") init.headers["X-CSRFToken"] = csrfToken();
+  if (json !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(json); }
+  if (form) init.body = form;
+  let response;
+  try { response = await fetch(path, init); } catch (error) {
+    if (error.name === "AbortError") throw error;
+    return { ok: false, status: 0, body: { error: "network", detail: "The server cannot be reached." } };
+  }
+  const type = response.headers.get("Content-Type") || "";
+  const body = type.includes("json") ? await response.json().catch(() => null) : null;
+  return { ok: response.ok, status: response.status, body: body || {} };
+}
+
+/** One file per request with upload progress (fetch has none): resolves {status, body}. */
+export function uploadFile(url, file, fields, onProgress) {
+  return new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    const form = new FormData();
+    form.append("file", file, file.name);
+    for (const [key, value] of Object.entries(fields || {})) if (value !== "" && value != null) form.append(key, value);
+    xhr.open("POST", url);
+    xhr.setRequestHeader("X-CSRFToken", csrfToken());
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
+    xhr.onload = () => {
+      let body = {};
+      try { body = JSON.parse(xhr.responseText); } catch { body = { detail: xhr.statusText }; }
+      resolve({ status: xhr.status, body });
+    };
+    xhr.onerror = () => resolve({ status: 0, body: { error: "network", detail: "The upload was interrupted." } });
+    xhr.send(form);
+  });
+}
+
+export const fmt = {
+  months(m) { return m == null ? "—" : `${(+m).toFixed(1)}`; },
+  /** 131.5 → "10 y 11.5 m" */
+  ym(m) {
+    if (m == null) return "—";
+    const years = Math.floor(m / 12), rest = m - years * 12;
+    return `${years} y ${rest.toFixed(rest % 1 ? 1 : 0)} m`;
+  },
+  interval(age, std) { const h = 1.645 * std; return `${(age - h).toFixed(1)}–${(age + h).toFixed(1)}`; },
+  when(iso) { return iso ? new Date(iso).toLocaleString([], { dateStyle: "short", timeStyle: "short" }) : ""; },
+};
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value == null || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) if (child != null) node.append(child.nodeType ? child : String(child));
+  return node;
+}
+
+export function toast(message, kind = "info") {
+  let box = document.getElementById("toasts");
+  if (!box) { box = el("div", { id: "toasts", role: "status", "aria-live": "polite" }); document.body.append(box); }
+  const item = el("div", { class: `toast ${kind}` }, message);
+  box.append(item);
+  setTimeout(() => item.remove(), kind === "error" ? 8000 : 3500);
+}

@@ -1,0 +1,51 @@
+// One websocket per project page (DESIGN §7) with reconnect + backoff and a visible state.
+
+export function connectLive(projectId, { onEvent, onReconnect } = {}) {
+  const badge = document.getElementById("live-state");
+  const listeners = new Map();
+  let socket, attempt = 0, closedByUs = false, everOpened = false;
+
+  function show(state, text) {
+    if (!badge) return;
+    badge.dataset.state = state;
+    badge.textContent = text;
+  }
+
+  function open() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${location.host}/ws/projects/${projectId}/`);
+    socket.onmessage = (message) => {
+      let event;
+      try { event = JSON.parse(message.data); } catch { return; }
+      event.received_at = Date.now();
+      if (event.type === "hello") {
+        attempt = 0;
+        show("live", "live");
+        if (everOpened && onReconnect) onReconnect();  // we may have missed events: refresh
+        everOpened = true;
+      }
+      if (onEvent) onEvent(event);
+      for (const fn of listeners.get(event.type) || []) fn(event);
+      for (const fn of listeners.get("*") || []) fn(event);
+      document.dispatchEvent(new CustomEvent("live:event", { detail: event }));
+    };
+    socket.onclose = (close) => {
+      if (closedByUs) return;
+      if (close.code === 4401 || close.code === 4404) { show("reconnecting", "offline (not allowed)"); return; }
+      const delay = Math.min(15000, 500 * 2 ** attempt) * (0.75 + Math.random() / 2);
+      attempt += 1;
+      show("reconnecting", `reconnecting in ${Math.ceil(delay / 1000)} s…`);
+      setTimeout(open, delay);
+    };
+  }
+
+  open();
+  window.addEventListener("online", () => { if (socket.readyState === WebSocket.CLOSED) { attempt = 0; open(); } });
+  const live = {
+    on(type, fn) { if (!listeners.has(type)) listeners.set(type, []); listeners.get(type).push(fn); return live; },
+    get connected() { return socket && socket.readyState === WebSocket.OPEN; },
+    close() { closedByUs = true; socket.close(); },
+  };
+  window.__live = live;  // for the browser tests and the benchmarks
+  return live;
+}

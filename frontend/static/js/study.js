@@ -1,0 +1,381 @@
+// The study page: viewer + mask editor + age entry + the live prediction with its attention maps.
+import { api, el, fmt, toast } from "./api.js";
+import { drafts } from "./drafts.js";
+import { connectLive } from "./live.js";
+import { loadMaskPixels, MaskEditor, tintedOverlay } from "./mask-editor.js";
+import { encodeMask } from "./png.js";
+import { Viewer, WL_PRESETS } from "./viewer.js";
+
+const ATTENTION = ["Att1_1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3"];
+const root = document.getElementById("study");
+const studyId = +root.dataset.study, projectId = +root.dataset.project;
+const width = +root.dataset.width, height = +root.dataset.height, canLabel = root.dataset.canLabel === "1";
+const $ = (selector) => document.querySelector(selector);
+const state = { base: null, dirty: false, masks: [], label: null, attention: {}, shownAttention: "", userPicked: false,
+                modelMaskUrl: null, cannyUrl: null };
+window.__study = state;  // for the browser tests
+
+// --- viewer first: the image is what the reader waits for ------------------------------------------
+const viewer = new Viewer($("#viewport"), { width, height, displayUrl: `/api/studies/${studyId}/image/`,
+                                            fullUrl: `/api/studies/${studyId}/image/?size=full` });
+const imageShown = viewer.load().catch(() => toast("The image could not be loaded.", "error"));
+const editor = new MaskEditor(viewer, { width, height });
+window.__editor = editor;
+const overlays = { edit: editor.canvas, canny: null, model: null };
+const attentionImg = viewer.addLayer(el("img", { alt: "", class: "attention-layer", hidden: true }));
+viewer.canvas.after(attentionImg);
+
+viewer.onChange(() => {
+  $("#zoom-level").textContent = `${Math.round(viewer.scale * 100)}%`;
+  $("#status-wl").textContent = `W ${viewer.wl.width.toFixed(2)} L ${viewer.wl.center.toFixed(2)}${viewer.invert ? " · inverted" : ""}`;
+  $("#status-res").textContent = viewer.resolution === "full" ? "full resolution (16-bit)" : viewer.resolution === "display" ? "display resolution" : "";
+  $("[data-action=invert]").setAttribute("aria-pressed", String(viewer.invert));
+});
+$("#viewport").addEventListener("pointermove", (e) => {
+  const p = viewer.toImage(e.clientX, e.clientY);
+  $("#status-pos").textContent = p.x >= 0 && p.y >= 0 && p.x < width && p.y < height ? `x ${p.x | 0} y ${p.y | 0}` : "";
+});
+$("#wl-preset").addEventListener("change", (e) => { viewer.preset(e.target.value); $("#viewport").focus(); });
+viewer.onChange(() => {
+  const match = Object.entries(WL_PRESETS).find(([, p]) => p.center === viewer.wl.center && p.width === viewer.wl.width);
+  $("#wl-preset").value = match ? match[0] : "custom";
+});
+
+// --- facts ------------------------------------------------------------------------------------------
+const chrono = root.dataset.age === "" ? null : parseFloat(root.dataset.age);
+$("#fact-age").textContent = chrono == null ? "unknown" : fmt.ym(chrono);
+$("#fact-age").title = chrono == null ? "" : `${chrono.toFixed(1)} months`;
+
+// --- masks ------------------------------------------------------------------------------------------
+function setLayer(kind, visible) {
+  const node = overlays[kind], box = document.querySelector(`[data-toggle=${kind}]`);
+  if (box) box.checked = visible;
+  if (node) node.hidden = !visible;
+}
+function setOpacity(kind, value) {
+  const node = overlays[kind];
+  if (node) node.style.opacity = String(value / 100);
+}
+document.querySelectorAll("[data-toggle]").forEach((box) => box.addEventListener("change", () => setLayer(box.dataset.toggle, box.checked)));
+document.querySelectorAll("[data-opacity]").forEach((range) => range.addEventListener("input", () => setOpacity(range.dataset.opacity, +range.value)));
+setOpacity("edit", 45);
+
+async function showOverlay(kind, url) {
+  if (overlays[kind]) overlays[kind].remove();
+  const canvas = await tintedOverlay(url, kind);
+  overlays[kind] = viewer.addLayer(canvas, `overlay-${kind}`);
+  canvas.hidden = !document.querySelector(`[data-toggle=${kind}]`).checked;
+  setOpacity(kind, +document.querySelector(`[data-opacity=${kind}]`).value);
+  editor.canvas.before(canvas);  // image < attention < Canny/model < working mask < tools
+}
+
+async function loadMasks({ takeNewest }) {
+  const response = await api(`/api/studies/${studyId}/masks/`);
+  if (!response.ok) return;
+  state.masks = response.body;
+  const newest = state.masks[0], canny = state.masks.find((m) => m.source === "canny");
+  if (canny && canny.url !== state.cannyUrl) { state.cannyUrl = canny.url; await showOverlay("canny", canny.url); }
+  if (takeNewest) {
+    state.base = newest ? newest.id : null;
+    if (newest) editor.replace(await loadMaskPixels(newest.url, width, height), { record: false });
+    else editor.replace(new Uint8Array(width * height), { record: false });
+    setDirty(false);
+  }
+  describeBase();
+}
+
+function describeBase() {
+  const base = state.masks.find((m) => m.id === state.base);
+  $("#edit-rev").textContent = base ? `rev ${base.id} · ${base.source}${base.author ? ` · ${base.author}` : ""}` : "none yet";
+}
+
+function setDirty(dirty) {
+  state.dirty = dirty;
+  const save = $("[data-action=save-mask]");
+  if (save) save.disabled = !dirty;
+  root.dataset.dirty = dirty ? "1" : "0";
+  updateHistoryButtons();
+}
+function updateHistoryButtons() {
+  const undo = $("[data-action=undo]"), redo = $("[data-action=redo]");
+  if (undo) undo.disabled = !editor.canUndo;
+  if (redo) redo.disabled = !editor.canRedo;
+  $("#status-mask").textContent = `${editor.undoStack.length} edit${editor.undoStack.length === 1 ? "" : "s"}${state.dirty ? " · unsaved" : ""}`;
+}
+
+let draftTimer = 0;
+editor.onChange((reason) => {
+  if (reason === "edit") {
+    setDirty(true);
+    clearTimeout(draftTimer);
+    draftTimer = setTimeout(saveDraft, 400);
+  }
+  if (reason === "tool") document.querySelectorAll("[data-tool]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.tool === editor.tool)));
+  if (reason === "radius") $("#brush-size").value = editor.radius;
+  updateHistoryButtons();
+});
+
+async function saveDraft() {
+  if (!state.dirty) return;
+  await drafts.put(studyId, { base: state.base, width, height, mask: editor.mask.slice(), savedAt: Date.now(), steps: editor.undoStack.length });
+  root.dataset.draft = "saved";
+}
+
+async function offerDraft() {
+  const draft = await drafts.get(studyId).catch(() => null);
+  if (!draft || draft.width !== width || draft.height !== height) return;
+  const when = new Date(draft.savedAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const stale = draft.base !== state.base;
+  $("#draft-text").textContent = `You have an unsaved mask draft from ${when} (${draft.steps} edits, on revision ${draft.base ?? "none"})` +
+    (stale ? ` — the mask has changed since (now revision ${state.base}); saving will ask how to resolve it.` : ".");
+  $("#draft-banner").hidden = false;
+  $("[data-action=restore-draft]").onclick = () => {
+    editor.replace(draft.mask, { record: true, label: "restore draft" });
+    state.base = draft.base;
+    describeBase();
+    setDirty(true);
+    $("#draft-banner").hidden = true;
+    toast("Draft restored: undo goes back to the saved mask.");
+  };
+  $("[data-action=discard-draft]").onclick = async () => { await drafts.remove(studyId); $("#draft-banner").hidden = true; };
+}
+
+async function saveMask({ force = false } = {}) {
+  if (!canLabel) return;
+  const started = performance.now();
+  const form = new FormData();
+  form.append("file", await encodeMask(editor.mask, width, height), "mask.png");
+  if (state.base != null) form.append("base_revision", state.base);
+  if (force) form.append("force", "true");
+  const response = await api(`/api/studies/${studyId}/masks/`, { method: "POST", form });
+  performance.measure("mask-save", { start: started, end: performance.now() });
+  if (response.status === 201) {
+    state.masks.unshift(response.body);
+    state.base = response.body.id;
+    setDirty(false);
+    await drafts.remove(studyId);
+    describeBase();
+    toast(`Mask saved as revision ${response.body.id}.`, "ok");
+    loadHistory();
+  } else if (response.status === 409) {
+    conflict("mask", response.body);
+  } else toast(`Mask not saved: ${response.body.detail || response.status}`, "error");
+}
+
+// --- conflicts (409): reload theirs or keep mine --------------------------------------------------
+function conflict(kind, body) {
+  const dialog = $("#conflict-dialog");
+  $("#conflict-title").textContent = kind === "mask" ? "The mask changed while you edited" : "The age label changed";
+  $("#conflict-detail").textContent = `${body.detail} Your ${kind === "mask" ? "edits are kept as a draft" : "value is still in the form"} until you choose.`;
+  dialog.dataset.kind = kind;
+  dialog.querySelectorAll("[data-choice]").forEach((button) => {
+    button.onclick = async () => {
+      dialog.close();
+      const choice = button.dataset.choice;
+      if (choice === "cancel") return;
+      if (kind === "mask") {
+        if (choice === "theirs") { await drafts.remove(studyId); await loadMasks({ takeNewest: true }); toast("Loaded the newest revision."); }
+        else await saveMask({ force: true });
+      } else if (choice === "theirs") await loadLabels({ fill: true });
+      else await saveLabel({ force: true });
+    };
+  });
+  dialog.showModal();
+}
+
+// --- age label -----------------------------------------------------------------------------------
+const years = $("#age-years"), months = $("#age-months"), total = $("#age-total");
+function fromParts() {
+  if (years.value === "" && months.value === "") { total.value = ""; return; }
+  total.value = String(+(years.value || 0) * 12 + +(months.value || 0));
+}
+function fromTotal() {
+  if (total.value === "") { years.value = ""; months.value = ""; return; }
+  const t = +total.value;
+  years.value = String(Math.floor(t / 12)); months.value = String(+(t - Math.floor(t / 12) * 12).toFixed(1));
+}
+years.addEventListener("input", fromParts); months.addEventListener("input", fromParts); total.addEventListener("input", fromTotal);
+
+async function loadLabels({ fill }) {
+  const response = await api(`/api/studies/${studyId}/labels/`);
+  if (!response.ok) return;
+  const newest = response.body[0] || null;
+  state.label = newest;
+  $("#label-current").textContent = newest ? `Current: ${fmt.ym(newest.months)} (${newest.months} mo) · ${newest.source}${newest.author ? ` · ${newest.author}` : ""}` : "No label yet.";
+  if (fill && newest) { total.value = String(newest.months); fromTotal(); }
+}
+
+async function saveLabel({ force = false } = {}) {
+  const value = parseFloat(total.value);
+  if (Number.isNaN(value)) { toast("Enter the bone age first.", "error"); total.focus(); return; }
+  const response = await api(`/api/studies/${studyId}/labels/`, { method: "POST",
+    json: { months: value, base_label: state.label ? state.label.id : null, force } });
+  if (response.status === 201) { toast(`Bone age saved: ${fmt.ym(value)}.`, "ok"); await loadLabels({ fill: false }); loadHistory(); }
+  else if (response.status === 409) conflict("label", response.body);
+  else toast(`Not saved: ${response.body.detail || response.status}`, "error");
+}
+$("#label-form").addEventListener("submit", (e) => { e.preventDefault(); if (canLabel) saveLabel(); });
+
+// --- prediction, streamed ----------------------------------------------------------------------------
+const predBox = $("#prediction");
+function predictionState(value, text) {
+  predBox.dataset.state = value;
+  if (text != null) { $("#pred-age").textContent = text; $("#pred-interval").textContent = ""; }
+}
+function showAge(age, std) {
+  $("#pred-age").textContent = `${fmt.ym(age)}`;
+  $("#pred-interval").textContent = `${age.toFixed(1)} mo · 90% interval ${fmt.interval(age, std)} mo (±${(1.645 * std).toFixed(1)})` +
+    (chrono != null ? ` · ${age - chrono >= 0 ? "+" : ""}${(age - chrono).toFixed(1)} mo vs chronological` : "");
+  step("age");
+}
+function step(name, done = true) { const li = document.querySelector(`#pred-steps [data-step=${name}]`); if (li) li.classList.toggle("done", done); }
+function resetPrediction() {
+  state.attention = {};
+  document.querySelectorAll("#pred-steps li").forEach((li) => li.classList.remove("done"));
+  $("#att-count").textContent = "0";
+  document.querySelectorAll("[data-att]").forEach((b) => { if (b.dataset.att) b.disabled = true; });
+  const reset = $("[data-action=reset-model]");
+  if (reset) reset.disabled = true;
+}
+async function showModelMask(url) {
+  state.modelMaskUrl = url;
+  await showOverlay("model", url);
+  const reset = $("[data-action=reset-model]");
+  if (reset) reset.disabled = !canLabel;
+  step("mask");
+}
+function addAttention(name, url) {
+  state.attention[name] = url;
+  const button = document.querySelector(`[data-att="${name}"]`);
+  if (button) button.disabled = false;
+  $("#att-count").textContent = String(Object.keys(state.attention).length);
+  step("attention", Object.keys(state.attention).length === ATTENTION.length);
+  if (!state.userPicked) showAttention(name);
+}
+function showAttention(name) {
+  state.shownAttention = name;
+  document.querySelectorAll("[data-att]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.att === name)));
+  if (!name) { attentionImg.hidden = true; return; }
+  attentionImg.src = state.attention[name];
+  attentionImg.hidden = false;
+  attentionImg.dataset.name = name;
+}
+document.querySelectorAll("[data-att]").forEach((b) => b.addEventListener("click", () => { state.userPicked = true; showAttention(b.dataset.att); }));
+$("#att-opacity").addEventListener("input", (e) => { attentionImg.style.opacity = String(e.target.value / 100); });
+attentionImg.style.opacity = "0.7";
+
+async function loadPrediction() {
+  const response = await api(`/api/studies/${studyId}/predictions/latest/`);
+  if (response.ok) {
+    const p = response.body;
+    resetPrediction();
+    $("#pred-model").textContent = p.model_name ? `· ${p.model_name}` : "";
+    showAge(p.age_months, p.std_months);
+    if (p.mask_url) await showModelMask(p.mask_url);
+    for (const name of ATTENTION) if (p.attention && p.attention[name]) addAttention(name, p.attention[name]);
+    predictionState("ready");
+  } else if (response.status === 404 && response.body.error === "no_model") predictionState("none", "No model yet");
+  else if (response.status === 404 && response.body.error === "prediction_pending") predictionState("waiting", "Waiting for the worker…");
+  else if (response.status === 404) predictionState("none", "No model yet");
+  else predictionState("error", "Prediction unavailable");
+}
+
+// --- history -------------------------------------------------------------------------------------
+async function loadHistory() {
+  const response = await api(`/api/studies/${studyId}/history/`);
+  if (!response.ok) return;
+  const list = $("#history");
+  list.replaceChildren(...response.body.slice(-8).reverse().map((e) =>
+    el("li", {}, el("span", { class: "verb" }, e.verb), " ", el("span", { class: "muted" }, `${e.actor || "system"} · ${fmt.when(e.created_at)}`))));
+}
+
+// --- live ----------------------------------------------------------------------------------------
+const live = connectLive(projectId, { onReconnect: () => { loadPrediction(); loadMasks({ takeNewest: !state.dirty }); loadLabels({ fill: false }); } });
+live.on("*", async (event) => {
+  if (event.study !== studyId) return;
+  switch (event.type) {
+    case "prediction.started":
+      resetPrediction(); state.userPicked = false;
+      predictionState("streaming", "Predicting…");
+      $("#pred-model").textContent = event.model ? `· ${event.model}` : "";
+      break;
+    case "prediction.mask": await showModelMask(event.url); break;
+    case "prediction.age": showAge(event.age_months, event.std_months); break;
+    case "prediction.attention": addAttention(event.name, event.url); break;
+    case "prediction.ready": predictionState("ready"); break;
+    case "prediction.skipped": predictionState("none", event.reason === "no_model" ? "No model yet" : "Not predicted"); break;
+    case "prediction.failed": predictionState("error", "Prediction failed"); $("#pred-interval").textContent = event.detail || ""; break;
+    case "mask.generated": await loadMasks({ takeNewest: state.base == null && !state.dirty }); loadHistory(); break;
+    case "mask.saved":
+      if (!state.masks.some((m) => m.id === event.revision)) {
+        await loadMasks({ takeNewest: !state.dirty });
+        if (state.dirty) toast(`Someone saved mask revision ${event.revision}; saving will ask how to resolve it.`);
+      }
+      loadHistory(); break;
+    case "label.saved": loadLabels({ fill: false }); loadHistory(); break;
+    default: break;
+  }
+});
+
+// --- commands and keyboard -------------------------------------------------------------------------
+const presets = Object.keys(WL_PRESETS);
+const actions = {
+  fit: () => viewer.fit(), actual: () => viewer.actualSize(),
+  "zoom-in": () => viewer.zoomAt(1.25), "zoom-out": () => viewer.zoomAt(0.8),
+  invert: () => viewer.toggleInvert(),
+  undo: () => editor.undo(), redo: () => editor.redo(),
+  "save-mask": () => saveMask(),
+  "fill-holes": () => { if (!editor.fillHoles()) toast("No holes to fill."); },
+  "reset-canny": async () => { if (state.cannyUrl) editor.replace(await loadMaskPixels(state.cannyUrl, width, height), { label: "reset to Canny" }); else toast("No Canny mask yet.", "error"); },
+  "reset-model": async () => { if (state.modelMaskUrl) editor.replace(await loadMaskPixels(state.modelMaskUrl, width, height), { label: "reset to model" }); },
+  help: () => $("#help-dialog").showModal(), "close-help": () => $("#help-dialog").close(),
+  "next-case": async () => {
+    const response = await api(`/api/projects/${projectId}/next-case/`);
+    if (response.ok) location.assign(response.body.study_url);
+    else toast(response.body.detail || "No next case.", response.status === 404 ? "info" : "error");
+  },
+};
+document.addEventListener("click", (e) => {
+  const button = e.target.closest("[data-action]");
+  if (button && actions[button.dataset.action]) actions[button.dataset.action]();
+  const tool = e.target.closest("[data-tool]");
+  if (tool) { editor.setTool(tool.dataset.tool); $("#viewport").focus(); }
+});
+$("#brush-size")?.addEventListener("input", (e) => editor.setRadius(+e.target.value));
+
+document.addEventListener("keydown", (e) => {
+  const typing = /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName) && e.target.type !== "range" && e.target.type !== "checkbox";
+  const ctrl = e.ctrlKey || e.metaKey, key = e.key.toLowerCase();
+  if (ctrl && key === "s") { e.preventDefault(); saveMask(); return; }
+  if (typing || document.querySelector("dialog[open]")) return;
+  if (ctrl && key === "z") { e.preventDefault(); e.shiftKey ? editor.redo() : editor.undo(); return; }
+  if (ctrl && key === "y") { e.preventDefault(); editor.redo(); return; }
+  if (ctrl || e.altKey) return;
+  const map = {
+    f: actions.fit, 1: actions.actual, "+": actions["zoom-in"], "=": actions["zoom-in"], "-": actions["zoom-out"], i: actions.invert,
+    w: () => viewer.preset(presets[(presets.indexOf($("#wl-preset").value) + 1) % presets.length]),
+    v: () => editor.setTool("pan"), b: () => canLabel && editor.setTool("brush"), e: () => canLabel && editor.setTool("eraser"),
+    l: () => canLabel && editor.setTool(e.shiftKey ? "lasso-sub" : "lasso-add"),
+    "[": () => editor.setRadius(editor.radius / 1.25), "]": () => editor.setRadius(editor.radius * 1.25),
+    h: () => canLabel && actions["fill-holes"](),
+    m: () => setLayer("model", !$("[data-toggle=model]").checked), c: () => setLayer("canny", !$("[data-toggle=canny]").checked),
+    x: () => setLayer("edit", !$("[data-toggle=edit]").checked),
+    a: () => { const have = ATTENTION.filter((n) => state.attention[n]); if (have.length) { state.userPicked = true; showAttention(have[(have.indexOf(state.shownAttention) + 1) % have.length]); } },
+    0: () => { state.userPicked = true; showAttention(""); },
+    g: () => years.focus(), n: actions["next-case"], "?": actions.help,
+  };
+  const fn = map[e.key] || map[key];
+  if (fn) { e.preventDefault(); fn(); }
+});
+window.addEventListener("pagehide", () => { if (state.dirty) saveDraft(); });
+
+// --- start ---------------------------------------------------------------------------------------
+(async () => {
+  await imageShown;
+  await loadMasks({ takeNewest: true });
+  root.dataset.ready = "1";
+  offerDraft();
+})();
+loadLabels({ fill: true });
+loadPrediction();
+loadHistory();

@@ -1,0 +1,156 @@
+// Worklist: one request per page of rows, filters and sorting (incl. active learning), live rows,
+// next case, and an upload area with per-file progress and the API's per-file errors.
+import { api, el, fmt, toast, uploadFile } from "./api.js";
+import { connectLive } from "./live.js";
+
+const page = document.getElementById("worklist-page");
+const projectId = +page.dataset.project;
+const body = document.getElementById("worklist-body");
+const filters = document.getElementById("filters");
+const PAGE = 100;
+let offset = 0, selected = -1, total = 0;
+
+function query() {
+  const params = new URLSearchParams();
+  for (const [key, value] of new FormData(filters)) if (value) params.set(key, value);
+  return params;
+}
+
+const STATE_TEXT = { unlabeled: "unlabeled", labeled: "labeled", in_review: "in review" };
+
+function row(study) {
+  const p = study.prediction;
+  const prediction = p ? el("span", { title: `90% interval ${fmt.interval(p.age_months, p.std_months)} months` },
+    `${fmt.months(p.age_months)} `, el("span", { class: "muted" }, `± ${(1.645 * p.std_months).toFixed(1)}`)) : el("span", { class: "muted" }, "—");
+  const name = study.external_id || study.original_name || `study ${study.id}`;
+  return el("tr", { dataset: { study: study.id, state: study.state }, tabindex: "-1" },
+    el("td", { class: "thumb-col" }, el("img", { class: "thumb", loading: "lazy", src: study.thumb_url, alt: "", width: 48, height: 48 })),
+    el("td", {}, el("a", { href: `/studies/${study.id}/` }, name), el("div", { class: "muted small" }, `#${study.id} · ${study.width}×${study.height}`)),
+    el("td", {}, study.sex || "?"),
+    el("td", { class: "num" }, study.chronological_age_months == null ? "—" : fmt.ym(study.chronological_age_months)),
+    el("td", { class: "num" }, study.label_months == null ? el("span", { class: "muted" }, "—") : fmt.ym(study.label_months)),
+    el("td", { class: "num" }, prediction),
+    el("td", {}, el("span", { class: `badge ${study.state}` }, STATE_TEXT[study.state] || study.state)),
+    el("td", { class: "muted small" }, fmt.when(study.created_at)));
+}
+
+async function load({ append = false } = {}) {
+  if (!append) offset = 0;
+  const params = query();
+  params.set("limit", PAGE); params.set("offset", offset);
+  history.replaceState(null, "", `?${query()}`);
+  const response = await api(`/api/projects/${projectId}/worklist/?${params}`);
+  if (!response.ok) { toast(response.body.detail || "The worklist could not be loaded.", "error"); return; }
+  const { results, count, active_model: model } = response.body;
+  total = count;
+  document.getElementById("study-count").textContent = `${count} stud${count === 1 ? "y" : "ies"}`;
+  document.getElementById("active-model").textContent = model ? `Active model: ${model.name}` : "No model yet: predictions appear once a model is trained";
+  const rows = results.map(row);
+  if (append) body.append(...rows);
+  else body.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 8, class: "muted empty" }, "No studies match. Upload some, or change the filters."))]));
+  offset += results.length;
+  document.getElementById("load-more").hidden = offset >= count;
+  page.dataset.loaded = "1";
+}
+
+async function refreshRow(studyId, { insert = false } = {}) {
+  const response = await api(`/api/worklist-rows/${studyId}/`);
+  if (!response.ok) return;
+  const fresh = row(response.body), old = body.querySelector(`tr[data-study="${studyId}"]`);
+  if (old) { old.replaceWith(fresh); fresh.classList.add("flash"); }
+  else if (insert) {
+    body.querySelector("td.empty")?.parentElement.remove();
+    body.prepend(fresh); fresh.classList.add("flash", "new");
+    total += 1; document.getElementById("study-count").textContent = `${total} studies`;
+  }
+}
+
+// filters & sorting
+for (const [key, value] of new URLSearchParams(location.search)) if (filters.elements[key]) filters.elements[key].value = value;
+let typing = 0;
+filters.addEventListener("input", (e) => { clearTimeout(typing); typing = setTimeout(load, e.target.type === "search" ? 250 : 0); });
+filters.addEventListener("submit", (e) => { e.preventDefault(); load(); });
+document.querySelectorAll("button.sort").forEach((button) => button.addEventListener("click", () => {
+  const order = filters.elements.ordering, key = button.dataset.sort;
+  order.value = order.value === key ? `-${key}` : key;
+  if (!order.value || order.selectedIndex < 0) order.value = key;
+  load();
+}));
+document.getElementById("load-more").addEventListener("click", () => load({ append: true }));
+
+// keyboard: the reading-room flow
+function select(index) {
+  const rows = [...body.querySelectorAll("tr[data-study]")];
+  if (!rows.length) return;
+  selected = Math.max(0, Math.min(rows.length - 1, index));
+  rows.forEach((r, i) => r.classList.toggle("selected", i === selected));
+  rows[selected].focus(); rows[selected].scrollIntoView({ block: "nearest" });
+}
+async function nextCase() {
+  const response = await api(`/api/projects/${projectId}/next-case/`);
+  if (response.ok) location.assign(response.body.study_url);
+  else toast(response.body.detail || "No next case.", response.status === 404 ? "info" : "error");
+}
+document.getElementById("next-case")?.addEventListener("click", nextCase);
+document.addEventListener("keydown", (e) => {
+  if (/^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName) || e.ctrlKey || e.metaKey || e.altKey) return;
+  const rows = body.querySelectorAll("tr[data-study]");
+  if (e.key === "ArrowDown" || e.key === "j") { e.preventDefault(); select(selected + 1); }
+  else if (e.key === "ArrowUp" || e.key === "k") { e.preventDefault(); select(selected - 1); }
+  else if (e.key === "Enter" && rows[selected]) location.assign(`/studies/${rows[selected].dataset.study}/`);
+  else if (e.key === "n" && page.dataset.canLabel === "1") nextCase();
+  else if (e.key === "/") { e.preventDefault(); document.getElementById("filter-q").focus(); }
+});
+body.addEventListener("click", (e) => {
+  const tr = e.target.closest("tr[data-study]");
+  if (tr && !e.target.closest("a")) location.assign(`/studies/${tr.dataset.study}/`);
+});
+
+// uploads: one request per file, two at a time, progress and the API's reason per file
+const uploadForm = document.getElementById("upload");
+if (uploadForm) {
+  const list = document.getElementById("uploads"), zone = document.getElementById("dropzone");
+  const input = uploadForm.elements.file;
+  const queue = [];
+  let running = 0;
+  const pump = () => {
+    while (running < 2 && queue.length) {
+      const job = queue.shift();
+      running += 1;
+      job().finally(() => { running -= 1; pump(); });
+    }
+  };
+  const send = (files) => {
+    const fields = { sex: uploadForm.elements.sex.value, chronological_age_months: uploadForm.elements.chronological_age_months.value };
+    for (const file of files) {
+      const bar = el("progress", { max: 1, value: 0 }), status = el("span", { class: "status muted" }, "queued");
+      const item = el("li", { dataset: { file: file.name, outcome: "queued" } }, el("span", { class: "name", title: file.name }, file.name), bar, status);
+      list.prepend(item);
+      queue.push(async () => {
+        status.textContent = "uploading";
+        const { status: code, body: answer } = await uploadFile(`/api/projects/${projectId}/studies/`, file, fields, (f) => { bar.value = f; });
+        bar.value = 1;
+        if (code === 201) { item.dataset.outcome = "stored"; status.replaceChildren(el("a", { href: `/studies/${answer.id}/` }, `stored as #${answer.id}`)); }
+        else if (code === 200 && answer.already_stored) { item.dataset.outcome = "duplicate"; status.replaceChildren("already stored as ", el("a", { href: `/studies/${answer.study.id}/` }, `#${answer.study.id}`)); }
+        else { item.dataset.outcome = "error"; status.textContent = `${code || "network"}: ${answer.detail || answer.error || "failed"}`; }
+        status.className = `status ${item.dataset.outcome}`;
+      });
+    }
+    pump();
+  };
+  uploadForm.addEventListener("submit", (e) => { e.preventDefault(); if (input.files.length) send([...input.files]); input.value = ""; });
+  input.addEventListener("change", () => { if (input.files.length) { send([...input.files]); input.value = ""; } });
+  ["dragenter", "dragover"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.add("over"); }));
+  ["dragleave", "drop"].forEach((t) => zone.addEventListener(t, () => zone.classList.remove("over")));
+  zone.addEventListener("drop", (e) => { e.preventDefault(); send([...e.dataTransfer.files]); });
+  input.required = false;
+}
+
+// live
+const live = connectLive(projectId, { onReconnect: () => load() });
+live.on("study.ingested", (e) => refreshRow(e.study, { insert: true }));
+for (const type of ["prediction.ready", "label.saved", "review.queued", "review.resolved", "mask.saved"]) live.on(type, (e) => e.study && refreshRow(e.study));
+live.on("model.promoted", () => load());
+live.on("model.repredicted", () => load());
+
+load();

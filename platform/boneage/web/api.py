@@ -1,0 +1,171 @@
+"""Read models for the browser: one request per worklist page, small thumbnails.
+
+The worklist joins what the core APIs serve one study at a time (label, the active model's
+prediction, open review items, the active-learning score) so the table needs a single request.
+"""
+from __future__ import annotations
+
+import io
+
+from django.apps import apps
+from django.core.files.storage import default_storage
+from django.db.models import Case, Exists, F, FloatField, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from PIL import Image as PILImage
+from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
+from rest_framework.views import APIView
+
+from boneage.annotations.models import AgeLabel
+from boneage.api import error_response
+from boneage.modeling.actions import active_version
+from boneage.modeling.models import ActiveScore, Prediction
+from boneage.studies.access import check_project, check_study
+from boneage.studies.derive import ensure_derived_images
+
+THUMB_SIDE = 96
+ORDERINGS = {
+    "-created_at": ["-created_at"], "created_at": ["created_at"],
+    "chronological_age_months": [F("chronological_age_months").asc(nulls_last=True)],
+    "-chronological_age_months": [F("chronological_age_months").desc(nulls_last=True)],
+    "label": [F("label_months").asc(nulls_last=True)], "-label": [F("label_months").desc(nulls_last=True)],
+    "prediction": [F("pred_age").asc(nulls_last=True)], "-prediction": [F("pred_age").desc(nulls_last=True)],
+    "-uncertainty": [F("pred_std").desc(nulls_last=True)],
+    "-error": [F("abs_error").desc(nulls_last=True)],
+    "active": [F("is_labeled").asc(), F("active_score").desc(nulls_last=True), "created_at"],
+}
+STATES = {"unlabeled", "labeled", "in_review"}
+
+
+class WorklistRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    original_name = serializers.CharField()
+    sex = serializers.CharField()
+    chronological_age_months = serializers.FloatField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    width = serializers.IntegerField(source="image.width")
+    height = serializers.IntegerField(source="image.height")
+    thumb_url = serializers.SerializerMethodField()
+    label_months = serializers.FloatField(allow_null=True)
+    prediction = serializers.SerializerMethodField()
+    active_score = serializers.FloatField(allow_null=True)
+    open_reviews = serializers.IntegerField()
+    state = serializers.SerializerMethodField()
+
+    def get_thumb_url(self, study) -> str:
+        return f"/api/studies/{study.pk}/thumbnail/"
+
+    def get_prediction(self, study) -> dict | None:
+        if study.pred_age is None:
+            return None
+        return {"age_months": study.pred_age, "std_months": study.pred_std, "model_version": study.pred_version}
+
+    def get_state(self, study) -> str:
+        if study.open_reviews:
+            return "in_review"
+        return "labeled" if study.label_months is not None else "unlabeled"
+
+
+def _open_review_items():
+    """Open review items of the outer study, or None while the review app has no queue (issue 7)."""
+    try:
+        model = apps.get_model("review", "ReviewItem")
+    except LookupError:
+        return None
+    return model.objects.filter(study=OuterRef("pk"), state="open")
+
+
+def worklist_queryset(project, version):
+    labels = AgeLabel.objects.filter(study=OuterRef("pk")).annotate(rank=Case(
+        When(source="review", then=Value(3)), When(source="expert", then=Value(2)), default=Value(1),
+        output_field=IntegerField())).order_by("-rank", "-created_at", "-pk")
+    predictions = Prediction.objects.filter(study=OuterRef("pk"), model_version=version)
+    scores = ActiveScore.objects.filter(study=OuterRef("pk"), model_version=version, strategy="uncertainty")
+    open_items = _open_review_items()
+    studies = project.studies.select_related("image").annotate(
+        label_months=Subquery(labels.values("months")[:1], output_field=FloatField()),
+        pred_age=Subquery(predictions.values("age_months")[:1], output_field=FloatField()),
+        pred_std=Subquery(predictions.values("std_months")[:1], output_field=FloatField()),
+        pred_version=Subquery(predictions.values("model_version_id")[:1], output_field=IntegerField()),
+        active_score=Subquery(scores.values("score")[:1], output_field=FloatField()),
+        open_reviews=(Case(When(Exists(open_items), then=Value(1)), default=Value(0), output_field=IntegerField())
+                      if open_items is not None else Value(0, output_field=IntegerField())),
+    )
+    return studies.annotate(
+        is_labeled=Case(When(label_months__isnull=False, then=Value(1)), default=Value(0), output_field=IntegerField()),
+        abs_error=Case(When(Q(label_months__isnull=False) & Q(pred_age__isnull=False),
+                            then=F("pred_age") - F("label_months")), default=None, output_field=FloatField()),
+    )
+
+
+class WorklistView(GenericAPIView):
+    serializer_class = WorklistRowSerializer
+
+    @extend_schema(
+        parameters=[OpenApiParameter("state", OpenApiTypes.STR, enum=sorted(STATES)),
+                    OpenApiParameter("sex", OpenApiTypes.STR, enum=["M", "F"]),
+                    OpenApiParameter("q", OpenApiTypes.STR, description="part of the file name or external id"),
+                    OpenApiParameter("ordering", OpenApiTypes.STR, enum=sorted(ORDERINGS))],
+        responses=WorklistRowSerializer(many=True),
+        summary="Worklist rows: each study with its label, the active model's prediction, review state and score",
+    )
+    def get(self, request, project_id: int):
+        project, _ = check_project(request.user, project_id)
+        version = active_version(project.pk)
+        studies = worklist_queryset(project, version)
+        state, sex, query = (request.query_params.get(k) for k in ("state", "sex", "q"))
+        if state and state not in STATES:
+            return error_response(400, "invalid_filter", "state must be unlabeled, labeled or in_review.")
+        if state == "in_review":
+            studies = studies.filter(open_reviews=1)
+        elif state == "labeled":
+            studies = studies.filter(label_months__isnull=False, open_reviews=0)
+        elif state == "unlabeled":
+            studies = studies.filter(label_months__isnull=True, open_reviews=0)
+        if sex in ("M", "F"):
+            studies = studies.filter(sex=sex)
+        if query:
+            studies = studies.filter(Q(original_name__icontains=query) | Q(external_id__icontains=query))
+        ordering = request.query_params.get("ordering") or "-created_at"
+        if ordering not in ORDERINGS:
+            return error_response(400, "invalid_ordering", f"ordering must be one of {', '.join(sorted(ORDERINGS))}.")
+        if ordering == "-error":  # largest disagreement first, whichever the sign
+            studies = studies.annotate(abs_err=Case(When(abs_error__lt=0, then=-F("abs_error")), default=F("abs_error"),
+                                                    output_field=FloatField()))
+            order = [F("abs_err").desc(nulls_last=True)]
+        else:
+            order = ORDERINGS[ordering]
+        page = self.paginate_queryset(studies.order_by(*order, "-id"))
+        response = self.get_paginated_response(WorklistRowSerializer(page, many=True).data)
+        response.data["active_model"] = {"id": version.pk, "name": version.name} if version else None
+        return response
+
+
+class WorklistRowView(APIView):
+    @extend_schema(responses=WorklistRowSerializer, summary="One worklist row (to refresh a row on a live event)")
+    def get(self, request, study_id: int):
+        study, _ = check_study(request.user, study_id)
+        row = worklist_queryset(study.project, active_version(study.project_id)).get(pk=study.pk)
+        from rest_framework.response import Response
+
+        return Response(WorklistRowSerializer(row).data)
+
+
+class ThumbnailView(APIView):
+    @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY},
+                   summary=f"A small PNG of the study (longest side {THUMB_SIDE} px) for lists")
+    def get(self, request, study_id: int):
+        study, _ = check_study(request.user, study_id)
+        image = ensure_derived_images(study.image)
+        with default_storage.open(image.display, "rb") as handle, PILImage.open(handle) as picture:
+            picture.draft("L", (THUMB_SIDE, THUMB_SIDE))
+            picture = picture.convert("L")
+            picture.thumbnail((THUMB_SIDE, THUMB_SIDE))
+            out = io.BytesIO()
+            picture.save(out, "PNG", compress_level=3)
+        response = HttpResponse(out.getvalue(), content_type="image/png")
+        response["Cache-Control"] = "private, max-age=86400"
+        return response

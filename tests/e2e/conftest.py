@@ -1,0 +1,81 @@
+"""Browser fixtures: phantom radiographs as DICOM, studies ingested through the real action, pages per persona.
+
+Personas: olivia_owner (admin), max_member (labeler), tina_trainer (trainer). The modeling fixtures
+(a tiny real checkpoint, registered as the active model) come from tests/boneage/modeling.
+"""
+from __future__ import annotations
+
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from tests.boneage.modeling.conftest import TINY_TRAINING, add_studies, register_model, tiny_checkpoint  # noqa: F401
+from tests.dicom_factory import dicom_bytes, make_dicom_dataset
+from tests.live_support import login
+
+PASSWORD = "{}-Pass-123"
+
+
+@functools.lru_cache(maxsize=8)
+def phantom_dicom(age_months: float, male: bool, seed: int, size: int = 512, width: int | None = None) -> bytes:
+    """A realistic synthetic hand radiograph (ml.phantoms) as a 12-bit MONOCHROME2 DICOM."""
+    from ml.phantoms import render
+
+    image = render(age_months, male, seed=seed, size=size).image
+    if width is not None and image.shape[1] > width:  # centre crop or pad to the requested width (2500×2048)
+        start = (image.shape[1] - width) // 2
+        image = image[:, start:start + width]
+    elif width is not None and image.shape[1] < width:
+        extra = width - image.shape[1]
+        image = np.pad(image, ((0, 0), (extra // 2, extra - extra // 2)), mode="edge")
+    pixels = (image.astype(np.float64) / 65535 * 4095).round().astype(np.uint16)
+    age = f"{int(age_months // 12):03d}Y"
+    return dicom_bytes(make_dicom_dataset(pixels, sex="M" if male else "F", age=age))
+
+
+@pytest.fixture
+def trainer(make_user, project, owner):
+    from boneage.studies.actions import do_set_role
+
+    user = make_user("tina_trainer")
+    do_set_role(project, user, "trainer", actor=owner)
+    return user
+
+
+@pytest.fixture
+def ingest():
+    """Store a study through the real ingest action (as an upload would), return it."""
+    from boneage.studies.actions import IngestFields, do_ingest
+
+    def run(project, user, data: bytes, name: str = "hand.dcm", **fields):
+        # In a thread of its own: Playwright's sync API keeps an event loop running in this one, and
+        # the live-event helper (async_to_sync) refuses to run beside it.
+        with ThreadPoolExecutor(1) as pool:
+            result = pool.submit(do_ingest, project, user, data, name, IngestFields(**fields)).result()
+        assert result.study is not None, result.error
+        return result.study
+
+    return run
+
+
+@pytest.fixture
+def page_as(chromium, live_asgi_server):
+    """A fresh browser context per persona, logged in through the real login form."""
+    contexts = []
+
+    def open_page(user):
+        context = chromium.new_context(viewport={"width": 1280, "height": 800})
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(f"{user.username}: {error}"))
+        login(page, live_asgi_server, user.username, PASSWORD.format(user.username))
+        return page
+
+    errors: list[str] = []
+    open_page.errors = errors
+    yield open_page
+    for context in contexts:
+        context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"

@@ -1,0 +1,84 @@
+"""A labeler logs in, uploads radiographs, watches them arrive in the worklist and reads one in the viewer."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import phantom_dicom
+from tests.live_support import screenshot
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_labeler_uploads_several_files_and_sees_each_outcome_and_the_new_rows_live(
+        celery_worker, live_asgi_server, project, member, page_as):
+    page = page_as(member)
+    expect(page.get_by_role("link", name="Hands")).to_be_visible()
+    page.get_by_role("link", name="Hands").click()
+    expect(page.locator("#live-state")).to_have_text("live")
+    expect(page.locator("#active-model")).to_contain_text("No model yet")
+
+    page.set_input_files("#upload input[type=file]", files=[
+        {"name": "girl-7y.dcm", "mimeType": "application/dicom", "buffer": phantom_dicom(84, False, 11)},
+        {"name": "boy-12y.dcm", "mimeType": "application/dicom", "buffer": phantom_dicom(144, True, 12)},
+        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"this is not a radiograph"},
+    ])
+    uploads = page.locator("#uploads li")
+    expect(uploads.filter(has_text="girl-7y.dcm")).to_have_attribute("data-outcome", "stored")
+    expect(uploads.filter(has_text="boy-12y.dcm")).to_have_attribute("data-outcome", "stored")
+    rejected = uploads.filter(has_text="notes.txt")
+    expect(rejected).to_have_attribute("data-outcome", "error")
+    expect(rejected.locator(".status")).to_contain_text("415")  # the API's own reason, per file
+
+    rows = page.locator("#worklist-body tr[data-study]")
+    expect(rows).to_have_count(2)  # arrived over the websocket: no reload
+    expect(rows.first).to_contain_text("unlabeled")
+    expect(page.locator("#worklist-body")).to_contain_text("7 y 0 m")
+    screenshot(page, "01-worklist-after-upload")
+
+    page.select_option("select[name=sex]", "M")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("12 y 0 m")
+    page.select_option("select[name=sex]", "")
+    page.select_option("#ordering", "chronological_age_months")
+    expect(rows.first).to_contain_text("7 y 0 m")
+
+    page.get_by_role("button", name="Next case →").click()  # without a model: the oldest unlabelled study
+    page.wait_for_url(f"{live_asgi_server}/studies/**")
+    expect(page.locator("#viewport")).to_have_attribute("data-first-image", "shown")
+
+
+def test_a_2500_by_2048_radiograph_shows_at_once_and_loads_full_resolution_only_when_zoomed(
+        live_asgi_server, project, member, ingest, page_as):
+    study = ingest(project, member, phantom_dicom(120, True, 3, size=2500, width=2048), "big.dcm")
+    assert (study.image.width, study.image.height) == (2048, 2500)
+    page = page_as(member)
+    page.goto(f"{live_asgi_server}/studies/{study.pk}/")
+    viewport = page.locator("#viewport")
+    expect(viewport).to_have_attribute("data-first-image", "shown")
+    assert viewport.get_attribute("data-full") is None  # not loaded up front
+    assert page.evaluate("document.querySelector('.image-layer').width") <= 1024
+    screenshot(page, "02-viewer-fit")
+
+    box = viewport.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.35)
+    for _ in range(6):
+        page.mouse.wheel(0, -300)
+    expect(viewport).to_have_attribute("data-full", "shown")
+    assert page.evaluate("document.querySelector('.image-layer').width") == 2048
+    zoom = page.locator("#zoom-level").inner_text()
+    assert int(zoom.rstrip("%")) > 100
+
+    page.select_option("#wl-preset", "bone")
+    expect(page.locator("#status-wl")).to_contain_text("W 0.55")
+    page.keyboard.press("i")
+    expect(page.locator("[data-action=invert]")).to_have_attribute("aria-pressed", "true")
+    before = page.evaluate("[__study, document.querySelector('.stage').style.transform][1]")
+    page.mouse.move(box["x"] + 300, box["y"] + 300)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 200, box["y"] + 250, steps=5)
+    page.mouse.up()
+    assert page.evaluate("document.querySelector('.stage').style.transform") != before  # dragged = panned
+    screenshot(page, "03-viewer-zoomed-bone-window-inverted")
+    page.keyboard.press("f")
+    page.keyboard.press("i")
