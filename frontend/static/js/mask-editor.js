@@ -71,7 +71,7 @@ export class MaskEditor {
   setTool(tool) {
     this.tool = tool;
     this.viewer.tool = tool === "pan" ? null : this;
-    this.viewer.root.dataset.tool = tool;
+    this.viewer.root.dataset.mode = tool;
     this.cursor.hidden = !(tool === "brush" || tool === "eraser");
     this.emit("tool");
   }

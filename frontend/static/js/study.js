@@ -107,10 +107,11 @@ let draftTimer = 0;
 editor.onChange((reason) => {
   if (reason === "edit") {
     setDirty(true);
+    root.dataset.draft = "pending";
     clearTimeout(draftTimer);
     draftTimer = setTimeout(saveDraft, 400);
   }
-  if (reason === "tool") document.querySelectorAll("[data-tool]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.tool === editor.tool)));
+  if (reason === "tool") document.querySelectorAll("button[data-tool]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.tool === editor.tool)));
   if (reason === "radius") $("#brush-size").value = editor.radius;
   updateHistoryButtons();
 });
@@ -140,7 +141,12 @@ async function offerDraft() {
   $("[data-action=discard-draft]").onclick = async () => { await drafts.remove(studyId); $("#draft-banner").hidden = true; };
 }
 
-async function saveMask({ force = false } = {}) {
+function saveMask(options) {
+  state.saving = saveMaskNow(options).finally(() => { state.saving = null; });
+  return state.saving;
+}
+
+async function saveMaskNow({ force = false } = {}) {
   if (!canLabel) return;
   const started = performance.now();
   const form = new FormData();
@@ -154,6 +160,7 @@ async function saveMask({ force = false } = {}) {
     state.base = response.body.id;
     setDirty(false);
     await drafts.remove(studyId);
+    root.dataset.draft = "none";
     describeBase();
     toast(`Mask saved as revision ${response.body.id}.`, "ok");
     loadHistory();
@@ -307,9 +314,13 @@ live.on("*", async (event) => {
     case "prediction.failed": predictionState("error", "Prediction failed"); $("#pred-interval").textContent = event.detail || ""; break;
     case "mask.generated": await loadMasks({ takeNewest: state.base == null && !state.dirty }); loadHistory(); break;
     case "mask.saved":
+      if (state.saving) await state.saving.catch(() => null);  // our own save announces itself too
       if (!state.masks.some((m) => m.id === event.revision)) {
         await loadMasks({ takeNewest: !state.dirty });
-        if (state.dirty) toast(`Someone saved mask revision ${event.revision}; saving will ask how to resolve it.`);
+        if (state.dirty) {
+          toast(`Someone saved mask revision ${event.revision}; saving will ask how to resolve it.`);
+          $("#edit-rev").append(el("span", { class: "stale" }, ` · newer: rev ${event.revision}`));
+        }
       }
       loadHistory(); break;
     case "label.saved": loadLabels({ fill: false }); loadHistory(); break;
@@ -338,7 +349,7 @@ const actions = {
 document.addEventListener("click", (e) => {
   const button = e.target.closest("[data-action]");
   if (button && actions[button.dataset.action]) actions[button.dataset.action]();
-  const tool = e.target.closest("[data-tool]");
+  const tool = e.target.closest("button[data-tool]");
   if (tool) { editor.setTool(tool.dataset.tool); $("#viewport").focus(); }
 });
 $("#brush-size")?.addEventListener("input", (e) => editor.setRadius(+e.target.value));

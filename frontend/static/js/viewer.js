@@ -113,7 +113,7 @@ export class Viewer {
     this.stage.style.transform = `translate(${this.tx}px, ${this.ty}px) scale(${this.scale})`;
     const pixel = this.scale * this.width / this.canvas.width;  // screen px per source px
     this.stage.classList.toggle("pixelated", pixel > 3);
-    if (this.resolution === "display" && pixel > 1.05 && this.fullUrl) this.loadFull();
+    if (this.resolution === "display" && pixel > 1.05 && this.fullUrl && this.canvas.width < this.width) this.loadFull();
     this.emit();
   }
 
