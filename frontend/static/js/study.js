@@ -309,7 +309,10 @@ live.on("*", async (event) => {
     case "prediction.mask": await showModelMask(event.url); break;
     case "prediction.age": showAge(event.age_months, event.std_months); break;
     case "prediction.attention": addAttention(event.name, event.url); break;
-    case "prediction.ready": predictionState("ready"); break;
+    case "prediction.ready":  // a batch re-prediction announces only this: fetch the parts
+      if (predBox.dataset.state !== "streaming" || Object.keys(state.attention).length < ATTENTION.length) await loadPrediction();
+      else predictionState("ready");
+      break;
     case "prediction.skipped": predictionState("none", event.reason === "no_model" ? "No model yet" : "Not predicted"); break;
     case "prediction.failed": predictionState("error", "Prediction failed"); $("#pred-interval").textContent = event.detail || ""; break;
     case "mask.generated": await loadMasks({ takeNewest: state.base == null && !state.dirty }); loadHistory(); break;
