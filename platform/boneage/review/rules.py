@@ -1,0 +1,285 @@
+"""The disagreement rules: per-project settings with defaults, their explanations, and pure rule functions.
+
+Settings live in `Project.settings["review"]`; anything missing takes the default below. Each rule
+turns the evidence of one study (its labels, the prediction to judge it by, its masks) into at most
+one Finding. The priority of every rule is in the same unit — "how many standard deviations of the
+expected noise is this?" — so one queue can order them together.
+
+Which prediction judges a study (DESIGN §5, label-error detection): a model trained on a study leans
+towards that study's label, wrong or not, so a *labelled* study is judged only by an out-of-fold
+prediction (a model that did not train on it: k-fold models, the validation split, or labels that
+arrived after training); an *unlabelled* study by the active model's prediction.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+RULES = ("model_vs_label", "label_vs_label", "mask_vs_mask", "model_unsure")
+
+DEFAULTS: dict[str, Any] = {
+    "model_vs_label": {"enabled": True, "interval_z": 1.96, "min_months": 12.0, "std_floor_months": 2.0},
+    "label_vs_label": {"enabled": True, "max_months": 12.0, "reader_sd_months": 6.0},
+    "mask_vs_mask": {"enabled": True, "min_dice": 0.90},
+    "model_unsure": {"enabled": True, "max_std_months": 18.0},
+    "blind": False,
+    "lease_minutes": 15,
+}
+
+# Shown next to each setting on the review page (GET /api/projects/{p}/review-settings/).
+EXPLANATIONS: dict[str, dict[str, str]] = {
+    "model_vs_label": {
+        "summary": "The model's out-of-fold age disagrees with the study's current label by more than the model's "
+                   "own uncertainty allows: |prediction − label| > max(min_months, interval_z × std). With "
+                   "interval_z = 1.96 that is 'the label lies outside the model's 95% interval'. Catches wrong "
+                   "labels and model failures. Labelled studies are only judged by models that did not train on "
+                   "them (a model leans towards the labels it learned, wrong ones included).",
+        "interval_z": "how many of the model's standard deviations the difference may reach (1.96 ≈ 95% interval)",
+        "min_months": "never flag differences smaller than this, however sure the model is",
+        "std_floor_months": "the smallest std used for the priority, so an over-confident model cannot blow it up",
+        "priority": "|prediction − label| / max(std, std_floor_months)",
+    },
+    "label_vs_label": {
+        "summary": "Two experts' latest ages for the same study differ by more than max_months. Usual inter-reader "
+                   "disagreement in bone age is about 6 months (one SD); 12 months is twice that.",
+        "max_months": "flag when the highest and lowest expert ages differ by more than this",
+        "reader_sd_months": "the expected SD of one reader, used to weigh the priority",
+        "priority": "spread / (√2 × reader_sd_months)",
+    },
+    "mask_vs_mask": {
+        "summary": "The newest expert (or review) hand mask and the model's mask — or two experts' masks — overlap "
+                   "with a Dice below min_dice. Catches bad masks before they teach the segmentation subnet.",
+        "min_dice": "flag when Dice = 2|A∩B| / (|A| + |B|) falls below this (0..1)",
+        "priority": "1.96 × (1 − Dice) / (1 − min_dice)",
+    },
+    "model_unsure": {
+        "summary": "The model's stated uncertainty (calibrated MC-dropout std) is above max_std_months: a study the "
+                   "model cannot read — unusual anatomy, a bad image, or an age band it has not learned yet.",
+        "max_std_months": "flag when the prediction's std exceeds this many months",
+        "priority": "std / max_std_months (ranks below real disagreements of the same size)",
+    },
+    "blind": {"summary": "Blind review: the reviewer sees the image alone, enters an age, and only then sees the "
+                         "labelers' and the model's values (less anchoring). Labelers never see other labelers' "
+                         "values in the review queue while this is on."},
+    "lease_minutes": {"summary": "A claim holds an item for this many minutes; after that anyone may take it, so "
+                                 "nothing stays stuck with a reviewer who left."},
+}
+
+_BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
+    ("model_vs_label", "interval_z"): (0.5, 10.0),
+    ("model_vs_label", "min_months"): (0.0, 240.0),
+    ("model_vs_label", "std_floor_months"): (0.1, 60.0),
+    ("label_vs_label", "max_months"): (0.0, 240.0),
+    ("label_vs_label", "reader_sd_months"): (0.5, 60.0),
+    ("mask_vs_mask", "min_dice"): (0.0, 0.999),
+    ("model_unsure", "max_std_months"): (0.5, 240.0),
+}
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def review_settings(project) -> dict[str, Any]:
+    """The project's review settings, defaults filled in."""
+    stored = (project.settings or {}).get("review") or {}
+    merged = copy.deepcopy(DEFAULTS)
+    for key, value in stored.items():
+        if isinstance(merged.get(key), dict) and isinstance(value, dict):
+            merged[key].update(value)
+        elif key in merged:
+            merged[key] = value
+    return merged
+
+
+def merge_settings(current: dict[str, Any], patch: Any) -> dict[str, Any]:
+    """`current` with `patch` applied, validated; raises SettingsError naming the bad key and why."""
+    if not isinstance(patch, dict) or not patch:
+        raise SettingsError("Send a JSON object with the settings to change, e.g. {\"model_unsure\": {\"max_std_months\": 20}}.")
+    merged = copy.deepcopy(current)
+    for key, value in patch.items():
+        if key not in DEFAULTS:
+            raise SettingsError(f"Unknown setting {key!r}; known: {', '.join(DEFAULTS)}.")
+        if key == "blind":
+            if not isinstance(value, bool):
+                raise SettingsError("blind must be true or false.")
+            merged[key] = value
+        elif key == "lease_minutes":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 24 * 60:
+                raise SettingsError("lease_minutes must be a whole number of minutes between 1 and 1440.")
+            merged[key] = value
+        else:
+            if not isinstance(value, dict):
+                raise SettingsError(f"{key} must be an object of its options, e.g. {{\"enabled\": false}}.")
+            for option, option_value in value.items():
+                if option not in DEFAULTS[key]:
+                    raise SettingsError(f"Unknown option {key}.{option}; known: {', '.join(DEFAULTS[key])}.")
+                if option == "enabled":
+                    if not isinstance(option_value, bool):
+                        raise SettingsError(f"{key}.enabled must be true or false.")
+                else:
+                    low, high = _BOUNDS[(key, option)]
+                    if isinstance(option_value, bool) or not isinstance(option_value, (int, float)) \
+                            or not math.isfinite(option_value) or not low <= option_value <= high:
+                        raise SettingsError(f"{key}.{option} must be a number between {low:g} and {high:g}, "
+                                            f"not {option_value!r}.")
+                    option_value = float(option_value)
+                merged[key][option] = option_value
+    return merged
+
+
+# --- evidence and findings ----------------------------------------------------------------------------
+
+@dataclass
+class LabelRow:
+    id: int
+    months: float
+    source: str
+    author: str | None
+    author_id: int | None
+    created_at: Any
+
+
+@dataclass
+class PredictionRow:
+    id: int
+    model_version_id: int
+    model_version: str
+    age_months: float
+    std_months: float
+    out_of_fold: bool
+    created_at: Any
+    mask: str = ""
+
+
+@dataclass
+class Evidence:
+    """What the rules look at for one study; gathered by boneage.review.actions.gather_evidence."""
+
+    label: LabelRow | None                       # the current label (review > expert > import)
+    expert_labels: list[LabelRow]                # each expert's newest label
+    newest_review_label: LabelRow | None
+    prediction: PredictionRow | None             # the one that may judge this study (see the module docstring)
+    dice_model: float | None = None              # Dice(newest expert/review mask, the prediction's mask)
+    dice_model_revision: int | None = None
+    dice_model_review_after_prediction: bool = False
+    dice_experts: float | None = None            # lowest Dice between experts' newest masks
+    dice_experts_revisions: tuple[int, ...] = ()
+    review_mask_after_experts: bool = False
+
+
+@dataclass
+class Finding:
+    reason: str
+    magnitude: float
+    unit: str
+    priority: float
+    key: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def _label_json(label: LabelRow) -> dict[str, Any]:
+    return {"id": label.id, "months": round(label.months, 2), "source": label.source, "author": label.author}
+
+
+def _prediction_json(prediction: PredictionRow) -> dict[str, Any]:
+    return {"id": prediction.id, "model_version": prediction.model_version_id, "model": prediction.model_version,
+            "age_months": round(prediction.age_months, 2), "std_months": round(prediction.std_months, 2),
+            "out_of_fold": prediction.out_of_fold}
+
+
+def model_vs_label(ev: Evidence, cfg: dict[str, Any]) -> Finding | None:
+    label, prediction = ev.label, ev.prediction
+    if label is None or prediction is None:
+        return None
+    if label.source == "review" and label.created_at >= prediction.created_at:
+        return None  # a reviewer decided this study after seeing this prediction
+    delta = prediction.age_months - label.months
+    std = max(prediction.std_months, 0.0)
+    threshold = max(cfg["min_months"], cfg["interval_z"] * std)
+    if abs(delta) <= threshold:
+        return None
+    priority = abs(delta) / max(std, cfg["std_floor_months"])
+    return Finding("model_vs_label", abs(delta), "months", priority, f"p{prediction.id}:l{label.id}", {
+        "label": _label_json(label), "prediction": _prediction_json(prediction), "delta_months": round(delta, 2),
+        "threshold_months": round(threshold, 2)})
+
+
+def label_vs_label(ev: Evidence, cfg: dict[str, Any]) -> Finding | None:
+    experts = ev.expert_labels
+    if len(experts) < 2:
+        return None
+    low = min(experts, key=lambda label: label.months)
+    high = max(experts, key=lambda label: label.months)
+    spread = high.months - low.months
+    if spread <= cfg["max_months"]:
+        return None
+    review = ev.newest_review_label
+    if review is not None and all(review.created_at >= label.created_at for label in experts):
+        return None  # a review decision came after every one of these readings
+    priority = spread / (math.sqrt(2) * cfg["reader_sd_months"])
+    key = "l" + ",".join(str(label.id) for label in sorted(experts, key=lambda label: label.id))
+    return Finding("label_vs_label", spread, "months", priority, key[:160], {
+        "labels": [_label_json(label) for label in experts], "spread_months": round(spread, 2)})
+
+
+def mask_vs_mask(ev: Evidence, cfg: dict[str, Any]) -> Finding | None:
+    candidates = []
+    if ev.dice_model is not None and ev.dice_model < cfg["min_dice"] and not ev.dice_model_review_after_prediction:
+        candidates.append((ev.dice_model, "model", f"m{ev.dice_model_revision}:p{ev.prediction.id if ev.prediction else ''}"))
+    if ev.dice_experts is not None and ev.dice_experts < cfg["min_dice"] and not ev.review_mask_after_experts:
+        candidates.append((ev.dice_experts, "experts", "m" + ",".join(map(str, ev.dice_experts_revisions))))
+    if not candidates:
+        return None
+    dice, between, key = min(candidates)
+    priority = 1.96 * (1 - dice) / max(1 - cfg["min_dice"], 1e-3)
+    evidence: dict[str, Any] = {"dice": round(dice, 4), "between": between, "min_dice": cfg["min_dice"]}
+    if between == "model" and ev.prediction is not None:
+        evidence.update(revision=ev.dice_model_revision, prediction=_prediction_json(ev.prediction))
+    elif between == "experts":
+        evidence["revisions"] = list(ev.dice_experts_revisions)
+    return Finding("mask_vs_mask", 1 - dice, "dice", priority, key[:160], evidence)
+
+
+def model_unsure(ev: Evidence, cfg: dict[str, Any]) -> Finding | None:
+    prediction = ev.prediction
+    if prediction is None or prediction.std_months <= cfg["max_std_months"]:
+        return None
+    review = ev.newest_review_label
+    if review is not None and review.created_at >= prediction.created_at:
+        return None  # a reviewer has given the gold value since
+    return Finding("model_unsure", prediction.std_months, "months", prediction.std_months / cfg["max_std_months"],
+                   f"p{prediction.id}", {"prediction": _prediction_json(prediction),
+                                         "max_std_months": cfg["max_std_months"]})
+
+
+RULE_FUNCTIONS = {"model_vs_label": model_vs_label, "label_vs_label": label_vs_label,
+                  "mask_vs_mask": mask_vs_mask, "model_unsure": model_unsure}
+
+
+def run_rules(ev: Evidence, settings: dict[str, Any]) -> dict[str, Finding]:
+    """Every enabled rule's finding for this evidence, by reason."""
+    found = {}
+    for reason in RULES:
+        cfg = settings[reason]
+        if cfg.get("enabled", True):
+            finding = RULE_FUNCTIONS[reason](ev, cfg)
+            if finding is not None:
+                found[reason] = finding
+    return found
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two boolean masks; b is resized (nearest) to a's shape when they differ. Two empty masks agree."""
+    if a.shape != b.shape:
+        ys = (np.arange(a.shape[0]) * b.shape[0] // a.shape[0]).clip(0, b.shape[0] - 1)
+        xs = (np.arange(a.shape[1]) * b.shape[1] // a.shape[1]).clip(0, b.shape[1] - 1)
+        b = b[ys][:, xs]
+    total = int(a.sum()) + int(b.sum())
+    if total == 0:
+        return 1.0
+    return 2.0 * int(np.logical_and(a, b).sum()) / total

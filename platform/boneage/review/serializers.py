@@ -1,0 +1,91 @@
+"""Read and write shapes of the review API. Blind review hides values in `to_representation`."""
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from boneage.review.models import Decision, ItemState, Reason, ReviewItem
+from boneage.studies.access import CAN_REVIEW
+
+
+def values_visible(item: ReviewItem, user, role: str, blind: bool) -> bool:
+    """Blind review: reviewers see the values once they entered their own reading (or the item is finished);
+    labelers and trainers never see them in the queue while blind review is on."""
+    if not blind:
+        return True
+    if role not in CAN_REVIEW:
+        return False
+    return item.state != ItemState.OPEN or str(user.pk) in (item.blind_reads or {})
+
+
+class ReviewItemSerializer(serializers.ModelSerializer):
+    state = serializers.CharField(source="display_state", read_only=True)
+    reason_label = serializers.CharField(source="get_reason_display", read_only=True)
+    claimed_by = serializers.SerializerMethodField()
+    resolved_by = serializers.CharField(source="resolved_by.username", default=None, read_only=True)
+    study_external_id = serializers.CharField(source="study.external_id", read_only=True)
+    study_sex = serializers.CharField(source="study.sex", read_only=True)
+    image_url = serializers.SerializerMethodField()
+    study_url = serializers.SerializerMethodField()
+    values_hidden = serializers.SerializerMethodField()
+    my_blind_read = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ReviewItem
+        fields = ["id", "study", "study_external_id", "study_sex", "study_url", "image_url", "reason", "reason_label",
+                  "state", "priority", "magnitude", "unit", "evidence", "values_hidden", "my_blind_read", "claimed_by",
+                  "lease_expires_at", "decision", "outcome", "resolved_by", "closed_reason", "opened_at", "finished_at"]
+
+    def get_claimed_by(self, item) -> str | None:
+        return item.claimed_by.username if item.lease_active() and item.claimed_by else None
+
+    def get_image_url(self, item) -> str:
+        return f"/api/studies/{item.study_id}/image/"
+
+    def get_study_url(self, item) -> str:
+        return f"/studies/{item.study_id}/"
+
+    def get_values_hidden(self, item) -> bool:
+        return not self._visible(item)
+
+    def get_my_blind_read(self, item) -> float | None:
+        user = self.context.get("user")
+        return (item.blind_reads or {}).get(str(user.pk)) if user else None
+
+    def _visible(self, item) -> bool:
+        context = self.context
+        return values_visible(item, context["user"], context["role"], context["blind"])
+
+    def to_representation(self, item) -> dict[str, Any]:
+        data = super().to_representation(item)
+        if not self._visible(item):
+            # the priority is the magnitude scaled: it would give the values away too (the order stays)
+            data["evidence"], data["magnitude"], data["outcome"], data["priority"] = None, None, None, None
+        return data
+
+
+class QueueQuerySerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=Reason.choices, required=False, help_text="repeat or comma-separate")
+    state = serializers.ChoiceField(choices=["open", "claimed", "unclaimed", "resolved", "dismissed", "closed", "all"],
+                                    required=False, default="open")
+
+
+class BlindReadSerializer(serializers.Serializer):
+    months = serializers.FloatField(help_text="your own bone age reading, 0–240 months")
+
+
+class ResolveSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=Decision.choices)
+    months = serializers.FloatField(required=False, help_text="new_value: the gold bone age (0–240)")
+    label = serializers.IntegerField(required=False, help_text="accept_label: which compared label (label vs label)")
+    reason = serializers.CharField(required=False, help_text="dismiss: why there is nothing to fix")
+    note = serializers.CharField(required=False)
+    file = serializers.FileField(required=False, help_text="mask: the corrected mask PNG (multipart), image size")
+
+
+class ReviewSettingsSerializer(serializers.Serializer):
+    settings = serializers.JSONField()
+    defaults = serializers.JSONField()
+    explanations = serializers.JSONField()
+    can_edit = serializers.BooleanField()

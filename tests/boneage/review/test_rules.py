@@ -1,0 +1,198 @@
+"""Each disagreement rule opens an item, keeps it current while the cause lasts and closes it (with an
+audit event) when the cause disappears."""
+from __future__ import annotations
+
+import pytest
+from boneage.audit.models import AuditEvent
+from boneage.review.actions import evaluate_study
+from boneage.review.models import ReviewItem
+
+from tests.boneage.review.helpers import open_items
+
+pytestmark = pytest.mark.django_db
+
+
+def closed_events(item):
+    return AuditEvent.objects.filter(verb="review.closed", object_type="review.reviewitem", object_id=str(item.pk))
+
+
+# --- model vs label ----------------------------------------------------------------------------------
+
+def test_a_label_outside_the_models_95_percent_interval_opens_a_model_vs_label_item(make_study, model_version, predict):
+    study = make_study(100)
+    predict(study, model_version(), 150, 5)
+    [item] = open_items(study, "model_vs_label")
+    assert item.magnitude == pytest.approx(50)
+    assert item.priority == pytest.approx(50 / 5)
+    assert item.evidence["label"]["months"] == 100 and item.evidence["prediction"]["age_months"] == 150
+    assert AuditEvent.objects.filter(verb="review.queued", study=study).count() == 1
+
+
+def test_a_difference_inside_the_interval_opens_nothing(make_study, model_version, predict):
+    study = make_study(100)
+    predict(study, model_version(), 115, 10)  # 15 months < 1.96 × 10
+    assert open_items(study) == []
+
+
+def test_a_model_that_trained_on_the_study_does_not_judge_its_label(make_study, model_version, predict):
+    study = make_study(100)
+    predict(study, model_version(trained_on=[study]), 150, 5, out_of_fold=False)
+    assert open_items(study, "model_vs_label") == []
+
+
+def test_an_unlabelled_study_is_judged_by_the_active_models_prediction_once_labelled(make_study, model_version, predict, label, member):
+    study = make_study()
+    predict(study, model_version(), 150, 5)
+    assert open_items(study, "model_vs_label") == []
+    label(study, 90, member)
+    assert len(open_items(study, "model_vs_label")) == 1
+
+
+def test_the_item_closes_itself_with_an_audit_event_when_the_label_is_corrected(make_study, model_version, predict, label, member):
+    study = make_study(100)
+    predict(study, model_version(), 150, 5)
+    [item] = open_items(study)
+    label(study, 148, member)
+    item.refresh_from_db()
+    assert item.state == "closed" and "label" in item.closed_reason
+    [event] = closed_events(item)
+    assert event.before["reason"] == "model_vs_label" and event.after["state"] == "closed"
+
+
+def test_a_new_label_that_still_disagrees_updates_the_open_item_instead_of_opening_another(make_study, model_version, predict, label, member):
+    study = make_study(100)
+    predict(study, model_version(), 150, 5)
+    label(study, 80, member)
+    [item] = open_items(study)
+    assert item.magnitude == pytest.approx(70) and item.evidence["label"]["months"] == 80
+    assert ReviewItem.objects.filter(study=study).count() == 1
+
+
+def test_a_new_model_version_that_agrees_closes_the_item(make_study, model_version, predict):
+    study = make_study(100)
+    old = model_version()
+    predict(study, old, 150, 5)
+    old.status = "retired"
+    old.save()
+    predict(study, model_version(), 104, 5)
+    assert open_items(study) == []
+    assert ReviewItem.objects.get(study=study).state == "closed"
+
+
+# --- label vs label ------------------------------------------------------------------------------------
+
+def test_two_experts_who_differ_by_more_than_12_months_open_a_label_vs_label_item(make_study, label, member, second_labeler):
+    study = make_study()
+    label(study, 100, member)
+    assert open_items(study) == []
+    label(study, 130, second_labeler)
+    [item] = open_items(study, "label_vs_label")
+    assert item.magnitude == pytest.approx(30)
+    assert sorted(row["months"] for row in item.evidence["labels"]) == [100, 130]
+
+
+def test_the_label_vs_label_item_closes_when_one_expert_comes_closer(make_study, label, member, second_labeler):
+    study = make_study()
+    label(study, 100, member)
+    label(study, 130, second_labeler)
+    [item] = open_items(study)
+    label(study, 108, second_labeler)  # each expert's newest reading counts
+    item.refresh_from_db()
+    assert item.state == "closed" and closed_events(item).exists()
+
+
+def test_one_expert_changing_their_own_mind_is_not_a_disagreement(make_study, label, member):
+    study = make_study()
+    label(study, 100, member)
+    label(study, 150, member)
+    assert open_items(study) == []
+
+
+# --- mask vs mask --------------------------------------------------------------------------------------
+
+def test_an_expert_mask_far_from_the_models_mask_opens_a_mask_vs_mask_item(make_study, model_version, predict, draw_mask, member):
+    from tests.boneage.review.helpers import rectangle
+
+    study = make_study()
+    predict(study, model_version(), 100, 5, mask=rectangle((0, 48, 0, 32)))
+    draw_mask(study, (0, 48, 16, 48), member)  # overlaps half: Dice 0.5
+    [item] = open_items(study, "mask_vs_mask")
+    assert item.evidence["dice"] == pytest.approx(0.5) and item.evidence["between"] == "model"
+    assert item.unit == "dice" and item.magnitude == pytest.approx(0.5)
+
+
+def test_the_mask_item_closes_when_the_expert_mask_is_fixed(make_study, model_version, predict, draw_mask, member):
+    from tests.boneage.review.helpers import rectangle
+
+    study = make_study()
+    predict(study, model_version(), 100, 5, mask=rectangle((0, 48, 0, 32)))
+    draw_mask(study, (0, 48, 16, 48), member)
+    [item] = open_items(study)
+    draw_mask(study, (0, 48, 0, 33), member)
+    item.refresh_from_db()
+    assert item.state == "closed" and closed_events(item).exists()
+
+
+def test_two_experts_masks_that_disagree_open_a_mask_item(make_study, draw_mask, member, second_labeler):
+    study = make_study()
+    draw_mask(study, (0, 24, 0, 64), member)
+    draw_mask(study, (24, 48, 0, 64), second_labeler)  # no overlap: Dice 0
+    [item] = open_items(study, "mask_vs_mask")
+    assert item.evidence["between"] == "experts" and item.evidence["dice"] == 0
+
+
+def test_canny_masks_are_never_compared(make_study, model_version, predict, draw_mask, member):
+    from tests.boneage.review.helpers import rectangle
+
+    study = make_study()
+    predict(study, model_version(), 100, 5, mask=rectangle((0, 48, 0, 32)))
+    draw_mask(study, (0, 48, 32, 64), member, source="canny")
+    assert open_items(study) == []
+
+
+# --- model unsure --------------------------------------------------------------------------------------
+
+def test_a_prediction_with_a_std_above_the_threshold_opens_a_model_unsure_item(make_study, model_version, predict):
+    study = make_study()
+    predict(study, model_version(), 100, 25)
+    [item] = open_items(study, "model_unsure")
+    assert item.magnitude == 25 and item.priority == pytest.approx(25 / 18)
+
+
+def test_the_unsure_item_closes_when_a_newer_active_model_is_sure(make_study, model_version, predict):
+    study = make_study()
+    old = model_version()
+    predict(study, old, 100, 25)
+    old.status = "retired"
+    old.save()
+    predict(study, model_version(), 100, 4)
+    assert open_items(study) == []
+    assert closed_events(ReviewItem.objects.get(study=study)).exists()
+
+
+# --- settings and re-runs ------------------------------------------------------------------------------
+
+def test_a_disabled_rule_closes_its_items_when_the_rules_re_run(make_study, model_version, predict, project):
+    study = make_study()
+    predict(study, model_version(), 100, 25)
+    project.settings = {"review": {"model_unsure": {"enabled": False}}}
+    project.save()
+    assert evaluate_study(study.pk, cause="settings")["closed"]
+    assert open_items(study) == []
+
+
+def test_a_stricter_threshold_from_the_project_settings_opens_more(make_study, model_version, predict, project):
+    study = make_study(100)
+    predict(study, model_version(), 115, 4)  # 15 > 1.96 × 4 but < 12? no: 15 > 12 → opens by default
+    assert len(open_items(study, "model_vs_label")) == 1
+    project.settings = {"review": {"model_vs_label": {"min_months": 20}}}
+    project.save()
+    evaluate_study(study.pk)
+    assert open_items(study, "model_vs_label") == []
+
+
+def test_re_running_the_rules_twice_changes_nothing(make_study, model_version, predict):
+    study = make_study(100)
+    predict(study, model_version(), 150, 5)
+    assert evaluate_study(study.pk) == {"opened": [], "updated": [], "closed": []}
+    assert ReviewItem.objects.filter(study=study).count() == 1
