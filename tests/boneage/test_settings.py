@@ -12,7 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY", "DEBUG")}
+    # A clean boot: none of the variables that the test session itself set (DJANGO_ALLOW_ASYNC_UNSAFE by the browser tests).
+    unset = ("DATABASE_URL", "SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    environment = {k: v for k, v in os.environ.items() if k not in unset}
     environment.update(env)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=environment,
                           capture_output=True, text=True, timeout=120)
