@@ -1,5 +1,5 @@
 // Minimal PNG codec for what the platform serves: grayscale 8/16-bit decode (the full-resolution
-// image, so window/level works on 16-bit values) and 8-bit grayscale encode (masks to save).
+// image, so window/level works on 16-bit values) and 1-bit grayscale encode (masks to save).
 // zlib runs natively through (De)CompressionStream.
 
 const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
@@ -71,15 +71,20 @@ function chunk(type, body) {
   return out;
 }
 
-/** A binary mask (0/1 per pixel) → PNG Blob, 8-bit grayscale 0/255. */
+/** A binary mask (0/1 per pixel) → PNG Blob, 1-bit grayscale (decoders read it as 0/255). */
 export async function encodeMask(mask, width, height) {
-  const raw = new Uint8Array((width + 1) * height);
-  for (let y = 0; y < height; y++) {
-    const row = y * (width + 1) + 1, src = y * width;  // filter byte 0 (none): masks compress well anyway
-    for (let x = 0; x < width; x++) raw[row + x] = mask[src + x] ? 255 : 0;
+  const stride = (width + 7) >> 3, raw = new Uint8Array((stride + 1) * height), packed = new Uint8Array(stride);
+  let previous = new Uint8Array(stride);
+  for (let y = 0; y < height; y++) {  // filter "Up" (2): a row like the previous one becomes zeros, cheap to deflate
+    packed.fill(0);
+    for (let x = 0, i = y * width; x < width; x++, i++) if (mask[i]) packed[x >> 3] |= 0x80 >> (x & 7);
+    const row = y * (stride + 1);
+    raw[row] = 2;
+    for (let b = 0; b < stride; b++) raw[row + 1 + b] = (packed[b] - previous[b]) & 0xff;
+    previous = packed.slice();
   }
   const header = new Uint8Array(13), view = new DataView(header.buffer);
-  view.setUint32(0, width); view.setUint32(4, height); header[8] = 8; header[9] = 0;
+  view.setUint32(0, width); view.setUint32(4, height); header[8] = 1; header[9] = 0;
   const idat = await pipe(raw, new CompressionStream("deflate"));
   return new Blob([new Uint8Array(SIGNATURE), chunk("IHDR", header), chunk("IDAT", idat), chunk("IEND", new Uint8Array())],
                   { type: "image/png" });

@@ -151,6 +151,7 @@ async function saveMaskNow({ force = false } = {}) {
   const started = performance.now();
   const form = new FormData();
   form.append("file", await encodeMask(editor.mask, width, height), "mask.png");
+  performance.measure("mask-encode", { start: started, end: performance.now() });
   if (state.base != null) form.append("base_revision", state.base);
   if (force) form.append("force", "true");
   const response = await api(`/api/studies/${studyId}/masks/`, { method: "POST", form });
