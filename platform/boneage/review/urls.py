@@ -7,6 +7,7 @@ api: list = [
     path("projects/<int:project_id>/review-items/", views.ReviewItemsView.as_view(), name="api-review-items"),
     path("projects/<int:project_id>/review-settings/", views.ReviewSettingsView.as_view(), name="api-review-settings"),
     path("projects/<int:project_id>/agreement/", views.AgreementView.as_view(), name="api-agreement"),
+    path("projects/<int:project_id>/history/", views.ProjectHistoryView.as_view(), name="api-project-history"),
     path("review-items/<int:item_id>/", views.ReviewItemDetailView.as_view(), name="api-review-item"),
     path("review-items/<int:item_id>/claim/", views.ReviewItemClaimView.as_view(), name="api-review-item-claim"),
     path("review-items/<int:item_id>/release/", views.ReviewItemReleaseView.as_view(), name="api-review-item-release"),

@@ -13,6 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from boneage.api import error_response
+from boneage.audit.models import AuditEvent
+from boneage.audit.views import AuditEventSerializer
 from boneage.review import actions, rules
 from boneage.review.serializers import (
     BlindReadSerializer,
@@ -150,6 +152,24 @@ class ReviewSettingsView(APIView):
             return _error(error)
         project.refresh_from_db()
         return Response(self._body(project, role))
+
+
+class ProjectHistoryView(GenericAPIView):
+    """Read-only by construction (no write method; the model refuses changes): project-wide events such as
+    training runs, promotions, role changes, review settings and decisions, newest first."""
+
+    serializer_class = AuditEventSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("verb", OpenApiTypes.STR, description="prefix, e.g. review. or model.")],
+                   responses={200: AuditEventSerializer(many=True), 404: ERROR},
+                   summary="The project's audit history, newest first (append-only)")
+    def get(self, request, project_id: int):
+        project, _ = check_project(request.user, project_id)
+        events = AuditEvent.objects.filter(project=project).select_related("actor").order_by("-created_at", "-id")
+        if request.query_params.get("verb"):
+            events = events.filter(verb__startswith=request.query_params["verb"])
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
 
 
 class AgreementView(APIView):

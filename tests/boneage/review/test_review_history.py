@@ -69,3 +69,22 @@ def test_the_admin_site_cannot_change_review_events(admin_client, decided):
     event = AuditEvent.objects.get(verb="review.resolved", study=decided.study)
     response = admin_client.post(f"/admin/audit/auditevent/{event.pk}/delete/", {"post": "yes"})
     assert response.status_code in (403, 302) and AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_the_project_history_shows_project_wide_events_to_members_only(api_as, owner, member, outsider, project, decided):
+    client = api_as(member)
+    body = client.get(f"/api/projects/{project.pk}/history/").json()
+    verbs = [event["verb"] for event in body["results"]]
+    assert verbs[0] == "review.resolved" and "membership.role_changed" in verbs and "project.created" in verbs
+    only_review = client.get(f"/api/projects/{project.pk}/history/?verb=review.").json()["results"]
+    assert {event["verb"].split(".")[0] for event in only_review} == {"review"}
+    assert api_as(outsider).get(f"/api/projects/{project.pk}/history/").status_code == 404
+    for method in (client.post, client.put, client.patch, client.delete):
+        assert method(f"/api/projects/{project.pk}/history/", {}, format="json").status_code == 405
+
+
+def test_a_settings_change_is_in_the_project_history_with_before_and_after(api_as, owner, project):
+    api_as(owner).patch(f"/api/projects/{project.pk}/review-settings/", {"model_unsure": {"max_std_months": 25}}, format="json")
+    [event] = api_as(owner).get(f"/api/projects/{project.pk}/history/?verb=review.settings").json()["results"]
+    assert event["before"]["model_unsure"]["max_std_months"] == 18 and event["after"]["model_unsure"]["max_std_months"] == 25
+    assert event["actor"] == owner.username
