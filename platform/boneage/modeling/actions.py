@@ -101,18 +101,32 @@ def _male(study: Study) -> bool | None:
     return {"M": True, "F": False}.get(study.sex)
 
 
-def _heatmap_png(map_: np.ndarray, unit: np.ndarray) -> bytes:
-    """The attention map blended over the radiograph, no larger than HEATMAP_MAX_SIDE."""
-    from ml.render import heatmap_png_bytes
+def _png(array: np.ndarray) -> bytes:
+    """Fast PNG (zlib level 1): these files are rewritten on every promotion, speed beats size."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _heatmap_png(map_: np.ndarray, unit: np.ndarray, alpha: float = 0.45) -> bytes:
+    """The attention map ('jet', min-max) blended over the radiograph, no larger than HEATMAP_MAX_SIDE."""
+    from ml.render import heatmap_rgb
 
     step = max(1, int(np.ceil(max(map_.shape) / conf.HEATMAP_MAX_SIDE)))
-    return heatmap_png_bytes(map_[::step, ::step], unit[::step, ::step] if unit.shape == map_.shape else None)
+    small = map_[::step, ::step]
+    rgb = heatmap_rgb(small).astype(np.float32)
+    if unit.shape == map_.shape:
+        grey = np.clip(unit[::step, ::step], 0, 1)[..., None] * 255.0
+        rgb = (1 - alpha) * grey + alpha * rgb
+    return _png(np.clip(rgb, 0, 255).astype(np.uint8))
 
 
 def _mask_png(mask: np.ndarray) -> bytes:
-    from ml.render import mask_png_bytes
-
-    return mask_png_bytes(mask)
+    return _png(np.where(np.asarray(mask) > 0, 255, 0).astype(np.uint8))
 
 
 # --- predictions ------------------------------------------------------------------------------------
@@ -204,13 +218,48 @@ def _study_changed(study_id: int) -> None:
     study_changed(study_id, "prediction")
 
 
+def _store_batch(version: ModelVersion, items: list[tuple[Study, Any, dict[str, str], dict[str, float]]]) -> int:
+    """One transaction for a batch of re-predictions (scores are recomputed once at the end)."""
+    with transaction.atomic():
+        rows = [Prediction(study=study, model_version=version, age_months=float(r.age_months),
+                           std_months=float(r.std_months), mask=files.get("mask", ""), box=[float(v) for v in r.box],
+                           score=float(r.score), attention={k: v for k, v in files.items() if k != "mask"},
+                           timings=timings, out_of_fold=study.pk not in set(version.training_study_ids))
+                for study, r, files, timings in items]
+        existing = set(Prediction.objects.filter(model_version=version, study__in=[s for s, *_ in items])
+                       .values_list("study_id", flat=True))
+        rows = [row for row in rows if row.study_id not in existing]
+        Prediction.objects.bulk_create(rows, ignore_conflicts=True)
+        for row in rows:
+            publish(version.project_id, "prediction.ready", study=row.study_id, model_version=version.pk,
+                    age_months=round(row.age_months, 2), std_months=round(row.std_months, 2))
+        ids = [row.study_id for row in rows]
+        transaction.on_commit(lambda: [_study_changed(i) for i in ids])
+    return len(rows)
+
+
+def _load_units(studies: list[Study]) -> list[tuple[Study, np.ndarray | None]]:
+    from boneage.studies.derive import load_unit
+
+    out = []
+    for study in studies:
+        try:
+            out.append((study, load_unit(study.image)))
+        except Exception:  # one unreadable study must not stop the others
+            logger.exception("re-prediction: cannot load study %s", study.pk)
+            out.append((study, None))
+    return out
+
+
 def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BATCH,
                          progress: Any = None) -> int:
     """Predict every study of the version's project that has no prediction of it yet, in batches.
 
-    Stops early when the version is no longer active. Returns how many predictions it made.
+    The next batch's images are decoded in a thread while the network runs. Stops early when the
+    version is no longer active. Returns how many predictions it made.
     """
-    from boneage.studies.derive import load_unit
+    from concurrent.futures import ThreadPoolExecutor
+
     from ml.checkpoint import CheckpointError
 
     version = ModelVersion.objects.filter(pk=version_id).first()
@@ -227,31 +276,31 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
         publish(project_id, "model.repredict.failed", model_version=version.pk, detail=str(exc)[:500])
         return 0
     publish(project_id, "model.repredict.progress", model_version=version.pk, done=0, total=total)
-    for start in range(0, total, batch_size):
-        if not ModelVersion.objects.filter(pk=version.pk, status=ModelStatus.ACTIVE).exists():
-            break  # superseded: the newer version re-predicts
-        batch = todo[start:start + batch_size]
-        units, ok = [], []
-        for study in batch:
-            try:
-                units.append(load_unit(study.image))
-                ok.append(study)
-            except Exception:  # one unreadable study must not stop the others
-                logger.exception("re-prediction: cannot load study %s", study.pk)
-        if not ok:
-            continue
-        t0 = time.perf_counter()
-        results = predictor.predict_batch(units, [_male(s) for s in ok])
-        elapsed = (time.perf_counter() - t0) * 1e3 / len(ok)
-        for study, unit, result in zip(ok, units, results):
-            files = {"mask": save_atomic(prediction_file_name(study, version.pk, "mask"), _mask_png(result.mask))}
-            for name, map_ in result.attention.items():
-                files[name] = save_atomic(prediction_file_name(study, version.pk, name), _heatmap_png(map_, unit))
-            _store_prediction(study, version, result, files, {"batch_ms_per_study": round(elapsed, 1)})
-            made += 1
-        publish(project_id, "model.repredict.progress", model_version=version.pk, done=start + len(batch), total=total)
-        if progress is not None:
-            progress(start + len(batch), total)
+    batches = [todo[i:i + batch_size] for i in range(0, total, batch_size)]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_load_units, batches[0]) if batches else None
+        for index in range(len(batches)):
+            loaded = pending.result() if pending is not None else []
+            pending = pool.submit(_load_units, batches[index + 1]) if index + 1 < len(batches) else None
+            if not ModelVersion.objects.filter(pk=version.pk, status=ModelStatus.ACTIVE).exists():
+                break  # superseded: the newer version re-predicts
+            ok = [(s, u) for s, u in loaded if u is not None]
+            if not ok:
+                continue
+            t0 = time.perf_counter()
+            results = predictor.predict_batch([u for _, u in ok], [_male(s) for s, _ in ok])
+            per_study = {"batch_ms_per_study": round((time.perf_counter() - t0) * 1e3 / len(ok), 1)}
+            items = []
+            for (study, unit), result in zip(ok, results):
+                files = {"mask": save_atomic(prediction_file_name(study, version.pk, "mask"), _mask_png(result.mask))}
+                for name, map_ in result.attention.items():
+                    files[name] = save_atomic(prediction_file_name(study, version.pk, name), _heatmap_png(map_, unit))
+                items.append((study, result, files, per_study))
+            made += _store_batch(version, items)
+            done = sum(len(b) for b in batches[:index + 1])
+            publish(project_id, "model.repredict.progress", model_version=version.pk, done=done, total=total)
+            if progress is not None:
+                progress(done, total)
     publish(project_id, "model.repredicted", model_version=version.pk, predicted=made, total=total)
     return made
 

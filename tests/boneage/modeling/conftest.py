@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 TINY_MODEL = {"width": 0.125, "segmenter": None, "work_size": 64, "crop_size": 64, "dropout": 0.2}
 TINY_TRAINING = {"model": TINY_MODEL, "epochs": 2, "batch_size": 8, "mc_samples": 4, "precise_bn_batches": 1,
@@ -126,14 +127,29 @@ def events():
 
             async def go():
                 deadline = time.monotonic() + timeout
-                while True:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise AssertionError(f"no matching event within {timeout:.0f} s; saw {[e['type'] for e in self.seen]}")
-                    message = await asyncio.wait_for(self.layer.receive(self.channel), left)
-                    self.seen.append(message["event"])
-                    if predicate(message["event"]):
-                        return self.seen
+                pending = None  # one receive at a time, never cancelled: a cancelled receive can lose a message
+                try:
+                    while True:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise AssertionError(f"no matching event within {timeout:.0f} s; "
+                                                 f"saw {[e['type'] for e in self.seen]}")
+                        if pending is None:
+                            pending = asyncio.ensure_future(self.layer.receive(self.channel))
+                        done, _ = await asyncio.wait({pending}, timeout=min(left, 5))
+                        if not done:
+                            continue
+                        task, pending = pending, None
+                        try:
+                            message = task.result()
+                        except redis.exceptions.TimeoutError:  # an idle read hit the client's socket timeout
+                            continue
+                        self.seen.append(message["event"])
+                        if predicate(message["event"]):
+                            return self.seen
+                finally:
+                    if pending is not None:
+                        pending.cancel()
             return async_to_sync(go)()
 
     return Listener()
