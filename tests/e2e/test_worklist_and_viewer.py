@@ -34,6 +34,7 @@ def test_a_labeler_uploads_several_files_and_sees_each_outcome_and_the_new_rows_
     expect(rows).to_have_count(2)  # arrived over the websocket: no reload
     expect(rows.first).to_contain_text("unlabeled")
     expect(page.locator("#worklist-body")).to_contain_text("7 y 0 m")
+    page.wait_for_function("[...document.querySelectorAll('img.thumb')].every((i) => i.complete && i.naturalWidth > 0)")
     screenshot(page, "01-worklist-after-upload")
 
     page.select_option("select[name=sex]", "M")

@@ -1,6 +1,6 @@
 // Small inline-SVG charts (no library): lines with one or two y axes, scatter with reference lines, bars.
 const NS = "http://www.w3.org/2000/svg";
-const M = { l: 44, r: 52, t: 24, b: 34 };
+const M = { l: 44, r: 66, t: 24, b: 34 };
 let W = 520, H = 240;
 
 /** Draw in the SVG's own pixel size so text stays 10.5 px whatever the card width. */
