@@ -30,9 +30,8 @@ def empty_test_broker():
 @pytest.fixture
 def celery_worker(transactional_db):
     """A real worker thread consuming both queues from the real Redis broker."""
-    from celery.contrib.testing.worker import start_worker
-
     from boneage.celery import app
+    from celery.contrib.testing.worker import start_worker
 
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, queues=["cpu", "gpu"],
                       loglevel="WARNING", shutdown_timeout=30) as worker:

@@ -9,6 +9,7 @@ adds its numbers to test-artifacts/browser-bench.json; docs/benchmarks-browser.m
 """
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import time
@@ -114,7 +115,7 @@ def test_brush_strokes_frame_rate(live_asgi_server, big_study, member_page):
     page.mouse.up()
     seconds = time.perf_counter() - started
     frames = page.evaluate("window.__recording = false, __frames")
-    gaps = [b - a for a, b in zip(frames, frames[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(frames)]
     fps = 1000 * len(gaps) / (frames[-1] - frames[0])
     painted = page.evaluate("__editor.frames")
     record("brush_fps", {"fps": round(fps, 1), "p95_frame_ms": round(p95(gaps), 1), "max_frame_ms": round(max(gaps), 1),

@@ -4,9 +4,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from boneage.modeling.tasks import enqueue_prediction
 from playwright.sync_api import expect
 
-from boneage.modeling.tasks import enqueue_prediction
 from tests.e2e.conftest import TINY_TRAINING, phantom_dicom
 from tests.live_support import screenshot
 

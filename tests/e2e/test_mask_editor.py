@@ -4,9 +4,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from boneage.annotations.models import MaskRevision
 from playwright.sync_api import expect
 
-from boneage.annotations.models import MaskRevision
 from tests.e2e.conftest import phantom_dicom
 from tests.live_support import screenshot
 
@@ -21,7 +21,7 @@ def open_study(page, base_url, study):
 def stroke(page, start, end, steps=12):
     """Drag in the viewport from start to end, given as fractions of its box."""
     box = page.locator("#viewport").bounding_box()
-    at = lambda f: (box["x"] + box["width"] * f[0], box["y"] + box["height"] * f[1])  # noqa: E731
+    at = lambda f: (box["x"] + box["width"] * f[0], box["y"] + box["height"] * f[1])
     page.mouse.move(*at(start))
     page.mouse.down()
     page.mouse.move(*at(end), steps=steps)
