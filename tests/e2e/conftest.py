@@ -10,12 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 
 from tests.boneage.modeling.conftest import TINY_TRAINING, add_studies, register_model, tiny_checkpoint  # noqa: F401
 from tests.dicom_factory import dicom_bytes, make_dicom_dataset
 from tests.live_support import login
 
 PASSWORD = "{}-Pass-123"
+expect.set_options(timeout=15_000)  # the 2-core CI box is shared: 5 s is too tight under load
 
 
 @functools.lru_cache(maxsize=8)
