@@ -18,6 +18,11 @@ from ml.models import ModelConfig, UnifiedNet, build_model
 FORMAT = "boneage-unified/1"
 
 
+# ModelConfig fields added after the first checkpoints were written, with the values those checkpoints
+# were trained with (their defaults then), so an older file still rebuilds the network it was trained as.
+LEGACY_MODEL_KEYS = {"att_pre_post": 1, "att_trunk": 2, "final_units": 3, "standardize": False}
+
+
 class CheckpointError(Exception):
     """A checkpoint that cannot be used; the message names the file and the reason."""
 
@@ -107,7 +112,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: incompatible checkpoint format {found!r}; this code reads {FORMAT!r}")
     try:
-        config = ModelConfig.from_dict(payload["model_config"])
+        config = ModelConfig.from_dict({**LEGACY_MODEL_KEYS, **payload["model_config"]})
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: incompatible model config: {exc}") from None
     ckpt = Checkpoint(config, payload["state_dict"], payload.get("train_config", {}), payload.get("metrics", {}),

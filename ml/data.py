@@ -1,7 +1,9 @@
 """Training data: the RSNA/phantom folder layout, a stable 90/10 split, and an augmenting Dataset.
 
 Folder layout: `DIR/labels.csv` (id, boneage, male), `DIR/images/<id>.png|.dcm`, optional
-`DIR/masks/<id>.png` (0/255 hand masks: Canny or expert-corrected). Images are padded to a square
+`DIR/masks/<id>.png` (0/255 hand masks: Canny or expert-corrected); a sample without a mask file
+trains on the Canny mask of `ml.automask` (as the paper's Mask R-CNN did), computed once per image
+file and cached in memory and on disk (`automask_cached`). Images are padded to a square
 with background and resized to `work_size`; augmentation (random crop/resize via scale+shift,
 rotation, mirror, gamma) is applied jointly to image and mask with one affine grid.
 """
@@ -10,6 +12,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,8 +99,55 @@ def fingerprint(samples: list[Sample]) -> str:
     return h.hexdigest()
 
 
+_AUTOMASK_MEMO: dict[tuple[str, int, int], np.ndarray] = {}
+
+
+def mask_cache_dir() -> Path:
+    """Disk cache for Canny masks: $BONEAGE_CACHE_DIR/automask (default ~/.cache/boneage/automask)."""
+    root = os.environ.get("BONEAGE_CACHE_DIR") or Path.home() / ".cache" / "boneage"
+    return Path(root) / "automask"
+
+
+def automask_cached(image_path: Path, image: np.ndarray) -> np.ndarray:
+    """The `ml.automask` Canny mask (uint8 0/255) of an image file, cached by (path, mtime, size).
+
+    Falls back to `threshold_mask` if the Canny mask is empty (automask found no hand).
+    """
+    st = image_path.stat()
+    key = (str(image_path.resolve()), st.st_mtime_ns, st.st_size)
+    if key in _AUTOMASK_MEMO:
+        return _AUTOMASK_MEMO[key]
+    name = hashlib.sha1(repr(key).encode()).hexdigest() + ".png"
+    cache = mask_cache_dir() / name
+    mask = None
+    if cache.is_file():
+        try:
+            with Image.open(cache) as m:
+                mask = np.asarray(m.convert("L"))
+            if mask.shape != image.shape:
+                mask = None
+        except (OSError, ValueError):
+            mask = None
+    if mask is None:
+        from ml.automask import automask
+
+        mask = automask(image).mask
+        if not (mask > 127).any():
+            mask = threshold_mask(image)
+        try:  # best effort: a read-only home just means no disk cache
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".mask-", suffix=".png", dir=cache.parent)
+            os.close(fd)
+            Image.fromarray(mask).save(tmp, format="PNG")
+            os.replace(tmp, cache)
+        except OSError:
+            pass
+    _AUTOMASK_MEMO[key] = mask
+    return mask
+
+
 def threshold_mask(image: np.ndarray) -> np.ndarray:
-    """Fallback hand mask when a sample has none: Otsu threshold, largest component, holes filled."""
+    """Last-resort hand mask (automask found nothing): Otsu threshold, largest component, holes filled."""
     from scipy import ndimage
     from skimage.filters import threshold_otsu
 
@@ -128,7 +179,7 @@ def load_sample(sample: Sample, size: int) -> tuple[Tensor, Tensor]:
         if mask.shape != image.shape:
             raise DataError(f"{sample.mask_path}: mask shape {mask.shape} != image shape {image.shape}")
     else:
-        mask = threshold_mask(image)
+        mask = automask_cached(sample.image_path, image)
     img, _, _ = to_square(image, size, "bilinear")
     msk, _, _ = to_square((mask > 127).astype(np.float32), size, "bilinear")
     return torch.from_numpy(np.clip(img, 0, 1))[None], torch.from_numpy((msk > 0.5).astype(np.float32))[None]

@@ -2,10 +2,22 @@
 
     python -m ml.train --data DIR --out CKPT [--config FILE.json] [--init CKPT] [--epochs N] [--preset light|paper]
 
-Nesterov SGD (lr 0.01, momentum 0.9, wd 1e-4, linear warm-up, grad-norm clip), LR/10 after
-`plateau_patience` epochs without validation improvement, early stopping, best-epoch weights kept.
-Teacher forcing: for the first `teacher_epochs` epochs every sample's crop uses the ground-truth mask;
-then the probability decays linearly to 0 over `teacher_decay_epochs` (see ml/models/unified.py).
+Two optimiser set-ups, chosen by `TrainConfig.optimizer` / `schedule`:
+
+- `paper` preset (the paper's): Nesterov SGD lr 0.01, momentum 0.9, wd 1e-4, linear warm-up of
+  `warmup_steps`, LR/10 after `plateau_patience` epochs without validation improvement.
+- `light` preset and the `TrainConfig()` defaults (CPU, minutes, a few hundred images): AdamW lr 2e-3,
+  wd 1e-4, linear warm-up over `warmup_fraction` of the run, then cosine decay to 0 by the end of
+  the run — "the end" being whichever comes first of `epochs` and `max_seconds`, so a wall-clock
+  budget still ends at a low learning rate. With SGD and a few hundred steps neither subnet learned
+  (mean-predictor MAE, mask IoU 0.02); see docs/paper-tables.md.
+
+Both: grad-norm clip, early stopping, best-epoch weights kept, precise BatchNorm at the end.
+L_reg is the L1 error in months divided by `reg_scale` (default: the training labels' std, i.e. L1
+on the normalised age the head predicts). Teacher forcing: for the first `teacher_epochs` epochs
+every sample's crop uses the ground-truth mask while the segmenter trains on its own losses (this
+doubles as its pre-training); then the probability decays linearly to 0 over `teacher_decay_epochs`
+(see ml/models/unified.py).
 """
 from __future__ import annotations
 
@@ -35,24 +47,28 @@ AGE_BANDS = ((0, 24), (24, 72), (72, 144), (144, 240))
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     epochs: int = 30
-    batch_size: int = 8
-    lr: float = 0.01
-    momentum: float = 0.9
+    batch_size: int = 16
+    optimizer: str = "adamw"         # "adamw" (CPU default) | "sgd" (the paper's Nesterov SGD)
+    schedule: str = "cosine"         # "cosine" (warm-up + cosine to 0) | "plateau" (the paper's LR/10)
+    lr: float = 2e-3
+    momentum: float = 0.9            # SGD only
     weight_decay: float = 1e-4
-    nesterov: bool = True
-    warmup_steps: int = 30
+    nesterov: bool = True            # SGD only
+    warmup_steps: int = 30           # plateau schedule: linear warm-up steps
+    warmup_fraction: float = 0.05    # cosine schedule: warm-up as a fraction of the run
     grad_clip: float = 10.0
-    plateau_patience: int = 5        # epochs without val improvement → LR / 10
+    plateau_patience: int = 5        # plateau schedule: epochs without val improvement → LR / 10
     early_stop_patience: int = 12    # epochs without val improvement → stop
     val_fraction: float = 0.1
-    reg_scale: float = 12.0          # L_reg = L1 in months / reg_scale (i.e. in years)
+    reg_scale: float | None = None   # L_reg = L1 in months / reg_scale; None = std of the training ages
     seg_weight: float = 1.0
     teacher_epochs: int = 3
     teacher_decay_epochs: int = 5
+    mask_grad: bool = True           # let L_reg reach the segmenter through the soft mask (slow on CPU)
     sex_dropout: float = 0.1         # fraction of training samples shown with sex unknown
     augment: bool = True
     mc_samples: int = 8
-    precise_bn_batches: int = 8      # recompute BatchNorm statistics on this many batches after training (0 = off)
+    precise_bn_batches: int = 4      # recompute BatchNorm statistics on this many batches before each validation (0 = off)
     num_workers: int = 0
     threads: int | None = None       # torch.set_num_threads when set
     amp: bool = True                 # mixed precision on CUDA only
@@ -85,8 +101,10 @@ class TrainConfig:
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
-    "light": TrainConfig(model=PRESETS["light"], epochs=25),
-    "paper": TrainConfig(model=PRESETS["paper"], epochs=100, batch_size=16, early_stop_patience=15),
+    "light": TrainConfig(model=PRESETS["light"], epochs=20, teacher_epochs=8, teacher_decay_epochs=6,
+                         mask_grad=False),
+    "paper": TrainConfig(model=PRESETS["paper"], epochs=100, batch_size=16, early_stop_patience=15, optimizer="sgd",
+                         schedule="plateau", lr=0.01),
 }
 
 
@@ -128,6 +146,35 @@ class Evaluation:
 
 def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay, nesterov=config.nesterov)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; known: adamw, sgd")
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int, elapsed: float) -> float | None:
+    """The LR for this step, or None to leave it to the plateau scheduler (after its warm-up).
+
+    cosine: progress = max(step / total_steps, elapsed / max_seconds); linear warm-up over the first
+    `warmup_fraction`, then lr·½(1 + cos(π·progress')) down to 0 at the end of the run.
+    """
+    if config.schedule == "plateau":
+        return config.lr * (step + 1) / config.warmup_steps if step < config.warmup_steps else None
+    if config.schedule != "cosine":
+        raise ValueError(f"unknown schedule {config.schedule!r}; known: cosine, plateau")
+    progress = step / total_steps
+    if config.max_seconds:
+        progress = max(progress, elapsed / config.max_seconds)
+    progress = min(progress, 1.0)
+    warm = config.warmup_fraction
+    if warm > 0 and progress < warm:
+        return config.lr * max(progress / warm, 1.0 / max(total_steps * warm, 1.0))
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * (progress - warm) / max(1.0 - warm, 1e-9)))
 
 
 def teacher_probability(epoch: int, config: TrainConfig) -> float:
@@ -244,9 +291,14 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
                         collate_fn=collate, num_workers=config.num_workers, drop_last=len(train_ds) > config.batch_size,
                         pin_memory=device.type == "cuda")
 
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                          weight_decay=config.weight_decay, nesterov=config.nesterov)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=config.plateau_patience)
+    bn_loader = DataLoader(train_ds, batch_size=min(config.batch_size, len(train_ds)), shuffle=True,
+                           generator=torch.Generator().manual_seed(config.seed), collate_fn=collate)
+    opt = make_optimizer(model, config)
+    sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=config.plateau_patience)
+             if config.schedule == "plateau" else None)
+    total_steps = max(config.epochs * len(loader), 1)
+    reg_scale = float(config.reg_scale) if config.reg_scale else float(model.regressor.head.age_std)
+    model.mask_grad = config.mask_grad
     use_amp = config.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -276,12 +328,13 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
             b = batch["image"].shape[0]
             teacher = torch.rand(b, device=device) < p_teacher
             sex = batch["sex"] * (torch.rand(b, device=device) >= config.sex_dropout)
-            for group in opt.param_groups:
-                if step < config.warmup_steps:
-                    group["lr"] = config.lr * (step + 1) / config.warmup_steps
+            lr_now = learning_rate(config, step, total_steps, time.perf_counter() - t_start)
+            if lr_now is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lr_now
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 pred = model(batch["image"], sex, targets_from_batch(batch), teacher)
-            l_reg = (pred.age.float() - batch["age"]).abs().mean() / config.reg_scale
+            l_reg = (pred.age.float() - batch["age"]).abs().mean() / reg_scale
             loss = l_reg + config.seg_weight * sum(pred.losses.values(), torch.zeros((), device=device))
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -302,6 +355,8 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
                 pbar.set_postfix(loss=f"{losses_epoch[-1]:.3f}", val_mae=f"{best_mae:.2f}")
         if cancelled:
             break
+        if config.precise_bn_batches:  # eval-mode BN statistics lag fast AdamW updates: refresh them first
+            recalibrate_batchnorm(model, [b for b, _ in zip(bn_loader, range(config.precise_bn_batches))], device)
         ev = evaluate(model, val_ds, device, config.batch_size, should_stop=callback.should_stop)
         if ev is None:
             cancelled = True
@@ -309,7 +364,8 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
         metrics = {"epoch": epoch + 1, "loss": float(np.mean(losses_epoch)) if losses_epoch else float("nan"),
                    "lr": opt.param_groups[0]["lr"], "teacher": p_teacher, **summarize(ev)}
         curve.append(metrics)
-        sched.step(metrics["val_mae"])
+        if sched is not None:
+            sched.step(metrics["val_mae"])
         if metrics["val_mae"] < best_mae:
             best_mae, best_epoch, since_best = metrics["val_mae"], epoch + 1, 0
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
@@ -329,8 +385,6 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
 
     model.load_state_dict(best_state)
     if config.precise_bn_batches:
-        bn_loader = DataLoader(train_ds, batch_size=min(config.batch_size, len(train_ds)), shuffle=True,
-                               generator=torch.Generator().manual_seed(config.seed), collate_fn=collate)
         recalibrate_batchnorm(model, [b for b, _ in zip(bn_loader, range(config.precise_bn_batches))], device)
     ev = evaluate(model, val_ds, device, config.batch_size, mc_samples=config.mc_samples)
     assert ev is not None

@@ -18,21 +18,27 @@ from ml.models.blocks import ResidualUnit
 ATTENTION_NAMES = ("Att1_1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3")
 
 
+def _units(channels: int, n: int) -> nn.Sequential:
+    """n residual units in a row (n = 0: identity)."""
+    return nn.Sequential(*(ResidualUnit(channels, channels) for _ in range(n)))
+
+
 class AttentionModule(nn.Module):
-    """Pre RU → trunk T (2 RU) and soft-mask branch M (levels× maxpool/RU down, skips, bilinear up,
-    BN-ReLU-1×1-BN-ReLU-1×1) → T·(1+σ(M)) → post RU.
+    """Pre RUs (p) → trunk T (t RUs) and soft-mask branch M (levels× maxpool/RU down, skips, bilinear up,
+    BN-ReLU-1×1-BN-ReLU-1×1) → T·(1+σ(M)) → post RUs (p). Attention-92: p=1, t=2 (Wang et al.).
 
     x: [B, C, H, W] → ([B, C, H, W], mask logits [B, C, H, W] or None when attention is off).
     Up-sampling uses `F.interpolate(size=skip.shape[-2:])`, so any H, W ≥ 1 works.
     """
 
-    def __init__(self, channels: int, levels: int, attend: bool = True) -> None:
+    def __init__(self, channels: int, levels: int, attend: bool = True, pre_post: int = 1, trunk: int = 2) -> None:
         super().__init__()
         self.levels = levels
         self.attend = attend
-        self.pre = ResidualUnit(channels, channels)
-        self.trunk = nn.Sequential(ResidualUnit(channels, channels), ResidualUnit(channels, channels))
-        self.post = ResidualUnit(channels, channels)
+        # p = 1 keeps the single-unit module names (state_dict keys of earlier checkpoints stay valid)
+        self.pre = ResidualUnit(channels, channels) if pre_post == 1 else _units(channels, pre_post)
+        self.trunk = _units(channels, max(trunk, 1))
+        self.post = ResidualUnit(channels, channels) if pre_post == 1 else _units(channels, pre_post)
         if not attend:
             return
         self.down = nn.ModuleList(ResidualUnit(channels, channels) for _ in range(levels))
@@ -101,10 +107,13 @@ class ResidualAttentionNet(nn.Module):
 
     Channel widths (width=1): stem 64, stage outputs 256 / 512 / 1024 / 2048 as in Wang et al.
     `no_attention` names modules whose soft mask is removed (x' = T(x)), e.g. the Att3_2/Att3_3 ablation.
+    `pre_post`, `trunk` (Wang et al.'s p and t) and `final_units` (RUs after the last down-sampling) set
+    the depth: (1, 2, 3) is Attention-92; the CPU preset uses (0, 1, 1), which keeps all six attention
+    modules and their soft masks but halves the number of residual units (~2× faster per step).
     """
 
     def __init__(self, width: float = 1.0, use_sex: bool = True, no_attention: tuple[str, ...] = (),
-                 dropout: float = 0.2) -> None:
+                 dropout: float = 0.2, pre_post: int = 1, trunk: int = 2, final_units: int = 3) -> None:
         super().__init__()
         unknown = set(no_attention) - set(ATTENTION_NAMES)
         if unknown:
@@ -115,12 +124,13 @@ class ResidualAttentionNet(nn.Module):
         self.ru1 = ResidualUnit(c, 4 * c)
         self.ru2 = ResidualUnit(4 * c, 8 * c, stride=2)
         self.ru3 = ResidualUnit(8 * c, 16 * c, stride=2)
-        self.ru4 = nn.Sequential(ResidualUnit(16 * c, 32 * c, stride=2), ResidualUnit(32 * c, 32 * c),
-                                 ResidualUnit(32 * c, 32 * c))
+        self.ru4 = nn.Sequential(ResidualUnit(16 * c, 32 * c, stride=2),
+                                 *(ResidualUnit(32 * c, 32 * c) for _ in range(max(final_units, 1) - 1)))
         layout = {"Att1_1": (4 * c, 3), "Att2_1": (8 * c, 2), "Att2_2": (8 * c, 2),
                   "Att3_1": (16 * c, 1), "Att3_2": (16 * c, 1), "Att3_3": (16 * c, 1)}
         self.modules_by_name = nn.ModuleDict(
-            {name: AttentionModule(ch, lv, attend=name not in no_attention) for name, (ch, lv) in layout.items()})
+            {name: AttentionModule(ch, lv, attend=name not in no_attention, pre_post=pre_post, trunk=trunk)
+             for name, (ch, lv) in layout.items()})
         self.final = nn.Sequential(nn.BatchNorm2d(32 * c), nn.ReLU(inplace=True))
         self.head = AgeHead(32 * c, use_sex, dropout=dropout)
 

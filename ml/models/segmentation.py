@@ -39,10 +39,10 @@ def _slim_maskrcnn(backbone: nn.Module, size: int, fpn_ch: int, rep: int) -> Mas
     anchors = AnchorGenerator(sizes=((16,), (32,), (64,), (128,), (256,)), aspect_ratios=((0.5, 1.0, 2.0),) * 5)
     return MaskRCNN(
         backbone, num_classes=None, min_size=size, max_size=size, image_mean=[0.5], image_std=[0.25],
-        rpn_anchor_generator=anchors, rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=100,
-        rpn_pre_nms_top_n_test=150, rpn_post_nms_top_n_test=30, rpn_batch_size_per_image=64,
+        rpn_anchor_generator=anchors, rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=50,
+        rpn_pre_nms_top_n_test=150, rpn_post_nms_top_n_test=20, rpn_batch_size_per_image=64,
         box_roi_pool=MultiScaleRoIAlign(names, 7, 2), box_head=TwoMLPHead(fpn_ch * 49, rep),
-        box_predictor=FastRCNNPredictor(rep, 2), box_batch_size_per_image=32, box_detections_per_img=3,
+        box_predictor=FastRCNNPredictor(rep, 2), box_batch_size_per_image=16, box_detections_per_img=1,
         mask_roi_pool=MultiScaleRoIAlign(names, 14, 2), mask_head=MaskRCNNHeads(fpn_ch, [fpn_ch, fpn_ch], 1),
         mask_predictor=MaskRCNNPredictor(fpn_ch, fpn_ch, 2),
     )

@@ -48,12 +48,15 @@ class UnifiedNet(nn.Module):
     `regressor` is any module (crops [B, 1, S, S], sex [B]) → RegressorOutput.
     """
 
-    def __init__(self, segmenter: Segmenter | None, regressor: nn.Module, crop_size: int, margin: float = 0.08) -> None:
+    def __init__(self, segmenter: Segmenter | None, regressor: nn.Module, crop_size: int, margin: float = 0.08,
+                 standardize: bool = False) -> None:
         super().__init__()
+        self.standardize = standardize
         self.segmenter = segmenter
         self.regressor = regressor
         self.crop_size = crop_size
         self.margin = margin
+        self.mask_grad = True  # False: the soft mask is detached in the regression path (set by the trainer)
 
     def segment(self, images: Tensor, targets: list[dict[str, Tensor]] | None = None,
                 teacher: Tensor | None = None) -> tuple[dict[str, Tensor], Detection]:
@@ -67,6 +70,8 @@ class UnifiedNet(nn.Module):
                                  images.new_ones(b))
         all_teacher = teacher is not None and bool(teacher.all())
         losses, det = self.segmenter(images, targets, detect=not all_teacher)
+        if det is not None and not self.mask_grad:
+            det = Detection(det.masks.detach(), det.boxes, det.scores)
         if teacher is None or not bool(teacher.any()):
             assert det is not None
             return losses, det
@@ -80,17 +85,34 @@ class UnifiedNet(nn.Module):
                                  torch.where(teacher, torch.ones_like(det.scores), det.scores))
 
     def crop(self, images: Tensor, det: Detection) -> tuple[Tensor, Tensor]:
-        """Masked image resampled inside the squared box → ([B, 1, S, S], crop boxes [B, 4])."""
+        """Masked image resampled inside the squared box → ([B, 1, S, S], crop boxes [B, 4]).
+
+        With `standardize` the crop is then standardised per image over its non-zero (hand) pixels.
+        """
         if self.segmenter is None:  # whole (square) image: plain resize, exact when sizes match
             size = (self.crop_size, self.crop_size)
             crops = images if images.shape[-2:] == size else F.interpolate(images, size=size, mode="bilinear",
                                                                            align_corners=False, antialias=True)
-            return crops, square_boxes(det.boxes, 0.0)
+            return self._standardize(crops), square_boxes(det.boxes, 0.0)
         boxes = square_boxes(det.boxes, self.margin)
         masked = images * det.masks
         crops = roi_align(masked, [bx.unsqueeze(0) for bx in boxes], output_size=self.crop_size,
                           spatial_scale=1.0, sampling_ratio=2, aligned=True)
-        return crops, boxes
+        return self._standardize(crops), boxes
+
+    def _standardize(self, crops: Tensor) -> Tensor:
+        """(x − mean) / std over each crop's foreground (x > 1e-3), background stays 0.
+
+        The phantoms (and real radiographs) vary in window/level, gamma and exposure per image; removing
+        that per image made the regressor learn ~1.5× faster on 450 phantoms (docs/paper-tables.md).
+        """
+        if not self.standardize:
+            return crops
+        fg = (crops > 1e-3).to(crops.dtype)
+        n = fg.sum(dim=(1, 2, 3), keepdim=True).clamp(min=1.0)
+        mean = (crops * fg).sum(dim=(1, 2, 3), keepdim=True) / n
+        var = (((crops - mean) * fg) ** 2).sum(dim=(1, 2, 3), keepdim=True) / n
+        return (crops - mean) / var.sqrt().clamp(min=1e-3) * fg
 
     def forward(self, images: Tensor, sex: Tensor, targets: list[dict[str, Tensor]] | None = None,
                 teacher: Tensor | None = None) -> UnifiedOutput:

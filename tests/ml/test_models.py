@@ -99,11 +99,21 @@ def test_the_training_loss_has_the_paper_terms():
 
 
 def test_no_segmentation_ablation_feeds_the_whole_image():
-    model = build_model(ModelConfig(width=0.125, segmenter=None, work_size=96, crop_size=96)).eval()
+    model = build_model(ModelConfig(width=0.125, segmenter=None, work_size=96, crop_size=96, standardize=False)).eval()
     images, _ = hand_batch(1)
     with torch.no_grad():
         out = model(images, torch.ones(1))
     assert torch.allclose(out.crops, images, atol=1e-5)
+
+
+def test_crops_are_standardised_over_the_hand_and_the_background_stays_zero():
+    model = build_model(TINY).eval()
+    images, _ = hand_batch(2)
+    with torch.no_grad():
+        out = model(images * 0.5 + 0.2, torch.ones(2))  # exposure/window changes must not change the input scale
+    for crop in out.crops:
+        fg = crop != 0
+        assert abs(float(crop[fg].mean())) < 1e-3 and abs(float(crop[fg].std(unbiased=False)) - 1) < 1e-2
 
 
 def test_mc_dropout_varies_predictions_and_leaves_batchnorm_statistics_untouched():

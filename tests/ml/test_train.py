@@ -16,7 +16,7 @@ from ml.data import HandDataset, collate, read_folder, split_ids, targets_from_b
 from ml.infer import Predictor
 from ml.models import ModelConfig, build_model
 from ml.phantoms import generate_cohort
-from ml.train import TrainCallback, TrainConfig, recalibrate_batchnorm, train
+from ml.train import TRAIN_PRESETS, TrainCallback, TrainConfig, recalibrate_batchnorm, train
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ModelConfig(width=0.125, seg_size=96, work_size=96, crop_size=64, dropout=0.0)
@@ -151,3 +151,24 @@ def test_train_config_round_trips_and_rejects_unknown_keys():
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown train config keys"):
         TrainConfig.from_dict({"epochz": 3})
+
+
+@pytest.mark.xfail(strict=False, reason="open: in 45 s on the shared 2-core box the light preset gets ~8 epochs "
+                   "(56 steps) on 120 phantoms and is still at the mean (66.4 vs 67.5 months measured); on 400 "
+                   "phantoms it reaches 15.9 vs 49.8 months after 16 epochs / ~290 s CPU — see docs/paper-tables.md")
+def test_the_light_preset_learns_bone_age_clearly_better_than_the_mean_within_a_minute(tmp_path):
+    """120 training / 40 validation phantoms (the size of `make run`'s starter set), the light preset as
+    shipped except for a shorter run: it must beat predicting the training mean age by a wide margin."""
+    folder = tmp_path / "phantoms"
+    generate_cohort(folder, 160, seed=21, size=128, distractors="random", progress=False)
+    samples = read_folder(folder)
+    val = {s.id for s in samples[120:]}
+    train_ages = torch.tensor([s.age_months for s in samples[:120]])
+    mean_mae = float(torch.tensor([abs(s.age_months - float(train_ages.mean())) for s in samples[120:]]).mean())
+    config = replace(TRAIN_PRESETS["light"], epochs=8, max_seconds=45.0, mc_samples=0, threads=None)
+    start = time.perf_counter()
+    result = train(samples, config, tmp_path / "light.pt", val_ids=val)
+    seconds = time.perf_counter() - start
+    mae = result.metrics["val_mae"]
+    assert seconds < 60, f"{seconds:.0f}s"
+    assert mae < 0.6 * mean_mae, f"val MAE {mae:.1f} vs mean predictor {mean_mae:.1f} after {seconds:.0f}s"
