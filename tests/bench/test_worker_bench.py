@@ -7,6 +7,9 @@ untrained because speed does not depend on them (a trained starter takes minutes
 from __future__ import annotations
 
 import asyncio
+import cProfile
+import os
+import pstats
 import hashlib
 import shutil
 import statistics
@@ -128,9 +131,15 @@ def test_ingest_to_prediction_latency_and_batch_repredict_throughput(celery_work
     from boneage.modeling.actions import get_predictor
 
     get_predictor(v2)  # load outside the timing, as the bare Predictor was
+    profiler = cProfile.Profile() if os.environ.get("WORKER_BENCH_PROFILE") else None
     started = time.perf_counter()
+    if profiler:
+        profiler.enable()
     made = do_repredict_project(v2.pk, batch_size=THROUGHPUT_BATCH)
     platform = made / (time.perf_counter() - started)
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     assert made == len(studies)
     bare_after = bare_throughput()  # the machine is shared: bracket the platform run with two baselines
     bare = (bare_before + bare_after) / 2

@@ -30,5 +30,5 @@ PREDICT_HARD_LIMIT_S = 180
 REPREDICT_SOFT_LIMIT_S = 3000
 REPREDICT_HARD_LIMIT_S = 3300
 REPREDICT_BATCH = 8
-HEATMAP_MAX_SIDE = 256          # attention PNGs are smooth: no need for full resolution
+HEATMAP_MAX_SIDE = 128          # attention maps are coarse (8×8 to 16×16 on the crop): small RGBA overlays
 NEXT_CASE_TOP_K = 10

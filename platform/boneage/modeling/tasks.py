@@ -53,10 +53,9 @@ def train_run(run_id: int) -> None:
 @shared_task(name="modeling.repredict", queue="gpu", acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=conf.REPREDICT_SOFT_LIMIT_S, time_limit=conf.REPREDICT_HARD_LIMIT_S)
 def repredict_project(version_id: int) -> None:
-    from boneage.modeling.actions import do_repredict_project, do_rescore_project
+    from boneage.modeling.actions import do_repredict_project
 
-    do_repredict_project(version_id)
-    do_rescore_project(version_id)
+    do_repredict_project(version_id)  # ends with the new next-case scores
 
 
 @shared_task(name="modeling.rescore", queue="gpu", acks_late=True, reject_on_worker_lost=True,
