@@ -22,7 +22,7 @@ import numpy as np
 RULES = ("model_vs_label", "label_vs_label", "mask_vs_mask", "model_unsure")
 
 DEFAULTS: dict[str, Any] = {
-    "model_vs_label": {"enabled": True, "interval_z": 2.58, "min_months": 12.0, "std_floor_months": 2.0},
+    "model_vs_label": {"enabled": True, "interval_z": 2.24, "min_months": 12.0, "std_floor_months": 2.0},
     "label_vs_label": {"enabled": True, "max_months": 12.0, "reader_sd_months": 6.0},
     "mask_vs_mask": {"enabled": True, "min_dice": 0.90},
     "model_unsure": {"enabled": True, "max_std_months": 18.0},
@@ -35,12 +35,13 @@ EXPLANATIONS: dict[str, dict[str, str]] = {
     "model_vs_label": {
         "summary": "The model's out-of-fold age disagrees with the study's current label by more than the model's "
                    "own uncertainty allows: |prediction − label| > max(min_months, interval_z × std). The default "
-                   "interval_z = 2.58 means 'the label lies outside the model's 99% interval': a calibrated model "
-                   "then flags about 1 correct label in 100 (1.96, the 95% interval, flags 5 in 100 — in a set with "
-                   "5% wrong labels, half the queue would be false alarms). Catches wrong "
+                   "interval_z = 2.24 means 'the label lies outside the model's 97.5% interval': a calibrated model "
+                   "then flags about 1 correct label in 40 (1.96, the 95% interval, flags 1 in 20 — in a set with "
+                   "5% wrong labels half the queue would be false alarms; 2.58, the 99% interval, misses more of the "
+                   "smaller errors). Catches wrong "
                    "labels and model failures. Labelled studies are only judged by models that did not train on "
                    "them (a model leans towards the labels it learned, wrong ones included).",
-        "interval_z": "how many of the model's standard deviations the difference may reach (2.58 ≈ 99%, 1.96 ≈ 95% interval)",
+        "interval_z": "how many of the model's standard deviations the difference may reach (2.24 ≈ 97.5%, 1.96 ≈ 95%, 2.58 ≈ 99% interval)",
         "min_months": "never flag differences smaller than this, however sure the model is",
         "std_floor_months": "the smallest std used for the priority, so an over-confident model cannot blow it up",
         "priority": "|prediction − label| / max(std, std_floor_months)",

@@ -30,13 +30,13 @@ def test_a_label_outside_the_models_95_percent_interval_opens_a_model_vs_label_i
 
 def test_a_difference_inside_the_interval_opens_nothing(make_study, model_version, predict):
     study = make_study(100)
-    predict(study, model_version(), 115, 10)  # 15 months < 2.58 × 10
+    predict(study, model_version(), 115, 10)  # 15 months < 2.24 × 10
     assert open_items(study) == []
 
 
-def test_by_default_only_labels_outside_the_99_percent_interval_open_items(make_study, model_version, predict, project):
+def test_by_default_only_labels_outside_the_97_5_percent_interval_open_items(make_study, model_version, predict, project):
     study = make_study(100)
-    predict(study, model_version(), 122, 10)  # 22 months: outside 1.96 × 10, inside 2.58 × 10
+    predict(study, model_version(), 122, 10)  # 22 months: outside 1.96 × 10, inside 2.24 × 10
     assert open_items(study) == []
     project.settings = {"review": {"model_vs_label": {"interval_z": 1.96}}}
     project.save()
@@ -193,7 +193,7 @@ def test_a_disabled_rule_closes_its_items_when_the_rules_re_run(make_study, mode
 
 def test_a_stricter_threshold_from_the_project_settings_opens_more(make_study, model_version, predict, project):
     study = make_study(100)
-    predict(study, model_version(), 115, 4)  # 15 months > max(12, 2.58 × 4): opens by default
+    predict(study, model_version(), 115, 4)  # 15 months > max(12, 2.24 × 4): opens by default
     assert len(open_items(study, "model_vs_label")) == 1
     project.settings = {"review": {"model_vs_label": {"min_months": 20}}}
     project.save()
