@@ -1,7 +1,7 @@
 """Worker benchmarks (issue 5): ingest → prediction.ready latency, and batch re-prediction throughput as a
 ratio to the bare Predictor on the same images in the same run. Run with `make bench`.
 
-The model has the starter architecture (boneage.modeling.training.DEFAULT_MODEL); its weights are
+The model has the starter architecture (boneage.modeling.training.default_model(): ml's light preset); its weights are
 untrained because speed does not depend on them (a trained starter takes minutes to make).
 """
 from __future__ import annotations
@@ -33,9 +33,9 @@ def starter_checkpoint(folder: Path) -> Path:
     from ml.checkpoint import save_checkpoint
     from ml.models import ModelConfig, build_model
 
-    from boneage.modeling.training import DEFAULT_MODEL
+    from boneage.modeling.training import default_model
 
-    config = ModelConfig.from_dict(DEFAULT_MODEL)
+    config = ModelConfig.from_dict(default_model())
     path = folder / "starter-arch.pt"
     save_checkpoint(path, build_model(config), config, train_config={"mc_samples": 8}, calibration={"scale": 1.0, "floor": 1.0})
     return path

@@ -39,17 +39,33 @@ logger = logging.getLogger(__name__)
 ACTIVE_STATES = (RunState.QUEUED, RunState.RUNNING, RunState.CANCELLING)
 FINAL_STATES = (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
 
-# The default architecture of a project's first model: small enough to train in minutes on a CPU.
-DEFAULT_MODEL = {"width": 0.125, "segmenter": "tiny_fpn", "seg_size": 96, "work_size": 96, "crop_size": 64}
-DEFAULT_TRAIN = {"epochs": 6, "batch_size": 8, "teacher_epochs": 2, "teacher_decay_epochs": 2, "mc_samples": 8,
-                 "precise_bn_batches": 4, "early_stop_patience": 6}
+# A project's default architecture and schedule: ml.train's CPU "light" preset (tiny Mask R-CNN, width-1/8
+# attention net; AdamW + cosine), tuned by the ML core to learn on a 2-core CPU in minutes.
+DEFAULT_TRAIN_OVERRIDES = {"early_stop_patience": 8}
+
+
+def default_training() -> dict[str, Any]:
+    from ml.train import TRAIN_PRESETS
+
+    config = TRAIN_PRESETS["light"].to_dict()
+    config.update(DEFAULT_TRAIN_OVERRIDES)
+    for key in ("progress", "seed", "threads", "num_workers"):
+        config.pop(key, None)
+    return config
+
+
+def default_model() -> dict[str, Any]:
+    return default_training()["model"]
+
+
 USER_KEYS = {"epochs": (1, 200), "batch_size": (1, 64), "lr": (1e-5, 1.0), "max_seconds": (10, 24 * 3600)}
 
 
 def project_training_defaults(project: Project) -> dict[str, Any]:
     custom = (project.settings or {}).get("training", {})
-    return {**DEFAULT_TRAIN, "model": {**DEFAULT_MODEL, **custom.get("model", {})},
-            **{k: v for k, v in custom.items() if k != "model"}}
+    base = default_training()
+    return {**base, **{k: v for k, v in custom.items() if k != "model"},
+            "model": {**base["model"], **custom.get("model", {})}}
 
 
 def check_run_request(project: Project, data: dict[str, Any]) -> dict[str, Any]:
@@ -181,6 +197,7 @@ class _PlatformCallback:
         self.step = 0
         self.total_epochs = run.config.get("epochs")
         self._last_sent = 0.0
+        self._last_echo = 0.0
         self.curve: list[dict[str, Any]] = []
 
     def should_stop(self) -> bool:
@@ -196,7 +213,8 @@ class _PlatformCallback:
                         "total_epochs": self.total_epochs}
             TrainingRun.objects.filter(pk=self.run_id).update(progress=progress, heartbeat_at=timezone.now())
             publish(self.project_id, "training.progress", run=self.run_id, **progress)
-            if self.echo:
+            if self.echo and now - self._last_echo >= 15.0:
+                self._last_echo = now
                 self.echo(f"  run {self.run_id}: epoch {self.epoch + 1}/{self.total_epochs} step {step} loss {loss:.3f}")
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
@@ -323,7 +341,7 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
         val = validation_ids([s.id for s in samples])
         cfg = dict(run.config)
         init_mode = cfg.pop("init", "active")
-        model_cfg = cfg.pop("model", DEFAULT_MODEL)
+        model_cfg = cfg.pop("model", None) or default_model()
         init_path = None
         if init_mode == "active" and run.init_from is not None:
             from ml.checkpoint import load_checkpoint
