@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ def stable_random(key: str, seed: int = 0) -> float:
     return int(hashlib.sha1(f"{seed}:{key}".encode()).hexdigest()[:12], 16) / float(16 ** 12)
 
 
-def features(pred_age: Sequence[float], male: Sequence[bool | None]) -> np.ndarray:
+def features(pred_age: Any, male: Sequence[bool | None]) -> np.ndarray:
     """(predicted age / AGE_SCALE, sex ∈ {-½, 0, ½}·SEX_DISTANCE) per study → [N, 2]."""
     age = np.asarray(pred_age, float) / AGE_SCALE_MONTHS
     sex = np.array([0.0 if m is None else (0.5 if m else -0.5) for m in male]) * SEX_DISTANCE
@@ -40,7 +41,7 @@ def novelty(candidates: np.ndarray, labelled: np.ndarray) -> np.ndarray:
     return d.min(axis=1)
 
 
-def scores(strategy: str, keys: Sequence[str], std: Sequence[float], feats: np.ndarray | None = None,
+def scores(strategy: str, keys: Sequence[str], std: Any, feats: np.ndarray | None = None,
            labelled_feats: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
     """One score per candidate for `strategy` (see the module docstring)."""
     if strategy not in STRATEGIES:
@@ -55,7 +56,7 @@ def scores(strategy: str, keys: Sequence[str], std: Sequence[float], feats: np.n
     return std * (0.5 + np.minimum(novelty(feats, lab), 2.0))
 
 
-def select_batch(strategy: str, keys: Sequence[str], std: Sequence[float], feats: np.ndarray,
+def select_batch(strategy: str, keys: Sequence[str], std: Any, feats: np.ndarray,
                  labelled_feats: np.ndarray, k: int, seed: int = 0) -> list[int]:
     """Indices of the k candidates to label next. `diverse` is greedy: each pick counts as labelled for the next."""
     k = min(k, len(keys))

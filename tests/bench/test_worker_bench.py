@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import hashlib
 import os
 import pstats
-import hashlib
 import shutil
 import statistics
 import time
@@ -30,10 +30,10 @@ THROUGHPUT_BATCH = 8
 
 
 def starter_checkpoint(folder: Path) -> Path:
+    from boneage.modeling.training import default_model
+
     from ml.checkpoint import save_checkpoint
     from ml.models import ModelConfig, build_model
-
-    from boneage.modeling.training import default_model
 
     config = ModelConfig.from_dict(default_model())
     path = folder / "starter-arch.pt"
@@ -60,10 +60,9 @@ def phantom_png(i: int) -> bytes:
 
 
 def ingest_until_ready(project, owner, data: bytes, name: str) -> tuple[float, int]:
-    from channels.db import database_sync_to_async
-
     from boneage.live.events import project_group
     from boneage.studies.actions import IngestFields, do_ingest
+    from channels.db import database_sync_to_async
 
     async def scenario():
         layer = get_channel_layer()
@@ -97,6 +96,7 @@ def test_ingest_to_prediction_latency_and_batch_repredict_throughput(celery_work
     from boneage.modeling.models import ModelVersion, Prediction
     from boneage.studies.derive import load_unit
     from boneage.studies.models import Study
+
     from ml.infer import Predictor
 
     checkpoint = starter_checkpoint(tmp_path)

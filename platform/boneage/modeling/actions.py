@@ -273,14 +273,18 @@ def _store_batch(version: ModelVersion, items: list[tuple[Study, Any, dict[str, 
             publish(version.project_id, "prediction.ready", study=row.study_id, model_version=version.pk,
                     age_months=round(row.age_months, 2), std_months=round(row.std_months, 2))
         ids = [row.study_id for row in rows]
-        transaction.on_commit(lambda: [_study_changed(i) for i in ids])
+        def announce() -> None:
+            for study_id in ids:
+                _study_changed(study_id)
+
+        transaction.on_commit(announce)
     return len(rows)
 
 
 def _load_units(studies: list[Study]) -> list[tuple[Study, np.ndarray | None]]:
     from boneage.studies.derive import load_unit
 
-    out = []
+    out: list[tuple[Study, np.ndarray | None]] = []
     for study in studies:
         try:
             out.append((study, load_unit(study.image)))

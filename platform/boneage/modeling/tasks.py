@@ -104,7 +104,11 @@ def _start_watchdog(sender=None, **kwargs) -> None:
     once at start, then every stale/4 seconds for as long as it lives."""
     stop = threading.Event()
     _watchdogs.append(stop)
-    thread = threading.Thread(target=lambda: (_reap_once(), _watchdog(stop)), daemon=True, name="training-watchdog")
+    def watch() -> None:
+        _reap_once()
+        _watchdog(stop)
+
+    thread = threading.Thread(target=watch, daemon=True, name="training-watchdog")
     thread.start()
 
 

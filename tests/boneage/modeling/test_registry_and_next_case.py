@@ -5,11 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from django.core.files.storage import default_storage
-
 from boneage.annotations.actions import do_save_label
 from boneage.audit.models import AuditEvent
 from boneage.modeling.models import ActiveScore, ModelVersion, TrainingRun
+from django.core.files.storage import default_storage
 
 pytestmark = pytest.mark.django_db
 

@@ -5,10 +5,9 @@ import io
 from pathlib import Path
 
 import pytest
-from django.core.files.storage import default_storage
-
 from boneage.modeling.models import ModelVersion, TrainingRun
 from boneage.modeling.starter import ensure_starter_model
+from django.core.files.storage import default_storage
 
 pytestmark = pytest.mark.django_db
 

@@ -5,10 +5,10 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from django.core.files.storage import default_storage
-
 from boneage.audit.models import AuditEvent
 from boneage.modeling.models import ActiveScore, ModelVersion, Prediction, TrainingRun
+from django.core.files.storage import default_storage
+
 from tests.boneage.modeling.conftest import wait_for
 
 live = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -99,9 +99,8 @@ def test_cancelling_stops_the_run_within_a_step_and_keeps_nothing(celery_worker,
 @pytest.mark.django_db(transaction=True)
 def test_a_run_started_in_a_rolled_back_transaction_is_never_enqueued(tiny_project, owner, settings):
     import redis
-    from django.db import transaction
-
     from boneage.modeling.training import do_start_training
+    from django.db import transaction
 
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     broker.delete("gpu")

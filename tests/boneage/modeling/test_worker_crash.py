@@ -9,10 +9,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from boneage.modeling.models import ModelVersion, TrainingRun
 from django.core.files.storage import default_storage
 from django.db import connection
 
-from boneage.modeling.models import ModelVersion, TrainingRun
 from tests.boneage.modeling.conftest import wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -46,7 +46,6 @@ def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
 def test_sigkill_in_the_middle_of_training_ends_the_run_failed_and_registers_nothing(
         tiny_project, owner, add_studies, settings):
     import redis
-
     from boneage.modeling.training import do_start_training
 
     add_studies(tiny_project, owner, 8)
