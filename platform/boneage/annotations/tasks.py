@@ -28,9 +28,10 @@ def automask_study(study_id: int) -> None:
         from ml.automask import automask
 
         result = automask(load_unit(study.image))
-        do_save_mask(study, result.mask > 0, source=MaskSource.CANNY, quality=float(result.quality),
-                     note="Canny automask", enforce_base=False)
-        Study.objects.filter(pk=study_id).update(automask_state="done", automask_error="")
+        with transaction.atomic():  # the mask and "done" commit together, before any on-commit hook runs
+            do_save_mask(study, result.mask > 0, source=MaskSource.CANNY, quality=float(result.quality),
+                         note="Canny automask", enforce_base=False)
+            Study.objects.filter(pk=study_id).update(automask_state="done", automask_error="")
     except Exception as exc:
         logger.exception("automask failed for study %s", study_id)
         Study.objects.filter(pk=study_id).update(automask_state="failed", automask_error=f"{type(exc).__name__}: {exc}"[:2000])
