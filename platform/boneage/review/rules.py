@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+UNSURE_CAP = 1.4
+
 RULES = ("model_vs_label", "label_vs_label", "mask_vs_mask", "model_unsure")
 
 DEFAULTS: dict[str, Any] = {
@@ -63,7 +65,7 @@ EXPLANATIONS: dict[str, dict[str, str]] = {
         "summary": "The model's stated uncertainty (calibrated MC-dropout std) is above max_std_months: a study the "
                    "model cannot read — unusual anatomy, a bad image, or an age band it has not learned yet.",
         "max_std_months": "flag when the prediction's std exceeds this many months",
-        "priority": "std / max_std_months (ranks below real disagreements of the same size)",
+        "priority": "1.4 × (1 − e^(−std / max_std_months)): always below a disagreement that passed its threshold",
     },
     "blind": {"summary": "Blind review: the reviewer sees the image alone, enters an age, and only then sees the "
                          "labelers' and the model's values (less anchoring). Labelers never see other labelers' "
@@ -255,7 +257,10 @@ def model_unsure(ev: Evidence, cfg: dict[str, Any]) -> Finding | None:
     review = ev.newest_review_label
     if review is not None and review.created_at >= prediction.created_at:
         return None  # a reviewer has given the gold value since
-    return Finding("model_unsure", prediction.std_months, "months", prediction.std_months / cfg["max_std_months"],
+    # Bounded below 1.4: an unsure model never outranks a disagreement that passed its own threshold (every
+    # other rule starts at ≥ 1.41), so a weak model's flood of unsure items cannot bury the real ones.
+    priority = UNSURE_CAP * (1 - math.exp(-prediction.std_months / cfg["max_std_months"]))
+    return Finding("model_unsure", prediction.std_months, "months", priority,
                    f"p{prediction.id}", {"prediction": _prediction_json(prediction),
                                          "max_std_months": cfg["max_std_months"]})
 

@@ -2,6 +2,8 @@
 audit event) when the cause disappears."""
 from __future__ import annotations
 
+import math
+
 import pytest
 from boneage.audit.models import AuditEvent
 from boneage.review.actions import evaluate_study
@@ -166,7 +168,17 @@ def test_a_prediction_with_a_std_above_the_threshold_opens_a_model_unsure_item(m
     study = make_study()
     predict(study, model_version(), 100, 25)
     [item] = open_items(study, "model_unsure")
-    assert item.magnitude == 25 and item.priority == pytest.approx(25 / 18)
+    assert item.magnitude == 25 and item.priority == pytest.approx(1.4 * (1 - math.exp(-25 / 18)))
+
+
+def test_an_unsure_model_never_outranks_a_disagreement_past_its_threshold(make_study, model_version, predict):
+    version = model_version()
+    very_unsure, wrong = make_study(), make_study(100)
+    predict(very_unsure, version, 100, 200)
+    predict(wrong, version, 160, 12)  # 60 months, just past max(12, 2.24 × 12 = 26.9)
+    [unsure] = open_items(very_unsure, "model_unsure")
+    [disagreement] = open_items(wrong, "model_vs_label")
+    assert unsure.priority < 1.41 < disagreement.priority
 
 
 def test_the_unsure_item_closes_when_a_newer_active_model_is_sure(make_study, model_version, predict):
