@@ -10,7 +10,7 @@ const me = root.dataset.user;
 const REASONS = { model_vs_label: "model vs label", label_vs_label: "label vs label", mask_vs_mask: "mask vs mask",
                   model_unsure: "model unsure" };
 const $ = (selector, scope = document) => scope.querySelector(selector);
-const state = { selected: null, items: [], next: null };
+const state = { selected: null, items: [], next: null, shown: "" };
 
 function csrfToken() {
   const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -189,7 +189,17 @@ function decisionForm(item) {
   return box;
 }
 
+const shownKey = (item) => `${item.id}:${item.state}:${item.claimed_by}:${item.values_hidden}`;
+
+// A live event about the item on screen: re-render only when what it shows changed (another reviewer took or
+// decided it, or the rules closed it), never for our own claim echoing back — that would wipe what is typed.
+async function refreshSelected() {
+  const { ok, data } = await api(`/api/review-items/${state.selected}/`);
+  if (ok && shownKey(data) !== state.shown) renderDetail(data);
+}
+
 function renderDetail(item) {
+  state.shown = shownKey(item);
   const detail = $("#detail");
   const head = el("h2", { text: `${REASONS[item.reason] || item.reason} · ` },
     el("a", { href: item.study_url, text: item.study_external_id || `study ${item.study}` }));
@@ -308,7 +318,7 @@ function connect(delay = 500) {
     window.dispatchEvent(new CustomEvent("boneage:event", { detail: message }));
     if (message.type?.startsWith("review.")) {
       refreshSoon();
-      if (message.item === state.selected && message.type !== "review.queued") selectItem(state.selected);
+      if (message.item === state.selected && message.type !== "review.queued") refreshSelected();
     }
   });
   socket.addEventListener("close", () => {

@@ -118,9 +118,8 @@ def _mask_evidence(study: Study, evidence: rules.Evidence, cache: StudyAgreement
         if cache is not None and cache.dice_experts_key == key[:80]:
             evidence.dice_experts = cache.dice_experts
         else:
-            arrays = [_load_mask(row.mask) for row in compared]
-            values = [rules.dice(arrays[i], arrays[j]) for i in range(len(arrays)) for j in range(i + 1, len(arrays))
-                      if arrays[i] is not None and arrays[j] is not None]
+            arrays = [array for array in (_load_mask(row.mask) for row in compared) if array is not None]
+            values = [rules.dice(arrays[i], arrays[j]) for i in range(len(arrays)) for j in range(i + 1, len(arrays))]
             evidence.dice_experts = min(values) if values else None
         evidence.dice_experts_revisions = revisions
         evidence.review_mask_after_experts = (newest.source == MaskSource.REVIEW

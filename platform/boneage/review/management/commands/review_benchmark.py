@@ -168,6 +168,8 @@ class Command(BaseCommand):
         samples = {}
         for external_id, study in studies.items():
             label = current_label(study)
+            if label is None:
+                raise CommandError(f"study {study.pk} ({external_id}) has no imported label")
             samples[external_id] = Sample(str(study.pk), Path(default_storage.path(study.image.original)), None,
                                           float(label.months), study.sex == "M")
         fold_stats: list[dict[str, Any]] = []
@@ -210,8 +212,8 @@ class Command(BaseCommand):
             result = train([samples[eid] for eid in train_ids], config, ckpt)
             if result.checkpoint is None:
                 raise CommandError(f"fold {k}: training stopped without a checkpoint")
-            with ckpt.open("rb") as handle:
-                stored = default_storage.save(f"models/{project.pk}/review-bench-fold{k}.pt", handle)
+            with ckpt.open("rb") as checkpoint_file:
+                stored = default_storage.save(f"models/{project.pk}/review-bench-fold{k}.pt", checkpoint_file)
             version = register(k, train_ids, checkpoint=stored, sha256=file_sha256(ckpt),
                                config={"model": model_config, "benchmark": "review", "fold": k},
                                metrics={key: value for key, value in result.metrics.items() if key != "val_ids"})
