@@ -60,6 +60,9 @@ PRESETS: dict[str, ModelConfig] = {
     # CPU preset: Attention-92's six attention modules with p=0, t=1 and one final unit (~2× fewer residual
     # units), width 1/8, 96-px segmenter, 160-px canvas, 96-px crops: trains on a 2-core CPU in minutes.
     "light": ModelConfig(),
+    # Starter (`make run`, ~120 labelled images, minutes on 2 CPU cores): the light architecture at a 96-px
+    # canvas with 64-px crops and no dropout (too few images/steps for dropout to pay).
+    "starter": ModelConfig(work_size=96, crop_size=64, dropout=0.0),
     "paper": ModelConfig(width=1.0, segmenter="resnet50_fpn", seg_size=512, work_size=512, crop_size=512,
                          att_pre_post=1, att_trunk=2, final_units=3),
 }

@@ -153,21 +153,37 @@ def test_train_config_round_trips_and_rejects_unknown_keys():
         TrainConfig.from_dict({"epochz": 3})
 
 
-@pytest.mark.xfail(strict=False, reason="open: in 45 s on the shared 2-core box the light preset gets ~8 epochs "
-                   "(56 steps) on 120 phantoms and is still at the mean (66.4 vs 67.5 months measured); on 400 "
-                   "phantoms it reaches 15.9 vs 49.8 months after 16 epochs / ~290 s CPU — see docs/paper-tables.md")
-def test_the_light_preset_learns_bone_age_clearly_better_than_the_mean_within_a_minute(tmp_path):
-    """120 training / 40 validation phantoms (the size of `make run`'s starter set), the light preset as
-    shipped except for a shorter run: it must beat predicting the training mean age by a wide margin."""
+def test_the_starter_preset_round_trips_as_the_platform_passes_it():
+    """The platform builds its config from a dict of TrainConfig fields plus a `model` dict of ModelConfig fields."""
+    starter = TRAIN_PRESETS["starter"]
+    as_platform = {k: v for k, v in starter.to_dict().items() if k != "model"} | {"model": starter.model.to_dict()}
+    assert TrainConfig.from_dict(as_platform) == starter
+    assert TrainConfig.from_dict({**as_platform, "model": "starter"}) == starter
+    assert (starter.model.work_size, starter.model.crop_size, starter.batch_size, starter.lr) == (96, 64, 8, 1e-3)
+
+
+def test_skipping_the_segmenter_on_some_steps_still_trains(phantoms, tmp_path):
+    config = TrainConfig(model=TINY, epochs=1, batch_size=4, seg_every=2, mc_samples=0)
+    result = train(read_folder(phantoms), config, tmp_path / "m.pt")
+    assert result.checkpoint is not None and result.metrics["val_mae"] == result.metrics["val_mae"]
+
+
+@pytest.mark.xfail(strict=False, reason="open: 120 phantoms in <=60 s on the shared 2-core box is not reached. The "
+                   "starter preset (24 epochs, ~136 CPU-s on one core) gets val MAE 28 vs 67.5 for the mean with "
+                   "seed 0 but 57 / 56 with seeds 1 / 2; a 30-45 s budget (5-10 epochs) stays at 50-65, with or "
+                   "without the segmenter, with seg_every 3-6 — see docs/paper-tables.md")
+def test_the_starter_preset_learns_bone_age_clearly_better_than_the_mean_within_a_minute(tmp_path):
+    """120 training / 40 validation phantoms (the size of `make run`'s starter set), the starter preset as
+    shipped except for a wall-clock budget: it must beat predicting the training mean age by a wide margin."""
     folder = tmp_path / "phantoms"
     generate_cohort(folder, 160, seed=21, size=128, distractors="random", progress=False)
     samples = read_folder(folder)
     val = {s.id for s in samples[120:]}
     train_ages = torch.tensor([s.age_months for s in samples[:120]])
     mean_mae = float(torch.tensor([abs(s.age_months - float(train_ages.mean())) for s in samples[120:]]).mean())
-    config = replace(TRAIN_PRESETS["light"], epochs=8, max_seconds=45.0, mc_samples=0, threads=None)
+    config = replace(TRAIN_PRESETS["starter"], max_seconds=45.0, mc_samples=0, threads=None)
     start = time.perf_counter()
-    result = train(samples, config, tmp_path / "light.pt", val_ids=val)
+    result = train(samples, config, tmp_path / "starter.pt", val_ids=val)
     seconds = time.perf_counter() - start
     mae = result.metrics["val_mae"]
     assert seconds < 60, f"{seconds:.0f}s"
