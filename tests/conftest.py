@@ -37,6 +37,29 @@ def outsider(make_user):
 
 
 @pytest.fixture
+def member_with_role(make_user, project, owner):
+    """A new user who joins `project` with the given role (the owner adds them)."""
+    from boneage.studies.actions import do_set_role
+
+    def add(username: str, role: str):
+        user = make_user(username)
+        do_set_role(project, user, role, actor=owner)
+        return user
+
+    return add
+
+
+@pytest.fixture
+def trainer(member_with_role):
+    return member_with_role("tina_trainer", "trainer")
+
+
+@pytest.fixture
+def reviewer(member_with_role):
+    return member_with_role("rita_reviewer", "reviewer")
+
+
+@pytest.fixture
 def project(owner, member):
     from boneage.studies.actions import do_create_project, do_set_role
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from functools import partial
 from pathlib import Path
 
@@ -106,3 +107,14 @@ def login(page, base_url: str, username: str, password: str) -> None:
 
 def clear_artifacts() -> None:
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = ""):
+    """Poll until predicate() is truthy (a worker or server in another thread/process is doing the work)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what or predicate.__doc__ or predicate}")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 import pytest
@@ -16,18 +15,9 @@ from boneage.studies.actions import do_ingest
 from boneage.studies.models import Image, Study
 from ml.phantoms import render
 from tests.dicom_factory import png_bytes
+from tests.live_support import wait_for
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(predicate, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"gave up after {timeout:.0f} s waiting for {predicate.__doc__ or predicate}")
 
 
 def ingest_and_listen(project, owner, data: bytes, until: str, timeout: float = 60.0):

@@ -38,15 +38,6 @@ def phantom_dicom(age_months: float, male: bool, seed: int, size: int = 512, wid
 
 
 @pytest.fixture
-def trainer(make_user, project, owner):
-    from boneage.studies.actions import do_set_role
-
-    user = make_user("tina_trainer")
-    do_set_role(project, user, "trainer", actor=owner)
-    return user
-
-
-@pytest.fixture
 def ingest():
     """Store a study through the real ingest action (as an upload would), return it."""
     from boneage.studies.actions import IngestFields, do_ingest

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.live_support import wait_for  # noqa: F401  (re-exported for the modeling tests)
 import redis
 
 TINY_MODEL = {"width": 0.125, "segmenter": None, "work_size": 64, "crop_size": 64, "dropout": 0.2}
@@ -88,16 +90,6 @@ def add_studies():
         return studies
 
     return add
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what or predicate.__doc__ or predicate}")
 
 
 @pytest.fixture

@@ -14,21 +14,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def trainer(make_user, project, owner):
-    from boneage.studies.actions import do_set_role
-
-    user = make_user("tina_trainer")
-    do_set_role(project, user, "trainer", actor=owner)
-    return user
-
-
-@pytest.fixture
-def second_labeler(make_user, project, owner):
-    from boneage.studies.actions import do_set_role
-
-    user = make_user("lars_labeler")
-    do_set_role(project, user, "labeler", actor=owner)
-    return user
+def second_labeler(member_with_role):
+    return member_with_role("lars_labeler", "labeler")
 
 
 def test_a_trainer_promotes_a_candidate_and_rolls_back_with_an_audit_trail(

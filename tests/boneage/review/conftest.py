@@ -17,30 +17,13 @@ _counter = itertools.count(1)
 
 
 @pytest.fixture
-def reviewer(make_user, project, owner):
-    from boneage.studies.actions import do_set_role
-
-    user = make_user("rita_reviewer")
-    do_set_role(project, user, "reviewer", actor=owner)
-    return user
+def second_reviewer(member_with_role):
+    return member_with_role("rob_reviewer", "reviewer")
 
 
 @pytest.fixture
-def second_reviewer(make_user, project, owner):
-    from boneage.studies.actions import do_set_role
-
-    user = make_user("rob_reviewer")
-    do_set_role(project, user, "reviewer", actor=owner)
-    return user
-
-
-@pytest.fixture
-def second_labeler(make_user, project, owner):
-    from boneage.studies.actions import do_set_role
-
-    user = make_user("lena_labeler")
-    do_set_role(project, user, "labeler", actor=owner)
-    return user
+def second_labeler(member_with_role):
+    return member_with_role("lena_labeler", "labeler")
 
 
 @pytest.fixture
