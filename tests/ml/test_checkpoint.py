@@ -14,15 +14,6 @@ from ml.models import ModelConfig, build_model
 TINY = ModelConfig(width=0.125, seg_size=64, work_size=96, crop_size=64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The CI/dev box is a shared 2-core machine: one intra-op thread avoids OpenMP oversubscription stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     torch.manual_seed(1)

@@ -13,15 +13,6 @@ from ml.uncertainty import mc_std
 TINY = ModelConfig(width=0.125, seg_size=64, work_size=96, crop_size=64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The CI/dev box is a shared 2-core machine: one intra-op thread avoids OpenMP oversubscription stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def hand_batch(b: int = 2, size: int = 96) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
     """A bright rectangle 'hand' on a dark background, with its Mask R-CNN target."""
     images = torch.rand(b, 1, size, size) * 0.1

@@ -22,15 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ModelConfig(width=0.125, seg_size=96, work_size=96, crop_size=64, dropout=0.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The CI/dev box is a shared 2-core machine: one intra-op thread avoids OpenMP oversubscription stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory):
     out = tmp_path_factory.mktemp("phantoms")
