@@ -311,6 +311,12 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
 
     curve: list[dict[str, Any]] = []
     best_mae, best_state, best_epoch, since_best = math.inf, None, -1, 0
+    init_val_mae = None
+    if init is not None:  # a fine-tune never ends worse on validation than the model it started from
+        ev0 = evaluate(model, val_ds, device, config.batch_size, should_stop=callback.should_stop)
+        if ev0 is not None:
+            init_val_mae = best_mae = summarize(ev0)["val_mae"]
+            best_state, best_epoch = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()}), 0
     step, cancelled = 0, False
     wait_s = compute_s = 0.0
     images_seen = 0
@@ -402,7 +408,7 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     std = calibrated_std(ev.raw_std, calibration)
     metrics = {**summarize(ev), "coverage90": coverage90(ev.pred - ev.true, std),
                "coverage90_note": "measured on the validation set the calibration was fitted on",
-               "best_epoch": best_epoch, "epochs": len(curve), "seconds": time.perf_counter() - t_start,
+               "best_epoch": best_epoch, "init_val_mae": init_val_mae, "epochs": len(curve), "seconds": time.perf_counter() - t_start,
                "load_seconds": load_seconds, "train_images_per_s": images_seen / max(wait_s + compute_s, 1e-9),
                "data_wait_fraction": wait_s / max(wait_s + compute_s, 1e-9), "n_train": len(train_s),
                "n_val": len(val_s), "device": device.type, "val_ids": sorted(val_ids)}

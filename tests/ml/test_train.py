@@ -122,6 +122,16 @@ def test_cancelling_stops_within_one_step_and_writes_nothing(phantoms, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_fine_tune_that_only_gets_worse_returns_the_model_it_started_from(phantoms, tmp_path):
+    config = TrainConfig(model=TINY, epochs=1, batch_size=8, teacher_epochs=0, teacher_decay_epochs=0, mc_samples=0)
+    start = train(read_folder(phantoms), config, tmp_path / "start.pt")
+    wrecking = replace(config, lr=5.0, weight_decay=0.0, grad_clip=1e6, warmup_fraction=0.0, precise_bn_batches=0)
+    result = train(read_folder(phantoms), wrecking, tmp_path / "tuned.pt", init=start.checkpoint)
+    m = result.metrics
+    assert m["init_val_mae"] is not None and m["best_epoch"] == 0, m
+    assert m["val_mae"] == pytest.approx(m["init_val_mae"], abs=1e-4)
+
+
 def test_the_split_is_stable_by_id_whatever_else_is_in_the_set():
     ids = [f"study-{i}" for i in range(400)]
     val = split_ids(ids)

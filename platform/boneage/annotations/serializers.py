@@ -18,11 +18,25 @@ class MaskRevisionSerializer(serializers.ModelSerializer):
 
 
 class AgeLabelSerializer(serializers.ModelSerializer):
+    """With a `blind_view` in the context (boneage.review.visibility), values the viewer may not see are null."""
+
     author = serializers.CharField(source="author.username", default=None, read_only=True)
+    months = serializers.FloatField(allow_null=True, read_only=True, help_text="null when blind review hides it from you")
+    months_hidden = serializers.SerializerMethodField()
 
     class Meta:
         model = AgeLabel
-        fields = ["id", "months", "source", "author", "base", "note", "created_at"]
+        fields = ["id", "months", "months_hidden", "source", "author", "base", "note", "created_at"]
+
+    def get_months_hidden(self, label) -> bool:
+        view = self.context.get("blind_view")
+        return view is not None and not view.label_visible(label.study_id, label.author_id)
+
+    def to_representation(self, label):
+        data = super().to_representation(label)
+        if data["months_hidden"]:
+            data["months"] = None
+        return data
 
 
 class MaskUploadSerializer(serializers.Serializer):

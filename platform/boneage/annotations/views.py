@@ -19,6 +19,7 @@ from boneage.annotations.serializers import (
     MaskUploadSerializer,
 )
 from boneage.api import error_response
+from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_LABEL, check_study
 
 
@@ -67,10 +68,15 @@ class MaskPngView(APIView):
 class StudyLabelsView(APIView):
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
-    @extend_schema(responses=AgeLabelSerializer(many=True), summary="Age labels of a study, newest first")
+    @extend_schema(responses=AgeLabelSerializer(many=True), summary="Age labels of a study, newest first",
+                   description="In blind review a labeler sees only their own values (`months` null and "
+                   "`months_hidden` true for the others); a reviewer or admin too while the study has an open item "
+                   "they have not entered their own reading for.")
     def get(self, request, study_id: int):
-        study, _ = check_study(request.user, study_id)
-        return Response(AgeLabelSerializer(study.age_labels.select_related("author"), many=True).data)
+        study, role = check_study(request.user, study_id)
+        view = blind_view(study.project, request.user, role, study=study)
+        return Response(AgeLabelSerializer(study.age_labels.select_related("author"), many=True,
+                                           context={"blind_view": view}).data)
 
     @extend_schema(request=LabelWriteSerializer, responses={201: AgeLabelSerializer},
                    summary="Save an expert bone age; a stale base_label answers 409 unless force")

@@ -31,7 +31,7 @@ from boneage.studies.models import Project, Study
 logger = logging.getLogger(__name__)
 
 PREDICTION_FILES = ("mask", "Att1_1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3")
-INIT_CHOICES = ("active", "fresh")
+INIT_CHOICES = ("active", "fresh", "starter")  # starter: ml.checkpoint.SHIPPED_STARTER
 
 
 class ModelingError(Exception):

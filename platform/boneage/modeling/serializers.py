@@ -56,8 +56,9 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 
 
 class TrainingRunCreateSerializer(serializers.Serializer):
-    init = serializers.ChoiceField(choices=["active", "fresh"], required=False,
-                                   help_text="fine-tune the active model (default) or start from scratch")
+    init = serializers.ChoiceField(choices=["active", "fresh", "starter"], required=False,
+                                   help_text="fine-tune the active model (default), start from scratch, or fine-tune "
+                                             "the starter weights shipped with the code")
     epochs = serializers.IntegerField(required=False, min_value=1, max_value=200)
     batch_size = serializers.IntegerField(required=False, min_value=1, max_value=64)
     lr = serializers.FloatField(required=False)

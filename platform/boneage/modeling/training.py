@@ -80,6 +80,12 @@ def check_run_request(project: Project, data: dict[str, Any]) -> dict[str, Any]:
     init = data.get("init", "active")
     if init not in INIT_CHOICES:
         raise ModelingError(400, "invalid", f"init must be one of {', '.join(INIT_CHOICES)}, not {init!r}.")
+    if init == "starter":
+        from ml.checkpoint import SHIPPED_STARTER
+
+        if not SHIPPED_STARTER.is_file():
+            raise ModelingError(409, "no_starter_weights", f"The starter weights ({SHIPPED_STARTER.name}) are not "
+                                "in this installation; start from scratch or from the active model.")
     config = project_training_defaults(project)
     for key, (low, high) in USER_KEYS.items():
         if key in data:
@@ -108,7 +114,8 @@ def do_start_training(project: Project, *, actor=None, config: dict[str, Any] | 
                                          created_by=actor if getattr(actor, "is_authenticated", False) else None,
                                          progress={"epoch": 0, "step": 0, "total_epochs": config.get("epochs")})
         do_record("training.started", run, actor=actor, project=project,
-                  after={"run": run.pk, "trigger": trigger, "init": init.name if init else "fresh",
+                  after={"run": run.pk, "trigger": trigger,
+                         "init": init.name if init else config.get("init") if config.get("init") == "starter" else "fresh",
                          "epochs": config.get("epochs")})
         publish(project.pk, "training.queued", run=run.pk, trigger=trigger)
         from boneage.modeling.tasks import train_run
@@ -344,11 +351,13 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
         init_mode = cfg.pop("init", "active")
         model_cfg = cfg.pop("model", None) or default_model()
         init_path = None
-        if init_mode == "active" and run.init_from is not None:
-            from ml.checkpoint import load_checkpoint
+        if init_mode in ("active", "starter"):
+            from ml.checkpoint import SHIPPED_STARTER, load_checkpoint
 
-            init_path = local_path(run.init_from.checkpoint)
-            model_cfg = load_checkpoint(init_path).model_config.to_dict()  # fine-tune keeps its architecture
+            init_path = (local_path(run.init_from.checkpoint) if init_mode == "active" and run.init_from is not None
+                         else SHIPPED_STARTER if init_mode == "starter" else None)
+            if init_path is not None:  # a fine-tune keeps its architecture
+                model_cfg = load_checkpoint(init_path).model_config.to_dict()
         config = TrainConfig.from_dict({**cfg, "model": model_cfg})
         config = replace(config, threads=config.threads, seed=run.pk % 1000)
         out = local_path(checkpoint_name(run.project_id, run.pk))

@@ -5,18 +5,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from boneage.review.models import Decision, ItemState, Reason, ReviewItem
-from boneage.studies.access import CAN_REVIEW
-
-
-def values_visible(item: ReviewItem, user, role: str, blind: bool) -> bool:
-    """Blind review: reviewers see the values once they entered their own reading (or the item is finished);
-    labelers and trainers never see them in the queue while blind review is on."""
-    if not blind:
-        return True
-    if role not in CAN_REVIEW:
-        return False
-    return item.state != ItemState.OPEN or str(user.pk) in (item.blind_reads or {})
+from boneage.review.models import Decision, Reason, ReviewItem
+from boneage.review.visibility import values_visible  # the blind-review rule lives in visibility.py
 
 
 class ReviewItemSerializer(serializers.ModelSerializer):

@@ -22,6 +22,7 @@ from boneage.review.serializers import (
     ReviewItemSerializer,
     ReviewSettingsSerializer,
 )
+from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_REVIEW, check_project
 
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}}
@@ -164,12 +165,13 @@ class ProjectHistoryView(GenericAPIView):
                    responses={200: AuditEventSerializer(many=True), 404: ERROR},
                    summary="The project's audit history, newest first (append-only)")
     def get(self, request, project_id: int):
-        project, _ = check_project(request.user, project_id)
+        project, role = check_project(request.user, project_id)
         events = AuditEvent.objects.filter(project=project).select_related("actor").order_by("-created_at", "-id")
         if request.query_params.get("verb"):
             events = events.filter(verb__startswith=request.query_params["verb"])
         page = self.paginate_queryset(events)
-        return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
+        view = blind_view(project, request.user, role)
+        return self.get_paginated_response(AuditEventSerializer(page, many=True, context={"blind_view": view}).data)
 
 
 class AgreementView(APIView):

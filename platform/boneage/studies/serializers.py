@@ -55,7 +55,10 @@ class StudySerializer(serializers.ModelSerializer):
         label = current_label(study)
         if label is None:
             return None
-        return {"id": label.pk, "months": label.months, "source": label.source, "created_at": label.created_at}
+        view = self.context.get("blind_view")  # boneage.review.visibility: blind review hides others' values
+        hidden = view is not None and not view.label_visible(study.pk, label.author_id)
+        return {"id": label.pk, "months": None if hidden else label.months, "months_hidden": hidden,
+                "source": label.source, "created_at": label.created_at}
 
     def get_state(self, study) -> str:
         return "labeled" if study.age_labels.all() else "unlabeled"

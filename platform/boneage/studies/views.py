@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from boneage.annotations.models import AgeLabel
 from boneage.api import error_response
+from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_INGEST, check_project, check_study, visible_projects
 from boneage.studies.actions import check_ingest_fields, do_create_project, do_ingest, do_reject
 from boneage.studies.derive import ensure_derived_images
@@ -88,7 +89,7 @@ class ProjectStudiesView(GenericAPIView):
         summary="Studies of a project",
     )
     def get(self, request, project_id: int):
-        project, _ = check_project(request.user, project_id)
+        project, role = check_project(request.user, project_id)
         studies = project.studies.select_related("image").prefetch_related("age_labels")
         labeled = Exists(AgeLabel.objects.filter(study=OuterRef("pk")))
         state = request.query_params.get("state")
@@ -104,7 +105,8 @@ class ProjectStudiesView(GenericAPIView):
         if ordering not in STUDY_ORDERINGS:
             return error_response(400, "invalid_ordering", f"ordering must be one of {', '.join(sorted(STUDY_ORDERINGS))}.")
         page = self.paginate_queryset(studies.order_by(ordering, "-id"))
-        return self.get_paginated_response(StudySerializer(page, many=True).data)
+        view = blind_view(project, request.user, role)
+        return self.get_paginated_response(StudySerializer(page, many=True, context={"blind_view": view}).data)
 
     @extend_schema(
         request={"multipart/form-data": upload_request},
@@ -143,8 +145,9 @@ class ProjectStudiesView(GenericAPIView):
 class StudyDetailView(APIView):
     @extend_schema(responses=StudySerializer, summary="One study")
     def get(self, request, study_id: int):
-        study, _ = check_study(request.user, study_id)
-        return Response(StudySerializer(study).data)
+        study, role = check_study(request.user, study_id)
+        view = blind_view(study.project, request.user, role, study=study)
+        return Response(StudySerializer(study, context={"blind_view": view}).data)
 
 
 class StudyImageView(APIView):

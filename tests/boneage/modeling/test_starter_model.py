@@ -1,4 +1,7 @@
-"""`make run` calls ensure_starter_model: a fresh project gets a working active model, a second call reuses it."""
+"""`make run` calls ensure_starter_model: a fresh project gets a working active model, a second call reuses it.
+
+With shipped starter weights (ml.checkpoint.SHIPPED_STARTER) the model is a short fine-tune of them; without
+them, a small network trained from scratch. The tests point SHIPPED_STARTER at the tiny checkpoint or nowhere."""
 from __future__ import annotations
 
 import io
@@ -12,7 +15,18 @@ from django.core.files.storage import default_storage
 pytestmark = pytest.mark.django_db
 
 
-def test_a_fresh_project_gets_a_trained_active_model_once(tiny_project, owner, add_studies):
+@pytest.fixture
+def no_shipped_weights(monkeypatch, tmp_path):
+    monkeypatch.setattr("ml.checkpoint.SHIPPED_STARTER", tmp_path / "not-shipped.pt")
+
+
+@pytest.fixture
+def shipped_weights(monkeypatch, tiny_checkpoint):
+    monkeypatch.setattr("ml.checkpoint.SHIPPED_STARTER", tiny_checkpoint)
+    return tiny_checkpoint
+
+
+def test_a_fresh_project_gets_a_trained_active_model_once(tiny_project, owner, add_studies, no_shipped_weights):
     add_studies(tiny_project, owner, 8)
     out = io.StringIO()
     version = ensure_starter_model(tiny_project, out)
@@ -25,7 +39,8 @@ def test_a_fresh_project_gets_a_trained_active_model_once(tiny_project, owner, a
     assert TrainingRun.objects.count() == 1
 
 
-def test_a_missing_checkpoint_is_replaced_by_a_new_starter(tiny_project, owner, add_studies, register_model):
+def test_a_missing_checkpoint_is_replaced_by_a_new_starter(tiny_project, owner, add_studies, register_model,
+                                                           no_shipped_weights):
     add_studies(tiny_project, owner, 6)
     broken = register_model(tiny_project)
     Path(default_storage.path(broken.checkpoint)).unlink()
@@ -34,7 +49,28 @@ def test_a_missing_checkpoint_is_replaced_by_a_new_starter(tiny_project, owner, 
     assert ModelVersion.objects.get(pk=broken.pk).status == "retired"
 
 
-def test_a_project_without_labels_gets_a_clear_error(tiny_project, owner, add_studies):
+def test_a_project_without_labels_gets_a_clear_error(tiny_project, owner, add_studies, no_shipped_weights):
     add_studies(tiny_project, owner, 2, labelled=False)
     with pytest.raises(RuntimeError, match="no labelled studies"):
         ensure_starter_model(tiny_project, io.StringIO())
+
+
+def test_shipped_weights_are_fine_tuned_and_never_end_worse_than_they_started(tiny_project, owner, add_studies,
+                                                                            shipped_weights):
+    add_studies(tiny_project, owner, 8)
+    out = io.StringIO()
+    version = ensure_starter_model(tiny_project, out)
+    run = TrainingRun.objects.get()
+    assert run.config["init"] == "starter" and run.init_from is None
+    assert "fine-tuning the shipped starter weights (tiny.pt)" in out.getvalue()
+    assert version.status == "active"
+    assert version.metrics["init_val_mae"] is not None
+    assert version.metrics["val_mae"] <= version.metrics["init_val_mae"] + 1e-6
+
+
+def test_a_trainer_asking_for_the_starter_weights_where_none_ship_gets_a_clear_409(tiny_project, api_as, trainer,
+                                                                                  no_shipped_weights):
+    response = api_as(trainer).post(f"/api/projects/{tiny_project.pk}/training-runs/", {"init": "starter"}, format="json")
+    assert response.status_code == 409 and response.json()["error"] == "no_starter_weights"
+    assert "not-shipped.pt" in response.json()["detail"]
+    assert TrainingRun.objects.count() == 0

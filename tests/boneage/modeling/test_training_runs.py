@@ -124,7 +124,7 @@ class TestWhoMayTrainAndWhatTheyMaySend:
     @pytest.mark.parametrize("body,message", [
         ({"epochs": 0}, "epochs must be a number between 1 and 200"),
         ({"epochs": "many"}, "epochs must be a number"),
-        ({"init": "yesterday"}, "init must be one of active, fresh"),
+        ({"init": "yesterday"}, "init must be one of active, fresh, starter"),
         ({"learning_rate": 0.1}, "Unknown fields: learning_rate"),
     ])
     def test_bad_run_settings_are_refused_with_the_reason(self, project, owner, api_as, body, message, django_capture_on_commit_callbacks):
