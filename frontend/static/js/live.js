@@ -28,6 +28,7 @@ export function connectLive(projectId, { onEvent, onReconnect } = {}) {
       for (const fn of listeners.get(event.type) || []) fn(event);
       for (const fn of listeners.get("*") || []) fn(event);
       document.dispatchEvent(new CustomEvent("live:event", { detail: event }));
+      window.dispatchEvent(new CustomEvent("boneage:event", { detail: event }));  // e.g. the header's review counter
     };
     socket.onclose = (close) => {
       if (closedByUs) return;

@@ -189,4 +189,4 @@ def review_page(request, project_id: int):
     except NotFound:
         raise Http404("No such project.")
     return render(request, "review.html", {"project": project, "role": role, "can_review": role in CAN_REVIEW,
-                                           "settings": rules.review_settings(project)})
+                                           "nav": "review", "settings": rules.review_settings(project)})
