@@ -1,6 +1,7 @@
 // The study page: viewer + mask editor + age entry + the live prediction with its attention maps.
 import { api, el, fmt, toast } from "./api.js";
 import { drafts } from "./drafts.js";
+import { renderHistory } from "./history.js";
 import { connectLive } from "./live.js";
 import { loadMaskPixels, MaskEditor, tintedOverlay } from "./mask-editor.js";
 import { encodeMask } from "./png.js";
@@ -10,6 +11,7 @@ const ATTENTION = ["Att1_1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3"];
 const root = document.getElementById("study");
 const studyId = +root.dataset.study, projectId = +root.dataset.project;
 const width = +root.dataset.width, height = +root.dataset.height, canLabel = root.dataset.canLabel === "1";
+const canReview = root.dataset.canReview === "1";
 const $ = (selector) => document.querySelector(selector);
 const state = { base: null, dirty: false, masks: [], label: null, attention: {}, shownAttention: "", userPicked: false,
                 modelMaskUrl: null, cannyUrl: null };
@@ -141,8 +143,9 @@ async function offerDraft() {
   $("[data-action=discard-draft]").onclick = async () => { await drafts.remove(studyId); $("#draft-banner").hidden = true; };
 }
 
-function saveMask(options) {
-  state.saving = saveMaskNow(options).finally(() => { state.saving = null; });
+function saveMask(options = {}) {
+  const run = review.active && !options.plain ? decideWithMask : saveMaskNow;
+  state.saving = run(options).finally(() => { state.saving = null; });
   return state.saving;
 }
 
@@ -209,8 +212,10 @@ async function loadLabels({ fill }) {
   if (!response.ok) return;
   const newest = response.body[0] || null;
   state.label = newest;
-  $("#label-current").textContent = newest ? `Current: ${fmt.ym(newest.months)} (${newest.months} mo) · ${newest.source}${newest.author ? ` · ${newest.author}` : ""}` : "No label yet.";
-  if (fill && newest) { total.value = String(newest.months); fromTotal(); }
+  // blind review: someone else's value comes as null (months_hidden) — say so, never guess it
+  const value = !newest ? "" : newest.months == null ? "hidden (blind review)" : `${fmt.ym(newest.months)} (${newest.months} mo)`;
+  $("#label-current").textContent = newest ? `Current: ${value} · ${newest.source}${newest.author ? ` · ${newest.author}` : ""}` : "No label yet.";
+  if (fill && newest && newest.months != null) { total.value = String(newest.months); fromTotal(); }
 }
 
 async function saveLabel({ force = false } = {}) {
@@ -288,13 +293,98 @@ async function loadPrediction() {
   else predictionState("error", "Prediction unavailable");
 }
 
-// --- history -------------------------------------------------------------------------------------
-async function loadHistory() {
-  const response = await api(`/api/studies/${studyId}/history/`);
-  if (!response.ok) return;
-  const list = $("#history");
-  list.replaceChildren(...response.body.slice(-8).reverse().map((e) =>
-    el("li", {}, el("span", { class: "verb" }, e.verb), " ", el("span", { class: "muted" }, `${e.actor || "system"} · ${fmt.when(e.created_at)}`))));
+// --- history: who / when / what / before → after, newest first (history.js) ---------------------------
+let historyTimer = 0, historyRun = Promise.resolve();
+function loadHistory() {  // a burst of live events (a decision saves a label, then resolves) → one fetch
+  clearTimeout(historyTimer);
+  historyTimer = setTimeout(() => {
+    historyRun = historyRun.then(() => renderHistory($("#history"), studyId, { newestFirst: true })).catch(() => {});
+  }, 120);
+}
+
+// --- review: /studies/{id}/?review_item={item}#mask — saving the mask decides the item ----------------
+// One request does both (POST /api/review-items/{item}/resolve/ with decision=mask and the PNG): the server
+// stores the mask as the gold revision (source review) and resolves the item in one transaction. Saving an
+// expert revision first would re-run the disagreement rules at once, and a mask that now agrees with the model
+// closes the item by itself before the decision arrives. If the decision fails, nothing is lost: the edit
+// stays on screen and in the local draft, the reason is shown, and it can still be kept as an ordinary revision.
+const reviewItemId = Number(new URLSearchParams(location.search).get("review_item")) || null;
+const review = { item: null, active: false };
+const REVIEW_REASONS = { model_vs_label: "model vs label", label_vs_label: "label vs label", mask_vs_mask: "mask vs mask",
+                         model_unsure: "model unsure" };
+
+function reviewSay(text, kind = "", { offerPlain = false } = {}) {
+  const banner = $("#review-banner");
+  banner.hidden = false;
+  banner.classList.remove("ok", "error");
+  if (kind) banner.classList.add(kind);
+  banner.dataset.state = kind || "info";
+  $("#review-text").textContent = text;
+  const plain = $("[data-action=save-mask-plain]");
+  if (plain) plain.hidden = !(offerPlain && canLabel);
+}
+
+function setSaveLabel() {
+  const save = $("[data-action=save-mask]");
+  if (save) save.textContent = review.active ? "Save mask & decide" : "Save mask";
+}
+
+async function loadReviewItem() {
+  if (!reviewItemId) return;
+  const response = await api(`/api/review-items/${reviewItemId}/`);
+  if (!response.ok) {
+    review.active = false;
+    reviewSay(`Review item ${reviewItemId} cannot be opened: ${response.body.detail || `HTTP ${response.status}`}. Saving stores an ordinary mask revision.`, "error");
+    setSaveLabel();
+    return;
+  }
+  const item = review.item = response.body;
+  const open = item.state === "open" || item.state === "claimed";
+  const what = `Review item ${item.id} (${REVIEW_REASONS[item.reason] || item.reason})`;
+  review.active = open && canReview && canLabel && item.study === studyId;
+  root.dataset.review = review.active ? "active" : "inactive";
+  if (item.study !== studyId) reviewSay(`${what} belongs to another study; saving stores an ordinary mask revision.`, "error");
+  else if (!open) reviewSay(`${what} is already ${item.state === "closed" ? "closed" : item.state}${item.resolved_by ? ` by ${item.resolved_by}` : ""}; saving stores an ordinary mask revision.`);
+  else if (!canReview) reviewSay(`${what}: only reviewers and admins decide; saving stores an ordinary mask revision.`);
+  else {
+    const holder = item.state === "claimed" && item.claimed_by ? ` — claimed by ${item.claimed_by}` : "";
+    reviewSay(`${what}${holder}. Correct the mask, then “Save mask & decide”: it becomes the study's gold mask and resolves the item.`);
+  }
+  setSaveLabel();
+}
+
+async function decideWithMask() {
+  if (!canLabel) return;
+  await saveDraft();  // whatever the server answers, the edit survives a reload
+  const form = new FormData();
+  form.append("decision", "mask");
+  form.append("file", await encodeMask(editor.mask, width, height), "mask.png");
+  form.append("note", "corrected in the mask editor");
+  const response = await api(`/api/review-items/${reviewItemId}/resolve/`, { method: "POST", form });
+  if (response.ok) {
+    review.item = response.body;
+    review.active = false;
+    root.dataset.review = "decided";
+    setDirty(false);
+    await drafts.remove(studyId);
+    root.dataset.draft = "none";
+    await loadMasks({ takeNewest: true });
+    setSaveLabel();
+    const gold = response.body.outcome ? response.body.outcome.gold_mask : null;
+    reviewSay(`Decided: your corrected mask is the gold mask${gold ? ` (revision ${gold})` : ""} and review item ${reviewItemId} is resolved.`, "ok");
+    toast(`Review item ${reviewItemId} resolved with your mask.`, "ok");
+    loadHistory();
+    return;
+  }
+  const body = response.body || {};
+  const why = `${body.detail || (response.status ? `HTTP ${response.status}` : "The server cannot be reached.")}${body.error ? ` (${body.error})` : ""}`;
+  const next = body.error === "blind_read_required" ? " Enter your own bone age for this item on the review page, then save again."
+    : body.error === "claimed_by_other" ? " Wait until the other reviewer gives it back, or keep your mask as an ordinary revision." : "";
+  root.dataset.review = "failed";
+  reviewSay(`Not decided: ${why}${next} Your mask is kept here and as a draft on this computer; nothing was saved on the server.`,
+            "error", { offerPlain: true });
+  toast(`Review decision failed: ${body.detail || response.status}`, "error");
+  if (body.error === "item_finished") { review.active = false; setSaveLabel(); }
 }
 
 // --- live ----------------------------------------------------------------------------------------
@@ -328,6 +418,10 @@ live.on("*", async (event) => {
       }
       loadHistory(); break;
     case "label.saved": loadLabels({ fill: false }); loadHistory(); break;
+    case "review.queued": case "review.claimed": case "review.released": case "review.closed": case "review.resolved":
+      loadHistory();
+      if (review.active && event.item === reviewItemId && !state.saving) loadReviewItem();  // someone else took or closed it
+      break;
     default: break;
   }
 });
@@ -340,6 +434,10 @@ const actions = {
   invert: () => viewer.toggleInvert(),
   undo: () => editor.undo(), redo: () => editor.redo(),
   "save-mask": () => saveMask(),
+  "save-mask-plain": async () => {
+    await saveMask({ plain: true });
+    if (!state.dirty) $("[data-action=save-mask-plain]").hidden = true;
+  },
   "fill-holes": () => { if (!editor.fillHoles()) toast("No holes to fill."); },
   "reset-canny": async () => { if (state.cannyUrl) editor.replace(await loadMaskPixels(state.cannyUrl, width, height), { label: "reset to Canny" }); else toast("No Canny mask yet.", "error"); },
   "reset-model": async () => { if (state.modelMaskUrl) editor.replace(await loadMaskPixels(state.modelMaskUrl, width, height), { label: "reset to model" }); },
@@ -394,3 +492,5 @@ window.addEventListener("pagehide", () => { if (state.dirty) saveDraft(); });
 loadLabels({ fill: true });
 loadPrediction();
 loadHistory();
+loadReviewItem();
+if (location.hash === "#mask") $("#viewport").focus();

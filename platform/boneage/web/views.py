@@ -8,7 +8,15 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound, PermissionDenied
 
-from boneage.studies.access import CAN_INGEST, CAN_LABEL, CAN_TRAIN, check_project, check_study, visible_projects
+from boneage.studies.access import (
+    CAN_INGEST,
+    CAN_LABEL,
+    CAN_REVIEW,
+    CAN_TRAIN,
+    check_project,
+    check_study,
+    visible_projects,
+)
 from boneage.studies.actions import IngestFields, check_ingest_fields, do_ingest
 from boneage.studies.ingest.errors import IngestError
 
@@ -41,7 +49,8 @@ def study_page(request, study_id: int):
     except NotFound:
         raise Http404("No such study.")
     return render(request, "study.html", {"study": study, "project": study.project, "role": role,
-                                          "can_label": role in CAN_LABEL, "attention_names": ATTENTION_NAMES})
+                                          "can_label": role in CAN_LABEL, "can_review": role in CAN_REVIEW,
+                                          "attention_names": ATTENTION_NAMES})
 
 
 @login_required
