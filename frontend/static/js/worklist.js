@@ -28,7 +28,8 @@ function row(study) {
     el("td", {}, el("a", { href: `/studies/${study.id}/` }, name), el("div", { class: "muted small" }, `#${study.id} · ${study.width}×${study.height}`)),
     el("td", {}, study.sex || "?"),
     el("td", { class: "num" }, study.chronological_age_months == null ? "—" : fmt.ym(study.chronological_age_months)),
-    el("td", { class: "num" }, study.label_months == null ? el("span", { class: "muted" }, "—") : fmt.ym(study.label_months)),
+    el("td", { class: "num" }, study.label_hidden ? el("span", { class: "muted", title: "Blind review: someone else's label" }, "hidden")
+      : study.label_months == null ? el("span", { class: "muted" }, "—") : fmt.ym(study.label_months)),
     el("td", { class: "num" }, prediction),
     el("td", {}, el("span", { class: `badge ${study.state}` }, STATE_TEXT[study.state] || study.state)),
     el("td", { class: "muted small" }, fmt.when(study.created_at)));

@@ -22,6 +22,7 @@ from boneage.annotations.models import AgeLabel
 from boneage.api import error_response
 from boneage.modeling.actions import active_version
 from boneage.modeling.models import ActiveScore, Prediction
+from boneage.review.visibility import blind_view
 from boneage.studies.access import check_project, check_study
 from boneage.studies.derive import ensure_derived_images
 
@@ -37,6 +38,7 @@ ORDERINGS = {
     "active": [F("is_labeled").asc(), F("active_score").desc(nulls_last=True), "created_at"],
 }
 STATES = {"unlabeled", "labeled", "in_review"}
+BY_LABEL_VALUE = {"label", "-label", "-error"}  # orders that would give away labels blind review hides
 
 
 class WorklistRowSerializer(serializers.Serializer):
@@ -49,7 +51,8 @@ class WorklistRowSerializer(serializers.Serializer):
     width = serializers.IntegerField(source="image.width")
     height = serializers.IntegerField(source="image.height")
     thumb_url = serializers.SerializerMethodField()
-    label_months = serializers.FloatField(allow_null=True)
+    label_months = serializers.FloatField(allow_null=True, help_text="null when blind review hides it from you")
+    label_hidden = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
     active_score = serializers.FloatField(allow_null=True)
     open_reviews = serializers.IntegerField()
@@ -57,6 +60,16 @@ class WorklistRowSerializer(serializers.Serializer):
 
     def get_thumb_url(self, study) -> str:
         return f"/api/studies/{study.pk}/thumbnail/"
+
+    def get_label_hidden(self, study) -> bool:
+        view = self.context.get("blind_view")  # boneage.review.visibility
+        return view is not None and study.label_months is not None and not view.label_visible(study.pk, study.label_author)
+
+    def to_representation(self, study):
+        data = super().to_representation(study)
+        if data["label_hidden"]:
+            data["label_months"] = None
+        return data
 
     def get_prediction(self, study) -> dict | None:
         if study.pred_age is None:
@@ -87,6 +100,7 @@ def worklist_queryset(project, version):
     open_items = _open_review_items()
     studies = project.studies.select_related("image").annotate(
         label_months=Subquery(labels.values("months")[:1], output_field=FloatField()),
+        label_author=Subquery(labels.values("author_id")[:1], output_field=IntegerField()),
         pred_age=Subquery(predictions.values("age_months")[:1], output_field=FloatField()),
         pred_std=Subquery(predictions.values("std_months")[:1], output_field=FloatField()),
         pred_version=Subquery(predictions.values("model_version_id")[:1], output_field=IntegerField()),
@@ -113,7 +127,8 @@ class WorklistView(GenericAPIView):
         summary="Worklist rows: each study with its label, the active model's prediction, review state and score",
     )
     def get(self, request, project_id: int):
-        project, _ = check_project(request.user, project_id)
+        project, role = check_project(request.user, project_id)
+        view = blind_view(project, request.user, role)
         version = active_version(project.pk)
         studies = worklist_queryset(project, version)
         state, sex, query = (request.query_params.get(k) for k in ("state", "sex", "q"))
@@ -132,6 +147,9 @@ class WorklistView(GenericAPIView):
         ordering = request.query_params.get("ordering") or "-created_at"
         if ordering not in ORDERINGS:
             return error_response(400, "invalid_ordering", f"ordering must be one of {', '.join(sorted(ORDERINGS))}.")
+        if ordering in BY_LABEL_VALUE and view.every_study:
+            return error_response(400, "hidden_by_blind_review", "This project reviews blind: you see only your own "
+                                  "labels, so the worklist cannot be ordered by label or by model–label gap.")
         if ordering == "-error":  # largest disagreement first, whichever the sign
             studies = studies.annotate(abs_err=Case(When(abs_error__lt=0, then=-F("abs_error")), default=F("abs_error"),
                                                     output_field=FloatField()))
@@ -139,7 +157,7 @@ class WorklistView(GenericAPIView):
         else:
             order = ORDERINGS[ordering]
         page = self.paginate_queryset(studies.order_by(*order, "-id"))
-        response = self.get_paginated_response(WorklistRowSerializer(page, many=True).data)
+        response = self.get_paginated_response(WorklistRowSerializer(page, many=True, context={"blind_view": view}).data)
         response.data["active_model"] = {"id": version.pk, "name": version.name} if version else None
         return response
 
@@ -147,11 +165,12 @@ class WorklistView(GenericAPIView):
 class WorklistRowView(APIView):
     @extend_schema(responses=WorklistRowSerializer, summary="One worklist row (to refresh a row on a live event)")
     def get(self, request, study_id: int):
-        study, _ = check_study(request.user, study_id)
+        study, role = check_study(request.user, study_id)
         row = worklist_queryset(study.project, active_version(study.project_id)).get(pk=study.pk)
         from rest_framework.response import Response
 
-        return Response(WorklistRowSerializer(row).data)
+        view = blind_view(study.project, request.user, role, study=study)
+        return Response(WorklistRowSerializer(row, context={"blind_view": view}).data)
 
 
 class ThumbnailView(APIView):

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound, PermissionDenied
 
+from boneage.review.visibility import blind_view
 from boneage.studies.access import (
     CAN_INGEST,
     CAN_LABEL,
@@ -39,7 +40,8 @@ def projects_page(request):
 def worklist_page(request, project_id: int):
     project, role = _project_or_404(request.user, project_id)
     return render(request, "worklist.html", {"project": project, "role": role, "nav": "worklist",
-                                             "can_ingest": role in CAN_INGEST, "can_label": role in CAN_LABEL})
+                                             "can_ingest": role in CAN_INGEST, "can_label": role in CAN_LABEL,
+                                             "labels_hidden": blind_view(project, request.user, role).every_study})
 
 
 @login_required

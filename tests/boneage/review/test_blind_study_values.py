@@ -87,6 +87,21 @@ def test_the_project_history_hides_the_same_values_from_a_labeler(api_as, member
     assert any(event["verb"] == "review.queued" for event in events)
 
 
+def test_the_worklist_hides_another_labelers_label_and_refuses_to_sort_by_it(api_as, member, second_labeler,
+                                                                           two_readings):
+    client = api_as(member)
+    [row] = client.get(f"/api/projects/{two_readings.project_id}/worklist/").json()["results"]
+    assert (row["label_months"], row["label_hidden"], row["state"]) == (None, True, "in_review")
+    assert THEIRS not in numbers(client.get(f"/api/worklist-rows/{two_readings.pk}/").json())
+    for ordering in ("label", "-label", "-error"):
+        refused = client.get(f"/api/projects/{two_readings.project_id}/worklist/?ordering={ordering}")
+        assert refused.status_code == 400 and refused.json()["error"] == "hidden_by_blind_review", ordering
+    page = client.get(f"/projects/{two_readings.project_id}/").content.decode()
+    assert 'value="-label"' not in page and 'data-sort="label"' not in page
+    [theirs] = api_as(second_labeler).get(f"/api/projects/{two_readings.project_id}/worklist/").json()["results"]
+    assert (theirs["label_months"], theirs["label_hidden"]) == (THEIRS, False)
+
+
 def test_a_trainer_reads_no_ages_and_sees_none_either(api_as, trainer, two_readings):
     labels = api_as(trainer).get(f"/api/studies/{two_readings.pk}/labels/").json()
     assert months_by_author(labels) == {"max_member": None, "lena_labeler": None}
