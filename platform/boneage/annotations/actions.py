@@ -113,6 +113,7 @@ def do_save_label(study: Study, months: float, *, author, source: str = LabelSou
         do_record("label.saved", label, actor=author, project=study.project, study=study,
                   before={"months": before.months, "source": before.source} if before else None,
                   after={"months": months, "source": source})
-        publish(study.project_id, "label.saved", study=study.pk, label=label.pk, months=months, source=source)
+        publish(study.project_id, "label.saved", study=study.pk, label=label.pk, months=months, source=source,
+                author_id=label.author_id)  # the project socket hides months from others in blind review
         transaction.on_commit(lambda: study_changed(study.pk, "label"))
     return label

@@ -5,6 +5,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from boneage.live.events import project_group
+from boneage.review.visibility import carries_values, live_event
 from boneage.studies.access import membership_role
 
 
@@ -19,6 +20,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         if role is None:  # outsiders learn nothing, not even that the project exists
             await self.close(code=4404)
             return
+        self.project_id = project_id
         self.group = project_group(project_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -33,4 +35,8 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong", "t": content.get("t")})
 
     async def project_event(self, message):
-        await self.send_json(message["event"])
+        event = message["event"]
+        if carries_values(event):  # blind review: drop the values this user may not see (boneage.review.visibility)
+            event = await database_sync_to_async(live_event)(event, self.scope["user"], self.project_id)
+        if event is not None:
+            await self.send_json(event)

@@ -74,6 +74,37 @@ class BlindView:
         return {**data, "before": before, "after": after, "values_hidden": hidden}
 
 
+def carries_values(event: dict[str, Any]) -> bool:
+    """Does this live event carry a label's or a review item's value that blind review may hide? (No query: most
+    events do not. The model's own prediction events are not review context and pass as the predictions API does.)"""
+    return (str(event.get("type", "")).startswith(("label.", "review.")) and event.get("study") is not None
+            and any(key in VALUE_KEYS for key in event))
+
+
+def live_event(event: dict[str, Any], user, project_id: int) -> dict[str, Any] | None:
+    """A live event of a study as this socket's user may see it (the project socket calls this per event).
+
+    Events that carry no value (VALUE_KEYS) pass unchanged without a query; one that does — a label saved, an item
+    queued with its priority — loses the values that blind review hides from the user (`values_hidden`). None when
+    the user is no member any more.
+    """
+    if not carries_values(event):
+        return event
+    from boneage.studies.access import membership_role
+    from boneage.studies.models import Project
+
+    role = membership_role(user, project_id)
+    project = Project.objects.filter(pk=project_id).first()
+    if role is None or project is None:
+        return None
+    view = blind_view(project, user, role, study=event["study"])
+    if not view.hides(event["study"]):
+        return event
+    if event.get("type") == "label.saved" and event.get("author_id") is not None and event["author_id"] == view.user_id:
+        return event
+    return {**redact(event), "values_hidden": True}
+
+
 def blind_view(project, user, role: str, *, study=None) -> BlindView:
     """The BlindView of `user` (with `role`) on `project`, or on one `study` of it (fewer rows read)."""
     from boneage.review import rules

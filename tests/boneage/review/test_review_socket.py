@@ -79,3 +79,38 @@ def test_an_outsiders_socket_is_refused_and_gets_no_review_event(project, outsid
 
     connected, code = async_to_sync(scenario)()
     assert not connected and code == 4404
+
+
+def test_in_blind_review_a_labelers_socket_gets_no_other_labelers_age_nor_a_priority(project, member, second_labeler,
+                                                                                     reviewer, make_study):
+    """max_member's socket sees his own label's value, not lena's, and the queued item without its priority; the
+    reviewer's socket gets no priority either while the item waits for his own reading."""
+    from boneage.annotations.actions import do_save_label
+
+    project.settings = {"review": {"blind": True}}
+    project.save()
+    study = make_study()
+    cookies = [cookie_of(member), cookie_of(reviewer)]
+
+    async def scenario():
+        sockets = []
+        for cookie in cookies:
+            communicator, connected, _ = await connect(project.pk, cookie)
+            assert connected and (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+            sockets.append(communicator)
+        await database_sync_to_async(do_save_label)(study, 100.5, author=member, enforce_base=False)
+        mine = [await socket.receive_json_from(timeout=5) for socket in sockets]
+        await database_sync_to_async(do_save_label)(study, 140.5, author=second_labeler, enforce_base=False)
+        theirs = [{event["type"]: event for event in [await socket.receive_json_from(timeout=5) for _ in range(2)]}
+                  for socket in sockets]
+        for socket in sockets:
+            await socket.disconnect()
+        return mine, theirs
+
+    mine, theirs = async_to_sync(scenario)()
+    labeler_sees, reviewer_sees = theirs
+    assert mine[0]["months"] == 100.5  # his own value comes back to him
+    assert labeler_sees["label.saved"]["months"] is None and labeler_sees["label.saved"]["values_hidden"] is True
+    assert labeler_sees["review.queued"]["priority"] is None and labeler_sees["review.queued"]["open_count"] == 1
+    assert reviewer_sees["review.queued"]["priority"] is None  # the item waits for his blind reading
+    assert labeler_sees["label.saved"]["label"] == reviewer_sees["label.saved"]["label"]  # what happened still arrives
