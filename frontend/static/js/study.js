@@ -236,6 +236,12 @@ function predictionState(value, text) {
   if (text != null) { $("#pred-age").textContent = text; $("#pred-interval").textContent = ""; }
 }
 function showAge(age, std) {
+  if (age == null) {  // blind review: the model's reading waits until the reviewer entered their own
+    $("#pred-age").textContent = "hidden";
+    $("#pred-interval").textContent = "Blind review: enter your own reading first (Review page).";
+    step("age");
+    return;
+  }
   $("#pred-age").textContent = `${fmt.ym(age)}`;
   $("#pred-interval").textContent = `${age.toFixed(1)} mo · 90% interval ${fmt.interval(age, std)} mo (±${(1.645 * std).toFixed(1)})` +
     (chrono != null ? ` · ${age - chrono >= 0 ? "+" : ""}${(age - chrono).toFixed(1)} mo vs chronological` : "");

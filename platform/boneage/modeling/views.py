@@ -51,12 +51,16 @@ class LatestPredictionView(APIView):
     @extend_schema(responses={200: LatestPredictionSerializer, 404: ERROR},
                    summary="The active model's prediction of a study (404 no_model / prediction_pending)")
     def get(self, request, study_id: int):
-        study, _ = check_study(request.user, study_id)
+        study, role = check_study(request.user, study_id)
         try:
             prediction = check_latest_prediction(study)
         except ModelingError as exc:
             return _error(exc)
-        return Response(LatestPredictionSerializer(prediction).data)
+        data = LatestPredictionSerializer(prediction).data
+        from boneage.review.visibility import model_values_hidden
+
+        hidden = model_values_hidden(study, request.user, role)
+        return Response({**data, **({"age_months": None, "std_months": None} if hidden else {}), "values_hidden": hidden})
 
 
 class PredictionFileView(APIView):

@@ -117,3 +117,15 @@ def blind_view(project, user, role: str, *, study=None) -> BlindView:
     if study is not None:
         items = items.filter(study=study)
     return BlindView(user, studies={item.study_id for item in items if not values_visible(item, user, role, True)})
+
+
+def model_values_hidden(study, user, role: str) -> bool:
+    """Blind review of a study's *model* reading: hidden while the study has an open item whose values the queue
+    rule hides from this user (a reviewer until they entered their reading; a labeler always). Studies without an
+    open item show the model's age as usual — predictions are the platform's output, not review context."""
+    from boneage.review import rules
+
+    if not rules.review_settings(study.project)["blind"]:
+        return False
+    items = ReviewItem.objects.filter(study=study, state=ItemState.OPEN).only("state", "blind_reads")
+    return any(not values_visible(item, user, role, True) for item in items)

@@ -170,3 +170,18 @@ def test_an_outsider_gets_404_from_the_labels_the_history_and_the_study(api_as, 
         response = client.get(url)
         assert response.status_code == 404, url
         assert str(THEIRS) not in response.content.decode()
+
+
+def test_the_models_reading_is_hidden_until_the_reviewer_entered_their_own(api_as, reviewer, member,
+                                                                           judged_by_the_model):
+    url = f"/api/studies/{judged_by_the_model.pk}/predictions/latest/"
+    for user in (member, reviewer):
+        body = api_as(user).get(url).json()
+        assert body["age_months"] is None and body["std_months"] is None and body["values_hidden"] is True
+        assert MODEL not in numbers(body) and "attention" in body  # the maps stay: they carry no age
+    client = api_as(reviewer)
+    for item in open_items(judged_by_the_model):
+        client.post(f"/api/review-items/{item.pk}/blind-read/", {"months": 120}, format="json")
+    body = client.get(url).json()
+    assert body["age_months"] == MODEL and body["values_hidden"] is False
+    assert api_as(member).get(url).json()["age_months"] is None
