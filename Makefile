@@ -7,7 +7,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint typecheck chromium clean
+.PHONY: run test bench lint typecheck chromium clean starter-weights
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ bench: $(STAMP) chromium
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	BONEAGE_PROFILE=test BONEAGE_VAR_DIR=$(CURDIR)/var/test \
 	$(PY) -m pytest -m bench tests/bench -s $(PYTEST_ARGS)
+
+# Rebuilds ml/weights/starter-light.pt, the starter weights `make run` fine-tunes (ml/weights/README.md).
+starter-weights: $(STAMP)
+	$(PY) -m ml.phantoms --n 600 --seed 4242 --distractors random --size 512 --out var/starter/phantoms
+	$(PY) -m ml.train --data var/starter/phantoms --out ml/weights/starter-light.pt --preset light \
+		--config ml/weights/starter-train.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check platform ml tests
