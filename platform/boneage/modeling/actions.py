@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from boneage.annotations.models import AgeLabel
 from boneage.audit.actions import do_record
-from boneage.live.events import publish
+from boneage.live.events import publish, publish_many
 from boneage.modeling import conf
 from boneage.modeling.models import ActiveScore, ModelStatus, ModelVersion, Prediction
 from boneage.studies.ingest.store import save_atomic
@@ -269,15 +269,14 @@ def _store_batch(version: ModelVersion, items: list[tuple[Study, Any, dict[str, 
                        .values_list("study_id", flat=True))
         rows = [row for row in rows if row.study_id not in existing]
         Prediction.objects.bulk_create(rows, ignore_conflicts=True)
-        for row in rows:
-            publish(version.project_id, "prediction.ready", study=row.study_id, model_version=version.pk,
-                    age_months=round(row.age_months, 2), std_months=round(row.std_months, 2))
+        publish_many(version.project_id, [
+            {"type": "prediction.ready", "study": row.study_id, "model_version": version.pk,
+             "age_months": round(row.age_months, 2), "std_months": round(row.std_months, 2)} for row in rows])
         ids = [row.study_id for row in rows]
-        def announce() -> None:
-            for study_id in ids:
-                _study_changed(study_id)
+        if ids:  # the review rules of the whole batch run on the cpu queue: the gpu worker goes on predicting
+            from boneage.review.hooks import studies_changed
 
-        transaction.on_commit(announce)
+            transaction.on_commit(lambda: studies_changed(ids, "prediction"))
     return len(rows)
 
 
@@ -415,11 +414,12 @@ def _score_studies(version: ModelVersion, predictions: list[Prediction]) -> None
     std = [p.std_months for p in predictions]
     feats = features([p.age_months for p in predictions], [{"M": True, "F": False}.get(p.study.sex) for p in predictions])
     labelled = _labelled_features(version.project_id)
-    for strategy in STRATEGIES:
-        values = scores(strategy, keys, std, feats, labelled, seed=version.pk)
-        for prediction, value in zip(predictions, values):
-            ActiveScore.objects.update_or_create(study_id=prediction.study_id, model_version=version, strategy=strategy,
-                                                 defaults={"score": float(value)})
+    rows = [ActiveScore(study_id=prediction.study_id, model_version=version, strategy=strategy, score=float(value))
+            for strategy in STRATEGIES
+            for prediction, value in zip(predictions, scores(strategy, keys, std, feats, labelled, seed=version.pk))]
+    # One upsert instead of a get + save per (study, strategy); last_served_at survives a re-score.
+    ActiveScore.objects.bulk_create(rows, batch_size=1000, update_conflicts=True, update_fields=["score"],
+                                    unique_fields=["study", "model_version", "strategy"])
 
 
 def do_rescore_project(version_id: int) -> int:

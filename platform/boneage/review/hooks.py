@@ -30,3 +30,16 @@ def study_changed(study_id: int, reason: str) -> None:
             task.delay(study_id, reason)
         except Exception:
             logger.exception("could not enqueue the review rules for study %s", study_id)
+
+
+def studies_changed(study_ids: list[int], reason: str) -> None:
+    """Many studies changed at once (a batch re-prediction after a promotion): one cpu-queue task re-runs their
+    rules, so the caller — a gpu worker — is not held up. If the broker refuses the task, the rules run here."""
+    try:
+        from boneage.review.tasks import evaluate_studies
+
+        evaluate_studies.delay(list(study_ids), reason)
+    except Exception:
+        logger.exception("could not enqueue the review rules of %s studies; running them here", len(study_ids))
+        for study_id in study_ids:
+            study_changed(study_id, reason)

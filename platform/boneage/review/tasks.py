@@ -12,6 +12,15 @@ def evaluate_study(study_id: int, cause: str = "retry") -> None:
     run(study_id, cause=cause)
 
 
+@shared_task(name="review.evaluate_studies", queue="cpu", acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=600, time_limit=660)
+def evaluate_studies(study_ids: list[int], cause: str = "prediction") -> None:
+    from boneage.review.actions import evaluate_study as run
+
+    for study_id in study_ids:
+        run(study_id, cause=cause)
+
+
 @shared_task(name="review.reevaluate_project", queue="cpu", acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=1800, time_limit=1900)
 def reevaluate_project(project_id: int) -> None:

@@ -72,6 +72,8 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
         parser.add_argument("--model", default=json.dumps(BENCH_MODEL), help="ml ModelConfig as JSON")
         parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (ml.train's default 0.01)")
+        parser.add_argument("--init", default=None, help="unified: fine-tune each fold from this checkpoint (its architecture; "
+                            "'starter' = the shipped starter weights) instead of training from scratch")
         parser.add_argument("--predictor", choices=["unified", "simulated"], default="unified",
                             help="unified: k-fold ml.train + ml.infer (the ML core). simulated: a stand-in model whose "
                                  "error is N(0, ~--sim-sd) with that sd as its std — measures the queue alone")
@@ -91,6 +93,14 @@ class Command(BaseCommand):
             model_config = json.loads(options["model"])
         except json.JSONDecodeError as exc:
             raise CommandError(f"--model is not JSON: {exc}") from exc
+        if options["init"]:
+            from ml.checkpoint import SHIPPED_STARTER, CheckpointError, load_checkpoint
+
+            options["init"] = str(SHIPPED_STARTER) if options["init"] == "starter" else options["init"]
+            try:
+                model_config = load_checkpoint(options["init"]).model_config.to_dict()
+            except CheckpointError as exc:
+                raise CommandError(f"--init: {exc}") from exc
         work = Path(options["workdir"] or tempfile.mkdtemp(prefix="review-bench-"))
         work.mkdir(parents=True, exist_ok=True)
         try:
@@ -192,7 +202,8 @@ class Command(BaseCommand):
         predictor_kind = options["predictor"]
         config = TrainConfig(model=ModelConfig.from_dict(model_config), epochs=options["epochs"],
                              batch_size=options["batch_size"], threads=options["threads"], mc_samples=8,
-                             precise_bn_batches=4, teacher_epochs=0, teacher_decay_epochs=0, seed=options["seed"],
+                             precise_bn_batches=4, teacher_epochs=1 if options["init"] else 0,
+                             teacher_decay_epochs=2 if options["init"] else 0, seed=options["seed"],
                              lr=options["lr"])
         rng = np.random.default_rng(options["seed"] + 1)
         for k in range(folds):
@@ -209,7 +220,8 @@ class Command(BaseCommand):
                 fold_stats.append({"fold": k, "train": len(train_ids), "held_out": len(held)})
                 continue
             ckpt = work / f"fold{k}.pt"
-            result = train([samples[eid] for eid in train_ids], config, ckpt)
+            result = train([samples[eid] for eid in train_ids], config, ckpt,
+                           init=Path(options["init"]) if options["init"] else None)
             if result.checkpoint is None:
                 raise CommandError(f"fold {k}: training stopped without a checkpoint")
             with ckpt.open("rb") as checkpoint_file:
@@ -251,7 +263,8 @@ class Command(BaseCommand):
             "n": n, "corrupted": len(corrupted), "folds": folds, "top": top, "project": name,
             "predictor": options["predictor"], "rules": options["rules"], "sim_sd": options["sim_sd"] if options["predictor"] == "simulated" else None,
             "model": model_config, "train": {"epochs": options["epochs"], "batch_size": options["batch_size"],
-                                             "threads": options["threads"], "size": options["size"], "lr": options["lr"]},
+                                             "threads": options["threads"], "size": options["size"], "lr": options["lr"],
+                                             "init": options["init"]},
             "queue": {"open_items": len(items), "by_reason": {r: sum(1 for i in items if i.reason == r) for r in
                                                               {i.reason for i in items}},
                       "head_reasons": {r: sum(1 for i in head if i.reason == r) for r in {i.reason for i in head}},
