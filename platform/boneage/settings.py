@@ -135,6 +135,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
+# Every task that runs the network goes to the gpu queue (DESIGN §8); everything else to cpu, the default.
+CELERY_TASK_ROUTES = {name: {"queue": "gpu"} for name in (
+    "modeling.predict_study", "modeling.train", "modeling.repredict", "modeling.rescore")}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -57,3 +57,14 @@ def test_check_deploy_is_clean_under_the_production_profile(tmp_path):
 
 def test_the_visibility_timeout_outlasts_the_longest_task(settings):
     assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > settings.TRAINING_HARD_TIME_LIMIT_S
+
+
+def test_the_network_tasks_go_to_the_gpu_queue_and_the_rest_to_cpu():
+    from boneage.celery import app
+
+    app.loader.import_default_modules()
+    queues = {name: app.amqp.router.route({}, name)["queue"].name for name in app.tasks if not name.startswith("celery.")}
+    gpu = {name for name, queue in queues.items() if queue == "gpu"}
+    assert gpu == {"modeling.predict_study", "modeling.train", "modeling.repredict", "modeling.rescore"}
+    assert {queue for name, queue in queues.items() if name not in gpu} == {"cpu"}
+    assert "review.evaluate_studies" in queues and "annotations.automask" in queues

@@ -15,7 +15,7 @@ from boneage.studies.models import Study
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="annotations.automask", queue="cpu", acks_late=True, reject_on_worker_lost=True,
+@shared_task(name="annotations.automask", acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=60, time_limit=120)
 def automask_study(study_id: int) -> None:
     with transaction.atomic():

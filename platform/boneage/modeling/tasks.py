@@ -18,7 +18,7 @@ from boneage.modeling import conf
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="modeling.predict_study", queue="gpu", acks_late=True, reject_on_worker_lost=True,
+@shared_task(name="modeling.predict_study", acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=conf.PREDICT_SOFT_LIMIT_S, time_limit=conf.PREDICT_HARD_LIMIT_S)
 def predict_study(study_id: int, version_id: int | None = None) -> None:
     from celery.exceptions import SoftTimeLimitExceeded
@@ -41,7 +41,7 @@ def enqueue_prediction(study_id: int, version_id: int | None = None) -> None:
     transaction.on_commit(lambda: predict_study.delay(study_id, version_id))
 
 
-@shared_task(name="modeling.train", queue="gpu", acks_late=True, reject_on_worker_lost=True,
+@shared_task(name="modeling.train", acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=max(30, settings.TRAINING_HARD_TIME_LIMIT_S - 30),
              time_limit=settings.TRAINING_HARD_TIME_LIMIT_S)
 def train_run(run_id: int) -> None:
@@ -50,7 +50,7 @@ def train_run(run_id: int) -> None:
     run_training(run_id)
 
 
-@shared_task(name="modeling.repredict", queue="gpu", acks_late=True, reject_on_worker_lost=True,
+@shared_task(name="modeling.repredict", acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=conf.REPREDICT_SOFT_LIMIT_S, time_limit=conf.REPREDICT_HARD_LIMIT_S)
 def repredict_project(version_id: int) -> None:
     from boneage.modeling.actions import do_repredict_project
@@ -58,7 +58,7 @@ def repredict_project(version_id: int) -> None:
     do_repredict_project(version_id)  # ends with the new next-case scores
 
 
-@shared_task(name="modeling.rescore", queue="gpu", acks_late=True, reject_on_worker_lost=True,
+@shared_task(name="modeling.rescore", acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=300, time_limit=360)
 def rescore_project(version_id: int) -> None:
     from boneage.modeling.actions import do_rescore_project
@@ -66,7 +66,7 @@ def rescore_project(version_id: int) -> None:
     do_rescore_project(version_id)
 
 
-@shared_task(name="modeling.reap_stale_runs", queue="cpu", acks_late=True, reject_on_worker_lost=True,
+@shared_task(name="modeling.reap_stale_runs", acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=60, time_limit=90)
 def reap_stale_runs_task() -> int:
     from boneage.modeling.training import reap_stale_runs

@@ -12,7 +12,7 @@ from boneage.studies.models import Image, Study
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="studies.post_ingest", queue="cpu", acks_late=True, reject_on_worker_lost=True,
+@shared_task(name="studies.post_ingest", acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=120, time_limit=180)
 def post_ingest(study_id: int) -> None:
     image = Image.objects.filter(study_id=study_id).select_related("study").first()
