@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -196,7 +197,7 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
 def labels_to_reach(curve: dict[int, float], target: float) -> float | None:
     """First label count (linear interpolation) at which a mean-MAE curve reaches `target`."""
     points = sorted(curve.items())
-    for (n0, m0), (n1, m1) in zip(points, points[1:]):
+    for (n0, m0), (n1, m1) in pairwise(points):
         if m0 <= target:
             return float(n0)
         if m1 <= target:
@@ -235,10 +236,10 @@ def report(out: dict, png: str, md: str, command: str) -> str:
     summary = ""
     if target is not None:
         lines += ["", f"Random reaches {target:.2f} months at {max(means['random'])} labels."]
-        for s in means:
+        for s, curve in means.items():
             if s == "random":
                 continue
-            need = labels_to_reach(means[s], target)
+            need = labels_to_reach(curve, target)
             saving = f"{100 * (1 - need / max(means['random'])):.0f}% fewer" if need is not None else "not reached"
             lines.append(f"- {s} reaches it at {'—' if need is None else f'{need:.0f}'} labels ({saving}).")
             summary += f"{s}: {'not reached' if need is None else f'{need:.0f} labels'}; "

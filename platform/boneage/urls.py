@@ -3,9 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from boneage.api import TokenView
-
 from boneage.annotations import views as annotations
+from boneage.api import TokenView
 from boneage.audit import views as audit
 from boneage.modeling import urls as modeling_urls
 from boneage.review import urls as review_urls

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-
 from boneage.audit.models import AuditEvent, AuditHistoryIsAppendOnly
 from boneage.studies.actions import do_ingest
+from django.db import connection
+
 from tests.dicom_factory import dicom_bytes
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +47,6 @@ def test_the_history_endpoint_accepts_no_writes(api_as, study, owner):
 def test_postgresql_refuses_raw_sql_updates_of_the_history(study):
     from django.db import DatabaseError, transaction
 
-    with pytest.raises(DatabaseError, match="append-only"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("UPDATE audit_auditevent SET verb = 'forged'")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditevent SET verb = 'forged'")
     assert not AuditEvent.objects.filter(verb="forged").exists()

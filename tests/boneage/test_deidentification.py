@@ -5,10 +5,10 @@ import io
 
 import pydicom
 import pytest
-from django.core.files.storage import default_storage
-
 from boneage.studies.actions import do_ingest
 from boneage.studies.models import Study
+from django.core.files.storage import default_storage
+
 from tests.dicom_factory import dicom_bytes, make_dicom_dataset
 
 pytestmark = pytest.mark.django_db

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pydicom.data import get_testdata_file
-
 from boneage.studies.ingest.decode import decode_upload
 from boneage.studies.ingest.errors import IngestError
+from pydicom.data import get_testdata_file
+
 from tests.dicom_factory import dicom_bytes, make_dicom_dataset, ramp
 
 LIMIT = 64_000_000

@@ -5,10 +5,10 @@ import csv
 
 import numpy as np
 import pytest
-from django.core.management import CommandError, call_command
-
 from boneage.annotations.models import AgeLabel
 from boneage.studies.models import IngestRecord, Study
+from django.core.management import CommandError, call_command
+
 from tests.dicom_factory import dicom_bytes, png_bytes
 
 pytestmark = pytest.mark.django_db

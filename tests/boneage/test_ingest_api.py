@@ -5,9 +5,9 @@ import io
 
 import numpy as np
 import pytest
+from boneage.studies.models import IngestRecord, Study
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from boneage.studies.models import IngestRecord, Study
 from tests.dicom_factory import dicom_bytes, make_dicom_dataset, png_bytes
 
 pytestmark = pytest.mark.django_db

@@ -4,11 +4,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection
-
 from boneage.studies import actions
 from boneage.studies.actions import do_ingest
 from boneage.studies.models import Image, IngestRecord, Study
+from django.db import connection
+
 from tests.dicom_factory import dicom_bytes
 
 

@@ -6,13 +6,13 @@ import asyncio
 import numpy as np
 import pytest
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
-
 from boneage.annotations.models import MaskRevision
 from boneage.live.events import project_group
 from boneage.studies.actions import do_ingest
 from boneage.studies.models import Image, Study
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
 from ml.phantoms import render
 from tests.dicom_factory import png_bytes
 from tests.live_support import wait_for
@@ -51,9 +51,10 @@ def test_an_ingested_study_gets_derived_images_and_a_canny_mask_from_the_worker(
     assert image.normalized and image.display
     assert Study.objects.get(pk=study_id).automask_state == "done"
     assert 0.05 < revision.area_fraction < 0.8 and revision.quality is not None
+    import io
+
     from boneage.studies.derive import read_bytes
     from PIL import Image as PILImage
-    import io
 
     mask = np.asarray(PILImage.open(io.BytesIO(read_bytes(revision.mask)))) > 127
     truth = phantom.mask > 127
@@ -82,10 +83,9 @@ def test_a_task_enqueued_in_a_rolled_back_transaction_never_reaches_the_broker(p
 
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     broker.delete("cpu", "gpu")
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            do_ingest(project, owner, png_bytes(render(30, False, seed=4, size=256).image), "lost.png")
-            raise RuntimeError("rollback")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        do_ingest(project, owner, png_bytes(render(30, False, seed=4, size=256).image), "lost.png")
+        raise RuntimeError("rollback")
     assert broker.llen("cpu") == 0 and Study.objects.count() == 0
     do_ingest(project, owner, png_bytes(render(30, False, seed=4, size=256).image), "kept.png")
     assert broker.llen("cpu") == 1  # the same call outside a rolled-back transaction does enqueue

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.testing import WebsocketCommunicator
-from django.test import Client
-
 from boneage.asgi import application
 from boneage.live.events import publish
+from channels.testing import WebsocketCommunicator
+from django.test import Client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

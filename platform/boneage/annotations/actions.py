@@ -8,10 +8,10 @@ import numpy as np
 from django.db import transaction
 from PIL import Image as PILImage
 
+from boneage.annotations.models import LABEL_PRECEDENCE, AgeLabel, LabelSource, MaskRevision, MaskSource
 from boneage.audit.actions import do_record
 from boneage.live.events import publish
 from boneage.review.hooks import study_changed
-from boneage.annotations.models import LABEL_PRECEDENCE, AgeLabel, LabelSource, MaskRevision, MaskSource
 from boneage.studies.ingest.store import delete_quietly, png_bytes, save_atomic
 from boneage.studies.models import Study
 

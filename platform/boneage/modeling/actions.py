@@ -235,10 +235,10 @@ def _store_prediction(study: Study, version: ModelVersion, result, files: dict[s
         Study.objects.select_for_update().filter(pk=study.pk).first()  # one writer per study
         prediction, created = Prediction.objects.get_or_create(
             study=study, model_version=version,
-            defaults=dict(age_months=float(result.age_months), std_months=float(result.std_months),
-                          mask=files.get("mask", ""), box=[float(v) for v in result.box], score=float(result.score),
-                          attention={k: v for k, v in files.items() if k != "mask"}, timings=timings,
-                          out_of_fold=str(study.pk) not in set(map(str, version.training_study_ids))),
+            defaults={"age_months": float(result.age_months), "std_months": float(result.std_months),
+                      "mask": files.get("mask", ""), "box": [float(v) for v in result.box], "score": float(result.score),
+                      "attention": {k: v for k, v in files.items() if k != "mask"}, "timings": timings,
+                      "out_of_fold": str(study.pk) not in set(map(str, version.training_study_ids))},
         )
         if created:
             if not AgeLabel.objects.filter(study=study).exists():

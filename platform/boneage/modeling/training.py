@@ -387,9 +387,8 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
 
 
 def _cleanup(out: Path | None) -> None:
-    if out is not None:
-        if not ModelVersion.objects.filter(checkpoint__endswith=out.name).exists():
-            out.unlink(missing_ok=True)
+    if out is not None and not ModelVersion.objects.filter(checkpoint__endswith=out.name).exists():
+        out.unlink(missing_ok=True)
 
 
 def _register(run: TrainingRun, result, samples: list, val: set[str], sources: dict[str, str]) -> None:

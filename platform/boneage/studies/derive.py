@@ -28,9 +28,8 @@ def load_unit(image: Image) -> np.ndarray:
     """The study's pixels as float32 [0, 1], bright bone (from the normalized PNG when it exists)."""
     from ml.imaging import load_image
 
-    if image.normalized and default_storage.exists(image.normalized):
-        if hasattr(default_storage, "path"):
-            return load_image(default_storage.path(image.normalized))
+    if image.normalized and hasattr(default_storage, "path") and default_storage.exists(image.normalized):
+        return load_image(default_storage.path(image.normalized))
     return decode_original(image)
 
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef
 from django.core.files.storage import default_storage
+from django.db.models import Count, Exists, OuterRef
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -27,6 +27,7 @@ from boneage.studies.serializers import (
     ProjectSerializer,
     StudySerializer,
 )
+
 STUDY_ORDERINGS = {"created_at", "-created_at", "chronological_age_months", "-chronological_age_months", "id", "-id"}
 
 

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.live_support import wait_for  # noqa: F401  (re-exported for the modeling tests)
-import redis
 
 TINY_MODEL = {"width": 0.125, "segmenter": None, "work_size": 64, "crop_size": 64, "dropout": 0.2}
 TINY_TRAINING = {"model": TINY_MODEL, "epochs": 2, "batch_size": 8, "mc_samples": 4, "precise_bn_batches": 1,

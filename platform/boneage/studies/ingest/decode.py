@@ -8,8 +8,8 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import date
+from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
@@ -147,7 +147,7 @@ def _decode_dicom(data: bytes, *, max_pixels: int, pixels: bool) -> Decoded:
         if pixels:
             unit = dicom_to_unit(ds)
         elif transfer_syntax.is_compressed:
-            ds.pixel_array  # proves the codestream decodes; the pixels themselves are made later
+            ds.pixel_array  # noqa: B018 — proves the codestream decodes; the pixels themselves are made later
     except Exception as exc:
         raise IngestError(
             422, "pixel_decode_failed", f"The pixel data ({transfer_syntax.name}) cannot be decoded: {exc}"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -10,6 +11,8 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 from PIL import Image as PILImage
+
+logger = logging.getLogger(__name__)
 
 
 def save_atomic(name: str, data: bytes) -> str:
@@ -36,8 +39,8 @@ def delete_quietly(names: list[str]) -> None:
     for name in names:
         try:
             default_storage.delete(name)
-        except Exception:  # cleanup must not mask the original error
-            pass
+        except Exception:
+            logger.warning("could not delete %s", name, exc_info=True)
 
 
 def png_bytes(array: np.ndarray, *, compress_level: int = 1) -> bytes:
