@@ -36,8 +36,16 @@ def mc_std(regressor: nn.Module, crops: Tensor, sex: Tensor, samples: int) -> Te
     if samples < 2:
         return crops.new_zeros(crops.shape[0])
     b = crops.shape[0]
-    with mc_dropout(regressor):
-        ages = regressor(crops.repeat(samples, 1, 1, 1), sex.repeat(samples)).age.view(samples, b)
+    head = getattr(regressor, "head", None)
+    drops = [m for m in regressor.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    if hasattr(regressor, "embed") and head is not None and all(any(m is d for d in head.modules()) for m in drops):
+        # Every dropout module sits in the head: run the trunk once and sample only the head (~samples× cheaper).
+        feats = regressor.embed(crops)
+        with mc_dropout(head):
+            ages = head(feats.repeat(samples, 1), sex.repeat(samples)).view(samples, b)
+    else:
+        with mc_dropout(regressor):
+            ages = regressor(crops.repeat(samples, 1, 1, 1), sex.repeat(samples)).age.view(samples, b)
     return ages.float().std(dim=0)
 
 

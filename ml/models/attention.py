@@ -134,7 +134,8 @@ class ResidualAttentionNet(nn.Module):
         self.final = nn.Sequential(nn.BatchNorm2d(32 * c), nn.ReLU(inplace=True))
         self.head = AgeHead(32 * c, use_sex, dropout=dropout)
 
-    def forward(self, x: Tensor, sex: Tensor) -> RegressorOutput:
+    def trunk(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Everything before the head: GAP features [B, C] and the attention maps."""
         attention: dict[str, Tensor] = {}
 
         def run(name: str, h: Tensor) -> Tensor:
@@ -146,5 +147,12 @@ class ResidualAttentionNet(nn.Module):
         h = run("Att1_1", self.ru1(self.stem(x)))
         h = run("Att2_2", run("Att2_1", self.ru2(h)))
         h = run("Att3_3", run("Att3_2", run("Att3_1", self.ru3(h))))
-        feats = self.final(self.ru4(h)).mean(dim=(2, 3))
+        return self.final(self.ru4(h)).mean(dim=(2, 3)), attention
+
+    def embed(self, x: Tensor) -> Tensor:
+        """GAP features [B, C]: the head's input (the only dropout is in the head, so MC dropout samples just it)."""
+        return self.trunk(x)[0]
+
+    def forward(self, x: Tensor, sex: Tensor) -> RegressorOutput:
+        feats, attention = self.trunk(x)
         return RegressorOutput(self.head(feats, sex), attention)

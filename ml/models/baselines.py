@@ -21,6 +21,8 @@ class VGG16Regressor(nn.Module):
         self.features = vgg16_bn(weights=None).features
         self.head = AgeHead(512, use_sex, dropout=dropout)
 
+    def embed(self, x: Tensor) -> Tensor:
+        return self.features(x.expand(-1, 3, -1, -1)).mean(dim=(2, 3))
+
     def forward(self, x: Tensor, sex: Tensor) -> RegressorOutput:
-        feats = self.features(x.expand(-1, 3, -1, -1)).mean(dim=(2, 3))
-        return RegressorOutput(self.head(feats, sex), {})
+        return RegressorOutput(self.head(self.embed(x), sex), {})

@@ -118,6 +118,24 @@ def test_mc_dropout_varies_predictions_and_leaves_batchnorm_statistics_untouched
     assert not any(m.training for m in net.modules())
 
 
+def test_mc_dropout_through_the_head_alone_matches_full_forward_passes():
+    """The trunk has no dropout, so sampling only the head must give the same spread as whole forward passes."""
+    torch.manual_seed(0)
+    net = ResidualAttentionNet(width=0.125, dropout=0.5).eval()
+    crops, sex = torch.rand(3, 1, 64, 64), torch.tensor([1.0, -1.0, 0.0])
+
+    class Opaque(torch.nn.Module):  # no embed(): mc_std falls back to repeated full forward passes
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x, s):
+            return self.net(x, s)
+
+    fast, full = mc_std(net, crops, sex, samples=400), mc_std(Opaque(), crops, sex, samples=400)
+    assert torch.allclose(fast, full, rtol=0.15), (fast, full)
+
+
 def test_building_every_architecture_needs_no_network(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("network access attempted")
