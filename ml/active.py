@@ -153,35 +153,72 @@ class GPRegressor:
         return self.mean + self.scale * mu, self.scale * np.sqrt(var)
 
 
-def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 1, 2), start: int = 50, step: int = 25,
-             stop: int = 400, pool: int = 1000, test: int = 300, components: int = 96, log=print) -> dict:
-    """Pool-based active learning on phantoms; returns {strategy: {labels: [mae per seed]}} and the setup."""
-    import time
+class GPLearner:
+    """GPRegressor refitted on the labelled features each round (the --regressor gp learner)."""
 
-    t0 = time.perf_counter()
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y, self.gp = x, y, None
+
+    def fit(self, labelled: list[int]) -> None:
+        self.gp = GPRegressor(self.x[labelled], self.y[labelled])
+
+    def predict(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        assert self.gp is not None
+        return self.gp.predict(self.x[indices])
+
+
+def _gp_data(pool: int, test: int, components: int) -> np.ndarray:
     px, age, male = phantom_features(pool + test, seed=2027)
     mu = px[:pool].mean(0)
     _, _, vt = np.linalg.svd(px[:pool] - mu, full_matrices=False)  # PCA fitted on the (unlabelled) pool only
     z = (px - mu) @ vt[:components].T
     z /= z[:pool].std(0).mean()
-    feats_x = np.hstack([z, np.where(male, 0.5, -0.5)[:, None]])
-    train_x, train_y, train_m = feats_x[:pool], age[:pool], male[:pool]
-    test_x, test_y = feats_x[pool:], age[pool:]
-    log(f"features of {pool + test} phantoms in {time.perf_counter() - t0:.0f} s")
+    return np.hstack([z, np.where(male, 0.5, -0.5)[:, None]]), age, male
+
+
+def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 1, 2), start: int = 50, step: int = 25,
+             stop: int = 400, pool: int = 1000, test: int = 300, components: int = 96, regressor: str = "gp",
+             net_setup=None, log=print) -> dict:
+    """Pool-based active learning on phantoms; returns {strategy: {labels: [mae per seed]}} and the setup.
+
+    regressor: "gp" (GP on HOG features, minutes) or "network" (the attention net with MC dropout, ml.active_net).
+    """
+    import time
+
+    t0 = time.perf_counter()
+    if regressor == "gp":
+        feats_x, age, male = _gp_data(pool, test, components)
+        make = lambda seed: GPLearner(feats_x, age)
+        setup: dict = {"components": components}
+    elif regressor == "network":
+        from dataclasses import asdict
+
+        from ml.active_net import NetLearner, NetSetup, phantom_crops
+
+        net_setup = net_setup or NetSetup()
+        crops, age, male = phantom_crops(pool + test, seed=2027, setup=net_setup)
+        make = lambda seed: NetLearner(crops, age, male, net_setup, seed)
+        setup = asdict(net_setup)
+    else:
+        raise ValueError(f"unknown regressor {regressor!r}; known: gp, network")
+    train_y, train_m, test_y = age[:pool], male[:pool], age[pool:]
+    test_idx = np.arange(pool, pool + test)
+    log(f"{regressor} inputs of {pool + test} phantoms in {time.perf_counter() - t0:.0f} s")
     results: dict = {s: {} for s in strategies}
     for strategy in strategies:
         for seed in seeds:
             rng = np.random.default_rng(1000 + seed)
             labelled = list(rng.choice(pool, size=start, replace=False))  # the same start set for every strategy
+            learner = make(seed)
             while True:
-                gp = GPRegressor(train_x[labelled], train_y[labelled])
-                pred, _ = gp.predict(test_x)
+                learner.fit(labelled)
+                pred, _ = learner.predict(test_idx)
                 mae = float(np.abs(pred - test_y).mean())
                 results[strategy].setdefault(len(labelled), []).append(mae)
                 if len(labelled) >= stop:
                     break
                 rest = np.setdiff1d(np.arange(pool), labelled)
-                pool_pred, pool_std = gp.predict(train_x[rest])
+                pool_pred, pool_std = learner.predict(rest)
                 keys = [str(i) for i in rest]
                 feats = features(pool_pred, list(train_m[rest]))
                 lab_feats = features(train_y[labelled], list(train_m[labelled]))
@@ -189,9 +226,9 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
                 labelled += [int(rest[i]) for i in picks]
             log(f"{strategy:<12} seed {seed}: MAE {results[strategy][start][-1]:.1f} → {mae:.1f} months "
                 f"({time.perf_counter() - t0:.0f} s)")
-    return {"results": results, "seconds": time.perf_counter() - t0, "mean_predictor_mae": float(
+    return {"results": results, "seconds": time.perf_counter() - t0, "regressor": regressor, "mean_predictor_mae": float(
         np.abs(test_y - train_y.mean()).mean()), "setup": {"pool": pool, "test": test, "start": start, "step": step,
-                                                            "stop": stop, "seeds": list(seeds), "components": components}}
+                                                            "stop": stop, "seeds": list(seeds), **setup}}
 
 
 def labels_to_reach(curve: dict[int, float], target: float) -> float | None:
@@ -223,7 +260,7 @@ def report(out: dict, png: str, md: str, command: str) -> str:
     ax.axhline(out["mean_predictor_mae"], color="grey", ls=":", label="predict the mean")
     ax.set_xlabel("labelled studies")
     ax.set_ylabel("test MAE (months)")
-    ax.set_title("Label efficiency on phantoms (mean ± sd over seeds)")
+    ax.set_title(f"Label efficiency on phantoms ({out.get('regressor', 'gp')} regressor; mean ± sd over seeds)")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -257,15 +294,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml.active", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     sim = sub.add_parser("simulate", help="label-efficiency experiment on phantoms")
-    sim.add_argument("--quick", action="store_true", help="fast GP regressor on hand-crop features (the only mode "
-                     "implemented here: the network takes hours per curve on a CPU)")
+    sim.add_argument("--quick", action="store_true", help="the GP stand-in (= --regressor gp); kept for old commands")
+    sim.add_argument("--regressor", choices=["gp", "network"], default="gp",
+                     help="gp: GP on HOG features of the hand (minutes); network: the attention net with MC dropout "
+                          "(ml.active_net; ~15 CPU-minutes per seed)")
     sim.add_argument("--seeds", type=int, default=3)
+    sim.add_argument("--threads", type=int, default=1, help="torch threads (network regressor)")
     sim.add_argument("--pool", type=int, default=1000)
     sim.add_argument("--out", default="docs/active-learning.png")
     sim.add_argument("--md", default="docs/active-learning.md")
     sim.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    out = simulate(seeds=range(args.seeds), pool=args.pool)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    out = simulate(seeds=range(args.seeds), pool=args.pool, regressor=args.regressor)
     if args.json:
         from pathlib import Path
 
