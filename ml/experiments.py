@@ -123,12 +123,17 @@ def write_tables(rows: list[dict], p: Plan, quick: bool, seconds: float, out: Pa
     out.write_text("\n".join(lines) + "\n\n" + notes)
 
 
-def paper_tables(quick: bool, seeds: int | None, out: Path, variants: list[str], n: int | None = None) -> list[dict]:
+def paper_tables(quick: bool, seeds: int | None, out: Path, variants: list[str], n: int | None = None,
+                 rows_file: Path | None = None) -> list[dict]:
+    """Train and score every (variant, seed); with `rows_file`, finished runs are kept there and not run again."""
+    import json
+
     from ml.phantoms import generate_cohort
 
     p = plan(quick, seeds, n)
     t0 = time.perf_counter()
-    rows = []
+    rows = json.loads(rows_file.read_text()) if rows_file is not None and rows_file.exists() else []
+    done = {(r["variant"], r["seed"]) for r in rows}
     with tempfile.TemporaryDirectory(prefix="paper-tables-") as tmp:
         data = Path(tmp) / "phantoms"
         generate_cohort(data, p.n, seed=2018, size=p.size, distractors="shortcut", progress=False)
@@ -139,7 +144,11 @@ def paper_tables(quick: bool, seeds: int | None, out: Path, variants: list[str],
             f" --seeds {seeds}" if seeds else "") + (f" --n {n}" if n else "")
         for seed in range(p.seeds):
             for name in variants:
+                if (name, seed) in done:
+                    continue
                 rows.append(run_variant(name, p, data, Path(tmp), seed))
+                if rows_file is not None:
+                    rows_file.write_text(json.dumps(rows, indent=1))
                 print(f"{name} seed {seed}: test MAE {rows[-1]['test_mae']:.2f} months ({rows[-1]['seconds']:.0f}s)",
                       file=sys.stderr, flush=True)
                 write_tables(rows, p, quick, time.perf_counter() - t0, out)
@@ -155,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     pt.add_argument("--n", type=int, help="phantoms in all, half train / half test (default 400; --quick 160)")
     pt.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {sorted(VARIANTS)}")
     pt.add_argument("--out", default="docs/paper-tables.md")
+    pt.add_argument("--rows", help="JSON file that keeps finished runs: a rerun skips them (resume after a stop)")
     pt.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1: on a shared 2-core box more threads stall in OpenMP)")
     args = ap.parse_args(argv)
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown variants {sorted(unknown)}; known: {sorted(VARIANTS)}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    rows = paper_tables(args.quick, args.seeds, Path(args.out), variants, args.n)
+    rows = paper_tables(args.quick, args.seeds, Path(args.out), variants, args.n, Path(args.rows) if args.rows else None)
     best = {r["variant"]: r["test_mae"] for r in rows}
     summary = ", ".join(f"{k} {v:.1f}" for k, v in best.items())
     print(f"paper tables in {(time.perf_counter() - t0) / 60:.1f} min → {args.out}: {summary}")
