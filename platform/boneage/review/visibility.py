@@ -75,9 +75,9 @@ class BlindView:
 
 
 def carries_values(event: dict[str, Any]) -> bool:
-    """Does this live event carry a label's or a review item's value that blind review may hide? (No query: most
-    events do not. The model's own prediction events are not review context and pass as the predictions API does.)"""
-    return (str(event.get("type", "")).startswith(("label.", "review.")) and event.get("study") is not None
+    """Does this live event carry a label's, a review item's or the model's age that blind review may hide? (No
+    query: most events do not.)"""
+    return (str(event.get("type", "")).startswith(("label.", "review.", "prediction.")) and event.get("study") is not None
             and any(key in VALUE_KEYS for key in event))
 
 
@@ -97,6 +97,13 @@ def live_event(event: dict[str, Any], user, project_id: int) -> dict[str, Any] |
     project = Project.objects.filter(pk=project_id).first()
     if role is None or project is None:
         return None
+    if str(event.get("type", "")).startswith("prediction."):  # the model's age: the rule of the predictions API
+        from boneage.studies.models import Study
+
+        study = Study.objects.filter(pk=event["study"], project=project).first()
+        if study is None or not model_values_hidden(study, user, role):
+            return event
+        return {**redact(event), "values_hidden": True}
     view = blind_view(project, user, role, study=event["study"])
     if not view.hides(event["study"]):
         return event

@@ -74,7 +74,11 @@ class WorklistRowSerializer(serializers.Serializer):
     def get_prediction(self, study) -> dict | None:
         if study.pred_age is None:
             return None
-        return {"age_months": study.pred_age, "std_months": study.pred_std, "model_version": study.pred_version}
+        view = self.context.get("blind_view")  # the model's age: hidden like /predictions/latest/ (visibility.py)
+        if view is not None and study.open_reviews and view.hides(study.pk):
+            return {"age_months": None, "std_months": None, "model_version": study.pred_version, "values_hidden": True}
+        return {"age_months": study.pred_age, "std_months": study.pred_std, "model_version": study.pred_version,
+                "values_hidden": False}
 
     def get_state(self, study) -> str:
         if study.open_reviews:

@@ -185,3 +185,17 @@ def test_the_models_reading_is_hidden_until_the_reviewer_entered_their_own(api_a
     body = client.get(url).json()
     assert body["age_months"] == MODEL and body["values_hidden"] is False
     assert api_as(member).get(url).json()["age_months"] is None
+
+
+def test_the_worklist_hides_the_models_age_on_a_disputed_study_until_the_reading(api_as, reviewer, member,
+                                                                                judged_by_the_model):
+    url = f"/api/projects/{judged_by_the_model.project_id}/worklist/"
+    for user in (member, reviewer):
+        [row] = [r for r in api_as(user).get(url).json()["results"] if r["id"] == judged_by_the_model.pk]
+        assert row["prediction"]["age_months"] is None and row["prediction"]["values_hidden"] is True
+        assert MODEL not in numbers(row)
+    client = api_as(reviewer)
+    for item in open_items(judged_by_the_model):
+        client.post(f"/api/review-items/{item.pk}/blind-read/", {"months": 120}, format="json")
+    [row] = [r for r in client.get(url).json()["results"] if r["id"] == judged_by_the_model.pk]
+    assert row["prediction"]["age_months"] == MODEL and row["prediction"]["values_hidden"] is False

@@ -114,3 +114,38 @@ def test_in_blind_review_a_labelers_socket_gets_no_other_labelers_age_nor_a_prio
     assert labeler_sees["review.queued"]["priority"] is None and labeler_sees["review.queued"]["open_count"] == 1
     assert reviewer_sees["review.queued"]["priority"] is None  # the item waits for his blind reading
     assert labeler_sees["label.saved"]["label"] == reviewer_sees["label.saved"]["label"]  # what happened still arrives
+
+
+def test_in_blind_review_the_models_age_reaches_no_socket_before_the_reading_but_does_elsewhere(
+        project, member, second_labeler, reviewer, make_study):
+    """The live prediction events follow the predictions API: hidden on a study with an open item the viewer has not
+    read (a labeler: always), shown on a study without one."""
+    from boneage.annotations.actions import do_save_label
+    from boneage.live.events import send_now
+
+    project.settings = {"review": {"blind": True}}
+    project.save()
+    disputed, quiet = make_study(), make_study()
+    do_save_label(disputed, 100.5, author=member, enforce_base=False)
+    do_save_label(disputed, 140.5, author=second_labeler, enforce_base=False)
+    cookies = [cookie_of(member), cookie_of(reviewer)]
+
+    async def scenario():
+        sockets = []
+        for cookie in cookies:
+            communicator, connected, _ = await connect(project.pk, cookie)
+            assert connected and (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+            sockets.append(communicator)
+        for study in (disputed, quiet):
+            await database_sync_to_async(send_now)(project.pk, {"type": "prediction.age", "study": study.pk,
+                                                                 "age_months": 170.5, "std_months": 5.0})
+        seen = [[await socket.receive_json_from(timeout=5) for _ in range(2)] for socket in sockets]
+        for socket in sockets:
+            await socket.disconnect()
+        return seen
+
+    for events in async_to_sync(scenario)():
+        on_disputed, on_quiet = events
+        assert on_disputed["study"] == disputed.pk and on_disputed["age_months"] is None
+        assert on_disputed["values_hidden"] is True and on_disputed["std_months"] is None
+        assert on_quiet["study"] == quiet.pk and on_quiet["age_months"] == 170.5
