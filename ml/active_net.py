@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from ml.models.attention import ResidualAttentionNet
+from ml.models.unified import standardize_crops
+from ml.train import exact_batchnorm_statistics
 from ml.uncertainty import mc_dropout
 
 
@@ -34,17 +36,8 @@ class NetSetup:
     render_size: int = 256
 
 
-def standardize(crop: np.ndarray) -> np.ndarray:
-    """(x − mean) / std over the hand (x > 1e-3), background 0 — as UnifiedNet does per crop."""
-    fg = crop > 1e-3
-    if not fg.any():
-        return crop
-    values = crop[fg]
-    return np.where(fg, (crop - values.mean()) / max(float(values.std()), 1e-3), 0.0).astype(np.float32)
-
-
 def phantom_crops(n: int, seed: int, setup: NetSetup) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """n phantoms → (standardized hand crops [n, side, side], age [n], male [n])."""
+    """n phantoms → (hand crops [n, side, side] standardized as UnifiedNet does, age [n], male [n])."""
     from ml.active import _crop
     from ml.phantoms import render
     from ml.phantoms.cohort import sample_subject
@@ -53,10 +46,11 @@ def phantom_crops(n: int, seed: int, setup: NetSetup) -> tuple[np.ndarray, np.nd
     for i in range(n):
         age, male, rseed = sample_subject(seed, i)
         ph = render(age, male, rseed, size=setup.render_size)
-        crops.append(standardize(_crop(ph.image, ph.mask, setup.side)))
+        crops.append(_crop(ph.image, ph.mask, setup.side))
         ages.append(age)
         males.append(male)
-    return np.stack(crops), np.array(ages, float), np.array(males, bool)
+    standardized = standardize_crops(torch.from_numpy(np.stack(crops))[:, None])[:, 0].numpy()
+    return standardized, np.array(ages, float), np.array(males, bool)
 
 
 class NetLearner:
@@ -104,15 +98,9 @@ class NetLearner:
 
     @torch.no_grad()
     def _precise_bn(self, idx: torch.Tensor) -> None:
-        bns = [m for m in self.net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None
-        self.net.train()
-        for start in range(0, len(idx), 64):
-            self.net.embed(self.x[idx[start:start + 64]])
-        for m in bns:
-            m.momentum = 0.1
+        with exact_batchnorm_statistics(self.net):
+            for start in range(0, len(idx), 64):
+                self.net.embed(self.x[idx[start:start + 64]])
         self.net.eval()
 
     @torch.no_grad()

@@ -27,6 +27,8 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -235,6 +237,17 @@ def recalibrate_batchnorm(model: UnifiedNet, batches: list[dict[str, torch.Tenso
     Running averages lag behind fast-changing weights in short CPU runs, which makes eval-mode predictions
     worse than train-mode ones; this removes that lag. Crops use the ground-truth masks (teacher forcing).
     """
+    with exact_batchnorm_statistics(model):
+        for batch in batches:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            model(batch["image"], batch["sex"], targets_from_batch(batch),
+                  torch.ones(len(batch["age"]), dtype=torch.bool, device=device))
+
+
+@contextmanager
+def exact_batchnorm_statistics(model: torch.nn.Module) -> Iterator[None]:
+    """Inside: train mode with reset BatchNorm statistics that accumulate as an exact average of the forwards run
+    there (momentum None). After: the modules' momenta and the model's train/eval mode as they were."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in bns]
     was_training = model.training
@@ -242,13 +255,12 @@ def recalibrate_batchnorm(model: UnifiedNet, batches: list[dict[str, torch.Tenso
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average
     model.train()
-    for batch in batches:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        model(batch["image"], batch["sex"], targets_from_batch(batch),
-              torch.ones(len(batch["age"]), dtype=torch.bool, device=device))
-    for m, momentum in zip(bns, momenta):
-        m.momentum = momentum
-    model.train(was_training)
+    try:
+        yield
+    finally:
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+        model.train(was_training)
 
 
 def _set_age_stats(model: UnifiedNet, samples: list[Sample]) -> None:

@@ -59,7 +59,7 @@ class LatestPredictionView(APIView):
         data = LatestPredictionSerializer(prediction).data
         from boneage.review.visibility import model_values_hidden
 
-        hidden = model_values_hidden(study, request.user, role)
+        hidden = model_values_hidden(study.project, study.pk, request.user, role)
         return Response({**data, **({"age_months": None, "std_months": None} if hidden else {}), "values_hidden": hidden})
 
 

@@ -57,6 +57,11 @@ class BlindView:
         """Are other people's values on this study hidden? (Project-wide events have no study.)"""
         return study_id is not None and (self.every_study or study_id in self.studies)
 
+    def model_hidden(self, study_id: int, has_open_item) -> bool:
+        """The model's age on this study: hidden where others' values are and the study has an open item.
+        `has_open_item`: a bool, or a callable asked only when it matters (it may query)."""
+        return self.hides(study_id) and bool(has_open_item() if callable(has_open_item) else has_open_item)
+
     def label_visible(self, study_id: int, author_id: int | None) -> bool:
         return not self.hides(study_id) or (author_id is not None and author_id == self.user_id)
 
@@ -98,10 +103,7 @@ def live_event(event: dict[str, Any], user, project_id: int) -> dict[str, Any] |
     if role is None or project is None:
         return None
     if str(event.get("type", "")).startswith("prediction."):  # the model's age: the rule of the predictions API
-        from boneage.studies.models import Study
-
-        study = Study.objects.filter(pk=event["study"], project=project).first()
-        if study is None or not model_values_hidden(study, user, role):
+        if not model_values_hidden(project, event["study"], user, role):
             return event
         return {**redact(event), "values_hidden": True}
     view = blind_view(project, user, role, study=event["study"])
@@ -126,13 +128,10 @@ def blind_view(project, user, role: str, *, study=None) -> BlindView:
     return BlindView(user, studies={item.study_id for item in items if not values_visible(item, user, role, True)})
 
 
-def model_values_hidden(study, user, role: str) -> bool:
-    """Blind review of a study's *model* reading: hidden while the study has an open item whose values the queue
-    rule hides from this user (a reviewer until they entered their reading; a labeler always). Studies without an
-    open item show the model's age as usual — predictions are the platform's output, not review context."""
-    from boneage.review import rules
-
-    if not rules.review_settings(study.project)["blind"]:
-        return False
-    items = ReviewItem.objects.filter(study=study, state=ItemState.OPEN).only("state", "blind_reads")
-    return any(not values_visible(item, user, role, True) for item in items)
+def model_values_hidden(project, study_id: int, user, role: str) -> bool:
+    """Blind review of a study's *model* reading (the predictions API, the worklist, live prediction events): hidden
+    while the study has an open item whose values the queue rule hides from this user (a reviewer until they entered
+    their reading; a labeler always). Studies without an open item show the model's age as usual — predictions are
+    the platform's output, not review context."""
+    view = blind_view(project, user, role, study=study_id)
+    return view.model_hidden(study_id, lambda: ReviewItem.objects.filter(study_id=study_id, state=ItemState.OPEN).exists())

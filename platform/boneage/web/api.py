@@ -75,7 +75,7 @@ class WorklistRowSerializer(serializers.Serializer):
         if study.pred_age is None:
             return None
         view = self.context.get("blind_view")  # the model's age: hidden like /predictions/latest/ (visibility.py)
-        if view is not None and study.open_reviews and view.hides(study.pk):
+        if view is not None and view.model_hidden(study.pk, study.open_reviews):
             return {"age_months": None, "std_months": None, "model_version": study.pred_version, "values_hidden": True}
         return {"age_months": study.pred_age, "std_months": study.pred_std, "model_version": study.pred_version,
                 "values_hidden": False}

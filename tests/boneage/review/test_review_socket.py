@@ -24,6 +24,16 @@ async def connect(project_id, cookie: bytes):
     return communicator, connected, code
 
 
+async def greeted_sockets(project_id, cookies: list[bytes]) -> list:
+    """One connected socket per cookie, each past its "hello"."""
+    sockets = []
+    for cookie in cookies:
+        communicator, connected, _ = await connect(project_id, cookie)
+        assert connected and (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+        sockets.append(communicator)
+    return sockets
+
+
 def test_a_member_sees_review_queued_and_resolved_with_the_open_count(project, member, reviewer, make_study, model_version):
     from boneage.modeling.models import Prediction
     from boneage.review.actions import check_decision, do_resolve
@@ -93,11 +103,7 @@ def test_in_blind_review_a_labelers_socket_gets_no_other_labelers_age_nor_a_prio
     cookies = [cookie_of(member), cookie_of(reviewer)]
 
     async def scenario():
-        sockets = []
-        for cookie in cookies:
-            communicator, connected, _ = await connect(project.pk, cookie)
-            assert connected and (await communicator.receive_json_from(timeout=5))["type"] == "hello"
-            sockets.append(communicator)
+        sockets = await greeted_sockets(project.pk, cookies)
         await database_sync_to_async(do_save_label)(study, 100.5, author=member, enforce_base=False)
         mine = [await socket.receive_json_from(timeout=5) for socket in sockets]
         await database_sync_to_async(do_save_label)(study, 140.5, author=second_labeler, enforce_base=False)
@@ -131,11 +137,7 @@ def test_in_blind_review_the_models_age_reaches_no_socket_before_the_reading_but
     cookies = [cookie_of(member), cookie_of(reviewer)]
 
     async def scenario():
-        sockets = []
-        for cookie in cookies:
-            communicator, connected, _ = await connect(project.pk, cookie)
-            assert connected and (await communicator.receive_json_from(timeout=5))["type"] == "hello"
-            sockets.append(communicator)
+        sockets = await greeted_sockets(project.pk, cookies)
         for study in (disputed, quiet):
             await database_sync_to_async(send_now)(project.pk, {"type": "prediction.age", "study": study.pk,
                                                                  "age_months": 170.5, "std_months": 5.0})
