@@ -22,7 +22,7 @@ from boneage.annotations.models import AgeLabel
 from boneage.api import error_response
 from boneage.modeling.actions import active_version
 from boneage.modeling.models import ActiveScore, Prediction
-from boneage.review.visibility import blind_view
+from boneage.review.visibility import BlindView, blind_view
 from boneage.studies.access import check_project, check_study
 from boneage.studies.derive import ensure_derived_images
 
@@ -31,10 +31,11 @@ ORDERINGS = {
     "-created_at": ["-created_at"], "created_at": ["created_at"],
     "chronological_age_months": [F("chronological_age_months").asc(nulls_last=True)],
     "-chronological_age_months": [F("chronological_age_months").desc(nulls_last=True)],
-    "label": [F("label_months").asc(nulls_last=True)], "-label": [F("label_months").desc(nulls_last=True)],
-    "prediction": [F("pred_age").asc(nulls_last=True)], "-prediction": [F("pred_age").desc(nulls_last=True)],
-    "-uncertainty": [F("pred_std").desc(nulls_last=True)],
-    "-error": [F("abs_error").desc(nulls_last=True)],
+    # the sort_* keys are the values as this viewer may see them (blind_sort_keys): a hidden value sorts as missing
+    "label": [F("sort_label").asc(nulls_last=True)], "-label": [F("sort_label").desc(nulls_last=True)],
+    "prediction": [F("sort_pred").asc(nulls_last=True)], "-prediction": [F("sort_pred").desc(nulls_last=True)],
+    "-uncertainty": [F("sort_std").desc(nulls_last=True)],
+    "-error": [F("sort_error").desc(nulls_last=True)],  # largest disagreement first, whichever the sign
     "active": [F("is_labeled").asc(), F("active_score").desc(nulls_last=True), "created_at"],
 }
 STATES = {"unlabeled", "labeled", "in_review"}
@@ -119,6 +120,23 @@ def worklist_queryset(project, version):
     )
 
 
+def blind_sort_keys(studies, view: BlindView):
+    """Sort keys that hide what the rows hide: under blind review the model's age and std of a study whose model
+    reading is hidden from this viewer (BlindView.model_hidden), and another person's label where labels are
+    hidden, sort as if missing — otherwise the order of the rows would give the values away."""
+    size_of_error = Case(When(abs_error__lt=0, then=-F("abs_error")), default=F("abs_error"), output_field=FloatField())
+    keys = {"sort_pred": F("pred_age"), "sort_std": F("pred_std"), "sort_label": F("label_months"),
+            "sort_error": size_of_error}
+    if not (view.every_study or view.studies):  # not blind, or nothing hidden from this viewer
+        return studies.annotate(**keys)
+    model_hidden = Q(open_reviews=1) if view.every_study else Q(pk__in=view.studies)
+    label_hidden = (Q(pk__isnull=False) if view.every_study else Q(pk__in=view.studies)) & ~Q(label_author=view.user_id)
+    hidden_by = {"sort_pred": model_hidden, "sort_std": model_hidden, "sort_label": label_hidden,
+                 "sort_error": model_hidden | label_hidden}
+    return studies.annotate(**{key: Case(When(hidden_by[key], then=Value(None)), default=value, output_field=FloatField())
+                               for key, value in keys.items()})
+
+
 class WorklistView(GenericAPIView):
     serializer_class = WorklistRowSerializer
 
@@ -154,13 +172,7 @@ class WorklistView(GenericAPIView):
         if ordering in BY_LABEL_VALUE and view.every_study:
             return error_response(400, "hidden_by_blind_review", "This project reviews blind: you see only your own "
                                   "labels, so the worklist cannot be ordered by label or by model–label gap.")
-        if ordering == "-error":  # largest disagreement first, whichever the sign
-            studies = studies.annotate(abs_err=Case(When(abs_error__lt=0, then=-F("abs_error")), default=F("abs_error"),
-                                                    output_field=FloatField()))
-            order = [F("abs_err").desc(nulls_last=True)]
-        else:
-            order = ORDERINGS[ordering]
-        page = self.paginate_queryset(studies.order_by(*order, "-id"))
+        page = self.paginate_queryset(blind_sort_keys(studies, view).order_by(*ORDERINGS[ordering], "-id"))
         response = self.get_paginated_response(WorklistRowSerializer(page, many=True, context={"blind_view": view}).data)
         response.data["active_model"] = {"id": version.pk, "name": version.name} if version else None
         return response

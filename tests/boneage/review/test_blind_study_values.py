@@ -199,3 +199,27 @@ def test_the_worklist_hides_the_models_age_on_a_disputed_study_until_the_reading
         client.post(f"/api/review-items/{item.pk}/blind-read/", {"months": 120}, format="json")
     [row] = [r for r in client.get(url).json()["results"] if r["id"] == judged_by_the_model.pk]
     assert row["prediction"]["age_months"] == MODEL and row["prediction"]["values_hidden"] is False
+
+
+def test_sorting_the_worklist_by_the_model_puts_a_hidden_reading_where_a_missing_one_goes(
+        api_as, reviewer, member, make_study, predict, judged_by_the_model):
+    """170.5 lies between the two undisputed readings: if the hidden value sorted as itself, its row would sit
+    between them and give the model's reading away."""
+    version = judged_by_the_model.predictions.get().model_version
+    low, high = make_study(), make_study()
+    predict(low, version, 10.5, 3)
+    predict(high, version, 200.5, 3)
+    url = f"/api/projects/{judged_by_the_model.project_id}/worklist/?ordering="
+
+    def order(user, ordering):
+        return [row["id"] for row in api_as(user).get(url + ordering).json()["results"]]
+
+    hidden_last = {"-prediction": [high.pk, low.pk, judged_by_the_model.pk],
+                   "prediction": [low.pk, high.pk, judged_by_the_model.pk]}
+    for user in (member, reviewer):
+        for ordering, expected in hidden_last.items():
+            assert order(user, ordering) == expected, (user.username, ordering)
+    for item in open_items(judged_by_the_model):
+        api_as(reviewer).post(f"/api/review-items/{item.pk}/blind-read/", {"months": 120}, format="json")
+    assert order(reviewer, "-prediction") == [high.pk, judged_by_the_model.pk, low.pk]
+    assert order(member, "-prediction") == [high.pk, low.pk, judged_by_the_model.pk]
