@@ -6,6 +6,12 @@ import pytest
 pytest_plugins = ["tests.live_support"]
 
 
+def pytest_collection_modifyitems(items):
+    """Browser tests last, whatever order the paths were given in: the session's Playwright keeps an event loop
+    running in the main thread once started, and the socket tests' async_to_sync refuses to run beside it."""
+    items.sort(key=lambda item: "chromium" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture(autouse=True)
 def temporary_media(settings, tmp_path):
     """Each test writes its files under its own folder, so nothing leaks between tests."""
