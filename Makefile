@@ -23,7 +23,8 @@ run: $(STAMP)
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null)
 
-test: $(STAMP) chromium
+# Lint and type checks first: they take seconds and fail fast.
+test: $(STAMP) chromium lint typecheck
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	BONEAGE_PROFILE=test BONEAGE_VAR_DIR=$(CURDIR)/var/test \
 	$(PY) -m pytest -m "not bench" $(PYTEST_ARGS)

@@ -11,9 +11,9 @@ Strategies (higher score = ask for a label sooner):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -153,11 +153,20 @@ class GPRegressor:
         return self.mean + self.scale * mu, self.scale * np.sqrt(var)
 
 
+class Learner(Protocol):
+    """What a simulation round needs of a regressor: refit on the labelled indices, then mean and std on others."""
+
+    def fit(self, labelled: list[int]) -> None: ...
+
+    def predict(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 class GPLearner:
     """GPRegressor refitted on the labelled features each round (the --regressor gp learner)."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.x, self.y, self.gp = x, y, None
+        self.x, self.y = x, y
+        self.gp: GPRegressor | None = None
 
     def fit(self, labelled: list[int]) -> None:
         self.gp = GPRegressor(self.x[labelled], self.y[labelled])
@@ -167,7 +176,7 @@ class GPLearner:
         return self.gp.predict(self.x[indices])
 
 
-def _gp_data(pool: int, test: int, components: int) -> np.ndarray:
+def _gp_data(pool: int, test: int, components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     px, age, male = phantom_features(pool + test, seed=2027)
     mu = px[:pool].mean(0)
     _, _, vt = np.linalg.svd(px[:pool] - mu, full_matrices=False)  # PCA fitted on the (unlabelled) pool only
@@ -188,7 +197,7 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
     t0 = time.perf_counter()
     if regressor == "gp":
         feats_x, age, male = _gp_data(pool, test, components)
-        make = lambda seed: GPLearner(feats_x, age)
+        make: Callable[[int], Learner] = lambda seed: GPLearner(feats_x, age)
         setup: dict = {"components": components}
     elif regressor == "network":
         from dataclasses import asdict

@@ -15,7 +15,7 @@ from ml.models.baselines import VGG16Regressor
 from ml.models.segmentation import SEGMENTERS, Segmenter, load_local_weights
 from ml.models.unified import UnifiedNet, UnifiedOutput, paste_to_image
 
-REGRESSORS: dict[str, type[nn.Module]] = {
+REGRESSORS: dict[str, type[ResidualAttentionNet | VGG16Regressor]] = {
     "attention92": ResidualAttentionNet,
     "vgg16": VGG16Regressor,
 }

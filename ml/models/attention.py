@@ -85,6 +85,9 @@ class AgeHead(nn.Module):
     The output is de-normalised with buffers `age_mean`/`age_std` set from the training labels.
     """
 
+    age_mean: Tensor  # buffers, declared for the type checker
+    age_std: Tensor
+
     def __init__(self, features: int, use_sex: bool, hidden: int = 64, dropout: float = 0.2) -> None:
         super().__init__()
         self.use_sex = use_sex

@@ -13,6 +13,7 @@ Gradient flow (training):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,10 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align
 
 from ml.models.segmentation import Detection, Segmenter
+
+if TYPE_CHECKING:
+    from ml.models.attention import ResidualAttentionNet
+    from ml.models.baselines import VGG16Regressor
 
 
 @dataclass
@@ -61,7 +66,7 @@ class UnifiedNet(nn.Module):
     `regressor` is any module (crops [B, 1, S, S], sex [B]) → RegressorOutput.
     """
 
-    def __init__(self, segmenter: Segmenter | None, regressor: nn.Module, crop_size: int, margin: float = 0.08,
+    def __init__(self, segmenter: Segmenter | None, regressor: ResidualAttentionNet | VGG16Regressor, crop_size: int, margin: float = 0.08,
                  standardize: bool = False) -> None:
         super().__init__()
         self.standardize = standardize

@@ -197,10 +197,10 @@ class ThumbnailView(APIView):
         image = ensure_derived_images(study.image)
         with default_storage.open(image.display, "rb") as handle, PILImage.open(handle) as picture:
             picture.draft("L", (THUMB_SIDE, THUMB_SIDE))
-            picture = picture.convert("L")
-            picture.thumbnail((THUMB_SIDE, THUMB_SIDE))
+            small = picture.convert("L")
+            small.thumbnail((THUMB_SIDE, THUMB_SIDE))
             out = io.BytesIO()
-            picture.save(out, "PNG", compress_level=3)
+            small.save(out, "PNG", compress_level=3)
         response = HttpResponse(out.getvalue(), content_type="image/png")
         response["Cache-Control"] = "private, max-age=86400"
         return response
