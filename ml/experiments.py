@@ -125,7 +125,7 @@ def write_tables(rows: list[dict], p: Plan, out: Path) -> None:
 
 
 def paper_tables(quick: bool, seeds: int | None, out: Path, variants: list[str], n: int | None = None,
-                 rows_file: Path | None = None) -> list[dict]:
+                 rows_file: Path | None = None, first_seed: int = 0) -> list[dict]:
     """Train and score every (variant, seed); with `rows_file`, finished runs are kept there and not run again."""
     import json
 
@@ -142,7 +142,7 @@ def paper_tables(quick: bool, seeds: int | None, out: Path, variants: list[str],
         p.mean_mae = float(np.mean([abs(s.age_months - train_mean) for s in samples if split[s.id] == "test"]))
         p.command = "python -m ml.experiments paper-tables" + (" --quick" if quick else "") + (
             f" --seeds {seeds}" if seeds else "") + (f" --n {n}" if n else "")
-        for seed in range(p.seeds):
+        for seed in range(first_seed, p.seeds):
             for name in variants:
                 if (name, seed) in done:
                     continue
@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     pt.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {sorted(VARIANTS)}")
     pt.add_argument("--out", default="docs/paper-tables.md")
     pt.add_argument("--rows", help="JSON file that keeps finished runs: a rerun skips them (resume after a stop)")
+    pt.add_argument("--first-seed", type=int, default=0,
+                    help="start at this seed (split one plan's seeds over processes, each with its own --rows; "
+                         "merge the files and rerun with --rows to write the tables)")
     pt.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1: on a shared 2-core box more threads stall in OpenMP)")
     args = ap.parse_args(argv)
@@ -178,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown variants {sorted(unknown)}; known: {sorted(VARIANTS)}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    rows = paper_tables(args.quick, args.seeds, Path(args.out), variants, args.n, Path(args.rows) if args.rows else None)
+    rows = paper_tables(args.quick, args.seeds, Path(args.out), variants, args.n, Path(args.rows) if args.rows else None,
+                        args.first_seed)
     best = {r["variant"]: r["test_mae"] for r in rows}
     summary = ", ".join(f"{k} {v:.1f}" for k, v in best.items())
     print(f"paper tables in {(time.perf_counter() - t0) / 60:.1f} min → {args.out}: {summary}")

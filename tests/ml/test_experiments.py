@@ -28,3 +28,13 @@ def test_runs_already_in_the_rows_file_are_not_trained_again_yet_their_tables_ar
     assert "4 runs, 30.0 min of training and scoring in all" in tables
     assert tables.endswith("## Reading (by hand)\n\nkept as written.\n")
     assert "# old tables" not in tables
+
+
+def test_a_process_given_a_first_seed_leaves_the_earlier_seeds_to_another(tmp_path):
+    rows_file = tmp_path / "rows.json"
+    later_seed_only = [run_row("ours", 1, 20.0, 60)]
+    rows_file.write_text(json.dumps(later_seed_only))
+
+    rows = paper_tables(True, 2, tmp_path / "tables.md", ["ours"], n=8, rows_file=rows_file, first_seed=1)
+
+    assert rows == later_seed_only  # seed 0 would have been trained and added
