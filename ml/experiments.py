@@ -125,8 +125,9 @@ def write_tables(rows: list[dict], p: Plan, out: Path) -> None:
 
 
 def paper_tables(quick: bool, seeds: int | None, out: Path, variants: list[str], n: int | None = None,
-                 rows_file: Path | None = None, first_seed: int = 0) -> list[dict]:
-    """Train and score every (variant, seed); with `rows_file`, finished runs are kept there and not run again."""
+                 rows_file: Path | None = None, first_seed: int = 0, train_missing: bool = True) -> list[dict]:
+    """Train and score every (variant, seed); with `rows_file`, finished runs are kept there and not run again.
+    `train_missing=False` writes the tables of the runs in `rows_file` and trains nothing."""
     import json
 
     from ml.phantoms import generate_cohort
@@ -144,7 +145,7 @@ def paper_tables(quick: bool, seeds: int | None, out: Path, variants: list[str],
             f" --seeds {seeds}" if seeds else "") + (f" --n {n}" if n else "")
         for seed in range(first_seed, p.seeds):
             for name in variants:
-                if (name, seed) in done:
+                if (name, seed) in done or not train_missing:
                     continue
                 rows.append(run_variant(name, p, data, Path(tmp), seed))
                 if rows_file is not None:
@@ -169,12 +170,17 @@ def main(argv: list[str] | None = None) -> int:
     pt.add_argument("--first-seed", type=int, default=0,
                     help="start at this seed (split one plan's seeds over processes, each with its own --rows; "
                          "merge the files and rerun with --rows to write the tables)")
+    pt.add_argument("--tables-only", action="store_true",
+                    help="write the tables from the runs in --rows (merged from several processes); train nothing")
     pt.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1: on a shared 2-core box more threads stall in OpenMP)")
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.tables_only and not args.rows:
+        print("error: --tables-only writes the tables of the runs in --rows: give --rows FILE", file=sys.stderr)
+        return 2
     variants = [v for v in args.variants.split(",") if v]
     unknown = set(variants) - set(VARIANTS)
     if unknown:
@@ -182,9 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     rows = paper_tables(args.quick, args.seeds, Path(args.out), variants, args.n, Path(args.rows) if args.rows else None,
-                        args.first_seed)
-    best = {r["variant"]: r["test_mae"] for r in rows}
-    summary = ", ".join(f"{k} {v:.1f}" for k, v in best.items())
+                        args.first_seed, train_missing=not args.tables_only)
+    by_variant: dict[str, list[float]] = {}
+    for r in rows:
+        by_variant.setdefault(r["variant"], []).append(r["test_mae"])
+    summary = ", ".join(f"{k} {np.mean(v):.1f} (n={len(v)})" for k, v in by_variant.items())
     print(f"paper tables in {(time.perf_counter() - t0) / 60:.1f} min → {args.out}: {summary}")
     return 0
 

@@ -38,3 +38,21 @@ def test_a_process_given_a_first_seed_leaves_the_earlier_seeds_to_another(tmp_pa
     rows = paper_tables(True, 2, tmp_path / "tables.md", ["ours"], n=8, rows_file=rows_file, first_seed=1)
 
     assert rows == later_seed_only  # seed 0 would have been trained and added
+
+
+def test_tables_only_writes_what_the_rows_hold_and_trains_nothing_missing(tmp_path):
+    rows_file, out = tmp_path / "rows.json", tmp_path / "tables.md"
+    merged = [run_row("ours", 0, 16.0, 60), run_row("no_seg", 3, 48.0, 60)]
+    rows_file.write_text(json.dumps(merged))
+
+    rows = paper_tables(True, 5, out, ["ours", "no_seg", "vgg16"], n=8, rows_file=rows_file, train_missing=False)
+
+    assert rows == merged
+    assert "| VGG-16 baseline (whole image) | not run | 14.0 |" in out.read_text()
+
+
+def test_tables_only_without_a_rows_file_is_refused_with_a_clear_error(capsys):
+    from ml.experiments import main
+
+    assert main(["paper-tables", "--tables-only"]) == 2
+    assert "give --rows FILE" in capsys.readouterr().err
