@@ -32,7 +32,11 @@ def test_a_labeler_watches_the_prediction_and_all_six_attention_maps_stream_into
     enqueue_prediction(study_id)  # what ingest does when a model is active: the worker predicts, part by part
     expect(max_.locator("#prediction")).to_have_attribute("data-state", "ready", timeout=90_000)
     seen = [t for t in max_.evaluate("__seen") if t.startswith("prediction.")]
-    assert seen == ["prediction.started", "prediction.mask", "prediction.age", *["prediction.attention"] * 6,
+    # the ingest-time skip may reach the page after it first showed "No model yet" (the 404 of latest/): allowed
+    # before the new prediction starts, nowhere else
+    started = seen.index("prediction.started")
+    assert set(seen[:started]) <= {"prediction.skipped"}, seen
+    assert seen[started:] == ["prediction.started", "prediction.mask", "prediction.age", *["prediction.attention"] * 6,
                     "prediction.ready"], "the parts must stream in one by one, in the worker's order"
     expect(max_.locator("#pred-model")).to_contain_text("v1")
     expect(max_.locator("#pred-age")).to_contain_text(" y ")
