@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import tempfile
 import time
@@ -128,8 +129,6 @@ def paper_tables(quick: bool, seeds: int | None, out: Path, variants: list[str],
                  rows_file: Path | None = None, first_seed: int = 0, train_missing: bool = True) -> list[dict]:
     """Train and score every (variant, seed); with `rows_file`, finished runs are kept there and not run again.
     `train_missing=False` writes the tables of the runs in `rows_file` and trains nothing."""
-    import json
-
     from ml.phantoms import generate_cohort
 
     p = plan(quick, seeds, n)
@@ -143,17 +142,16 @@ def paper_tables(quick: bool, seeds: int | None, out: Path, variants: list[str],
         p.mean_mae = float(np.mean([abs(s.age_months - train_mean) for s in samples if split[s.id] == "test"]))
         p.command = "python -m ml.experiments paper-tables" + (" --quick" if quick else "") + (
             f" --seeds {seeds}" if seeds else "") + (f" --n {n}" if n else "")
-        for seed in range(first_seed, p.seeds):
-            for name in variants:
-                if (name, seed) in done or not train_missing:
-                    continue
-                rows.append(run_variant(name, p, data, Path(tmp), seed))
-                if rows_file is not None:
-                    rows_file.write_text(json.dumps(rows, indent=1))
-                print(f"{name} seed {seed}: test MAE {rows[-1]['test_mae']:.2f} months ({rows[-1]['seconds']:.0f}s)",
-                      file=sys.stderr, flush=True)
-                write_tables(rows, p, out)
-    write_tables(rows, p, out)  # also when every run was already in `rows_file`: merged rows get their tables
+        todo = [(seed, name) for seed in range(first_seed, p.seeds) for name in variants
+                if (name, seed) not in done] if train_missing else []
+        for seed, name in todo:
+            rows.append(run_variant(name, p, data, Path(tmp), seed))
+            if rows_file is not None:
+                rows_file.write_text(json.dumps(rows, indent=1))
+            print(f"{name} seed {seed}: test MAE {rows[-1]['test_mae']:.2f} months ({rows[-1]['seconds']:.0f}s)",
+                  file=sys.stderr, flush=True)
+            write_tables(rows, p, out)  # after every run: a stopped run leaves its tables so far
+    write_tables(rows, p, out)  # also when nothing was left to train (merged or finished --rows)
     return rows
 
 

@@ -38,9 +38,10 @@ def mc_std(regressor: nn.Module, crops: Tensor, sex: Tensor, samples: int) -> Te
     b = crops.shape[0]
     head = getattr(regressor, "head", None)
     drops = [m for m in regressor.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
-    if hasattr(regressor, "embed") and head is not None and all(any(m is d for d in head.modules()) for m in drops):
+    embed = getattr(regressor, "embed", None)
+    if embed is not None and head is not None and all(any(m is d for d in head.modules()) for m in drops):
         # Every dropout module sits in the head: run the trunk once and sample only the head (~samples× cheaper).
-        feats = getattr(regressor, "embed")(crops)  # noqa: B009 (nn.Module's typing hides the method)
+        feats = embed(crops)
         with mc_dropout(head):
             ages = head(feats.repeat(samples, 1), sex.repeat(samples)).view(samples, b)
     else:

@@ -63,7 +63,7 @@ class UnifiedNet(nn.Module):
     """images [B, 1, H, W] in [0, 1], sex [B] in {-1 female, 0 unknown, +1 male} → UnifiedOutput.
 
     `segmenter=None` is the "no segmentation subnet" ablation: the whole image is the crop.
-    `regressor` is any module (crops [B, 1, S, S], sex [B]) → RegressorOutput.
+    `regressor` (Attention-92 or the VGG-16 baseline): crops [B, 1, S, S], sex [B] → RegressorOutput.
     """
 
     def __init__(self, segmenter: Segmenter | None, regressor: ResidualAttentionNet | VGG16Regressor, crop_size: int, margin: float = 0.08,

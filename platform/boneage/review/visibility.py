@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.db.models import Q
+
 from boneage.review.models import ItemState, ReviewItem
 from boneage.studies.access import CAN_REVIEW
 
@@ -64,6 +66,21 @@ class BlindView:
 
     def label_visible(self, study_id: int, author_id: int | None) -> bool:
         return not self.hides(study_id) or (author_id is not None and author_id == self.user_id)
+
+    # The same rules as filters on a study queryset annotated with `open_reviews` (0/1) and `label_author`
+    # (web.api.worklist_queryset), for sorting: None when this viewer is shown everything.
+    def hides_q(self) -> Q | None:
+        if self.every_study:
+            return Q(pk__isnull=False)
+        return Q(pk__in=self.studies) if self.studies else None
+
+    def model_hidden_q(self) -> Q | None:
+        hides = self.hides_q()
+        return hides & Q(open_reviews=1) if hides is not None else None
+
+    def label_hidden_q(self) -> Q | None:
+        hides = self.hides_q()
+        return hides & ~Q(label_author=self.user_id) if hides is not None else None
 
     def event(self, data: dict[str, Any], *, study_id: int | None, actor_id: int | None, verb: str) -> dict[str, Any]:
         """A serialized AuditEvent with the values this viewer may not see redacted (`values_hidden` says so).

@@ -121,16 +121,14 @@ def worklist_queryset(project, version):
 
 
 def blind_sort_keys(studies, view: BlindView):
-    """Sort keys that hide what the rows hide: under blind review the model's age and std of a study whose model
-    reading is hidden from this viewer (BlindView.model_hidden), and another person's label where labels are
-    hidden, sort as if missing — otherwise the order of the rows would give the values away."""
+    """Sort keys that hide what the rows hide: a value blind review hides from this viewer (the model's age and std,
+    another person's label: BlindView's rules) sorts as if missing — otherwise the order would give it away."""
     size_of_error = Case(When(abs_error__lt=0, then=-F("abs_error")), default=F("abs_error"), output_field=FloatField())
     keys = {"sort_pred": F("pred_age"), "sort_std": F("pred_std"), "sort_label": F("label_months"),
             "sort_error": size_of_error}
-    if not (view.every_study or view.studies):  # not blind, or nothing hidden from this viewer
+    model_hidden, label_hidden = view.model_hidden_q(), view.label_hidden_q()
+    if model_hidden is None or label_hidden is None:  # not blind, or nothing hidden from this viewer
         return studies.annotate(**keys)
-    model_hidden = Q(open_reviews=1) if view.every_study else Q(pk__in=view.studies)
-    label_hidden = (Q(pk__isnull=False) if view.every_study else Q(pk__in=view.studies)) & ~Q(label_author=view.user_id)
     hidden_by = {"sort_pred": model_hidden, "sort_std": model_hidden, "sort_label": label_hidden,
                  "sort_error": model_hidden | label_hidden}
     return studies.annotate(**{key: Case(When(hidden_by[key], then=Value(None)), default=value, output_field=FloatField())

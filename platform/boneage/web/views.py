@@ -78,10 +78,10 @@ def upload_form(request, project_id: int):
         fields = None
     for upload in request.FILES.getlist("file") if fields else []:
         result = do_ingest(project, request.user, upload.read(), upload.name, fields or IngestFields(), channel="browser")
-        if result.error or result.study is None:
-            messages.error(request, f"{upload.name}: {result.error.detail if result.error else 'not stored'}")
-        elif result.status == 200:
+        if result.error is not None:
+            messages.error(request, f"{upload.name}: {result.error.detail}")
+        elif result.study is not None and result.status == 200:
             messages.info(request, f"{upload.name}: already stored as study {result.study.pk}.")
-        else:
+        elif result.study is not None:
             messages.success(request, f"{upload.name}: stored as study {result.study.pk}.")
     return redirect("worklist", project_id=project.pk)
