@@ -64,10 +64,12 @@ INSTALLED_APPS = [
     "boneage.review",
     "boneage.live",
     "boneage.web",
+    "boneage.dicomweb",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "boneage.dicomweb.cors.DicomWebCorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -178,6 +180,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES  # keep an upload in memory: no temp-file round trip
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES
 DISPLAY_MAX_SIDE = env_int("DISPLAY_MAX_SIDE", 1024, minimum=128)
+
+# --- DICOMweb (docs/dicomweb.md) -----------------------------------------------------------------
+DICOMWEB_STOW_MAX_BYTES = env_int("DICOMWEB_STOW_MAX_BYTES", 4 * UPLOAD_MAX_BYTES, minimum=UPLOAD_MAX_BYTES)
+# Origins of browser viewers (OHIF) allowed to call /dicomweb/ with a token; none by default.
+DICOMWEB_CORS_ORIGINS = env_list("DICOMWEB_CORS_ORIGINS", [])
 
 # --- Auth, API -----------------------------------------------------------------------------------
 LOGIN_URL = "/accounts/login/"

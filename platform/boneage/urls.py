@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from boneage.annotations import views as annotations
 from boneage.api import TokenView
 from boneage.audit import views as audit
+from boneage.dicomweb import export_views as dicom_exports
 from boneage.modeling import urls as modeling_urls
 from boneage.review import urls as review_urls
 from boneage.studies import views as studies
@@ -21,6 +22,8 @@ api = [
     path("studies/<int:study_id>/masks/", annotations.StudyMasksView.as_view(), name="api-study-masks"),
     path("studies/<int:study_id>/labels/", annotations.StudyLabelsView.as_view(), name="api-study-labels"),
     path("studies/<int:study_id>/history/", audit.StudyHistoryView.as_view(), name="api-study-history"),
+    path("studies/<int:study_id>/export/seg/", dicom_exports.StudySegExportView.as_view(), name="api-study-export-seg"),
+    path("studies/<int:study_id>/export/sr/", dicom_exports.StudySrExportView.as_view(), name="api-study-export-sr"),
     path("masks/<int:revision_id>/png/", annotations.MaskPngView.as_view(), name="api-mask-png"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -35,5 +38,6 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("dicomweb/projects/<int:project_id>/", include("boneage.dicomweb.urls")),
     path("", include("boneage.web.urls")),
 ]

@@ -1,0 +1,66 @@
+"""The DICOM instances a project offers over DICOMweb: its DICOM studies' originals plus the SEG/SR
+objects made from them. PNG/JPEG studies have no DICOM form and are not listed."""
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pydicom
+from django.core.files.storage import default_storage
+
+from boneage.dicomweb.models import DerivedObject
+from boneage.studies.models import Project, Study
+
+
+@dataclass(frozen=True)
+class Entry:
+    study_id: int  # the platform's study it belongs to
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    file: str  # storage name of the Part 10 bytes
+    kind: str = "original"  # original, seg, sr
+
+
+def project_entries(project: Project, *, study_uid: str = "", series_uid: str = "", sop_uid: str = "",
+                    hides_report: Callable[[int], bool] = lambda study_id: False) -> list[Entry]:
+    """Entries narrowed by UID in the database; `hides_report(study id)`: this viewer may not see the study's
+    bone-age report (blind review)."""
+    studies = Study.objects.filter(project=project, image__media_type="application/dicom").select_related("image")
+    derived = DerivedObject.objects.filter(study__project=project).select_related("study")
+    if study_uid:
+        studies, derived = studies.filter(study_instance_uid=study_uid), derived.filter(study__study_instance_uid=study_uid)
+    if series_uid:
+        studies, derived = studies.filter(series_instance_uid=series_uid), derived.filter(series_instance_uid=series_uid)
+    if sop_uid:
+        studies, derived = studies.filter(sop_instance_uid=sop_uid), derived.filter(sop_instance_uid=sop_uid)
+    entries = [Entry(s.pk, s.study_instance_uid, s.series_instance_uid, s.sop_instance_uid, s.image.original)
+               for s in studies.order_by("id")]
+    for obj in derived.order_by("id"):
+        if obj.kind == "sr" and hides_report(obj.study_id):
+            continue
+        entries.append(Entry(obj.study_id, obj.study.study_instance_uid, obj.series_instance_uid, obj.sop_instance_uid,
+                             obj.file, obj.kind))
+    return entries
+
+
+def read_bytes(entry: Entry) -> bytes:
+    with default_storage.open(entry.file, "rb") as handle:
+        return handle.read()
+
+
+def read_dataset(entry: Entry) -> pydicom.Dataset:
+    return pydicom.dcmread(io.BytesIO(read_bytes(entry)))
+
+
+@lru_cache(maxsize=4096)
+def _header(file: str) -> pydicom.Dataset:
+    # Stored files never change (a new version gets a new name), so their headers can be cached by name.
+    with default_storage.open(file, "rb") as handle:
+        return pydicom.dcmread(handle, stop_before_pixels=True)
+
+
+def header(entry: Entry) -> pydicom.Dataset:
+    return _header(entry.file)

@@ -1,0 +1,134 @@
+"""SEG and SR exports of a study: made once per set of inputs with highdicom, stored, then served as
+new series of the study. A study ingested as PNG/JPEG has no DICOM source to reference: 409."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pydicom
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from PIL import Image as PILImage
+from pydicom.uid import generate_uid
+
+from boneage.annotations.actions import current_label
+from boneage.annotations.models import MaskRevision, MaskSource
+from boneage.dicomweb.models import DerivedObject
+from boneage.dicomweb.objects import Algorithm, Reading, make_bone_age_report, make_seg
+from boneage.studies.ingest.store import delete_quietly, save_atomic
+from boneage.studies.models import Study
+
+INTERVAL_Z90 = 1.6449  # the two-sided 90% normal quantile: interval = age ± z·std
+
+
+class ExportError(Exception):
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def source_dataset(study: Study) -> pydicom.Dataset:
+    if study.image.media_type != "application/dicom":
+        raise ExportError(409, "no_dicom_source", f"Study {study.pk} was uploaded as {study.image.media_type}; a SEG or "
+                          "SR must reference a DICOM image, so it can only be made for DICOM studies.")
+    with default_storage.open(study.image.original, "rb") as handle:
+        return pydicom.dcmread(handle)
+
+
+def current_mask(study: Study) -> MaskRevision | None:
+    """The gold mask (newest expert or review revision), else the newest automatic one (Canny or model)."""
+    revisions = study.mask_revisions.order_by("-created_at", "-id")
+    gold = revisions.filter(source__in=[MaskSource.EXPERT, MaskSource.REVIEW]).first()
+    return gold or revisions.first()
+
+
+def export_seg(study: Study) -> DerivedObject:
+    revision = current_mask(study)
+    if revision is None:
+        raise ExportError(409, "no_mask", f"Study {study.pk} has no hand mask yet (the automask runs after ingest).")
+    key = f"mask:{revision.pk}"
+    found = _existing(study, "seg", key)
+    if found is not None:
+        return found
+    source = source_dataset(study)
+    with default_storage.open(revision.mask, "rb") as handle:
+        mask = np.asarray(PILImage.open(handle).convert("L")) > 127
+    algorithm = _mask_algorithm(study, revision)
+    series_uid, sop_uid = _uids(study, "seg", key)
+    seg = make_seg(source, mask, series_uid=series_uid, sop_uid=sop_uid, created=revision.created_at,
+                   algorithm=algorithm)
+    return _store(study, "seg", key, seg, series_uid, sop_uid)
+
+
+def _mask_algorithm(study: Study, revision: MaskRevision) -> Algorithm | None:
+    """Who made the mask when no person did: the Canny automask or the model (by its version)."""
+    if revision.source == MaskSource.CANNY:
+        return Algorithm("Canny automask", "1")
+    if revision.source == MaskSource.MODEL:
+        from boneage.modeling.actions import latest_prediction
+
+        prediction = latest_prediction(study)
+        return Algorithm("Bone age segmentation subnet", prediction.model_version.name if prediction else "unknown")
+    return None
+
+
+def export_sr(study: Study) -> DerivedObject:
+    from boneage.modeling.actions import latest_prediction
+
+    label = current_label(study)
+    prediction = latest_prediction(study)
+    if label is None and prediction is None:
+        raise ExportError(409, "no_bone_age", f"Study {study.pk} has neither a label nor a model prediction to report.")
+    key = f"label:{label.pk if label else '-'};prediction:{prediction.pk if prediction else '-'}"
+    found = _existing(study, "sr", key)
+    if found is not None:
+        return found
+    readings = []
+    if label is not None:
+        readings.append(Reading(label.months, reader=_person_name(label.author) if label.author else f"{label.source}^"))
+    if prediction is not None:
+        half = INTERVAL_Z90 * prediction.std_months
+        readings.append(Reading(prediction.age_months, std_months=prediction.std_months,
+                                interval=(max(0.0, prediction.age_months - half), prediction.age_months + half),
+                                algorithm=Algorithm("Bone age residual attention network", prediction.model_version.name)))
+    created = max(x.created_at for x in (label, prediction) if x is not None)
+    series_uid, sop_uid = _uids(study, "sr", key)
+    sr = make_bone_age_report(source_dataset(study), readings, series_uid=series_uid, sop_uid=sop_uid, created=created)
+    return _store(study, "sr", key, sr, series_uid, sop_uid)
+
+
+def read_bytes(obj: DerivedObject) -> bytes:
+    with default_storage.open(obj.file, "rb") as handle:
+        return handle.read()
+
+
+def _person_name(user) -> str:
+    if user.last_name or user.first_name:
+        return f"{user.last_name}^{user.first_name}"
+    return f"{user.username}^"
+
+
+def _uids(study: Study, kind: str, key: str) -> tuple[str, str]:
+    """One series per kind and study; one instance per inputs. Derived from the study, so stable."""
+    root = f"{study.project_id}:{study.instance_key}:{kind}"
+    return generate_uid(entropy_srcs=[root]), generate_uid(entropy_srcs=[root, key])
+
+
+def _existing(study: Study, kind: str, key: str) -> DerivedObject | None:
+    return DerivedObject.objects.filter(study=study, kind=kind, source_key=key).first()
+
+
+def _store(study: Study, kind: str, key: str, ds, series_uid: str, sop_uid: str) -> DerivedObject:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    name = save_atomic(f"studies/{study.project_id}/derived/{sop_uid}.dcm", buffer.getvalue())
+    try:
+        with transaction.atomic():
+            return DerivedObject.objects.create(study=study, kind=kind, source_key=key, series_instance_uid=series_uid,
+                                                sop_instance_uid=sop_uid, file=name)
+    except IntegrityError:  # a concurrent export of the same inputs won: same UID, same file name
+        found = _existing(study, kind, key)
+        if found is None:
+            delete_quietly([name])
+            raise
+        return found

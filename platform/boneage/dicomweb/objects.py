@@ -1,0 +1,153 @@
+"""The DICOM objects the platform makes with highdicom: a binary SEG of a hand mask and a TID 1500
+bone-age report. Pure functions of a source dataset and values: no database, no storage."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
+
+MANUFACTURER = "boneage-platform"
+SOFTWARE_VERSION = "0.1.0"
+BONE_AGE = hd.sr.CodedConcept("85151-9", "LN", "XR Bone age")
+# No standard code names a 90% prediction interval's ends; a local scheme says exactly what they are.
+INTERVAL_LOWER = hd.sr.CodedConcept("BA-PI90-LO", "99BONEAGE", "Lower limit of 90% prediction interval")
+INTERVAL_UPPER = hd.sr.CodedConcept("BA-PI90-HI", "99BONEAGE", "Upper limit of 90% prediction interval")
+SEG_SERIES_NUMBER, SR_SERIES_NUMBER = 901, 902
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One bone age for the report: a reader's label (reader set) or a model's estimate (algorithm set)."""
+
+    months: float
+    reader: str = ""  # a DICOM person name, "Family^Given" or "username^"
+    algorithm: Algorithm | None = None
+    interval: tuple[float, float] | None = None
+    std_months: float | None = None
+
+
+# Type 2 attributes highdicom copies from the source: present (maybe empty) in every derived object.
+_TYPE2_SOURCE = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
+                 "AccessionNumber", "ReferringPhysicianName")
+
+
+def with_type2(source: Dataset) -> Dataset:
+    """A copy of the source where the empty type 2 attributes exist, as highdicom expects (UIDs unchanged)."""
+    ds = source.copy()
+    for keyword in _TYPE2_SOURCE:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    return ds
+
+
+def make_seg(source: Dataset, mask: np.ndarray, *, series_uid: str, sop_uid: str, created: dt.datetime,
+             algorithm: Algorithm | None, label: str = "Hand") -> hd.seg.Segmentation:
+    """A binary SEG of `mask` (bool, the source's rows × columns) on `source`; automatic when an algorithm made it."""
+    if mask.shape != (int(source.Rows), int(source.Columns)):
+        raise ValueError(f"the mask is {mask.shape} but the image is {(source.Rows, source.Columns)}")
+    source = with_type2(source)
+    identification = None
+    if algorithm is not None:
+        identification = hd.AlgorithmIdentificationSequence(
+            name=algorithm.name, version=algorithm.version, family=codes.cid7162.ArtificialIntelligence)
+    description = hd.seg.SegmentDescription(
+        segment_number=1, segment_label=label,
+        segmented_property_category=codes.SCT.AnatomicalStructure, segmented_property_type=codes.SCT.Hand,
+        algorithm_type=(hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC if algorithm is not None
+                        else hd.seg.SegmentAlgorithmTypeValues.MANUAL),
+        algorithm_identification=identification,
+    )
+    seg = hd.seg.Segmentation(
+        source_images=[source], pixel_array=mask.astype(bool)[np.newaxis],
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=[description],
+        series_instance_uid=series_uid, series_number=SEG_SERIES_NUMBER, sop_instance_uid=sop_uid,
+        instance_number=1, manufacturer=MANUFACTURER, manufacturer_model_name="Bone age platform",
+        software_versions=SOFTWARE_VERSION, device_serial_number="0", series_description="Hand mask",
+    )
+    _stamp(seg, created)
+    return seg
+
+
+def make_bone_age_report(source: Dataset, readings: list[Reading], *, series_uid: str, sop_uid: str,
+                         created: dt.datetime) -> hd.sr.Comprehensive3DSR:
+    """A TID 1500 measurement report with one measurement group per reading, coded LOINC 85151-9."""
+    if not readings:
+        raise ValueError("a report needs at least one reading")
+    source = with_type2(source)
+    groups = []
+    for index, reading in enumerate(readings, start=1):
+        who = reading.reader or (reading.algorithm.name if reading.algorithm else "unknown")
+        measurement = hd.sr.Measurement(
+            name=BONE_AGE, value=round(float(reading.months), 2), unit=codes.UCUM.Month,
+            algorithm_id=(hd.sr.AlgorithmIdentification(name=reading.algorithm.name, version=reading.algorithm.version)
+                          if reading.algorithm else None),
+            properties=_interval_properties(reading),
+        )
+        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(
+                uid=generate_uid(entropy_srcs=[sop_uid, str(index)]),
+                identifier=f"Bone age by {who}"),
+            measurements=[measurement],
+            source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
+        ))
+    report = hd.sr.MeasurementReport(
+        observation_context=_observation_context(readings),
+        procedure_reported=BONE_AGE,  # the LOINC/RSNA playbook code names the procedure and its result
+        imaging_measurements=groups,
+        title=codes.cid7021.ImagingMeasurementReport,
+    )
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=[source], content=report, series_instance_uid=series_uid, series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=sop_uid, instance_number=1, manufacturer=MANUFACTURER,
+        series_description="Bone age report", is_complete=True, is_final=False,
+    )
+    _stamp(sr, created)
+    return sr
+
+
+def _interval_properties(reading: Reading) -> hd.sr.MeasurementProperties | None:
+    if reading.interval is None and reading.std_months is None:
+        return None
+    values = []
+    if reading.std_months is not None:
+        values.append(hd.sr.NumContentItem(name=codes.SCT.StandardDeviation, value=round(reading.std_months, 2),
+                                           unit=codes.UCUM.Month, relationship_type="HAS PROPERTIES"))
+    if reading.interval is not None:
+        for concept, bound in zip((INTERVAL_LOWER, INTERVAL_UPPER), reading.interval):
+            values.append(hd.sr.NumContentItem(name=concept, value=round(bound, 2), unit=codes.UCUM.Month,
+                                               relationship_type="HAS PROPERTIES"))
+    return hd.sr.MeasurementProperties(measurement_statistical_properties=hd.sr.MeasurementStatisticalProperties(
+        values=values, description="Model uncertainty"))
+
+
+def _observation_context(readings: list[Reading]) -> hd.sr.ObservationContext:
+    reader = next((r.reader for r in readings if r.reader), "")
+    model = next((r.algorithm for r in readings if r.algorithm), None)
+    person = device = None
+    if reader:
+        person = hd.sr.ObserverContext(
+            observer_type=codes.DCM.Person,
+            observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name=reader))
+    if model is not None:
+        device = hd.sr.ObserverContext(
+            observer_type=codes.DCM.Device,
+            observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+                uid=generate_uid(entropy_srcs=[model.name, model.version]), name=f"{model.name} {model.version}", manufacturer_name=MANUFACTURER))
+    return hd.sr.ObservationContext(observer_person_context=person, observer_device_context=device)
+
+
+def _stamp(ds: Dataset, created: dt.datetime) -> None:
+    """The object's dates are those of what it records (the mask, the label), so re-exports are identical."""
+    ds.ContentDate = ds.SeriesDate = created.strftime("%Y%m%d")
+    ds.ContentTime = ds.SeriesTime = created.strftime("%H%M%S")

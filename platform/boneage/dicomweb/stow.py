@@ -1,0 +1,81 @@
+"""STOW-RS: each part goes through the upload ingest (dedupe, conflicts, limits, de-identification);
+the answer lists stored instances in ReferencedSOPSequence and refused ones, with why, in FailedSOPSequence."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from boneage.dicomweb.multipart import Part
+from boneage.studies.actions import do_ingest
+from boneage.studies.ingest.errors import IngestError
+
+# PS3.4 failure reasons: out of resources, duplicate SOP instance, cannot understand, processing failure.
+REASON_OUT_OF_RESOURCES, REASON_DUPLICATE, REASON_CANNOT_UNDERSTAND, REASON_PROCESSING = 0xA700, 0x0111, 0xC000, 0x0110
+_REASONS = {413: REASON_OUT_OF_RESOURCES, 409: REASON_DUPLICATE, 415: REASON_CANNOT_UNDERSTAND,
+            400: REASON_CANNOT_UNDERSTAND, 422: REASON_CANNOT_UNDERSTAND}
+
+
+@dataclass
+class StowOutcome:
+    status: int  # 200 all stored, 202 some refused, 409 none stored
+    response: Dataset
+
+
+def store_parts(project, user, parts: list[Part], *, study_uid: str, retrieve_base: str) -> StowOutcome:
+    response = Dataset()
+    stored, failed = [], []
+    for number, part in enumerate(parts, start=1):
+        sop_class, sop_uid, part_study = _identity(part.data)
+        error = _check_part(part, part_study, study_uid)
+        if error is None:
+            result = do_ingest(project, user, part.data, f"stow-part-{number}.dcm", channel="dicomweb", source="dicomweb")
+            error = result.error
+        if error is not None:
+            failed.append(_failed_item(sop_class, sop_uid, error, number))
+            continue
+        study = result.study
+        item = Dataset()
+        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, study.sop_instance_uid
+        item.RetrieveURL = (f"{retrieve_base}/studies/{study.study_instance_uid}/series/{study.series_instance_uid}"
+                            f"/instances/{study.sop_instance_uid}")
+        stored.append(item)
+    if stored:
+        response.ReferencedSOPSequence = stored
+        if study_uid:
+            response.RetrieveURL = f"{retrieve_base}/studies/{study_uid}"
+    if failed:
+        response.FailedSOPSequence = failed
+    status = 200 if not failed else (202 if stored else 409)
+    return StowOutcome(status, response)
+
+
+def _check_part(part: Part, part_study: str, study_uid: str) -> IngestError | None:
+    media_type = part.content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/dicom":
+        return IngestError(415, "unsupported_media_type", f"The part is {media_type}; STOW-RS parts must be application/dicom.")
+    if study_uid and part_study and part_study != study_uid:
+        return IngestError(400, "wrong_study", f"The instance belongs to study {part_study}, not to {study_uid} named in the URL.")
+    return None
+
+
+def _identity(data: bytes) -> tuple[str, str, str]:
+    """SOP class, SOP instance and study UIDs when the part's header reads as DICOM (never forced)."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True,
+                             specific_tags=["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"])
+        return str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", "")), str(ds.get("StudyInstanceUID", ""))
+    except Exception:  # any unreadable header: the ingest says exactly why
+        return "", "", ""
+
+
+def _failed_item(sop_class: str, sop_uid: str, error: IngestError, number: int) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = sop_class or None
+    item.ReferencedSOPInstanceUID = sop_uid or None
+    item.FailureReason = _REASONS.get(error.status, REASON_PROCESSING)
+    # The reason in words (PS3.18 allows more attributes in the item): "part 2: file_too_large: ..."
+    item.TextValue = f"part {number}: {error.code}: {error.detail}"[:1024]
+    return item

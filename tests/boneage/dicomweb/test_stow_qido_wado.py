@@ -1,0 +1,224 @@
+"""DICOMweb through the Django test client: STOW-RS stores through the upload ingest, QIDO-RS finds,
+WADO-RS returns the stored bytes; every bad input gets a clear error and stores nothing."""
+from __future__ import annotations
+
+import pytest
+
+from boneage.studies.models import IngestRecord, Study
+from tests.boneage.dicomweb.helpers import datasets, json_datasets, read_parts, stow, stow_body
+from tests.dicom_factory import dicom_bytes, make_dicom_dataset
+
+pytestmark = pytest.mark.django_db
+
+DICOM = "application/dicom"
+
+
+def dataset(**kwargs):
+    return make_dicom_dataset(**kwargs)
+
+
+def test_a_member_stores_two_instances_and_the_answer_references_both(api_as, project, member):
+    first, second = dataset(), dataset()
+    response = stow(api_as(member), project, stow_body((DICOM, dicom_bytes(first)), (DICOM, dicom_bytes(second))))
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/dicom+json"
+    answer = _answer(response)
+    uids = [item.ReferencedSOPInstanceUID for item in answer.ReferencedSOPSequence]
+    assert uids == [first.SOPInstanceUID, second.SOPInstanceUID]
+    assert "FailedSOPSequence" not in answer
+    assert Study.objects.filter(project=project, source="dicomweb").count() == 2
+
+
+def _answer(response):
+    import pydicom
+
+    return pydicom.Dataset.from_json(response.json())
+
+
+def test_storing_the_same_instance_again_is_a_success_and_other_bytes_under_its_uid_are_refused(api_as, project, owner):
+    client = api_as(owner)
+    original = dicom_bytes(dataset(sop_uid="1.2.826.0.1.3680043.99.1", sex="F"))
+    assert stow(client, project, stow_body((DICOM, original))).status_code == 200
+    again = stow(client, project, stow_body((DICOM, original)))
+    assert again.status_code == 200 and len(_answer(again).ReferencedSOPSequence) == 1
+    other = stow(client, project, stow_body((DICOM, dicom_bytes(dataset(sop_uid="1.2.826.0.1.3680043.99.1", sex="M")))))
+    assert other.status_code == 409
+    failed = _answer(other).FailedSOPSequence[0]
+    assert failed.FailureReason == 0x0111 and "uid_conflict" in failed.TextValue
+    assert Study.objects.get(project=project).checksum != "" and Study.objects.count() == 1
+
+
+def test_a_non_dicom_part_and_a_part_over_the_size_limit_are_refused_with_reasons_while_the_good_part_is_stored(
+        api_as, project, owner, settings):
+    settings.UPLOAD_MAX_BYTES = 20_000
+    good, big = dataset(), dataset(rows=200, columns=200)
+    response = stow(api_as(owner), project, stow_body(
+        (DICOM, dicom_bytes(good)), ("text/plain", b"hello"), (DICOM, b"this is not DICOM" * 20), (DICOM, dicom_bytes(big))))
+    assert response.status_code == 202
+    answer = _answer(response)
+    assert [item.ReferencedSOPInstanceUID for item in answer.ReferencedSOPSequence] == [good.SOPInstanceUID]
+    reasons = [(item.FailureReason, item.TextValue.split(":")[1].strip()) for item in answer.FailedSOPSequence]
+    assert reasons == [(0xC000, "unsupported_media_type"), (0xC000, "unsupported_media_type"), (0xA700, "file_too_large")]
+    assert answer.FailedSOPSequence[2].ReferencedSOPInstanceUID == big.SOPInstanceUID
+    assert list(Study.objects.values_list("sop_instance_uid", flat=True)) == [good.SOPInstanceUID]
+
+
+def test_a_truncated_multipart_body_is_a_400_and_nothing_is_stored(api_as, project, owner, temporary_media):
+    body = stow_body((DICOM, dicom_bytes(dataset())))
+    response = stow(api_as(owner), project, body[: len(body) // 2])
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_multipart" and "truncated" in response.json()["detail"]
+    assert Study.objects.count() == 0 and IngestRecord.objects.count() == 0
+    assert not list(temporary_media.rglob("*.dcm"))
+
+
+def test_a_body_over_the_stow_limit_is_a_413_before_anything_is_stored(api_as, project, owner, settings):
+    settings.DICOMWEB_STOW_MAX_BYTES = 10_000
+    response = stow(api_as(owner), project, stow_body((DICOM, dicom_bytes(dataset(rows=200, columns=200)))))
+    assert response.status_code == 413 and response.json()["error"] == "request_too_large"
+    assert Study.objects.count() == 0
+
+
+def test_a_stow_that_is_not_multipart_related_dicom_is_a_415(api_as, project, owner):
+    response = api_as(owner).post(f"/dicomweb/projects/{project.pk}/studies", data=b"{}", content_type="application/json")
+    assert response.status_code == 415 and response.json()["error"] == "unsupported_media_type"
+
+
+def test_storing_into_a_named_study_refuses_instances_of_another_study(api_as, project, owner):
+    ds = dataset()
+    response = stow(api_as(owner), project, stow_body((DICOM, dicom_bytes(ds))), path="studies/1.2.3.999")
+    assert response.status_code == 409
+    assert "wrong_study" in _answer(response).FailedSOPSequence[0].TextValue
+    assert Study.objects.count() == 0
+
+
+def test_an_outsider_gets_404_for_every_dicomweb_resource_and_cannot_store(api_as, project, owner, outsider):
+    stow(api_as(owner), project, stow_body((DICOM, dicom_bytes(dataset()))))
+    client = api_as(outsider)
+    assert client.get(f"/dicomweb/projects/{project.pk}/studies").status_code == 404
+    assert stow(client, project, stow_body((DICOM, dicom_bytes(dataset())))).status_code == 404
+    assert Study.objects.count() == 1
+
+
+def _store_three(client, project):
+    specs = [dict(patient_id="PID-1", study_date="20240105", accession="ACC1"),
+             dict(patient_id="PID-2", study_date="20240310", accession="ACC2"),
+             dict(patient_id="PID-1", study_date="20241201", accession="ACC3")]
+    made = []
+    for spec in specs:
+        ds = dataset(study_date=spec["study_date"])
+        ds.PatientID, ds.AccessionNumber = spec["patient_id"], spec["accession"]
+        made.append(ds)
+    assert stow(client, project, stow_body(*[(DICOM, dicom_bytes(ds)) for ds in made])).status_code == 200
+    return made
+
+
+def qido(client, project, path, **params):
+    response = client.get(f"/dicomweb/projects/{project.pk}/{path}", params, HTTP_ACCEPT="application/dicom+json")
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/dicom+json"
+    return json_datasets(response)
+
+
+def test_qido_matches_patient_id_dates_accession_wildcards_and_pages(api_as, project, member):
+    client = api_as(member)
+    made = _store_three(client, project)
+    assert {d.AccessionNumber for d in qido(client, project, "studies", PatientID="PID-1")} == {"ACC1", "ACC3"}
+    assert [d.AccessionNumber for d in qido(client, project, "studies", StudyDate="20240101-20240630")] == ["ACC1", "ACC2"]
+    assert [d.AccessionNumber for d in qido(client, project, "studies", StudyDate="20240601-")] == ["ACC3"]
+    assert [d.AccessionNumber for d in qido(client, project, "studies", AccessionNumber="ACC2")] == ["ACC2"]
+    assert len(qido(client, project, "studies", PatientID="PID-*")) == 3
+    assert len(qido(client, project, "studies", PatientID="PID-?")) == 3
+    assert len(qido(client, project, "studies", ModalitiesInStudy="CR")) == 3
+    assert qido(client, project, "studies", ModalitiesInStudy="MR") == []
+    uid_list = f"{made[0].StudyInstanceUID},{made[2].StudyInstanceUID}"
+    assert len(qido(client, project, "studies", StudyInstanceUID=uid_list)) == 2
+    assert len(qido(client, project, "studies", limit=2)) == 2
+    assert len(qido(client, project, "studies", limit=2, offset=2)) == 1
+    studies = qido(client, project, "studies", PatientID="PID-2")
+    assert studies[0].NumberOfStudyRelatedInstances == 1 and studies[0].ModalitiesInStudy == "CR"
+
+
+def test_qido_series_and_instances_nested_and_flat_with_includefield(api_as, project, member):
+    client = api_as(member)
+    made = _store_three(client, project)
+    study = made[1]
+    series = qido(client, project, f"studies/{study.StudyInstanceUID}/series")
+    assert [s.SeriesInstanceUID for s in series] == [study.SeriesInstanceUID] and series[0].Modality == "CR"
+    nested = qido(client, project, f"studies/{study.StudyInstanceUID}/series/{study.SeriesInstanceUID}/instances")
+    assert [i.SOPInstanceUID for i in nested] == [study.SOPInstanceUID]
+    assert len(qido(client, project, "series")) == 3
+    flat = qido(client, project, "instances", SOPInstanceUID=study.SOPInstanceUID, includefield="PatientAge")
+    assert flat[0].PatientAge == "010Y" and flat[0].Rows == 64
+    assert "BitsStored" in qido(client, project, "instances", SOPInstanceUID=study.SOPInstanceUID, includefield="all")[0]
+
+
+def test_qido_with_an_unknown_attribute_or_a_bad_limit_is_a_400(api_as, project, member):
+    client = api_as(member)
+    base = f"/dicomweb/projects/{project.pk}/studies"
+    assert client.get(base, {"NoSuchThing": "1"}).json()["error"] == "invalid_query"
+    assert client.get(base, {"limit": "-1"}).status_code == 400
+
+
+def test_wado_returns_the_stored_bytes_for_instance_series_and_study(api_as, project, member):
+    client = api_as(member)
+    ds = dataset()
+    data = dicom_bytes(ds)
+    stow(client, project, stow_body((DICOM, data)))
+    study = f"/dicomweb/projects/{project.pk}/studies/{ds.StudyInstanceUID}"
+    for path in (study, f"{study}/series/{ds.SeriesInstanceUID}",
+                 f"{study}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"):
+        response = client.get(path, HTTP_ACCEPT='multipart/related; type="application/dicom"')
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith('multipart/related; type="application/dicom"')
+        assert read_parts(response) == [data]
+
+
+def test_wado_of_an_unknown_uid_is_a_404_with_a_reason(api_as, project, member):
+    response = api_as(member).get(f"/dicomweb/projects/{project.pk}/studies/1.2.3.4.5")
+    assert response.status_code == 404 and "1.2.3.4.5" in response.json()["detail"]
+    metadata = api_as(member).get(f"/dicomweb/projects/{project.pk}/studies/1.2.3.4.5/metadata")
+    assert metadata.status_code == 404
+
+
+def test_metadata_honours_ohifs_combined_accept_header_and_points_pixel_data_at_frames(api_as, project, member):
+    client = api_as(member)
+    ds = dataset()
+    stow(client, project, stow_body((DICOM, dicom_bytes(ds))))
+    response = client.get(f"/dicomweb/projects/{project.pk}/studies/{ds.StudyInstanceUID}/metadata",
+                          HTTP_ACCEPT="application/dicom+json, application/json, */*")
+    assert response.status_code == 200
+    item = response.json()[0]
+    assert item["7FE00010"]["BulkDataURI"].endswith(f"/instances/{ds.SOPInstanceUID}/frames/1")
+    assert item["00100020"]["Value"] == ["PID-42"]
+
+
+def test_frames_are_the_raw_pixels_and_a_missing_frame_is_a_404(api_as, project, member):
+    client = api_as(member)
+    ds = dataset()
+    stow(client, project, stow_body((DICOM, dicom_bytes(ds))))
+    instance = (f"/dicomweb/projects/{project.pk}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+                f"/instances/{ds.SOPInstanceUID}")
+    response = client.get(f"{instance}/frames/1", HTTP_ACCEPT='multipart/related; type="application/octet-stream"')
+    assert read_parts(response) == [bytes(ds.PixelData)]
+    assert client.get(f"{instance}/frames/2").status_code == 404
+    assert client.get(f"{instance}/frames/x").status_code == 400
+
+
+def test_rendered_is_a_png(api_as, project, member):
+    client = api_as(member)
+    ds = dataset()
+    stow(client, project, stow_body((DICOM, dicom_bytes(ds))))
+    response = client.get(f"/dicomweb/projects/{project.pk}/studies/{ds.StudyInstanceUID}/series/"
+                          f"{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}/rendered", HTTP_ACCEPT="image/png")
+    assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
+
+
+def test_cors_is_off_by_default_and_on_for_a_configured_origin(api_as, project, member, settings):
+    client = api_as(member)
+    url = f"/dicomweb/projects/{project.pk}/studies"
+    assert "Access-Control-Allow-Origin" not in client.get(url, HTTP_ORIGIN="http://viewer.example")
+    settings.DICOMWEB_CORS_ORIGINS = ["http://viewer.example"]
+    preflight = client.options(url, HTTP_ORIGIN="http://viewer.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET")
+    assert preflight.status_code == 204 and preflight["Access-Control-Allow-Origin"] == "http://viewer.example"
+    assert "Authorization" in preflight["Access-Control-Allow-Headers"]
