@@ -28,10 +28,11 @@ def store_parts(project, user, parts: list[Part], *, study_uid: str, retrieve_ba
     response = Dataset()
     stored, failed = [], []
     for number, part in enumerate(parts, start=1):
-        sop_class, sop_uid, part_study = _identity(part.data)
+        data = with_preamble(part.data)
+        sop_class, sop_uid, part_study = _identity(data)
         error = _check_part(part, part_study, study_uid)
         if error is None:
-            result = do_ingest(project, user, part.data, f"stow-part-{number}.dcm", channel="dicomweb", source="dicomweb")
+            result = do_ingest(project, user, data, f"stow-part-{number}.dcm", channel="dicomweb", source="dicomweb")
             error = result.error
         if error is not None:
             failed.append(_failed_item(sop_class, sop_uid, error, number))
@@ -50,6 +51,15 @@ def store_parts(project, user, parts: list[Part], *, study_uid: str, retrieve_ba
         response.FailedSOPSequence = failed
     status = 200 if not failed else (202 if stored else 409)
     return StowOutcome(status, response)
+
+
+def with_preamble(data: bytes) -> bytes:
+    """pydicom (so dicomweb-client) writes a dataset read without a preamble as File Meta + dataset, no
+    preamble: the Part 10 form is the same bytes after 128 zero bytes and 'DICM'. Only a part that starts
+    with a File Meta element (group 0002, explicit VR) is re-wrapped; nothing is parsed by force."""
+    if data[:2] == b"\x02\x00" and data[4:6].isalpha() and data[4:6].isupper():
+        return bytes(128) + b"DICM" + data
+    return data
 
 
 def _check_part(part: Part, part_study: str, study_uid: str) -> IngestError | None:

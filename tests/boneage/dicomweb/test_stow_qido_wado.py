@@ -222,3 +222,31 @@ def test_cors_is_off_by_default_and_on_for_a_configured_origin(api_as, project, 
     preflight = client.options(url, HTTP_ORIGIN="http://viewer.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET")
     assert preflight.status_code == 204 and preflight["Access-Control-Allow-Origin"] == "http://viewer.example"
     assert "Authorization" in preflight["Access-Control-Allow-Headers"]
+
+
+def test_a_part_written_without_the_preamble_like_pydicom_writes_it_is_stored_as_part_10(api_as, project, owner):
+    import io
+
+    import pydicom
+
+    ds = dataset()
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds)  # what dicomweb-client sends: File Meta, then the dataset, no preamble
+    assert not buffer.getvalue()[128:132] == b"DICM"
+    response = stow(api_as(owner), project, stow_body((DICOM, buffer.getvalue())))
+    assert response.status_code == 200
+    assert Study.objects.get(project=project).sop_instance_uid == ds.SOPInstanceUID
+
+
+def test_a_part_with_neither_preamble_nor_file_meta_is_refused(api_as, project, owner):
+    import io
+
+    import pydicom
+
+    ds = dataset()
+    del ds.file_meta
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, implicit_vr=True, little_endian=True)
+    response = stow(api_as(owner), project, stow_body((DICOM, buffer.getvalue())))
+    assert response.status_code == 409 and "unsupported_media_type" in _answer(response).FailedSOPSequence[0].TextValue
+    assert Study.objects.count() == 0

@@ -1,0 +1,61 @@
+"""dicomweb-client, a real DICOMweb client, against the platform served by Daphne: a native-size
+instance (over dicomweb-client's 1 MB chunk size, so sent with Transfer-Encoding: chunked), search,
+retrieve, metadata and frames."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from dicomweb_client.api import DICOMwebClient
+from rest_framework.authtoken.models import Token
+
+from boneage.studies.models import Study
+from tests.dicom_factory import make_dicom_dataset, ramp
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def client_for(server, project, user) -> DICOMwebClient:
+    token, _ = Token.objects.get_or_create(user=user)
+    return DICOMwebClient(f"{server}/dicomweb/projects/{project.pk}", headers={"Authorization": f"Token {token.key}"})
+
+
+def native_size_radiograph():
+    """1800 × 1500 12-bit pixels, 5.4 MB: the size of a real hand radiograph."""
+    ds = make_dicom_dataset(ramp(1800, 1500), study_date="20240207")
+    ds.PatientID, ds.AccessionNumber = "PID-LIVE", "ACC-LIVE"
+    return ds
+
+
+def test_dicomweb_client_stores_a_chunked_native_size_instance_and_reads_it_back(live_asgi_server, project, member):
+    client = client_for(live_asgi_server, project, member)
+    ds = native_size_radiograph()
+    answer = client.store_instances([ds])
+    assert [item.ReferencedSOPInstanceUID for item in answer.ReferencedSOPSequence] == [ds.SOPInstanceUID]
+    assert Study.objects.get(project=project).sop_instance_uid == ds.SOPInstanceUID
+
+    found = client.search_for_studies(search_filters={"PatientID": "PID-LIVE", "StudyDate": "20240101-20240301"})
+    assert [study["0020000D"]["Value"][0] for study in found] == [ds.StudyInstanceUID]
+    assert client.search_for_studies(search_filters={"PatientID": "nobody"}) == []
+    series = client.search_for_series(ds.StudyInstanceUID)
+    assert series[0]["0020000E"]["Value"] == [ds.SeriesInstanceUID]
+    instances = client.search_for_instances(ds.StudyInstanceUID, ds.SeriesInstanceUID)
+    assert instances[0]["00080018"]["Value"] == [ds.SOPInstanceUID]
+
+    back = client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    assert np.array_equal(back.pixel_array, ds.pixel_array) and back.PatientID == "PID-LIVE"
+    assert len(client.retrieve_study(ds.StudyInstanceUID)) == 1
+
+    metadata = client.retrieve_instance_metadata(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    assert metadata["00280010"]["Value"] == [1800] and "BulkDataURI" in metadata["7FE00010"]
+
+    frames = client.retrieve_instance_frames(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, [1])
+    assert frames[0] == bytes(ds.PixelData)
+
+
+def test_dicomweb_client_storing_the_same_instance_twice_keeps_one_study(live_asgi_server, project, owner):
+    client = client_for(live_asgi_server, project, owner)
+    ds = native_size_radiograph()
+    client.store_instances([ds])
+    again = client.store_instances([ds])
+    assert again.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == ds.SOPInstanceUID
+    assert Study.objects.filter(project=project).count() == 1
