@@ -1,0 +1,125 @@
+"""SEG and SR exports made with highdicom, read back with highdicom, and served as new series of the study."""
+from __future__ import annotations
+
+import io
+
+import highdicom as hd
+import numpy as np
+import pytest
+
+from boneage.annotations.actions import do_save_label, do_save_mask
+from boneage.modeling.models import ModelVersion, Prediction
+from boneage.studies.actions import do_ingest
+from boneage.studies.models import Study
+from tests.boneage.dicomweb.helpers import datasets, json_datasets
+from tests.dicom_factory import dicom_bytes, make_dicom_dataset, png_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dicom_study(project, owner):
+    ds = make_dicom_dataset(study_date="20240301")
+    result = do_ingest(project, owner, dicom_bytes(ds), "hand.dcm")
+    return Study.objects.get(pk=result.study.pk), ds
+
+
+def hand_mask(shape=(64, 48)) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[8:56, 10:40] = True
+    return mask
+
+
+def test_the_seg_export_is_the_expert_mask_referencing_its_source(api_as, dicom_study, member):
+    study, source = dicom_study
+    canny = do_save_mask(study, hand_mask(), source="canny")
+    expert = hand_mask()
+    expert[8:20, :] = False
+    do_save_mask(study, expert, source="expert", author=member, base_revision_id=canny.pk)
+    response = api_as(member).get(f"/api/studies/{study.pk}/export/seg/")
+    assert response.status_code == 200 and response["Content-Type"] == "application/dicom"
+    seg = hd.seg.segread(io.BytesIO(response.content))
+    assert seg.SegmentationType == "BINARY" and seg.StudyInstanceUID == source.StudyInstanceUID
+    assert seg.SegmentSequence[0].SegmentAlgorithmType == "MANUAL"
+    referenced = seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0]
+    assert referenced.ReferencedSOPInstanceUID == source.SOPInstanceUID
+    pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1])
+    assert np.array_equal(pixels[0, :, :, 0] > 0, expert)
+
+
+def test_a_canny_mask_exports_as_an_automatic_segment_with_its_algorithm(api_as, dicom_study, member):
+    study, _ = dicom_study
+    do_save_mask(study, hand_mask(), source="canny")
+    seg = hd.seg.segread(io.BytesIO(api_as(member).get(f"/api/studies/{study.pk}/export/seg/").content))
+    segment = seg.SegmentSequence[0]
+    assert segment.SegmentAlgorithmType == "AUTOMATIC"
+    assert segment.SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "Canny automask"
+
+
+def test_exporting_twice_gives_the_same_object_and_it_is_a_new_series_of_the_study(api_as, dicom_study, member, project):
+    study, source = dicom_study
+    do_save_mask(study, hand_mask(), source="canny")
+    client = api_as(member)
+    first = client.get(f"/api/studies/{study.pk}/export/seg/").content
+    assert client.get(f"/api/studies/{study.pk}/export/seg/").content == first
+    seg_uid = hd.seg.segread(io.BytesIO(first)).SeriesInstanceUID
+    series = json_datasets(client.get(f"/dicomweb/projects/{project.pk}/studies/{source.StudyInstanceUID}/series"))
+    assert {(s.Modality, s.SeriesInstanceUID) for s in series} == {("CR", source.SeriesInstanceUID), ("SEG", seg_uid)}
+    studies = json_datasets(client.get(f"/dicomweb/projects/{project.pk}/studies"))
+    assert list(studies[0].ModalitiesInStudy) == ["CR", "SEG"]
+    retrieved = datasets(client.get(f"/dicomweb/projects/{project.pk}/studies/{source.StudyInstanceUID}/series/{seg_uid}"))
+    assert retrieved[0].Modality == "SEG"
+
+
+def _prediction(study, project, months=118.0, std=10.0):
+    version = ModelVersion.objects.create(project=project, name="v3", checkpoint="x", sha256="0" * 64, status="active")
+    return Prediction.objects.create(study=study, model_version=version, age_months=months, std_months=std)
+
+
+def _bone_ages(sr) -> list[tuple[float, str]]:
+    report = sr.ContentSequence
+    groups = [item for item in report if item.ConceptNameCodeSequence[0].CodeValue == "126010"][0].ContentSequence
+    found = []
+    for group in groups:
+        for item in group.ContentSequence:
+            code = item.ConceptNameCodeSequence[0]
+            if (code.CodeValue, code.CodingSchemeDesignator) == ("85151-9", "LN"):
+                found.append((float(item.MeasuredValueSequence[0].NumericValue),
+                              item.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue))
+    return found
+
+
+def test_the_sr_reports_the_readers_label_and_the_models_estimate_coded_loinc_85151_9(api_as, dicom_study, member, project):
+    study, source = dicom_study
+    member.first_name, member.last_name = "Max", "Member"
+    member.save()
+    do_save_label(study, 120.0, author=member)
+    _prediction(study, project)
+    response = api_as(member).get(f"/api/studies/{study.pk}/export/sr/")
+    assert response.status_code == 200
+    sr = hd.sr.srread(io.BytesIO(response.content))
+    assert sr.Modality == "SR" and sr.StudyInstanceUID == source.StudyInstanceUID
+    assert _bone_ages(sr) == [(120.0, "mo"), (118.0, "mo")]
+    text = str(sr)
+    assert "Member^Max" in text and "v3" in text
+    assert "Lower limit of 90% prediction interval" in text and "101.55" in text  # 118 − 1.6449 × 10
+
+
+def test_an_export_of_a_png_study_is_a_409_with_the_reason(api_as, project, owner):
+    result = do_ingest(project, owner, png_bytes(np.full((64, 48), 200, np.uint8)), "hand.png")
+    do_save_mask(result.study, hand_mask(), source="canny")
+    for kind in ("seg", "sr"):
+        response = api_as(owner).get(f"/api/studies/{result.study.pk}/export/{kind}/")
+        assert response.status_code == 409 and response.json()["error"] in ("no_dicom_source", "no_bone_age")
+    assert api_as(owner).get(f"/api/studies/{result.study.pk}/export/seg/").json()["error"] == "no_dicom_source"
+
+
+def test_a_study_without_mask_or_age_cannot_be_exported_yet(api_as, dicom_study, owner):
+    study, _ = dicom_study
+    assert api_as(owner).get(f"/api/studies/{study.pk}/export/seg/").json()["error"] == "no_mask"
+    assert api_as(owner).get(f"/api/studies/{study.pk}/export/sr/").json()["error"] == "no_bone_age"
+
+
+def test_an_outsider_cannot_export(api_as, dicom_study, outsider):
+    study, _ = dicom_study
+    assert api_as(outsider).get(f"/api/studies/{study.pk}/export/seg/").status_code == 404
