@@ -1,0 +1,83 @@
+"""A real PACS, Debian's Orthanc with orthanc-dicomweb: import_dicomweb pulls its studies, and the platform's
+SEG and SR exports stored to it come back intact."""
+from __future__ import annotations
+
+import io
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from dicomweb_client.api import DICOMwebClient
+from django.core.management import call_command
+
+from boneage.annotations.actions import do_save_label, do_save_mask
+from boneage.studies.models import IngestRecord, Study
+from tests.boneage.dicomweb.orthanc import orthanc  # noqa: F401 (the fixture)
+from boneage.studies.actions import do_ingest
+from tests.dicom_factory import dicom_bytes, make_dicom_dataset, ramp
+
+pytestmark = pytest.mark.django_db
+
+
+def radiograph(patient_id: str) -> pydicom.Dataset:
+    """Read back from Part 10 bytes, so it keeps its preamble: Orthanc returns what it was sent, and
+    dicomweb-client (rightly, without force) cannot read a file without one."""
+    ds = make_dicom_dataset(ramp(600, 500), study_date="20240115")
+    ds.PatientID = patient_id
+    return pydicom.dcmread(io.BytesIO(dicom_bytes(ds)))
+
+
+def test_import_dicomweb_pulls_every_study_of_orthanc_and_a_second_run_stores_nothing_new(orthanc, project, capsys):  # noqa: F811
+    pacs = DICOMwebClient(orthanc)
+    stored = [radiograph("PACS-1"), radiograph("PACS-2")]
+    pacs.store_instances(stored)
+    call_command("import_dicomweb", orthanc, "--project", project.name)
+    out = capsys.readouterr().out
+    assert "accepted 2, already stored 0, conflicts 0, rejected 0" in out
+    studies = Study.objects.filter(project=project)
+    assert {s.sop_instance_uid for s in studies} == {ds.SOPInstanceUID for ds in stored}
+    assert set(studies.values_list("source", flat=True)) == {"dicomweb"}
+    call_command("import_dicomweb", orthanc, "--project", project.name)
+    assert "accepted 0, already stored 2" in capsys.readouterr().out
+    assert studies.count() == 2
+
+
+def test_import_dicomweb_of_one_named_study_and_of_an_unknown_study(orthanc, project, capsys):  # noqa: F811
+    from django.core.management.base import CommandError
+
+    pacs = DICOMwebClient(orthanc)
+    wanted, other = radiograph("PACS-A"), radiograph("PACS-B")
+    pacs.store_instances([wanted, other])
+    call_command("import_dicomweb", orthanc, "--project", project.name, "--study", wanted.StudyInstanceUID)
+    assert list(Study.objects.values_list("sop_instance_uid", flat=True)) == [wanted.SOPInstanceUID]
+    with pytest.raises(CommandError, match="no study 1.2.3.999"):
+        call_command("import_dicomweb", orthanc, "--project", project.name, "--study", "1.2.3.999")
+    assert Study.objects.count() == 1 and IngestRecord.objects.count() == 1
+
+
+def test_seg_and_sr_exports_stored_to_orthanc_come_back_intact(orthanc, api_as, project, owner):  # noqa: F811
+    source = radiograph("PACS-X")
+    study = do_ingest(project, owner, dicom_bytes(source), "hand.dcm").study
+    mask = np.zeros((600, 500), bool)
+    mask[100:500, 120:380] = True
+    do_save_mask(study, mask, source="expert", author=owner)
+    do_save_label(study, 131.0, author=owner)
+    client = api_as(owner)
+    seg_bytes = client.get(f"/api/studies/{study.pk}/export/seg/").content
+    sr_bytes = client.get(f"/api/studies/{study.pk}/export/sr/").content
+    seg, sr = pydicom.dcmread(io.BytesIO(seg_bytes)), pydicom.dcmread(io.BytesIO(sr_bytes))
+
+    pacs = DICOMwebClient(orthanc)
+    pacs.store_instances([source, seg, sr])
+    modalities = {s["00080060"]["Value"][0] for s in pacs.search_for_series(source.StudyInstanceUID)}
+    assert modalities == {"CR", "SEG", "SR"}
+
+    seg_back = hd.seg.Segmentation.from_dataset(
+        pacs.retrieve_instance(source.StudyInstanceUID, seg.SeriesInstanceUID, seg.SOPInstanceUID))
+    pixels = seg_back.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1])
+    assert np.array_equal(pixels[0, :, :, 0] > 0, mask)
+    sr_back = pacs.retrieve_instance(source.StudyInstanceUID, sr.SeriesInstanceUID, sr.SOPInstanceUID)
+    assert sr_back.SOPInstanceUID == sr.SOPInstanceUID
+    assert sr_back.ContentSequence == sr.ContentSequence
+    assert "85151-9" in str(sr_back)
