@@ -107,9 +107,9 @@ def select(records: Iterable[Dataset], query: Query, fields: tuple[str, ...]) ->
 def _reduce(record: Dataset, wanted: set[str], include_all: bool) -> Dataset:
     out = Dataset()
     for element in record:
-        if include_all or element.keyword in wanted:
-            if element.VR not in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") and element.keyword != "PixelData":
-                out.add(element)
+        binary = element.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") or element.keyword == "PixelData"
+        if (include_all or element.keyword in wanted) and not binary:
+            out.add(element)
     return out
 
 

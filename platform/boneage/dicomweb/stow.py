@@ -31,13 +31,13 @@ def store_parts(project, user, parts: list[Part], *, study_uid: str, retrieve_ba
         data = with_preamble(part.data)
         sop_class, sop_uid, part_study = _identity(data)
         error = _check_part(part, part_study, study_uid)
+        study = None
         if error is None:
             result = do_ingest(project, user, data, f"stow-part-{number}.dcm", channel="dicomweb", source="dicomweb")
-            error = result.error
-        if error is not None:
-            failed.append(_failed_item(sop_class, sop_uid, error, number))
+            error, study = result.error, result.study
+        if error is not None or study is None:
+            failed.append(_failed_item(sop_class, sop_uid, error or IngestError(500, "not_stored", "Not stored."), number))
             continue
-        study = result.study
         item = Dataset()
         item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, study.sop_instance_uid
         item.RetrieveURL = (f"{retrieve_base}/studies/{study.study_instance_uid}/series/{study.series_instance_uid}"
@@ -77,7 +77,7 @@ def _identity(data: bytes) -> tuple[str, str, str]:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True,
                              specific_tags=["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"])
         return str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", "")), str(ds.get("StudyInstanceUID", ""))
-    except Exception:  # any unreadable header: the ingest says exactly why
+    except Exception:  # noqa: BLE001 — any unreadable header: the ingest then says exactly why
         return "", "", ""
 
 

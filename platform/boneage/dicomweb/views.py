@@ -3,6 +3,7 @@ Errors are JSON {"error", "detail"} with the DICOMweb status; a STOW answer is D
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -15,12 +16,18 @@ from rest_framework.views import APIView
 from boneage.api import error_response
 from boneage.dicomweb import catalog, qido
 from boneage.dicomweb.frames import FrameError, frame_bytes
-from boneage.dicomweb.multipart import MultipartError, media_type_params, multipart_chunks, new_boundary, parse_multipart
+from boneage.dicomweb.multipart import (
+    MultipartError,
+    media_type_params,
+    multipart_chunks,
+    new_boundary,
+    parse_multipart,
+)
 from boneage.dicomweb.stow import store_parts
 from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_INGEST, check_project
 from boneage.studies.derive import ensure_derived_images
-from boneage.studies.models import Study
+from boneage.studies.models import Project, Study
 
 DICOM_JSON = "application/dicom+json"
 
@@ -52,7 +59,7 @@ class DicomWebView(APIView):
     def base_url(self, request, project_id: int) -> str:
         return request.build_absolute_uri(f"/dicomweb/projects/{project_id}")
 
-    def entries(self, request, project_id: int, **uids) -> tuple[list[catalog.Entry], object]:
+    def entries(self, request, project_id: int, **uids) -> tuple[list[catalog.Entry], Project]:
         project, role = check_project(request.user, project_id)
         view = blind_view(project, request.user, role)
         return catalog.project_entries(project, hides_report=view.hides, **uids), project
@@ -69,37 +76,44 @@ class StudiesView(DicomWebView):
     def get(self, request, project_id: int):
         return search(self, request, project_id, "studies")
 
-    def post(self, request, project_id: int, study_uid: str = ""):
-        project, _ = check_project(request.user, project_id, CAN_INGEST)
-        media_type, params = media_type_params(request.META.get("CONTENT_TYPE", ""))
-        if media_type != "multipart/related" or params.get("type", "application/dicom").lower() != "application/dicom":
-            return error_response(415, "unsupported_media_type", 'STOW-RS takes multipart/related; type="application/dicom".')
-        limit = settings.DICOMWEB_STOW_MAX_BYTES
-        declared = request.META.get("CONTENT_LENGTH")
-        if declared and declared.isdigit() and int(declared) > limit:
-            return error_response(413, "request_too_large", f"The body is {int(declared):,} bytes; the limit is {limit:,} bytes.")
-        # Chunked bodies carry no length: read at most one byte over the limit to know.
-        body = request._request.read(limit + 1)
-        if len(body) > limit:
-            return error_response(413, "request_too_large", f"The body is over the limit of {limit:,} bytes.")
-        try:
-            parts = parse_multipart(body, params.get("boundary", ""))
-        except MultipartError as bad:
-            return error_response(400, "invalid_multipart", f"{bad} Nothing was stored.")
-        if not parts:
-            return error_response(400, "no_parts", "The multipart body has no parts. Nothing was stored.")
-        if len(parts) > settings.UPLOAD_MAX_FILES:
-            return error_response(413, "too_many_files", f"{len(parts)} parts; at most {settings.UPLOAD_MAX_FILES} per request. Nothing was stored.")
-        outcome = store_parts(project, request.user, parts, study_uid=study_uid,
-                              retrieve_base=self.base_url(request, project.pk))
-        return HttpResponse(json.dumps(outcome.response.to_json_dict()), status=outcome.status, content_type=DICOM_JSON)
+    def post(self, request, project_id: int):
+        return store(self, request, project_id)
 
 
-class StudyStoreView(StudiesView):
-    """POST .../studies/{S}: STOW-RS into one study. GET: WADO-RS the whole study."""
+class StudyView(DicomWebView):
+    """GET .../studies/{S}: WADO-RS the whole study. POST: STOW-RS into that study."""
 
     def get(self, request, project_id: int, study_uid: str):
         return retrieve(self, request, project_id, study_uid=study_uid)
+
+    def post(self, request, project_id: int, study_uid: str):
+        return store(self, request, project_id, study_uid)
+
+
+def store(view: DicomWebView, request, project_id: int, study_uid: str = ""):
+    project, _ = check_project(request.user, project_id, CAN_INGEST)
+    media_type, params = media_type_params(request.META.get("CONTENT_TYPE", ""))
+    if media_type != "multipart/related" or params.get("type", "application/dicom").lower() != "application/dicom":
+        return error_response(415, "unsupported_media_type", 'STOW-RS takes multipart/related; type="application/dicom".')
+    limit = settings.DICOMWEB_STOW_MAX_BYTES
+    declared = request.META.get("CONTENT_LENGTH")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return error_response(413, "request_too_large", f"The body is {int(declared):,} bytes; the limit is {limit:,} bytes.")
+    # Chunked bodies carry no length: read at most one byte over the limit to know.
+    body = request._request.read(limit + 1)
+    if len(body) > limit:
+        return error_response(413, "request_too_large", f"The body is over the limit of {limit:,} bytes.")
+    try:
+        parts = parse_multipart(body, params.get("boundary", ""))
+    except MultipartError as bad:
+        return error_response(400, "invalid_multipart", f"{bad} Nothing was stored.")
+    if not parts:
+        return error_response(400, "no_parts", "The multipart body has no parts. Nothing was stored.")
+    if len(parts) > settings.UPLOAD_MAX_FILES:
+        return error_response(413, "too_many_files", f"{len(parts)} parts; at most {settings.UPLOAD_MAX_FILES} per request. Nothing was stored.")
+    outcome = store_parts(project, request.user, parts, study_uid=study_uid,
+                          retrieve_base=view.base_url(request, project.pk))
+    return HttpResponse(json.dumps(outcome.response.to_json_dict()), status=outcome.status, content_type=DICOM_JSON)
 
 
 def search(view: DicomWebView, request, project_id: int, level: str, **uids):
@@ -121,7 +135,7 @@ def retrieve(view: DicomWebView, request, project_id: int, **uids):
     if not _accepts(accept, "application/dicom"):
         return error_response(406, "not_acceptable", 'WADO-RS returns multipart/related; type="application/dicom".')
     boundary = new_boundary()
-    parts = ((("application/dicom"), catalog.read_bytes(e), {}) for e in entries)
+    parts: Iterator[tuple[str, bytes, dict[str, str]]] = (("application/dicom", catalog.read_bytes(e), {}) for e in entries)
     response = StreamingHttpResponse(multipart_chunks(parts, boundary),
                                      content_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
     return response
@@ -201,7 +215,7 @@ class FramesView(DicomWebView):
         except FrameError as bad:
             return error_response(bad.status, bad.code, bad.detail)
         boundary = new_boundary()
-        parts = (("application/octet-stream", chunk, {}) for chunk in chunks)
+        parts: Iterator[tuple[str, bytes, dict[str, str]]] = (("application/octet-stream", c, {}) for c in chunks)
         return StreamingHttpResponse(multipart_chunks(parts, boundary),
                                      content_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}')
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import io
 
 import pydicom
-
 from boneage.dicomweb.multipart import media_type_params, parse_multipart
 
 BOUNDARY = "test-boundary-42"

@@ -36,8 +36,8 @@ def orthanc(tmp_path):
     }
     config_file = tmp_path / "orthanc.json"
     config_file.write_text(json.dumps(config))
-    log = open(tmp_path / "orthanc.log", "wb")
-    process = subprocess.Popen([ORTHANC, str(config_file)], stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / "orthanc.log", "wb") as log:
+        process = subprocess.Popen([ORTHANC, str(config_file)], stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{http_port}"
     try:
         deadline = time.monotonic() + 60
@@ -57,4 +57,3 @@ def orthanc(tmp_path):
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-        log.close()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from boneage.studies.models import Study
 from dicomweb_client.api import DICOMwebClient
 from rest_framework.authtoken.models import Token
 
-from boneage.studies.models import Study
 from tests.dicom_factory import make_dicom_dataset, ramp
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,11 +6,11 @@ import io
 import highdicom as hd
 import numpy as np
 import pytest
-
 from boneage.annotations.actions import do_save_label, do_save_mask
 from boneage.modeling.models import ModelVersion, Prediction
 from boneage.studies.actions import do_ingest
 from boneage.studies.models import Study
+
 from tests.boneage.dicomweb.helpers import datasets, json_datasets
 from tests.dicom_factory import dicom_bytes, make_dicom_dataset, png_bytes
 
@@ -78,7 +78,7 @@ def _prediction(study, project, months=118.0, std=10.0):
 
 def _bone_ages(sr) -> list[tuple[float, str]]:
     report = sr.ContentSequence
-    groups = [item for item in report if item.ConceptNameCodeSequence[0].CodeValue == "126010"][0].ContentSequence
+    groups = next(item for item in report if item.ConceptNameCodeSequence[0].CodeValue == "126010").ContentSequence
     found = []
     for group in groups:
         for item in group.ContentSequence:

@@ -8,13 +8,13 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from boneage.annotations.actions import do_save_label, do_save_mask
+from boneage.studies.actions import do_ingest
+from boneage.studies.models import IngestRecord, Study
 from dicomweb_client.api import DICOMwebClient
 from django.core.management import call_command
 
-from boneage.annotations.actions import do_save_label, do_save_mask
-from boneage.studies.models import IngestRecord, Study
 from tests.boneage.dicomweb.orthanc import orthanc  # noqa: F401 (the fixture)
-from boneage.studies.actions import do_ingest
 from tests.dicom_factory import dicom_bytes, make_dicom_dataset, ramp
 
 pytestmark = pytest.mark.django_db

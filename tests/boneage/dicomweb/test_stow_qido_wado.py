@@ -3,9 +3,9 @@ WADO-RS returns the stored bytes; every bad input gets a clear error and stores 
 from __future__ import annotations
 
 import pytest
-
 from boneage.studies.models import IngestRecord, Study
-from tests.boneage.dicomweb.helpers import datasets, json_datasets, read_parts, stow, stow_body
+
+from tests.boneage.dicomweb.helpers import json_datasets, read_parts, stow, stow_body
 from tests.dicom_factory import dicom_bytes, make_dicom_dataset
 
 pytestmark = pytest.mark.django_db
@@ -101,9 +101,9 @@ def test_an_outsider_gets_404_for_every_dicomweb_resource_and_cannot_store(api_a
 
 
 def _store_three(client, project):
-    specs = [dict(patient_id="PID-1", study_date="20240105", accession="ACC1"),
-             dict(patient_id="PID-2", study_date="20240310", accession="ACC2"),
-             dict(patient_id="PID-1", study_date="20241201", accession="ACC3")]
+    specs = [{"patient_id": "PID-1", "study_date": "20240105", "accession": "ACC1"},
+             {"patient_id": "PID-2", "study_date": "20240310", "accession": "ACC2"},
+             {"patient_id": "PID-1", "study_date": "20241201", "accession": "ACC3"}]
     made = []
     for spec in specs:
         ds = dataset(study_date=spec["study_date"])
@@ -232,7 +232,7 @@ def test_a_part_written_without_the_preamble_like_pydicom_writes_it_is_stored_as
     ds = dataset()
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, ds)  # what dicomweb-client sends: File Meta, then the dataset, no preamble
-    assert not buffer.getvalue()[128:132] == b"DICM"
+    assert buffer.getvalue()[128:132] != b"DICM"
     response = stow(api_as(owner), project, stow_body((DICOM, buffer.getvalue())))
     assert response.status_code == 200
     assert Study.objects.get(project=project).sop_instance_uid == ds.SOPInstanceUID
