@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from boneage.annotations import views as annotations
 from boneage.api import TokenView
 from boneage.audit import views as audit
+from boneage.dicomweb import dataset_views
 from boneage.dicomweb import export_views as dicom_exports
 from boneage.modeling import urls as modeling_urls
 from boneage.review import urls as review_urls
@@ -22,6 +23,7 @@ api = [
     path("studies/<int:study_id>/masks/", annotations.StudyMasksView.as_view(), name="api-study-masks"),
     path("studies/<int:study_id>/labels/", annotations.StudyLabelsView.as_view(), name="api-study-labels"),
     path("studies/<int:study_id>/history/", audit.StudyHistoryView.as_view(), name="api-study-history"),
+    path("projects/<int:project_id>/export/", dataset_views.ProjectExportView.as_view(), name="api-project-export"),
     path("studies/<int:study_id>/export/seg/", dicom_exports.StudySegExportView.as_view(), name="api-study-export-seg"),
     path("studies/<int:study_id>/export/sr/", dicom_exports.StudySrExportView.as_view(), name="api-study-export-sr"),
     path("masks/<int:revision_id>/png/", annotations.MaskPngView.as_view(), name="api-mask-png"),

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
@@ -24,6 +24,7 @@ from boneage.dicomweb.multipart import (
     parse_multipart,
 )
 from boneage.dicomweb.stow import store_parts
+from boneage.dicomweb.streaming import streaming_response
 from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_INGEST, check_project
 from boneage.studies.derive import ensure_derived_images
@@ -136,9 +137,13 @@ def retrieve(view: DicomWebView, request, project_id: int, **uids):
         return error_response(406, "not_acceptable", 'WADO-RS returns multipart/related; type="application/dicom".')
     boundary = new_boundary()
     parts: Iterator[tuple[str, bytes, dict[str, str]]] = (("application/dicom", catalog.read_bytes(e), {}) for e in entries)
-    response = StreamingHttpResponse(multipart_chunks(parts, boundary),
-                                     content_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
+    response = streaming_response(request, multipart_chunks(parts, boundary),
+                                  f'multipart/related; type="application/dicom"; boundary={boundary}')
     return response
+
+
+def _octets(boundary: str) -> str:
+    return f'multipart/related; type="application/octet-stream"; boundary={boundary}'
 
 
 def _accepts(accept: str, media: str) -> bool:
@@ -216,8 +221,7 @@ class FramesView(DicomWebView):
             return error_response(bad.status, bad.code, bad.detail)
         boundary = new_boundary()
         parts: Iterator[tuple[str, bytes, dict[str, str]]] = (("application/octet-stream", c, {}) for c in chunks)
-        return StreamingHttpResponse(multipart_chunks(parts, boundary),
-                                     content_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}')
+        return streaming_response(request, multipart_chunks(parts, boundary), _octets(boundary))
 
 
 class BulkDataView(DicomWebView):
@@ -228,8 +232,8 @@ class BulkDataView(DicomWebView):
         if element is None:
             return error_response(404, "not_found", f"No bulk data {tag} in instance {sop_uid}.")
         boundary = new_boundary()
-        return StreamingHttpResponse(multipart_chunks([("application/octet-stream", bytes(element.value), {})], boundary),
-                                     content_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}')
+        parts: list[tuple[str, bytes, dict[str, str]]] = [("application/octet-stream", bytes(element.value), {})]
+        return streaming_response(request, multipart_chunks(parts, boundary), _octets(boundary))
 
 
 class RenderedView(DicomWebView):

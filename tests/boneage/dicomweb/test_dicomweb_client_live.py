@@ -59,3 +59,21 @@ def test_dicomweb_client_storing_the_same_instance_twice_keeps_one_study(live_as
     again = client.store_instances([ds])
     assert again.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == ds.SOPInstanceUID
     assert Study.objects.filter(project=project).count() == 1
+
+
+def test_the_dataset_zip_streams_through_the_asgi_server(live_asgi_server, project, owner):
+    import io
+    import zipfile
+
+    import requests
+    from boneage.annotations.actions import do_import_label
+    from boneage.studies.actions import do_ingest
+
+    from tests.dicom_factory import dicom_bytes
+
+    do_import_label(do_ingest(project, owner, dicom_bytes(), "a.dcm").study, 100.0)
+    token, _ = Token.objects.get_or_create(user=owner)
+    response = requests.get(f"{live_asgi_server}/api/projects/{project.pk}/export/?format=rsna",
+                            headers={"Authorization": f"Token {token.key}"}, timeout=60)
+    assert response.status_code == 200
+    assert "labels.csv" in zipfile.ZipFile(io.BytesIO(response.content)).namelist()

@@ -1,0 +1,70 @@
+"""A project as an RSNA-style dataset zip, streamed: labels.csv (`id,boneage,male` like the Kaggle file),
+images/<id>.png (16-bit, bright bone) and masks/<id>.png (the current mask, 0/255). Only labeled studies."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import zipfile
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+
+from boneage.annotations.actions import current_label
+from boneage.dicomweb.exports import current_mask
+from boneage.studies.derive import ensure_derived_images
+from boneage.studies.models import Project, Study
+
+
+class _Sink(io.RawIOBase):
+    """A write-only, unseekable stream: zipfile then writes data descriptors, so the zip can be streamed."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data, self.chunks = b"".join(self.chunks), []
+        return data
+
+
+def labeled_studies(project: Project) -> list[Study]:
+    return list(project.studies.filter(age_labels__isnull=False).distinct().select_related("image").order_by("id"))
+
+
+def dataset_id(study: Study, *, deidentify: bool) -> str:
+    """The RSNA id when the study has one, else its number; de-identified: a salted hash, nothing else."""
+    if deidentify:
+        return hashlib.sha256(f"{settings.SECRET_KEY}:{study.project_id}:{study.pk}".encode()).hexdigest()[:16]
+    return study.external_id or str(study.pk)
+
+
+def rsna_zip(project: Project, *, deidentify: bool = False) -> Iterator[bytes]:
+    sink = _Sink()
+    rows = io.StringIO()
+    table = csv.writer(rows, lineterminator="\n")
+    table.writerow(["id", "boneage", "male"])
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
+        for study in labeled_studies(project):
+            label = current_label(study)
+            if label is None:
+                continue
+            sid = dataset_id(study, deidentify=deidentify)
+            image = ensure_derived_images(study.image)
+            with default_storage.open(image.normalized, "rb") as handle:
+                archive.writestr(f"images/{sid}.png", handle.read())
+            mask = current_mask(study)
+            if mask is not None:
+                with default_storage.open(mask.mask, "rb") as handle:
+                    archive.writestr(f"masks/{sid}.png", handle.read())
+            table.writerow([sid, f"{label.months:g}", {"M": "True", "F": "False"}.get(study.sex, "")])
+            yield sink.take()
+        archive.writestr("labels.csv", rows.getvalue())
+    yield sink.take()
