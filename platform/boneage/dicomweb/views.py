@@ -53,6 +53,7 @@ class LeaveBodyUnread(BaseParser):
 
 
 class DicomWebView(APIView):
+    schema = None  # PS3.18 resources, documented in docs/dicomweb.md: not part of the REST schema
     renderer_classes = [JSONRenderer]
     parser_classes = [LeaveBodyUnread]
     content_negotiation_class = AnyAccept
