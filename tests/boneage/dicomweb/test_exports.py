@@ -123,3 +123,18 @@ def test_a_study_without_mask_or_age_cannot_be_exported_yet(api_as, dicom_study,
 def test_an_outsider_cannot_export(api_as, dicom_study, outsider):
     study, _ = dicom_study
     assert api_as(outsider).get(f"/api/studies/{study.pk}/export/seg/").status_code == 404
+
+
+def test_under_blind_review_a_labeler_gets_no_report_and_qido_does_not_list_it(api_as, dicom_study, owner, member, project):
+    study, source = dicom_study
+    do_save_label(study, 120.0, author=owner)
+    assert api_as(owner).get(f"/api/studies/{study.pk}/export/sr/").status_code == 200
+    project.settings = {"review": {"blind": True}}
+    project.save(update_fields=["settings"])
+    labeler = api_as(member)
+    response = labeler.get(f"/api/studies/{study.pk}/export/sr/")
+    assert response.status_code == 403 and response.json()["error"] == "blind_review"
+    series = json_datasets(labeler.get(f"/dicomweb/projects/{project.pk}/studies/{source.StudyInstanceUID}/series"))
+    assert [s.Modality for s in series] == ["CR"]
+    assert {s.Modality for s in json_datasets(api_as(owner).get(
+        f"/dicomweb/projects/{project.pk}/studies/{source.StudyInstanceUID}/series"))} == {"CR", "SR"}
