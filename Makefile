@@ -7,7 +7,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint typecheck chromium clean starter-weights
+.PHONY: run test bench lint typecheck chromium orthanc clean starter-weights
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,11 @@ run: $(STAMP)
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null)
 
+orthanc:  # the PACS the DICOMweb tests talk to
+	@test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null)
+
 # Lint and type checks first: they take seconds and fail fast.
-test: $(STAMP) chromium lint typecheck
+test: $(STAMP) chromium orthanc lint typecheck
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	BONEAGE_PROFILE=test BONEAGE_VAR_DIR=$(CURDIR)/var/test \
 	$(PY) -m pytest -m "not bench" $(PYTEST_ARGS)
