@@ -26,10 +26,12 @@ def native_size_radiograph():
     return ds
 
 
-def test_dicomweb_client_stores_a_chunked_native_size_instance_and_reads_it_back(live_asgi_server, project, member):
+def test_dicomweb_client_stores_a_chunked_native_size_instance_and_reads_it_back(live_asgi_server, project, member, caplog):
     client = client_for(live_asgi_server, project, member)
     ds = native_size_radiograph()
-    answer = client.store_instances([ds])
+    with caplog.at_level("INFO", logger="dicomweb_client"):
+        answer = client.store_instances([ds])
+    assert "chunked transfer encoding" in caplog.text  # the client did send it chunked
     assert [item.ReferencedSOPInstanceUID for item in answer.ReferencedSOPSequence] == [ds.SOPInstanceUID]
     assert Study.objects.get(project=project).sop_instance_uid == ds.SOPInstanceUID
 
@@ -77,3 +79,21 @@ def test_the_dataset_zip_streams_through_the_asgi_server(live_asgi_server, proje
                             headers={"Authorization": f"Token {token.key}"}, timeout=60)
     assert response.status_code == 200
     assert "labels.csv" in zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+
+
+@pytest.fixture
+def two_megabyte_stow_limit(settings):
+    """Set before the server starts (its process inherits the settings)."""
+    settings.DICOMWEB_STOW_MAX_BYTES = 2_000_000
+
+
+def test_a_chunked_body_over_the_stow_limit_is_refused_with_413_and_nothing_is_stored(
+        two_megabyte_stow_limit, live_asgi_server, project, owner):
+    import requests
+
+    client = client_for(live_asgi_server, project, owner)
+    with pytest.raises(requests.HTTPError) as refused:
+        client.store_instances([native_size_radiograph()])  # 5.4 MB, chunked: no Content-Length to check first
+    assert refused.value.response.status_code == 413
+    assert refused.value.response.json()["error"] == "request_too_large"
+    assert Study.objects.count() == 0
