@@ -138,3 +138,11 @@ def test_under_blind_review_a_labeler_gets_no_report_and_qido_does_not_list_it(a
     assert [s.Modality for s in series] == ["CR"]
     assert {s.Modality for s in json_datasets(api_as(owner).get(
         f"/dicomweb/projects/{project.pk}/studies/{source.StudyInstanceUID}/series"))} == {"CR", "SR"}
+
+
+def test_the_study_page_links_the_dicom_downloads_only_for_dicom_studies(api_as, dicom_study, project, owner):
+    study, _ = dicom_study
+    page = api_as(owner).get(f"/studies/{study.pk}/").content.decode()
+    assert f'href="/api/studies/{study.pk}/export/seg/"' in page and f'href="/api/studies/{study.pk}/export/sr/"' in page
+    png = do_ingest(project, owner, png_bytes(np.full((64, 48), 90, np.uint8)), "b.png").study
+    assert "export/seg" not in api_as(owner).get(f"/studies/{png.pk}/").content.decode()
