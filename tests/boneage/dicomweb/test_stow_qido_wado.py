@@ -250,3 +250,19 @@ def test_a_part_with_neither_preamble_nor_file_meta_is_refused(api_as, project, 
     response = stow(api_as(owner), project, stow_body((DICOM, buffer.getvalue())))
     assert response.status_code == 409 and "unsupported_media_type" in _answer(response).FailedSOPSequence[0].TextValue
     assert Study.objects.count() == 0
+
+
+def test_more_parts_than_the_file_limit_is_a_413_and_nothing_is_stored(api_as, project, owner, settings):
+    settings.UPLOAD_MAX_FILES = 2
+    body = stow_body(*[(DICOM, dicom_bytes(dataset())) for _ in range(3)])
+    response = stow(api_as(owner), project, body)
+    assert response.status_code == 413 and response.json()["error"] == "too_many_files"
+    assert Study.objects.count() == 0
+
+
+def test_wado_for_a_media_type_it_cannot_give_is_a_406(api_as, project, member):
+    client = api_as(member)
+    ds = dataset()
+    stow(client, project, stow_body((DICOM, dicom_bytes(ds))))
+    response = client.get(f"/dicomweb/projects/{project.pk}/studies/{ds.StudyInstanceUID}", HTTP_ACCEPT="image/jpeg")
+    assert response.status_code == 406 and response.json()["error"] == "not_acceptable"
