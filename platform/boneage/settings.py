@@ -64,9 +64,14 @@ INSTALLED_APPS = [
     "boneage.review",
     "boneage.live",
     "boneage.web",
+    "boneage.ops",
 ]
 
+# /metrics (Prometheus text format) answers only when this is on; request metrics are then collected too.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", False)
+
 MIDDLEWARE = [
+    *(["boneage.ops.metrics.RequestMetricsMiddleware"] if METRICS_ENABLED else []),
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -222,6 +227,7 @@ LOGGING = {
 # --- Production hardening (check --deploy is clean) ----------------------------------------------
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^metrics$"]  # probes and scrapers speak plain HTTP in-cluster
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True

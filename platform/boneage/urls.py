@@ -7,6 +7,7 @@ from boneage.annotations import views as annotations
 from boneage.api import TokenView
 from boneage.audit import views as audit
 from boneage.modeling import urls as modeling_urls
+from boneage.ops import views as ops
 from boneage.review import urls as review_urls
 from boneage.studies import views as studies
 
@@ -27,6 +28,9 @@ api = [
 ]
 
 urlpatterns = [
+    path("healthz", ops.healthz, name="healthz"),
+    path("livez", ops.livez, name="livez"),
+    path("metrics", ops.metrics, name="metrics"),
     path("api/", include(api)),
     path("api/", include(modeling_urls.api)),
     path("api/", include(review_urls.api)),

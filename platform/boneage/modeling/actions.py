@@ -25,6 +25,7 @@ from boneage.audit.actions import do_record
 from boneage.live.events import publish, publish_many
 from boneage.modeling import conf
 from boneage.modeling.models import ActiveScore, ModelStatus, ModelVersion, Prediction
+from boneage.ops.device import describe_device
 from boneage.studies.ingest.store import save_atomic
 from boneage.studies.models import Project, Study
 
@@ -238,6 +239,7 @@ def _store_prediction(study: Study, version: ModelVersion, result, files: dict[s
             defaults={"age_months": float(result.age_months), "std_months": float(result.std_months),
                       "mask": files.get("mask", ""), "box": [float(v) for v in result.box], "score": float(result.score),
                       "attention": {k: v for k, v in files.items() if k != "mask"}, "timings": timings,
+                      "device": describe_device(),
                       "out_of_fold": str(study.pk) not in set(map(str, version.training_study_ids))},
         )
         if created:
@@ -263,7 +265,8 @@ def _store_batch(version: ModelVersion, items: list[tuple[Study, Any, dict[str, 
         rows = [Prediction(study=study, model_version=version, age_months=float(r.age_months),
                            std_months=float(r.std_months), mask=files.get("mask", ""), box=[float(v) for v in r.box],
                            score=float(r.score), attention={k: v for k, v in files.items() if k != "mask"},
-                           timings=timings, out_of_fold=study.pk not in set(version.training_study_ids))
+                           timings=timings, device=describe_device(),
+                           out_of_fold=study.pk not in set(version.training_study_ids))
                 for study, r, files, timings in items]
         existing = set(Prediction.objects.filter(model_version=version, study__in=[s for s, *_ in items])
                        .values_list("study_id", flat=True))
