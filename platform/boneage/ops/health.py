@@ -25,7 +25,7 @@ def _timed(check: Callable[[], None]) -> CheckResult:
     start = time.perf_counter()
     try:
         check()
-    except Exception as exc:  # a probe reports every failure, it never raises
+    except Exception as exc:  # noqa: BLE001 (a probe reports every failure, it never raises)
         return CheckResult(False, round((time.perf_counter() - start) * 1000, 1), f"{type(exc).__name__}: {exc}")
     return CheckResult(True, round((time.perf_counter() - start) * 1000, 1))
 
