@@ -154,11 +154,16 @@ STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [REPO_DIR / "frontend" / "static"]
 S3_BUCKET = env_str("S3_BUCKET")
+# Local copies of bucket objects that need a real path (checkpoints, training images); never under MEDIA_ROOT.
+STORAGE_CACHE_DIR = Path(env_str("STORAGE_CACHE_DIR", str(VAR_DIR / "cache")) or "")
 STORAGES = {
     "default": (
         {
             "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {"bucket_name": S3_BUCKET, "endpoint_url": env_str("S3_ENDPOINT_URL"), "default_acl": None},
+            # Credentials come the standard AWS way (AWS_ACCESS_KEY_ID/…, a profile or the instance role).
+            "OPTIONS": {"bucket_name": S3_BUCKET, "endpoint_url": env_str("S3_ENDPOINT_URL") or None,
+                        "region_name": env_str("AWS_DEFAULT_REGION") or None, "default_acl": None,
+                        "file_overwrite": True},
         }
         if S3_BUCKET
         else {"BACKEND": "django.core.files.storage.FileSystemStorage"}

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from boneage.annotations.models import AgeLabel
 from boneage.audit.actions import do_record
+from boneage.core.storage import local_file
 from boneage.live.events import publish, publish_many
 from boneage.modeling import conf
 from boneage.modeling.models import ActiveScore, ModelStatus, ModelVersion, Prediction
@@ -57,10 +58,8 @@ def prediction_file_url(study_id: int, version_id: int, part: str) -> str:
 
 
 def local_path(name: str) -> Path:
-    """A filesystem path for a stored file (the Predictor and torch.save need one)."""
-    if not hasattr(default_storage, "path"):
-        raise ModelingError(500, "storage_unsupported", "Model checkpoints need a local filesystem storage.")
-    return Path(default_storage.path(name))
+    """A filesystem path holding a stored file (the Predictor and the ml/ loaders need one); on S3 a cached copy."""
+    return local_file(name)
 
 
 # --- the predictor cache (one per worker process) ---------------------------------------------------
