@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m boneage.launcher
 
-# Debian's chromium for the browser tests; never a downloaded browser.
+# Debian's chromium for the browser tests (never a downloaded browser) and docker-compose for the compose check.
 chromium:
-	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null)
+	@test -x /usr/bin/chromium -a -x /usr/bin/docker-compose || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium fonts-dejavu-core docker-compose >/dev/null)
 
 orthanc:  # the PACS the DICOMweb tests talk to
 	@test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null)

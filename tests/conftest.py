@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.live_support"]
+pytest_plugins = ["tests.live_support", "tests.s3_support"]
 
 
 def pytest_collection_modifyitems(items):

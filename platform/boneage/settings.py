@@ -65,9 +65,14 @@ INSTALLED_APPS = [
     "boneage.live",
     "boneage.web",
     "boneage.dicomweb",
+    "boneage.ops",
 ]
 
+# /metrics (Prometheus text format) answers only when this is on; request metrics are then collected too.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", False)
+
 MIDDLEWARE = [
+    *(["boneage.ops.metrics.RequestMetricsMiddleware"] if METRICS_ENABLED else []),
     "django.middleware.security.SecurityMiddleware",
     "boneage.dicomweb.cors.DicomWebCorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -151,11 +156,16 @@ STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [REPO_DIR / "frontend" / "static"]
 S3_BUCKET = env_str("S3_BUCKET")
+# Local copies of bucket objects that need a real path (checkpoints, training images); never under MEDIA_ROOT.
+STORAGE_CACHE_DIR = Path(env_str("STORAGE_CACHE_DIR", str(VAR_DIR / "cache")) or "")
 STORAGES = {
     "default": (
         {
             "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {"bucket_name": S3_BUCKET, "endpoint_url": env_str("S3_ENDPOINT_URL"), "default_acl": None},
+            # Credentials come the standard AWS way (AWS_ACCESS_KEY_ID/…, a profile or the instance role).
+            "OPTIONS": {"bucket_name": S3_BUCKET, "endpoint_url": env_str("S3_ENDPOINT_URL") or None,
+                        "region_name": env_str("AWS_DEFAULT_REGION") or None, "default_acl": None,
+                        "file_overwrite": True},
         }
         if S3_BUCKET
         else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
@@ -229,6 +239,7 @@ LOGGING = {
 # --- Production hardening (check --deploy is clean) ----------------------------------------------
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^metrics$"]  # probes and scrapers speak plain HTTP in-cluster
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True

@@ -9,6 +9,7 @@ from boneage.audit import views as audit
 from boneage.dicomweb import dataset_views
 from boneage.dicomweb import export_views as dicom_exports
 from boneage.modeling import urls as modeling_urls
+from boneage.ops import views as ops
 from boneage.review import urls as review_urls
 from boneage.studies import views as studies
 
@@ -32,6 +33,9 @@ api = [
 ]
 
 urlpatterns = [
+    path("healthz", ops.healthz, name="healthz"),
+    path("livez", ops.livez, name="livez"),
+    path("metrics", ops.metrics, name="metrics"),
     path("api/", include(api)),
     path("api/", include(modeling_urls.api)),
     path("api/", include(review_urls.api)),

@@ -22,9 +22,11 @@ from django.utils import timezone
 
 from boneage.annotations.models import AgeLabel
 from boneage.audit.actions import do_record
+from boneage.core.storage import local_file
 from boneage.live.events import publish, publish_many
 from boneage.modeling import conf
 from boneage.modeling.models import ActiveScore, ModelStatus, ModelVersion, Prediction
+from boneage.ops.device import describe_device
 from boneage.studies.ingest.store import save_atomic
 from boneage.studies.models import Project, Study
 
@@ -56,10 +58,8 @@ def prediction_file_url(study_id: int, version_id: int, part: str) -> str:
 
 
 def local_path(name: str) -> Path:
-    """A filesystem path for a stored file (the Predictor and torch.save need one)."""
-    if not hasattr(default_storage, "path"):
-        raise ModelingError(500, "storage_unsupported", "Model checkpoints need a local filesystem storage.")
-    return Path(default_storage.path(name))
+    """A filesystem path holding a stored file (the Predictor and the ml/ loaders need one); on S3 a cached copy."""
+    return local_file(name)
 
 
 # --- the predictor cache (one per worker process) ---------------------------------------------------
@@ -238,6 +238,7 @@ def _store_prediction(study: Study, version: ModelVersion, result, files: dict[s
             defaults={"age_months": float(result.age_months), "std_months": float(result.std_months),
                       "mask": files.get("mask", ""), "box": [float(v) for v in result.box], "score": float(result.score),
                       "attention": {k: v for k, v in files.items() if k != "mask"}, "timings": timings,
+                      "device": describe_device(),
                       "out_of_fold": str(study.pk) not in set(map(str, version.training_study_ids))},
         )
         if created:
@@ -263,7 +264,8 @@ def _store_batch(version: ModelVersion, items: list[tuple[Study, Any, dict[str, 
         rows = [Prediction(study=study, model_version=version, age_months=float(r.age_months),
                            std_months=float(r.std_months), mask=files.get("mask", ""), box=[float(v) for v in r.box],
                            score=float(r.score), attention={k: v for k, v in files.items() if k != "mask"},
-                           timings=timings, out_of_fold=study.pk not in set(version.training_study_ids))
+                           timings=timings, device=describe_device(),
+                           out_of_fold=study.pk not in set(version.training_study_ids))
                 for study, r, files, timings in items]
         existing = set(Prediction.objects.filter(model_version=version, study__in=[s for s, *_ in items])
                        .values_list("study_id", flat=True))

@@ -75,6 +75,7 @@ class Prediction(models.Model):
     attention = models.JSONField(default=dict, help_text="module name → storage name of the heatmap PNG")
     timings = models.JSONField(default=dict)
     out_of_fold = models.BooleanField(default=False, help_text="made by a model that did not train on this study")
+    device = models.CharField(max_length=128, blank=True, default="", help_text="host/device the worker ran it on")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

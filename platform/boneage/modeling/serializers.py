@@ -16,7 +16,7 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Prediction
         fields = ["id", "study", "age_months", "std_months", "model_version", "model_name", "mask_url", "box",
-                  "score", "attention", "timings", "out_of_fold", "created_at"]
+                  "score", "attention", "timings", "out_of_fold", "device", "created_at"]
 
     def get_mask_url(self, prediction) -> str | None:
         return prediction_file_url(prediction.study_id, prediction.model_version_id, "mask") if prediction.mask else None

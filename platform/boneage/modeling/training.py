@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from boneage.annotations.models import AgeLabel, MaskRevision, MaskSource
 from boneage.audit.actions import do_record
+from boneage.core.storage import discard, store_file, writable_path
 from boneage.live.events import publish
 from boneage.modeling import conf
 from boneage.modeling.actions import (
@@ -360,35 +361,39 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
                 model_cfg = load_checkpoint(init_path).model_config.to_dict()
         config = TrainConfig.from_dict({**cfg, "model": model_cfg})
         config = replace(config, threads=config.threads, seed=run.pk % 1000)
-        out = local_path(checkpoint_name(run.project_id, run.pk))
+        out = writable_path(checkpoint_name(run.project_id, run.pk))
         callback = _PlatformCallback(run, echo)
         result = train(samples, config, out, callback=callback, init=init_path, val_ids=val)
         if result.cancelled:
+            _cleanup(run, out)
             _finish(run_id, RunState.CANCELLED, error="")
             return
         assert result.sha256 is not None
         if file_sha256(out) != result.sha256:
             raise CheckpointError(f"{out}: the written checkpoint does not match its sha256")
+        store_file(out, checkpoint_name(run.project_id, run.pk))
         _register(run, result, samples, val, sources)
     except SoftTimeLimitExceeded:
-        _cleanup(out)
+        _cleanup(run, out)
         _finish(run_id, RunState.FAILED, error=f"The run exceeded its time limit ({conf.training_hard_limit()} s hard "
                 "limit); nothing was registered.")
     except (DataError, CheckpointError, ModelingError, ValueError) as exc:
-        _cleanup(out)
+        _cleanup(run, out)
         detail = exc.detail if isinstance(exc, ModelingError) else str(exc)
         _finish(run_id, RunState.FAILED, error=f"{type(exc).__name__}: {detail}")
     except Exception as exc:
         logger.exception("training run %s failed", run_id)
-        _cleanup(out)
+        _cleanup(run, out)
         _finish(run_id, RunState.FAILED, error=f"Unexpected error: {type(exc).__name__}: {exc}")
     finally:
         heartbeat.stopped.set()
 
 
-def _cleanup(out: Path | None) -> None:
-    if out is not None and not ModelVersion.objects.filter(checkpoint__endswith=out.name).exists():
-        out.unlink(missing_ok=True)
+def _cleanup(run: TrainingRun, out: Path | None) -> None:
+    """Remove a run's checkpoint (the file written and its stored copy) unless a registered version uses it."""
+    name = checkpoint_name(run.project_id, run.pk)
+    if out is not None and not ModelVersion.objects.filter(checkpoint=name).exists():
+        discard(name, scratch=out)
 
 
 def _register(run: TrainingRun, result, samples: list, val: set[str], sources: dict[str, str]) -> None:
@@ -406,7 +411,7 @@ def _register(run: TrainingRun, result, samples: list, val: set[str], sources: d
     with transaction.atomic():
         locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
         if locked.state not in (RunState.RUNNING, RunState.CANCELLING):
-            _cleanup(Path(local_path(checkpoint_name(run.project_id, run.pk))))
+            _cleanup(run, writable_path(checkpoint_name(run.project_id, run.pk)))
             return
         Project.objects.select_for_update().filter(pk=run.project_id).first()
         version = ModelVersion.objects.create(

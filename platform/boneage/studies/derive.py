@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from boneage.core.storage import local_file
 from boneage.studies.ingest.decode import decode_upload
 from boneage.studies.ingest.store import delete_quietly, display_array, png_bytes, save_atomic
 from boneage.studies.models import Image
@@ -28,8 +29,8 @@ def load_unit(image: Image) -> np.ndarray:
     """The study's pixels as float32 [0, 1], bright bone (from the normalized PNG when it exists)."""
     from ml.imaging import load_image
 
-    if image.normalized and hasattr(default_storage, "path") and default_storage.exists(image.normalized):
-        return load_image(default_storage.path(image.normalized))
+    if image.normalized and default_storage.exists(image.normalized):
+        return load_image(local_file(image.normalized))
     return decode_original(image)
 
 

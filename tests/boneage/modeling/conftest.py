@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import shutil
 import time
 from pathlib import Path
 
@@ -49,18 +48,17 @@ def tiny_project(project):
 def register_model(tiny_checkpoint):
     """Put a checkpoint into the project's storage and register it (active by default)."""
     from boneage.modeling.models import ModelVersion
+    from django.core.files import File
     from django.core.files.storage import default_storage
 
     def register(project, *, status="active", name=None, path: Path | None = None, val_mae=30.0):
         source = path or tiny_checkpoint
         count = ModelVersion.objects.filter(project=project).count()
-        storage_name = f"models/{project.pk}/seed-{count + 1}.pt"
-        target = Path(default_storage.path(storage_name))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        with source.open("rb") as handle:  # through the storage API: the same on local media and on S3
+            storage_name = default_storage.save(f"models/{project.pk}/seed-{count + 1}.pt", File(handle))
         return ModelVersion.objects.create(
             project=project, name=name or f"v{count + 1}", checkpoint=storage_name,
-            sha256=hashlib.sha256(target.read_bytes()).hexdigest(), status=status, metrics={"val_mae": val_mae},
+            sha256=hashlib.sha256(source.read_bytes()).hexdigest(), status=status, metrics={"val_mae": val_mae},
             config={"model": TINY_MODEL})
 
     return register

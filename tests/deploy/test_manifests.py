@@ -1,0 +1,105 @@
+"""The deploy files are checked, not just written: every Kubernetes manifest against the Kubernetes schema,
+the compose file with the engine's own config check where the engine is installed, and the links between them."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from django.urls import resolve
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+KUBERNETES_VERSION = "1.33.0"
+MANIFESTS = sorted((DEPLOY / "k8s").glob("*.yaml"))
+
+
+def documents() -> list[dict]:
+    return [doc for path in MANIFESTS for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def by_kind(kind: str) -> dict[str, dict]:
+    return {doc["metadata"]["name"]: doc for doc in documents() if doc["kind"] == kind}
+
+
+def containers(deployment: dict) -> list[dict]:
+    return deployment["spec"]["template"]["spec"]["containers"]
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_every_manifest_is_valid_against_the_kubernetes_schema(path):
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_web_cpu_workers_and_gpu_workers_are_separate_deployments_whose_selectors_match():
+    deployments = by_kind("Deployment")
+    assert {"boneage-web", "boneage-worker-cpu", "boneage-worker-gpu"} <= set(deployments)
+    for deployment in deployments.values():
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= \
+            deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_gpu_workers_ask_for_one_gpu_each_serve_only_the_gpu_queue_and_never_fork():
+    gpu = by_kind("Deployment")["boneage-worker-gpu"]
+    spec = gpu["spec"]["template"]["spec"]
+    assert "nvidia.com/gpu.present" in spec["nodeSelector"]
+    (worker,) = containers(gpu)
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
+    command = worker["command"]
+    assert command[command.index("-Q") + 1] == "gpu"
+    assert command[command.index("-c") + 1] == "1"
+    assert command[command.index("--pool") + 1] == "solo"
+    cpu_command = containers(by_kind("Deployment")["boneage-worker-cpu"])[0]["command"]
+    assert cpu_command[cpu_command.index("-Q") + 1] == "cpu"
+
+
+def test_web_probes_point_at_health_urls_the_app_serves_and_an_autoscaler_targets_web():
+    (web,) = containers(by_kind("Deployment")["boneage-web"])
+    assert resolve(web["readinessProbe"]["httpGet"]["path"]).url_name == "healthz"
+    assert resolve(web["livenessProbe"]["httpGet"]["path"]).url_name == "livez"
+    hosts = by_kind("ConfigMap")["boneage-config"]["data"]["ALLOWED_HOSTS"].split(",")
+    probe_host = {h["name"]: h["value"] for h in web["readinessProbe"]["httpGet"]["httpHeaders"]}["Host"]
+    assert probe_host in hosts
+    (hpa,) = by_kind("HorizontalPodAutoscaler").values()
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "boneage-web"
+    assert web["resources"]["requests"]["cpu"]  # a CPU-utilisation autoscaler needs a request to divide by
+
+
+def test_secrets_come_from_mounted_files_not_from_the_config_map():
+    data = by_kind("ConfigMap")["boneage-config"]["data"]
+    assert data["SECRET_KEY_FILE"].startswith("/run/secrets/")
+    assert data["DATABASE_URL_FILE"].startswith("/run/secrets/")
+    assert not {"SECRET_KEY", "DATABASE_URL", "AWS_SECRET_ACCESS_KEY"} & set(data)
+    for deployment in by_kind("Deployment").values():
+        mounts = [m for c in containers(deployment) for m in c.get("volumeMounts", [])]
+        assert any(m["mountPath"] == "/run/secrets/boneage" and m.get("readOnly") for m in mounts)
+
+
+def test_the_compose_file_passes_the_engines_own_config_check():
+    engine = next((cmd for cmd in (["docker", "compose"], ["docker-compose"], ["podman-compose"])
+                   if shutil.which(cmd[0]) and subprocess.run([*cmd, "version"], capture_output=True,
+                                                               check=False).returncode == 0), None)
+    if engine is None:
+        pytest.skip("no compose engine on this machine (docker compose, docker-compose or podman-compose)")
+    env = DEPLOY / ".env"
+    created = not env.exists()
+    if created:
+        env.write_text((DEPLOY / "env.example").read_text())
+    try:
+        result = subprocess.run([*engine, "-f", str(DEPLOY / "docker-compose.yml"), "config", "--quiet"],
+                                capture_output=True, text=True, check=False)
+    finally:
+        if created:
+            env.unlink()
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_compose_file_runs_web_a_cpu_worker_and_a_gpu_worker_on_their_queues():
+    services = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]
+    assert {"postgres", "redis", "web", "worker-cpu", "worker-gpu"} <= set(services)
+    assert services["worker-gpu"]["command"][services["worker-gpu"]["command"].index("-Q") + 1] == "gpu"
+    assert services["worker-cpu"]["command"][services["worker-cpu"]["command"].index("-Q") + 1] == "cpu"
