@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from boneage.audit.models import AuditEvent
 from boneage.studies.models import Membership
 
@@ -224,6 +223,7 @@ def test_only_admins_change_the_project(api_as, member, outsider, project):
 
 def test_a_label_outside_the_project_age_range_is_refused(api_as, owner, project):
     from boneage.studies.actions import do_ingest, do_update_project
+
     from tests.dicom_factory import dicom_bytes
 
     do_update_project(project, {"max_age_months": 200.0}, actor=owner)

@@ -20,6 +20,7 @@ from boneage.studies.access import (
 )
 from boneage.studies.actions import IngestFields, check_ingest_fields, do_ingest
 from boneage.studies.ingest.errors import IngestError
+from boneage.studies.models import Membership
 
 ATTENTION_NAMES = ["Att1_1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3"]  # the paper's six modules
 
@@ -33,7 +34,9 @@ def _project_or_404(user, project_id, roles=None):
 
 @login_required
 def projects_page(request):
-    return render(request, "projects.html", {"projects": visible_projects(request.user)})
+    roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
+    projects = [(project, roles.get(project.pk)) for project in visible_projects(request.user)]
+    return render(request, "projects.html", {"projects": projects})
 
 
 @login_required
