@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from boneage.studies.models import Membership, Project
 
 pytestmark = pytest.mark.django_db

@@ -33,7 +33,7 @@ def check_role(data: Mapping) -> str:
     role = data.get("role")
     if role not in Role.values:
         raise MembershipError(400, "unknown_role", f"Unknown role {role!r}; the roles are: {', '.join(Role.values)}.")
-    return role
+    return str(role)
 
 
 def set_password_path(user) -> str:
