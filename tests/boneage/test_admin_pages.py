@@ -105,3 +105,13 @@ def test_staff_see_a_link_to_the_django_admin_and_others_do_not(client, member):
     member.is_staff = True
     member.save()
     assert 'href="/admin/"' in client.get("/projects/").content.decode()
+
+
+def test_a_study_without_a_prediction_says_so_without_a_failing_request(api_as, owner, member, outsider, project):
+    from boneage.studies.actions import do_ingest
+    from tests.dicom_factory import dicom_bytes
+
+    study = do_ingest(project, owner, dicom_bytes(), "a.dcm").study
+    response = api_as(member).get(f"/api/studies/{study.pk}/prediction-state/")
+    assert response.status_code == 200 and response.json()["state"] == "no_model"
+    assert api_as(outsider).get(f"/api/studies/{study.pk}/prediction-state/").status_code == 404

@@ -269,8 +269,11 @@ function addAttention(name, url) {
   if (button) button.disabled = false;
   $("#att-count").textContent = String(Object.keys(state.attention).length);
   step("attention", Object.keys(state.attention).length === ATTENTION.length);
-  if (!state.userPicked) showAttention(name);
+  if (name === rememberedAttention()) showAttention(name);  // off unless this user chose this map before
 }
+const attentionKey = `attention:${document.body.dataset.user || ""}`;
+function rememberedAttention() { return localStorage.getItem(attentionKey) || ""; }
+function pickAttention(name) { state.userPicked = true; localStorage.setItem(attentionKey, name); showAttention(name); }
 function showAttention(name) {
   state.shownAttention = name;
   document.querySelectorAll("[data-att]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.att === name)));
@@ -279,11 +282,15 @@ function showAttention(name) {
   attentionImg.hidden = false;
   attentionImg.dataset.name = name;
 }
-document.querySelectorAll("[data-att]").forEach((b) => b.addEventListener("click", () => { state.userPicked = true; showAttention(b.dataset.att); }));
+document.querySelectorAll("[data-att]").forEach((b) => b.addEventListener("click", () => pickAttention(b.dataset.att)));
 $("#att-opacity").addEventListener("input", (e) => { attentionImg.style.opacity = String(e.target.value / 100); });
 attentionImg.style.opacity = "0.7";
 
 async function loadPrediction() {
+  // Ask first whether there is one: a study without a prediction must not log a failing request.
+  const known = await api(`/api/studies/${studyId}/prediction-state/`);
+  if (known.ok && known.body.state === "no_model") return predictionState("none", "No model yet");
+  if (known.ok && known.body.state === "prediction_pending") return predictionState("waiting", "Waiting for the worker…");
   const response = await api(`/api/studies/${studyId}/predictions/latest/`);
   if (response.ok) {
     const p = response.body;
@@ -479,8 +486,8 @@ document.addEventListener("keydown", (e) => {
     h: () => canLabel && actions["fill-holes"](),
     m: () => setLayer("model", !$("[data-toggle=model]").checked), c: () => setLayer("canny", !$("[data-toggle=canny]").checked),
     x: () => setLayer("edit", !$("[data-toggle=edit]").checked),
-    a: () => { const have = ATTENTION.filter((n) => state.attention[n]); if (have.length) { state.userPicked = true; showAttention(have[(have.indexOf(state.shownAttention) + 1) % have.length]); } },
-    0: () => { state.userPicked = true; showAttention(""); },
+    a: () => { const have = ATTENTION.filter((n) => state.attention[n]); if (have.length) pickAttention(have[(have.indexOf(state.shownAttention) + 1) % have.length]); },
+    0: () => pickAttention(""),
     g: () => years.focus(), n: actions["next-case"], "?": actions.help,
   };
   const fn = map[e.key] || map[key];

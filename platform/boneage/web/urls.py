@@ -16,5 +16,6 @@ urlpatterns = [
     path("studies/<int:study_id>/", views.study_page, name="study"),
     path("api/projects/<int:project_id>/worklist/", api.WorklistView.as_view(), name="api-worklist"),
     path("api/worklist-rows/<int:study_id>/", api.WorklistRowView.as_view(), name="api-worklist-row"),
+    path("api/studies/<int:study_id>/prediction-state/", api.PredictionStateView.as_view(), name="api-prediction-state"),
     path("api/studies/<int:study_id>/thumbnail/", api.ThumbnailView.as_view(), name="api-study-thumbnail"),
 ]
