@@ -109,6 +109,7 @@ def test_staff_see_a_link_to_the_django_admin_and_others_do_not(client, member):
 
 def test_a_study_without_a_prediction_says_so_without_a_failing_request(api_as, owner, member, outsider, project):
     from boneage.studies.actions import do_ingest
+
     from tests.dicom_factory import dicom_bytes
 
     study = do_ingest(project, owner, dicom_bytes(), "a.dcm").study
