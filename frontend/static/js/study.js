@@ -206,6 +206,12 @@ function fromTotal() {
   years.value = String(Math.floor(t / 12)); months.value = String(+(t - Math.floor(t / 12) * 12).toFixed(1));
 }
 years.addEventListener("input", fromParts); months.addEventListener("input", fromParts); total.addEventListener("input", fromTotal);
+for (const input of [years, months, total]) input.addEventListener("input", () => { state.labelEdited = true; labelError(""); });
+function labelError(text) {  // the server's (or the browser's) reason, next to the field that caused it
+  const box = $("#label-error");
+  box.textContent = text; box.hidden = !text;
+  if (text) { box.scrollIntoView({ block: "nearest" }); total.focus(); }
+}
 
 async function loadLabels({ fill }) {
   const response = await api(`/api/studies/${studyId}/labels/`);
@@ -219,13 +225,19 @@ async function loadLabels({ fill }) {
 }
 
 async function saveLabel({ force = false } = {}) {
+  const invalid = [years, months, total].find((input) => !input.checkValidity());
+  if (invalid) { invalid.reportValidity(); labelError(invalid.validationMessage); return; }  // never sent
   const value = parseFloat(total.value);
-  if (Number.isNaN(value)) { toast("Enter the bone age first.", "error"); total.focus(); return; }
+  if (Number.isNaN(value)) { labelError("Enter the bone age first."); return; }
+  state.mySaveAt = Date.now();  // the rules run on commit: a review item queued now came from this save
   const response = await api(`/api/studies/${studyId}/labels/`, { method: "POST",
     json: { months: value, base_label: state.label ? state.label.id : null, force } });
-  if (response.status === 201) { toast(`Bone age saved: ${fmt.ym(value)}.`, "ok"); await loadLabels({ fill: false }); loadHistory(); }
-  else if (response.status === 409) conflict("label", response.body);
-  else toast(`Not saved: ${response.body.detail || response.status}`, "error");
+  if (response.status !== 201) state.mySaveAt = 0;
+  if (response.status === 201) {
+    state.labelEdited = false; labelError("");
+    toast(`Bone age saved: ${fmt.ym(value)}.`, "ok"); await loadLabels({ fill: false }); loadHistory();
+  } else if (response.status === 409) conflict("label", response.body);
+  else labelError(`Not saved: ${response.body.detail || `the server answered ${response.status}`}`);
 }
 $("#label-form").addEventListener("submit", (e) => { e.preventDefault(); if (canLabel) saveLabel(); });
 
@@ -431,7 +443,14 @@ live.on("*", async (event) => {
       }
       loadHistory(); break;
     case "label.saved": loadLabels({ fill: false }); loadHistory(); break;
-    case "review.queued": case "review.claimed": case "review.released": case "review.closed": case "review.resolved":
+    case "review.queued":
+      if (state.mySaveAt && Date.now() - state.mySaveAt < 30000) {
+        toast("Your save opened a review item: a reviewer will look at this study" +
+              (event.reason ? ` (${String(event.reason).replaceAll("_", " ")})` : "") + ".", "ok");
+        state.mySaveAt = 0;
+      }
+      // falls through
+    case "review.claimed": case "review.released": case "review.closed": case "review.resolved":
       loadHistory();
       if (review.active && event.item === reviewItemId && !state.saving) loadReviewItem();  // someone else took or closed it
       break;
@@ -494,6 +513,9 @@ document.addEventListener("keydown", (e) => {
   if (fn) { e.preventDefault(); fn(); }
 });
 window.addEventListener("pagehide", () => { if (state.dirty) saveDraft(); });
+window.addEventListener("beforeunload", (event) => {  // unsaved mask or age edits: the browser asks before leaving
+  if (state.dirty || state.labelEdited) { event.preventDefault(); event.returnValue = ""; }
+});
 
 // --- start ---------------------------------------------------------------------------------------
 (async () => {
