@@ -85,6 +85,8 @@ function row(item) {
 
 async function selectItem(id) {
   state.selected = id;
+  const url = new URL(location.href);  // the address names the item on screen: reload or share it
+  if (url.searchParams.get("item") !== String(id)) { url.searchParams.set("item", String(id)); history.replaceState(null, "", url); }
   for (const tr of document.querySelectorAll("#queue tbody tr")) tr.classList.toggle("selected", Number(tr.dataset.item) === id);
   const { ok, data } = await api(`/api/review-items/${id}/`);
   if (!ok) { $("#detail").replaceChildren(el("p", { class: "error", text: data?.detail || "Cannot load this item." })); return; }
@@ -223,7 +225,14 @@ function renderDetail(item) {
   } else {
     parts.push(values(item));
   }
-  if (canReview && open && !item.values_hidden) parts.push(decisionForm(item));
+  if (canReview && open && !item.values_hidden) {
+    const form = decisionForm(item);
+    if (!mine) {  // deciding needs the claim: the buttons wait for it
+      form.querySelectorAll("button, input").forEach((control) => { control.disabled = true; });
+      form.prepend(el("p", { class: "muted", id: "claim-first", text: "Claim the item to decide it." }));
+    }
+    parts.push(form);
+  }
   if (!open) {
     const outcome = item.outcome ? Object.entries(item.outcome).map(([k, v]) => `${k} ${v}`).join(", ") : "hidden";
     parts.push(el("p", { id: "outcome", text: item.state === "closed" ? `Closed itself: ${item.closed_reason}`
@@ -333,6 +342,9 @@ $("#state-filter").addEventListener("change", () => loadQueue());
 $("#more").addEventListener("click", () => loadQueue(true));
 mountReviewCounter($("#review-count"), projectId);  // fed by the "boneage:event" window events of connect()
 connect();
-loadQueue();
+loadQueue().then(() => {
+  const asked = Number(new URL(location.href).searchParams.get("item"));
+  if (asked) selectItem(asked);
+});
 loadRules();
 loadAgreement();
