@@ -14,6 +14,7 @@ def judged_study(project, owner):
     """An unlabelled study that an out-of-fold model reads as 150 ± 5 months."""
     from boneage.modeling.models import ModelVersion, Prediction
     from boneage.studies.actions import IngestFields, do_ingest
+
     from tests.dicom_factory import png_bytes
 
     pixels = np.zeros((96, 80), np.uint8)

@@ -1,5 +1,5 @@
 // The study page: viewer + mask editor + age entry + the live prediction with its attention maps.
-import { api, el, fmt, toast } from "./api.js";
+import { api, el, fmt, nextCaseUrl, toast } from "./api.js";
 import { drafts } from "./drafts.js";
 import { renderHistory } from "./history.js";
 import { connectLive } from "./live.js";
@@ -475,7 +475,7 @@ const actions = {
   "reset-model": async () => { if (state.modelMaskUrl) editor.replace(await loadMaskPixels(state.modelMaskUrl, width, height), { label: "reset to model" }); },
   help: () => $("#help-dialog").showModal(), "close-help": () => $("#help-dialog").close(),
   "next-case": async () => {
-    const response = await api(`/api/projects/${projectId}/next-case/`);
+    const response = await nextCaseUrl(projectId, studyId);  // this study counts as passed over
     if (response.ok) location.assign(response.body.study_url);
     else toast(response.body.detail || "No next case.", response.status === 404 ? "info" : "error");
   },

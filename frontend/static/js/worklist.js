@@ -1,6 +1,6 @@
 // Worklist: one request per page of rows, filters and sorting (incl. active learning), live rows,
 // next case, and an upload area with per-file progress and the API's per-file errors.
-import { api, el, fmt, toast, uploadFile } from "./api.js";
+import { api, el, fmt, nextCaseUrl, toast, uploadFile } from "./api.js";
 import { connectLive } from "./live.js";
 
 const page = document.getElementById("worklist-page");
@@ -89,7 +89,7 @@ function select(index) {
   rows[selected].focus(); rows[selected].scrollIntoView({ block: "nearest" });
 }
 async function nextCase() {
-  const response = await api(`/api/projects/${projectId}/next-case/`);
+  const response = await nextCaseUrl(projectId);
   if (response.ok) location.assign(response.body.study_url);
   else toast(response.body.detail || "No next case.", response.status === 404 ? "info" : "error");
 }
