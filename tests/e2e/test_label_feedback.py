@@ -2,6 +2,8 @@
 save that opens a review item says so."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from playwright.sync_api import expect
@@ -48,3 +50,10 @@ def test_a_labeler_is_told_their_save_opened_a_review_item_and_bad_input_is_not_
     expect(page.locator("#toasts")).to_contain_text("Your save opened a review item")
     expect(page.locator("#label-error")).to_be_hidden()
     assert AgeLabel.objects.get(study=judged_study).months == 100
+
+    page.fill("#age-total", "104")  # the history tells people what happened, in words
+    page.click("#label-form button[type=submit]")
+    change = page.locator("#history li[data-verb='label.saved']").first
+    expect(change).to_contain_text("max_member changed the bone age 100 → 104 months")
+    expect(change.locator("time")).to_have_attribute("title", re.compile(r"\d"))  # the exact time on hover
+    expect(change.locator("details pre")).to_be_hidden()  # raw values behind the toggle
