@@ -74,7 +74,7 @@ function row(item) {
                         onclick: () => selectItem(item.id) },
     el("td", { text: item.priority === null ? "·" : fmt(item.priority, 2) }),
     el("td", {}, el("img", { class: "thumb", loading: "lazy", src: item.image_url, alt: "" })),
-    el("td", {}, el("a", { href: item.study_url, text: item.study_external_id || `study ${item.study}`, onclick: (e) => e.stopPropagation() })),
+    el("td", {}, el("a", { href: item.study_url, text: item.study_name || `study ${item.study}`, onclick: (e) => e.stopPropagation() })),
     el("td", { text: REASONS[item.reason] || item.reason }),
     el("td", { text: size(item) }),
     el("td", { text: stateText(item) }));
@@ -204,7 +204,7 @@ function renderDetail(item) {
   state.shown = shownKey(item);
   const detail = $("#detail");
   const head = el("h2", { text: `${REASONS[item.reason] || item.reason} · ` },
-    el("a", { href: item.study_url, text: item.study_external_id || `study ${item.study}` }));
+    el("a", { href: item.study_url, text: item.study_name || `study ${item.study}` }));
   const parts = [head, el("p", { class: "muted", id: "item-state", text: `${stateText(item)} · priority ${item.priority === null ? "hidden" : fmt(item.priority, 2)}` }), images(item)];
   const open = item.state === "open" || item.state === "claimed";
   const mine = item.state === "claimed" && item.claimed_by === me;

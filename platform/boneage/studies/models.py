@@ -73,6 +73,11 @@ class Study(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["project", "instance_key"], name="one_study_per_instance")]
 
+    @property
+    def display_name(self) -> str:
+        """The one name every page shows: the external id (e.g. RSNA's), else the uploaded file's name."""
+        return self.external_id or self.original_name or f"study {self.pk}"
+
     def __str__(self) -> str:
         return f"study {self.pk} ({self.original_name})"
 
