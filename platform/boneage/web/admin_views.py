@@ -1,6 +1,8 @@
 """Server-rendered administration pages: create a project, its members, its settings (forms work without JS)."""
 from __future__ import annotations
 
+import functools
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -17,11 +19,19 @@ from boneage.studies.members import check_role, do_add_member
 from boneage.studies.models import Membership, Project, Role
 
 
-def _admin_project_or_404(request, project_id):
-    try:
-        return check_project(request.user, project_id, ("admin",))
-    except NotFound:
-        raise Http404("No such project.")
+def project_admin_page(view):
+    """Pages for project admins: outsiders get the 404 page, other members a 403 page that says why."""
+    @functools.wraps(view)
+    def wrapped(request, project_id: int):
+        try:
+            project, role = check_project(request.user, project_id, ("admin",))
+        except NotFound:
+            raise Http404("No such project.")
+        except PermissionDenied as refused:
+            return render(request, "refused.html", {"reason": str(refused)}, status=403)
+        return view(request, project, role)
+
+    return login_required(wrapped)
 
 
 def _months(raw, name: str, errors: dict) -> float | None:
@@ -47,12 +57,8 @@ def project_create(request):
     return redirect("projects")
 
 
-@login_required
-def members_page(request, project_id: int):
-    try:
-        project, role = _admin_project_or_404(request, project_id)
-    except PermissionDenied as refused:
-        return render(request, "refused.html", {"reason": str(refused)}, status=403)
+@project_admin_page
+def members_page(request, project, role):
     add_error = None
     if request.method == "POST":
         add_error = _change_members(request, project)
@@ -94,12 +100,8 @@ def _change_members(request, project) -> str | None:
     return None
 
 
-@login_required
-def settings_page(request, project_id: int):
-    try:
-        project, role = _admin_project_or_404(request, project_id)
-    except PermissionDenied as refused:
-        return render(request, "refused.html", {"reason": str(refused)}, status=403)
+@project_admin_page
+def settings_page(request, project, role):
     errors: dict[str, str] = {}
     if request.method == "POST" and request.POST.get("form") == "project":
         errors = _save_project(request, project)
