@@ -11,6 +11,7 @@ from boneage.dicomweb import export_views as dicom_exports
 from boneage.modeling import urls as modeling_urls
 from boneage.ops import views as ops
 from boneage.review import urls as review_urls
+from boneage.studies import member_views
 from boneage.studies import views as studies
 
 api = [
@@ -18,6 +19,9 @@ api = [
     path("projects/", studies.ProjectListView.as_view(), name="api-projects"),
     path("projects/<int:project_id>/", studies.ProjectDetailView.as_view(), name="api-project"),
     path("projects/<int:project_id>/studies/", studies.ProjectStudiesView.as_view(), name="api-project-studies"),
+    path("projects/<int:project_id>/members/", member_views.ProjectMembersView.as_view(), name="api-project-members"),
+    path("projects/<int:project_id>/members/<int:user_id>/", member_views.ProjectMemberView.as_view(),
+         name="api-project-member"),
     path("projects/<int:project_id>/ingest-records/", studies.IngestRecordsView.as_view(), name="api-ingest-records"),
     path("studies/<int:study_id>/", studies.StudyDetailView.as_view(), name="api-study"),
     path("studies/<int:study_id>/image/", studies.StudyImageView.as_view(), name="api-study-image"),
@@ -43,6 +47,12 @@ urlpatterns = [
     path("", include(review_urls.pages)),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(success_url="/accounts/password/done/"),
+         name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("accounts/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(success_url="/accounts/reset/done/"),
+         name="password_reset_confirm"),
+    path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("admin/", admin.site.urls),
     path("dicomweb/projects/<int:project_id>/", include("boneage.dicomweb.urls")),
     path("", include("boneage.web.urls")),

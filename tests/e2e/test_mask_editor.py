@@ -67,7 +67,10 @@ def test_a_labeler_paints_undoes_redoes_saves_and_gets_an_unsaved_draft_back_aft
     erased = area(page)
     assert erased < painted
     expect(page.locator("#study")).to_have_attribute("data-draft", "saved")
+    prompts: list[str] = []
+    page.once("dialog", lambda dialog: (prompts.append(dialog.type), dialog.accept()))  # leave anyway
     page.reload()
+    assert prompts == ["beforeunload"]  # unsaved edits: the browser asked before leaving
     expect(page.locator("#study")).to_have_attribute("data-ready", "1")
     assert area(page) == pytest.approx(painted)  # the saved revision is what loads…
     banner = page.locator("#draft-banner")

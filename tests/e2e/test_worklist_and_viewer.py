@@ -1,6 +1,8 @@
 """A labeler logs in, uploads radiographs, watches them arrive in the worklist and reads one in the viewer."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -29,6 +31,7 @@ def test_a_labeler_uploads_several_files_and_sees_each_outcome_and_the_new_rows_
     rejected = uploads.filter(has_text="notes.txt")
     expect(rejected).to_have_attribute("data-outcome", "error")
     expect(rejected.locator(".status")).to_contain_text("415")  # the API's own reason, per file
+    expect(rejected.locator(".status")).to_have_text(re.compile(r"^Not a DICOM, PNG or JPEG file: .*\(HTTP 415\)$"))
 
     rows = page.locator("#worklist-body tr[data-study]")
     expect(rows).to_have_count(2)  # arrived over the websocket: no reload

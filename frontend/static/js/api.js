@@ -74,3 +74,12 @@ export function toast(message, kind = "info") {
   box.append(item);
   setTimeout(() => item.remove(), kind === "error" ? 8000 : 3500);
 }
+
+/** "Next case" that does not hand back what this labeler just passed over while other cases wait. */
+export async function nextCaseUrl(projectId, leaving = null) {
+  const key = `skipped:${projectId}`;
+  const skipped = JSON.parse(sessionStorage.getItem(key) || "[]").filter((id) => id !== leaving);
+  if (leaving != null) skipped.unshift(leaving);
+  sessionStorage.setItem(key, JSON.stringify(skipped.slice(0, 20)));
+  return api(`/api/projects/${projectId}/next-case/?skip=${skipped.slice(0, 20).join(",")}`);
+}

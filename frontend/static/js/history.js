@@ -23,7 +23,37 @@ function summarize(value) {
   const parts = keys.filter((k) => value[k] !== undefined && value[k] !== null && typeof value[k] !== "object")
     .map((k) => `${k} ${value[k]}`);
   if (value.label && typeof value.label === "object") parts.unshift(`label ${value.label.months ?? "hidden"} (${value.label.source})`);
-  return parts.length ? parts.join(", ") : JSON.stringify(value).slice(0, 120);
+  return parts.length ? parts.join(", ") : "";  // the raw values are behind "details"
+}
+
+const months = (value) => (value == null ? "hidden" : `${+(+value).toFixed(1)}`);
+
+/** A sentence for the events people read most; null → the generic "verb by who: before → after" line. */
+function sentence(event) {
+  const who = event.actor || "The system";
+  const before = event.before || {}, after = event.after || {};
+  switch (event.verb) {
+    case "label.saved": case "label.imported":
+      if (event.values_hidden) return `${who} saved a bone age (value hidden by blind review)`;
+      return before.months != null
+        ? `${who} changed the bone age ${months(before.months)} → ${months(after.months)} months`
+        : `${who} ${event.verb === "label.imported" ? "imported" : "set"} the bone age: ${months(after.months)} months`;
+    case "study.ingested": return `${who} uploaded ${after.file || "the study"}`;
+    case "mask.saved": return `${who} saved a ${after.source || ""} mask${after.revision ? ` (revision ${after.revision})` : ""}`;
+    case "mask.generated": return "A Canny mask was generated";
+    case "membership.role_changed":
+      return before.role ? `${who} changed ${after.user}'s role ${before.role} → ${after.role}` : `${who} added ${after.user} as ${after.role}`;
+    case "membership.removed": return `${who} removed ${before.user} (${before.role})`;
+    default: return null;
+  }
+}
+
+/** "3 minutes ago"; the exact time is the element's title. */
+function relative(iso) {
+  const seconds = (Date.now() - new Date(iso).getTime()) / 1000;
+  const steps = [[60, "second", 1], [3600, "minute", 60], [86400, "hour", 3600], [2592000, "day", 86400], [Infinity, "month", 2592000]];
+  const [, unit, size] = steps.find(([limit]) => Math.abs(seconds) < limit);
+  return new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }).format(-Math.round(seconds / size), unit);
 }
 
 export async function renderHistory(element, studyId, { newestFirst = false } = {}) {
@@ -49,16 +79,33 @@ export async function renderHistory(element, studyId, { newestFirst = false } = 
     item.dataset.verb = event.verb;
     const when = document.createElement("time");
     when.dateTime = event.created_at;
-    when.textContent = new Date(event.created_at).toLocaleString();
-    const what = document.createElement("strong");
-    what.textContent = ` ${VERBS[event.verb] || event.verb} `;
-    const who = document.createElement("span");
-    who.className = "muted";
-    who.textContent = `by ${event.actor || "system"}`;
-    const change = document.createElement("div");
-    change.className = "history-change";
-    change.textContent = event.before ? `${summarize(event.before)} → ${summarize(event.after)}` : summarize(event.after);
-    item.append(when, what, who, change);
+    when.textContent = relative(event.created_at);
+    when.title = new Date(event.created_at).toLocaleString();
+    const said = sentence(event);
+    if (said) {
+      const line = document.createElement("div");
+      line.className = "history-sentence";
+      line.textContent = said;
+      item.append(line, when);
+    } else {
+      const what = document.createElement("strong");
+      what.textContent = `${VERBS[event.verb] || event.verb} `;
+      const who = document.createElement("span");
+      who.className = "muted";
+      who.textContent = `by ${event.actor || "system"} `;
+      const change = document.createElement("div");
+      change.className = "history-change";
+      change.textContent = event.before ? `${summarize(event.before)} → ${summarize(event.after)}` : summarize(event.after);
+      item.append(what, who, when, change);
+    }
+    const details = document.createElement("details");  // the raw record (ids, checksums) stays one click away
+    const summary = document.createElement("summary");
+    summary.textContent = "details";
+    const raw = document.createElement("pre");
+    raw.textContent = JSON.stringify({ verb: event.verb, object: `${event.object_type}#${event.object_id}`,
+                                       before: event.before, after: event.after }, null, 1);
+    details.append(summary, raw);
+    item.append(details);
     if (event.values_hidden) {
       const hidden = document.createElement("div");
       hidden.className = "history-hidden muted";

@@ -74,7 +74,7 @@ function row(item) {
                         onclick: () => selectItem(item.id) },
     el("td", { text: item.priority === null ? "·" : fmt(item.priority, 2) }),
     el("td", {}, el("img", { class: "thumb", loading: "lazy", src: item.image_url, alt: "" })),
-    el("td", {}, el("a", { href: item.study_url, text: item.study_external_id || `study ${item.study}`, onclick: (e) => e.stopPropagation() })),
+    el("td", {}, el("a", { href: item.study_url, text: item.study_name || `study ${item.study}`, onclick: (e) => e.stopPropagation() })),
     el("td", { text: REASONS[item.reason] || item.reason }),
     el("td", { text: size(item) }),
     el("td", { text: stateText(item) }));
@@ -85,6 +85,8 @@ function row(item) {
 
 async function selectItem(id) {
   state.selected = id;
+  const url = new URL(location.href);  // the address names the item on screen: reload or share it
+  if (url.searchParams.get("item") !== String(id)) { url.searchParams.set("item", String(id)); history.replaceState(null, "", url); }
   for (const tr of document.querySelectorAll("#queue tbody tr")) tr.classList.toggle("selected", Number(tr.dataset.item) === id);
   const { ok, data } = await api(`/api/review-items/${id}/`);
   if (!ok) { $("#detail").replaceChildren(el("p", { class: "error", text: data?.detail || "Cannot load this item." })); return; }
@@ -202,7 +204,7 @@ function renderDetail(item) {
   state.shown = shownKey(item);
   const detail = $("#detail");
   const head = el("h2", { text: `${REASONS[item.reason] || item.reason} · ` },
-    el("a", { href: item.study_url, text: item.study_external_id || `study ${item.study}` }));
+    el("a", { href: item.study_url, text: item.study_name || `study ${item.study}` }));
   const parts = [head, el("p", { class: "muted", id: "item-state", text: `${stateText(item)} · priority ${item.priority === null ? "hidden" : fmt(item.priority, 2)}` }), images(item)];
   const open = item.state === "open" || item.state === "claimed";
   const mine = item.state === "claimed" && item.claimed_by === me;
@@ -223,7 +225,14 @@ function renderDetail(item) {
   } else {
     parts.push(values(item));
   }
-  if (canReview && open && !item.values_hidden) parts.push(decisionForm(item));
+  if (canReview && open && !item.values_hidden) {
+    const form = decisionForm(item);
+    if (!mine) {  // deciding needs the claim: the buttons wait for it
+      form.querySelectorAll("button, input").forEach((control) => { control.disabled = true; });
+      form.prepend(el("p", { class: "muted", id: "claim-first", text: "Claim the item to decide it." }));
+    }
+    parts.push(form);
+  }
   if (!open) {
     const outcome = item.outcome ? Object.entries(item.outcome).map(([k, v]) => `${k} ${v}`).join(", ") : "hidden";
     parts.push(el("p", { id: "outcome", text: item.state === "closed" ? `Closed itself: ${item.closed_reason}`
@@ -333,6 +342,9 @@ $("#state-filter").addEventListener("change", () => loadQueue());
 $("#more").addEventListener("click", () => loadQueue(true));
 mountReviewCounter($("#review-count"), projectId);  // fed by the "boneage:event" window events of connect()
 connect();
-loadQueue();
+loadQueue().then(() => {
+  const asked = Number(new URL(location.href).searchParams.get("item"));
+  if (asked) selectItem(asked);
+});
 loadRules();
 loadAgreement();

@@ -1,5 +1,5 @@
 // The study page: viewer + mask editor + age entry + the live prediction with its attention maps.
-import { api, el, fmt, toast } from "./api.js";
+import { api, el, fmt, nextCaseUrl, toast } from "./api.js";
 import { drafts } from "./drafts.js";
 import { renderHistory } from "./history.js";
 import { connectLive } from "./live.js";
@@ -206,6 +206,12 @@ function fromTotal() {
   years.value = String(Math.floor(t / 12)); months.value = String(+(t - Math.floor(t / 12) * 12).toFixed(1));
 }
 years.addEventListener("input", fromParts); months.addEventListener("input", fromParts); total.addEventListener("input", fromTotal);
+for (const input of [years, months, total]) input.addEventListener("input", () => { state.labelEdited = true; labelError(""); });
+function labelError(text) {  // the server's (or the browser's) reason, next to the field that caused it
+  const box = $("#label-error");
+  box.textContent = text; box.hidden = !text;
+  if (text) { box.scrollIntoView({ block: "nearest" }); total.focus(); }
+}
 
 async function loadLabels({ fill }) {
   const response = await api(`/api/studies/${studyId}/labels/`);
@@ -219,13 +225,19 @@ async function loadLabels({ fill }) {
 }
 
 async function saveLabel({ force = false } = {}) {
+  const invalid = [years, months, total].find((input) => !input.checkValidity());
+  if (invalid) { invalid.reportValidity(); labelError(invalid.validationMessage); return; }  // never sent
   const value = parseFloat(total.value);
-  if (Number.isNaN(value)) { toast("Enter the bone age first.", "error"); total.focus(); return; }
+  if (Number.isNaN(value)) { labelError("Enter the bone age first."); return; }
+  state.mySaveAt = Date.now();  // the rules run on commit: a review item queued now came from this save
   const response = await api(`/api/studies/${studyId}/labels/`, { method: "POST",
     json: { months: value, base_label: state.label ? state.label.id : null, force } });
-  if (response.status === 201) { toast(`Bone age saved: ${fmt.ym(value)}.`, "ok"); await loadLabels({ fill: false }); loadHistory(); }
-  else if (response.status === 409) conflict("label", response.body);
-  else toast(`Not saved: ${response.body.detail || response.status}`, "error");
+  if (response.status !== 201) state.mySaveAt = 0;
+  if (response.status === 201) {
+    state.labelEdited = false; labelError("");
+    toast(`Bone age saved: ${fmt.ym(value)}.`, "ok"); await loadLabels({ fill: false }); loadHistory();
+  } else if (response.status === 409) conflict("label", response.body);
+  else labelError(`Not saved: ${response.body.detail || `the server answered ${response.status}`}`);
 }
 $("#label-form").addEventListener("submit", (e) => { e.preventDefault(); if (canLabel) saveLabel(); });
 
@@ -269,8 +281,11 @@ function addAttention(name, url) {
   if (button) button.disabled = false;
   $("#att-count").textContent = String(Object.keys(state.attention).length);
   step("attention", Object.keys(state.attention).length === ATTENTION.length);
-  if (!state.userPicked) showAttention(name);
+  if (name === rememberedAttention()) showAttention(name);  // off unless this user chose this map before
 }
+const attentionKey = `attention:${document.body.dataset.user || ""}`;
+function rememberedAttention() { return localStorage.getItem(attentionKey) || ""; }
+function pickAttention(name) { state.userPicked = true; localStorage.setItem(attentionKey, name); showAttention(name); }
 function showAttention(name) {
   state.shownAttention = name;
   document.querySelectorAll("[data-att]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.att === name)));
@@ -279,11 +294,15 @@ function showAttention(name) {
   attentionImg.hidden = false;
   attentionImg.dataset.name = name;
 }
-document.querySelectorAll("[data-att]").forEach((b) => b.addEventListener("click", () => { state.userPicked = true; showAttention(b.dataset.att); }));
+document.querySelectorAll("[data-att]").forEach((b) => b.addEventListener("click", () => pickAttention(b.dataset.att)));
 $("#att-opacity").addEventListener("input", (e) => { attentionImg.style.opacity = String(e.target.value / 100); });
 attentionImg.style.opacity = "0.7";
 
 async function loadPrediction() {
+  // Ask first whether there is one: a study without a prediction must not log a failing request.
+  const known = await api(`/api/studies/${studyId}/prediction-state/`);
+  if (known.ok && known.body.state === "no_model") return predictionState("none", "No model yet");
+  if (known.ok && known.body.state === "prediction_pending") return predictionState("waiting", "Waiting for the worker…");
   const response = await api(`/api/studies/${studyId}/predictions/latest/`);
   if (response.ok) {
     const p = response.body;
@@ -424,7 +443,14 @@ live.on("*", async (event) => {
       }
       loadHistory(); break;
     case "label.saved": loadLabels({ fill: false }); loadHistory(); break;
-    case "review.queued": case "review.claimed": case "review.released": case "review.closed": case "review.resolved":
+    case "review.queued":
+      if (state.mySaveAt && Date.now() - state.mySaveAt < 30000) {
+        toast("Your save opened a review item: a reviewer will look at this study" +
+              (event.reason ? ` (${String(event.reason).replaceAll("_", " ")})` : "") + ".", "ok");
+        state.mySaveAt = 0;
+      }
+      // falls through
+    case "review.claimed": case "review.released": case "review.closed": case "review.resolved":
       loadHistory();
       if (review.active && event.item === reviewItemId && !state.saving) loadReviewItem();  // someone else took or closed it
       break;
@@ -449,7 +475,7 @@ const actions = {
   "reset-model": async () => { if (state.modelMaskUrl) editor.replace(await loadMaskPixels(state.modelMaskUrl, width, height), { label: "reset to model" }); },
   help: () => $("#help-dialog").showModal(), "close-help": () => $("#help-dialog").close(),
   "next-case": async () => {
-    const response = await api(`/api/projects/${projectId}/next-case/`);
+    const response = await nextCaseUrl(projectId, studyId);  // this study counts as passed over
     if (response.ok) location.assign(response.body.study_url);
     else toast(response.body.detail || "No next case.", response.status === 404 ? "info" : "error");
   },
@@ -479,14 +505,17 @@ document.addEventListener("keydown", (e) => {
     h: () => canLabel && actions["fill-holes"](),
     m: () => setLayer("model", !$("[data-toggle=model]").checked), c: () => setLayer("canny", !$("[data-toggle=canny]").checked),
     x: () => setLayer("edit", !$("[data-toggle=edit]").checked),
-    a: () => { const have = ATTENTION.filter((n) => state.attention[n]); if (have.length) { state.userPicked = true; showAttention(have[(have.indexOf(state.shownAttention) + 1) % have.length]); } },
-    0: () => { state.userPicked = true; showAttention(""); },
+    a: () => { const have = ATTENTION.filter((n) => state.attention[n]); if (have.length) pickAttention(have[(have.indexOf(state.shownAttention) + 1) % have.length]); },
+    0: () => pickAttention(""),
     g: () => years.focus(), n: actions["next-case"], "?": actions.help,
   };
   const fn = map[e.key] || map[key];
   if (fn) { e.preventDefault(); fn(); }
 });
 window.addEventListener("pagehide", () => { if (state.dirty) saveDraft(); });
+window.addEventListener("beforeunload", (event) => {  // unsaved mask or age edits: the browser asks before leaving
+  if (state.dirty || state.labelEdited) { event.preventDefault(); event.returnValue = ""; }
+});
 
 // --- start ---------------------------------------------------------------------------------------
 (async () => {

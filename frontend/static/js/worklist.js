@@ -1,6 +1,6 @@
 // Worklist: one request per page of rows, filters and sorting (incl. active learning), live rows,
 // next case, and an upload area with per-file progress and the API's per-file errors.
-import { api, el, fmt, toast, uploadFile } from "./api.js";
+import { api, el, fmt, nextCaseUrl, toast, uploadFile } from "./api.js";
 import { connectLive } from "./live.js";
 
 const page = document.getElementById("worklist-page");
@@ -88,8 +88,19 @@ function select(index) {
   rows.forEach((r, i) => r.classList.toggle("selected", i === selected));
   rows[selected].focus(); rows[selected].scrollIntoView({ block: "nearest" });
 }
+// An upload refusal reads as a sentence first, the HTTP code last ("Not a DICOM file: … (HTTP 415)").
+const UPLOAD_ERRORS = { unsupported_media_type: "Not a DICOM, PNG or JPEG file", unreadable_dicom: "Not a readable DICOM file",
+  file_too_large: "Too large", empty_file: "Empty file", uid_conflict: "Clashes with a stored study",
+  no_pixel_data: "A DICOM without an image", truncated_image: "A damaged image", invalid_field: "A form field is invalid" };
+function uploadErrorText(code, answer) {
+  if (!code) return answer.detail || "The upload was interrupted: the server cannot be reached.";
+  const lead = UPLOAD_ERRORS[answer.error];
+  const detail = answer.detail || answer.error || "The server refused the file.";
+  return `${lead ? `${lead}: ` : ""}${detail} (HTTP ${code})`;
+}
+
 async function nextCase() {
-  const response = await api(`/api/projects/${projectId}/next-case/`);
+  const response = await nextCaseUrl(projectId);
   if (response.ok) location.assign(response.body.study_url);
   else toast(response.body.detail || "No next case.", response.status === 404 ? "info" : "error");
 }
@@ -134,7 +145,7 @@ if (uploadForm) {
         bar.value = 1;
         if (code === 201) { item.dataset.outcome = "stored"; status.replaceChildren(el("a", { href: `/studies/${answer.id}/` }, `stored as #${answer.id}`)); }
         else if (code === 200 && answer.already_stored) { item.dataset.outcome = "duplicate"; status.replaceChildren("already stored as ", el("a", { href: `/studies/${answer.study.id}/` }, `#${answer.study.id}`)); }
-        else { item.dataset.outcome = "error"; status.textContent = `${code || "network"}: ${answer.detail || answer.error || "failed"}`; }
+        else { item.dataset.outcome = "error"; status.textContent = uploadErrorText(code, answer); }
         status.className = `status ${item.dataset.outcome}`;
       });
     }

@@ -96,8 +96,10 @@ def do_import_label(study: Study, months: float, *, actor=None) -> AgeLabel:
 
 def do_save_label(study: Study, months: float, *, author, source: str = LabelSource.EXPERT,
                   base_label_id: int | None = None, enforce_base: bool = True, note: str = "") -> AgeLabel:
-    if not 0 <= months <= 240:
-        raise AnnotationError(400, "invalid_label", f"Bone age must be between 0 and 240 months, not {months:g}.")
+    low, high = study.project.min_age_months, study.project.max_age_months
+    if not low <= months <= high:
+        raise AnnotationError(400, "invalid_label", f"Bone age must be between {low:g} and {high:g} months "
+                              f"(this project's age range), not {months:g}.")
     with transaction.atomic():
         Study.objects.select_for_update().filter(pk=study.pk).first()
         newest = latest_label(study)

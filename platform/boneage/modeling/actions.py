@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -457,10 +458,12 @@ def check_strategy(value: str | None) -> str:
     return strategy
 
 
-def do_next_case(project: Project, strategy: str, *, top_k: int = conf.NEXT_CASE_TOP_K) -> NextCase:
+def do_next_case(project: Project, strategy: str, *, top_k: int = conf.NEXT_CASE_TOP_K,
+                 skip: Collection[int] = ()) -> NextCase:
     """The least recently served of the top-k unlabelled studies by score; serving stamps it.
 
     Two labelers asking one after the other (or at once: rows are locked, skip_locked) get different studies.
+    `skip`: studies this labeler just passed over; they come back only when nothing else waits.
     """
     labelled = Exists(AgeLabel.objects.filter(study=OuterRef("study")))
     version = active_version(project.pk)
@@ -469,6 +472,7 @@ def do_next_case(project: Project, strategy: str, *, top_k: int = conf.NEXT_CASE
             top = list(ActiveScore.objects.select_for_update(skip_locked=True, of=("self",))
                        .filter(model_version=version, strategy=strategy, study__project=project)
                        .exclude(labelled).select_related("study").order_by("-score", "study_id")[:top_k])
+            top = [s for s in top if s.study_id not in skip] or top
             if top:
                 ranked = {s.pk: rank for rank, s in enumerate(top, start=1)}
                 epoch = timezone.make_aware(timezone.datetime(1970, 1, 1))
@@ -478,7 +482,7 @@ def do_next_case(project: Project, strategy: str, *, top_k: int = conf.NEXT_CASE
                 return NextCase(chosen.study, strategy, chosen.score, version, ranked[chosen.pk])
     unlabelled = (Study.objects.filter(project=project).exclude(Exists(AgeLabel.objects.filter(study=OuterRef("pk"))))
                   .order_by("created_at", "pk"))
-    study = unlabelled.first()
+    study = unlabelled.exclude(pk__in=list(skip)).first() or unlabelled.first()
     if study is None:
         raise ModelingError(404, "no_unlabelled_studies", "Every study of this project has a label.")
     reason = "no_model" if version is None else "not_scored_yet"

@@ -149,14 +149,17 @@ class PromoteModelView(APIView):
 
 class NextCaseView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("strategy", OpenApiTypes.STR, enum=["uncertainty", "random", "diverse"])],
+        parameters=[OpenApiParameter("strategy", OpenApiTypes.STR, enum=["uncertainty", "random", "diverse"]),
+                    OpenApiParameter("skip", OpenApiTypes.STR, description="comma-separated study ids just passed over: "
+                                     "served again only when nothing else waits")],
         responses={200: NextCaseSerializer, 400: ERROR, 404: ERROR},
         summary="The next study to label: least recently served of the top-k unlabelled by the strategy's score",
     )
     def get(self, request, project_id: int):
         project, _ = check_project(request.user, project_id, CAN_LABEL)
         try:
-            case = do_next_case(project, check_strategy(request.query_params.get("strategy")))
+            skip = {int(part) for part in request.query_params.get("skip", "").split(",") if part.strip().isdigit()}
+            case = do_next_case(project, check_strategy(request.query_params.get("strategy")), skip=skip)
         except ModelingError as exc:
             return _error(exc)
         return Response(NextCaseSerializer({

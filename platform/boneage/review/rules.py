@@ -84,6 +84,8 @@ _BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("model_unsure", "max_std_months"): (0.5, 240.0),
 }
 
+OPTION_BOUNDS = _BOUNDS  # public for the settings page, which puts the bounds on its inputs
+
 
 class SettingsError(ValueError):
     pass

@@ -15,6 +15,7 @@ class ReviewItemSerializer(serializers.ModelSerializer):
     claimed_by = serializers.SerializerMethodField()
     resolved_by = serializers.CharField(source="resolved_by.username", default=None, read_only=True)
     study_external_id = serializers.CharField(source="study.external_id", read_only=True)
+    study_name = serializers.CharField(source="study.display_name", read_only=True, help_text="as every page names it")
     study_sex = serializers.CharField(source="study.sex", read_only=True)
     image_url = serializers.SerializerMethodField()
     study_url = serializers.SerializerMethodField()
@@ -23,7 +24,7 @@ class ReviewItemSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ReviewItem
-        fields = ["id", "study", "study_external_id", "study_sex", "study_url", "image_url", "reason", "reason_label",
+        fields = ["id", "study", "study_external_id", "study_name", "study_sex", "study_url", "image_url", "reason", "reason_label",
                   "state", "priority", "magnitude", "unit", "evidence", "values_hidden", "my_blind_read", "claimed_by",
                   "lease_expires_at", "decision", "outcome", "resolved_by", "closed_reason", "opened_at", "finished_at"]
 

@@ -65,27 +65,98 @@ def _months_field(data: Mapping, name: str) -> float | None:
     return value
 
 
-def do_create_project(user, name: str, *, description: str = "", deidentify: bool = False) -> Project:
+def check_age_range(min_months: float, max_months: float) -> None:
+    if not 0 <= min_months < max_months <= MAX_AGE_MONTHS:
+        raise MembershipError(400, "invalid_age_range", f"The age range must lie within 0–{MAX_AGE_MONTHS:g} months "
+                              f"with its minimum below its maximum, not {min_months:g}–{max_months:g}.")
+
+
+def do_create_project(user, name: str, *, description: str = "", deidentify: bool = False,
+                      min_age_months: float = 0.0, max_age_months: float = MAX_AGE_MONTHS) -> Project:
+    check_age_range(min_age_months, max_age_months)
     with transaction.atomic():
-        project = Project.objects.create(name=name, description=description, deidentify=deidentify, created_by=user)
+        project = Project.objects.create(name=name, description=description, deidentify=deidentify, created_by=user,
+                                         min_age_months=min_age_months, max_age_months=max_age_months)
         Membership.objects.create(project=project, user=user, role=Role.ADMIN)
         do_record("project.created", project, actor=user, project=project, after={"name": name})
     return project
 
 
+class MembershipError(Exception):
+    """A project or membership change refused, with the HTTP status and a reason a person can act on."""
+
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def _lock_memberships(project: Project) -> None:
+    """Serialize membership changes of one project, so two admins cannot demote each other at once."""
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+
+
+def _check_keeps_an_admin(project: Project, membership: Membership, new_role: str | None) -> None:
+    if membership.role != Role.ADMIN or new_role == Role.ADMIN:
+        return
+    if not Membership.objects.filter(project=project, role=Role.ADMIN).exclude(pk=membership.pk).exists():
+        doing = "removed" if new_role is None else f"made {new_role}"
+        raise MembershipError(409, "last_admin", f"{membership.user.username} is the last admin of {project.name} and "
+                              f"cannot be {doing}: make someone else admin first.")
+
+
 def do_set_role(project: Project, user, role: str, *, actor=None) -> Membership:
+    """Add `user` with `role`, or change their role; the last admin cannot be demoted (MembershipError)."""
+    if role not in Role.values:
+        raise MembershipError(400, "unknown_role", f"Unknown role {role!r}; the roles are: {', '.join(Role.values)}.")
     with transaction.atomic():
-        membership = Membership.objects.filter(project=project, user=user).first()
+        _lock_memberships(project)
+        membership = Membership.objects.filter(project=project, user=user).select_related("user").first()
         before = membership.role if membership else None
         if membership is None:
             membership = Membership.objects.create(project=project, user=user, role=role)
         elif membership.role != role:
+            _check_keeps_an_admin(project, membership, role)
             membership.role = role
             membership.save(update_fields=["role"])
         if before != role:
             do_record("membership.role_changed", membership, actor=actor, project=project,
-                      before={"user": user.username, "role": before}, after={"user": user.username, "role": role})
+                      before={"user": user.username, "user_id": user.pk, "role": before},
+                      after={"user": user.username, "user_id": user.pk, "role": role})
     return membership
+
+
+def do_remove_member(project: Project, user, *, actor=None) -> None:
+    """End `user`'s membership; the last admin cannot be removed (MembershipError)."""
+    with transaction.atomic():
+        _lock_memberships(project)
+        membership = Membership.objects.filter(project=project, user=user).select_related("user").first()
+        if membership is None:
+            raise MembershipError(404, "not_a_member", f"{user.username} is not a member of {project.name}.")
+        _check_keeps_an_admin(project, membership, None)
+        do_record("membership.removed", membership, actor=actor, project=project,
+                  before={"user": user.username, "user_id": user.pk, "role": membership.role},
+                  after={"user": user.username, "user_id": user.pk, "role": None})
+        membership.delete()
+
+
+PROJECT_EDITABLE = ("name", "description", "min_age_months", "max_age_months")
+
+
+def do_update_project(project: Project, changes: Mapping, *, actor=None) -> Project:
+    """Change the project's name, description or age range (validated values, e.g. ProjectUpdateSerializer's)."""
+    changes = {key: value for key, value in changes.items() if key in PROJECT_EDITABLE and getattr(project, key) != value}
+    check_age_range(changes.get("min_age_months", project.min_age_months), changes.get("max_age_months", project.max_age_months))
+    if "name" in changes and Project.objects.filter(name=changes["name"]).exclude(pk=project.pk).exists():
+        raise MembershipError(400, "name_taken", f"A project named {changes['name']!r} exists already.")
+    if not changes:
+        return project
+    with transaction.atomic():
+        before = {key: getattr(project, key) for key in changes}
+        for key, value in changes.items():
+            setattr(project, key, value)
+        project.save(update_fields=list(changes))
+        do_record("project.updated", project, actor=actor, project=project, before=before, after=dict(changes))
+    return project
 
 
 def do_ingest(

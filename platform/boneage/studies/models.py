@@ -19,6 +19,9 @@ class Project(models.Model):
         default=False, help_text="De-identify DICOM on ingest (PS3.15 Annex E basic profile, retain patient characteristics)"
     )
     settings = models.JSONField(default=dict, blank=True, help_text="Per-project options (review rules, auto-retrain ...)")
+    # The bone ages this project labels (e.g. 0–228 for RSNA): labels outside are refused as typos.
+    min_age_months = models.FloatField(default=0.0)
+    max_age_months = models.FloatField(default=240.0)
     created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -69,6 +72,11 @@ class Study(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["project", "instance_key"], name="one_study_per_instance")]
+
+    @property
+    def display_name(self) -> str:
+        """The one name every page shows: the external id (e.g. RSNA's), else the uploaded file's name."""
+        return self.external_id or self.original_name or f"study {self.pk}"
 
     def __str__(self) -> str:
         return f"study {self.pk} ({self.original_name})"

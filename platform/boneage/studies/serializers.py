@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from boneage.studies.models import IngestRecord, Project, Study
+from boneage.studies.models import IngestRecord, Project, Role, Study
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -11,8 +11,9 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["id", "name", "description", "deidentify", "settings", "created_at", "role", "study_count"]
-        read_only_fields = ["id", "created_at", "role", "study_count", "settings"]
+        fields = ["id", "name", "description", "deidentify", "settings", "min_age_months", "max_age_months",
+                  "created_at", "role", "study_count"]
+        read_only_fields = ["id", "created_at", "role", "study_count", "settings", "min_age_months", "max_age_months"]
 
     def get_role(self, project) -> str | None:
         return getattr(project, "my_role", None)
@@ -22,6 +23,8 @@ class ProjectCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     deidentify = serializers.BooleanField(required=False, default=False)
+    min_age_months = serializers.FloatField(required=False, default=0.0, min_value=0, max_value=240)
+    max_age_months = serializers.FloatField(required=False, default=240.0, min_value=0, max_value=240)
 
     def validate_name(self, value: str) -> str:
         if Project.objects.filter(name=value).exists():
@@ -68,3 +71,43 @@ class IngestRecordSerializer(serializers.ModelSerializer):
     class Meta:
         model = IngestRecord
         fields = ["id", "file_name", "size_bytes", "channel", "outcome", "reason", "detail", "study", "created_at"]
+
+
+class ProjectUpdateSerializer(serializers.Serializer):
+    """PATCH /api/projects/{p}/: the fields a project admin may change (validated again by do_update_project)."""
+
+    name = serializers.CharField(max_length=120, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    min_age_months = serializers.FloatField(required=False, min_value=0, max_value=240)
+    max_age_months = serializers.FloatField(required=False, min_value=0, max_value=240)
+
+
+class MemberUserSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.CharField()
+
+
+class MemberSerializer(serializers.Serializer):
+    user = MemberUserSerializer()
+    role = serializers.ChoiceField(choices=Role.choices)
+    created_at = serializers.DateTimeField()
+
+
+class MemberAddSerializer(serializers.Serializer):
+    """The request of POST /members/ (documentation; boneage.studies.members validates it with clear errors)."""
+
+    username = serializers.CharField(required=False, help_text="an existing account's username (or the new one's)")
+    email = serializers.CharField(required=False, help_text="finds an existing account; with create, the new one's email")
+    role = serializers.ChoiceField(choices=Role.choices)
+    create = serializers.BooleanField(required=False, default=False, help_text="site staff only: create the account first")
+    password = serializers.CharField(required=False, help_text="with create; without it the answer carries a set-password link")
+
+
+class MemberAddedSerializer(MemberSerializer):
+    created_account = serializers.BooleanField()
+    set_password_url = serializers.CharField(allow_null=True, help_text="one-time link for a new account without password")
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)

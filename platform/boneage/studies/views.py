@@ -17,9 +17,10 @@ from boneage.annotations.models import AgeLabel
 from boneage.api import error_response
 from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_INGEST, check_project, check_study, visible_projects
-from boneage.studies.actions import check_ingest_fields, do_create_project, do_ingest, do_reject
+from boneage.studies.actions import MembershipError, check_ingest_fields, do_create_project, do_ingest, do_reject
 from boneage.studies.derive import ensure_derived_images
 from boneage.studies.ingest.errors import IngestError
+from boneage.studies.member_views import update_project, update_project_schema
 from boneage.studies.models import IngestRecord, Membership
 from boneage.studies.serializers import (
     IngestRecordSerializer,
@@ -51,7 +52,10 @@ class ProjectListView(GenericAPIView):
     def post(self, request):
         form = ProjectCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        project = do_create_project(request.user, **form.validated_data)
+        try:
+            project = do_create_project(request.user, **form.validated_data)
+        except MembershipError as error:
+            return error_response(error.status, error.code, error.detail)
         project.my_role, project.study_count = "admin", 0
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
@@ -62,6 +66,10 @@ class ProjectDetailView(APIView):
         project, role = check_project(request.user, project_id)
         project.my_role, project.study_count = role, project.studies.count()
         return Response(ProjectSerializer(project).data)
+
+    @update_project_schema
+    def patch(self, request, project_id: int):
+        return update_project(request, project_id)
 
 
 upload_request = inline_serializer(

@@ -202,3 +202,21 @@ class ThumbnailView(APIView):
         response = HttpResponse(out.getvalue(), content_type="image/png")
         response["Cache-Control"] = "private, max-age=86400"
         return response
+
+
+class PredictionStateView(APIView):
+    """Lets the study page ask whether a prediction exists before fetching it, so a study without one costs no 404."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT},
+                   summary="Whether the study has a prediction yet: {state: ready | no_model | prediction_pending, detail}")
+    def get(self, request, study_id: int):
+        from rest_framework.response import Response
+
+        from boneage.modeling.actions import ModelingError, check_latest_prediction
+
+        study, _ = check_study(request.user, study_id)
+        try:
+            check_latest_prediction(study)
+        except ModelingError as missing:
+            return Response({"state": missing.code, "detail": missing.detail})
+        return Response({"state": "ready", "detail": ""})

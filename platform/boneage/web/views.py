@@ -20,8 +20,18 @@ from boneage.studies.access import (
 )
 from boneage.studies.actions import IngestFields, check_ingest_fields, do_ingest
 from boneage.studies.ingest.errors import IngestError
+from boneage.studies.models import Membership
 
 ATTENTION_NAMES = ["Att1_1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3"]  # the paper's six modules
+# What each module attends to, as the paper reports it: early modules the whole hand, the Att3_x the carpals.
+ATTENTION_MODULES = [
+    ("Att1_1", "early, high resolution: the outline of the whole hand"),
+    ("Att2_1", "the whole hand: fingers and metacarpals"),
+    ("Att2_2", "the whole hand, narrowing to the growth plates"),
+    ("Att3_1", "deep: the carpal bones and distal radius"),
+    ("Att3_2", "deep: the carpal bones"),
+    ("Att3_3", "deepest: the carpal bones, the most age-telling region"),
+]
 
 
 def _project_or_404(user, project_id, roles=None):
@@ -33,7 +43,9 @@ def _project_or_404(user, project_id, roles=None):
 
 @login_required
 def projects_page(request):
-    return render(request, "projects.html", {"projects": visible_projects(request.user)})
+    roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
+    projects = [(project, roles.get(project.pk)) for project in visible_projects(request.user)]
+    return render(request, "projects.html", {"projects": projects})
 
 
 @login_required
@@ -52,7 +64,7 @@ def study_page(request, study_id: int):
         raise Http404("No such study.")
     return render(request, "study.html", {"study": study, "project": study.project, "role": role,
                                           "can_label": role in CAN_LABEL, "can_review": role in CAN_REVIEW,
-                                          "attention_names": ATTENTION_NAMES})
+                                          "attention_names": ATTENTION_NAMES, "attention_modules": ATTENTION_MODULES})
 
 
 @login_required

@@ -125,3 +125,13 @@ class TestStrategies:
         keys = [str(i) for i in range(6)]
         assert select_batch("uncertainty", keys, std, feats, features([], []), 3) == [0, 1, 2]
         assert sorted(select_batch("diverse", keys, std, feats, features([], []), 3)) == [0, 4, 5]
+
+
+def test_a_case_just_skipped_comes_back_only_when_nothing_else_waits(project, owner, member, add_studies, api_as):
+    studies = add_studies(project, owner, 2, labelled=False)
+    client = api_as(member)
+    skipped = client.get(f"/api/projects/{project.pk}/next-case/?skip={studies[0].pk}").json()
+    assert skipped["study"] == studies[1].pk
+    both = client.get(f"/api/projects/{project.pk}/next-case/?skip={studies[0].pk},{studies[1].pk}").json()
+    assert both["study"] == studies[0].pk  # nothing else waits: the oldest again rather than nothing
+    assert client.get(f"/api/projects/{project.pk}/next-case/?skip=x,,{studies[0].pk}").json()["study"] == studies[1].pk
