@@ -65,3 +65,74 @@ def test_a_socket_from_a_foreign_origin_is_refused(project, member):
         return connected
 
     assert async_to_sync(scenario)() is False
+
+
+def test_removing_a_member_closes_their_open_socket_at_once_and_sends_them_nothing_more(project, member):
+    from boneage.studies.models import Membership
+    from channels.db import database_sync_to_async
+
+    cookie = session_cookie(member)
+
+    async def scenario():
+        communicator, connected, _ = await open_socket(project.pk, cookie)
+        assert connected
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+        await database_sync_to_async(Membership.objects.filter(project=project, user=member).delete)()
+        revoked = await communicator.receive_json_from(timeout=1)
+        closed = await communicator.receive_output(timeout=1)
+        await database_sync_to_async(publish)(project.pk, "study.ingested", study=8)
+        nothing_more = await communicator.receive_nothing(timeout=0.5)
+        await communicator.disconnect()
+        return revoked, closed, nothing_more
+
+    revoked, closed, nothing_more = async_to_sync(scenario)()
+    assert revoked == {"type": "access.revoked", "project": project.pk}
+    assert closed == {"type": "websocket.close", "code": 4404}
+    assert nothing_more
+
+
+def test_lowering_a_role_rescopes_the_open_socket_with_the_new_role(project, owner, member):
+    from boneage.studies.actions import do_set_role
+    from channels.db import database_sync_to_async
+
+    cookie = session_cookie(member)
+
+    async def scenario():
+        communicator, connected, _ = await open_socket(project.pk, cookie)
+        assert connected
+        hello = await communicator.receive_json_from(timeout=5)
+        await database_sync_to_async(do_set_role)(project, member, "trainer", actor=owner)
+        changed = await communicator.receive_json_from(timeout=1)
+        await database_sync_to_async(publish)(project.pk, "study.ingested", study=9)
+        still_live = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return hello, changed, still_live
+
+    hello, changed, still_live = async_to_sync(scenario)()
+    assert hello["role"] == "labeler"
+    assert changed == {"type": "access.changed", "project": project.pk, "role": "trainer"}
+    assert still_live == {"type": "study.ingested", "study": 9}
+
+
+@pytest.mark.parametrize("origin", [b"http://localhost:9999", b"https://localhost", b"http://127.0.0.1"])
+def test_a_socket_from_another_port_scheme_or_host_is_refused(project, member, origin):
+    cookie = session_cookie(member)
+
+    async def scenario():
+        communicator, connected, _ = await open_socket(project.pk, cookie, origin=origin)
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(scenario)() is False
+
+
+def test_a_socket_from_an_origin_in_csrf_trusted_origins_is_accepted(project, member, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["http://localhost:8443"]  # e.g. a proxy on another port
+    cookie = session_cookie(member)
+
+    async def scenario():
+        communicator, connected, _ = await open_socket(project.pk, cookie, origin=b"http://localhost:8443")
+        await communicator.disconnect()
+        return connected
+
+    assert async_to_sync(scenario)() is True
