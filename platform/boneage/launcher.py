@@ -72,11 +72,12 @@ class Children:
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, args: list[str], log: Path | None = None) -> subprocess.Popen:
-        output = open(log, "ab") if log is not None else None
-        process = subprocess.Popen(args, cwd=REPO, stdout=output, stderr=subprocess.STDOUT if output else None,
-                                   start_new_session=True)
-        if output is not None:
-            output.close()  # the child holds its own copy
+        if log is None:
+            process = subprocess.Popen(args, cwd=REPO, start_new_session=True)
+        else:
+            with open(log, "ab") as output:  # the child keeps its own copy of the descriptor
+                process = subprocess.Popen(args, cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
         self.processes[name] = process
         write_state(self)
         return process
