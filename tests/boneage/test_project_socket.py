@@ -26,13 +26,20 @@ async def open_socket(project_id: int, cookie: bytes | None, origin: bytes = b"h
     return communicator, connected, code
 
 
+async def greeted_socket(project_id: int, cookie: bytes):
+    """An open socket of a member, past its hello: (communicator, hello)."""
+    communicator, connected, _ = await open_socket(project_id, cookie)
+    assert connected
+    hello = await communicator.receive_json_from(timeout=5)
+    assert hello["type"] == "hello"
+    return communicator, hello
+
+
 def test_a_member_joins_and_receives_events_published_on_commit(project, member):
     cookie = session_cookie(member)
 
     async def scenario():
-        communicator, connected, _ = await open_socket(project.pk, cookie)
-        assert connected
-        assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+        communicator, _ = await greeted_socket(project.pk, cookie)
         from channels.db import database_sync_to_async
 
         await database_sync_to_async(publish)(project.pk, "study.ingested", study=7)
@@ -74,9 +81,7 @@ def test_removing_a_member_closes_their_open_socket_at_once_and_sends_them_nothi
     cookie = session_cookie(member)
 
     async def scenario():
-        communicator, connected, _ = await open_socket(project.pk, cookie)
-        assert connected
-        assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+        communicator, _ = await greeted_socket(project.pk, cookie)
         await database_sync_to_async(Membership.objects.filter(project=project, user=member).delete)()
         revoked = await communicator.receive_json_from(timeout=1)
         closed = await communicator.receive_output(timeout=1)
@@ -98,9 +103,7 @@ def test_lowering_a_role_rescopes_the_open_socket_with_the_new_role(project, own
     cookie = session_cookie(member)
 
     async def scenario():
-        communicator, connected, _ = await open_socket(project.pk, cookie)
-        assert connected
-        hello = await communicator.receive_json_from(timeout=5)
+        communicator, hello = await greeted_socket(project.pk, cookie)
         await database_sync_to_async(do_set_role)(project, member, "trainer", actor=owner)
         changed = await communicator.receive_json_from(timeout=1)
         await database_sync_to_async(publish)(project.pk, "study.ingested", study=9)
