@@ -7,17 +7,22 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint typecheck chromium orthanc clean starter-weights
+.PHONY: run stop test bench lint typecheck chromium orthanc clean starter-weights
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch/torchvision come from this machine's disk through pip's find-links (never uv/poetry).
-	$(PY) -m pip install -q -e '.[dev]'
+	# pip warns once per package about find-links/index locations this machine does not have: nothing to act on.
+	bash -o pipefail -c "$(PY) -m pip install -q -e '.[dev]' 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }"
 	touch $(STAMP)
 
+# Web and worker logs go to var/log/; Ctrl-C or `make stop` (from another terminal) stops everything it started.
 run: $(STAMP)
 	$(PY) -m boneage.launcher
+
+stop:
+	@$(PY) -m boneage.launcher stop
 
 # Debian's chromium for the browser tests (never a downloaded browser) and docker-compose for the compose check.
 chromium:

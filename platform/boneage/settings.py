@@ -125,10 +125,20 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0") or ""
 if urlparse(REDIS_URL).scheme not in ("redis", "rediss", "unix"):
     raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://")
 
+# channels-redis waits for a socket's next message with a blocking BZPOPMIN of CHANNELS_BLOCKING_POP_S (its
+# brpop_timeout, 5 s) on a pooled connection; redis-py's default socket_timeout is also 5 s, so on an idle socket the
+# read timed out first and killed the consumer. The read timeout must outlast the blocking pop (a host dict passes
+# its keys to redis-py's ConnectionPool.from_url); it still ends a read from a Redis that really stopped answering.
+CHANNELS_BLOCKING_POP_S = 5
+CHANNELS_REDIS_SOCKET_TIMEOUT_S = env_int("CHANNELS_REDIS_SOCKET_TIMEOUT_S", 30, minimum=CHANNELS_BLOCKING_POP_S + 5)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "boneage") or "boneage"},
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNELS_REDIS_SOCKET_TIMEOUT_S,
+                       "socket_connect_timeout": 5, "socket_keepalive": True, "health_check_interval": 15}],
+            "prefix": env_str("CHANNELS_PREFIX", "boneage") or "boneage",
+        },
     }
 }
 

@@ -26,13 +26,20 @@ async def open_socket(project_id: int, cookie: bytes | None, origin: bytes = b"h
     return communicator, connected, code
 
 
+async def greeted_socket(project_id: int, cookie: bytes):
+    """An open socket of a member, past its hello: (communicator, hello)."""
+    communicator, connected, _ = await open_socket(project_id, cookie)
+    assert connected
+    hello = await communicator.receive_json_from(timeout=5)
+    assert hello["type"] == "hello"
+    return communicator, hello
+
+
 def test_a_member_joins_and_receives_events_published_on_commit(project, member):
     cookie = session_cookie(member)
 
     async def scenario():
-        communicator, connected, _ = await open_socket(project.pk, cookie)
-        assert connected
-        assert (await communicator.receive_json_from(timeout=5))["type"] == "hello"
+        communicator, _ = await greeted_socket(project.pk, cookie)
         from channels.db import database_sync_to_async
 
         await database_sync_to_async(publish)(project.pk, "study.ingested", study=7)
@@ -56,12 +63,64 @@ def test_an_outsider_or_anonymous_socket_is_closed_without_a_word(project, outsi
     assert not connected and code in (4401, 4404)
 
 
-def test_a_socket_from_a_foreign_origin_is_refused(project, member):
-    cookie = session_cookie(member)
-
+def connects(project_id: int, cookie: bytes, origin: bytes) -> bool:
     async def scenario():
-        communicator, connected, _ = await open_socket(project.pk, cookie, origin=b"http://evil.example")
+        communicator, connected, _ = await open_socket(project_id, cookie, origin=origin)
         await communicator.disconnect()
         return connected
 
-    assert async_to_sync(scenario)() is False
+    return async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize("origin", [b"http://evil.example", b"http://localhost:9999", b"https://localhost",
+                                    b"http://127.0.0.1"])
+def test_a_socket_from_a_foreign_origin_or_another_port_or_scheme_is_refused(project, member, origin):
+    assert connects(project.pk, session_cookie(member), origin) is False
+
+
+def test_removing_a_member_closes_their_open_socket_at_once_and_sends_them_nothing_more(project, member):
+    from boneage.studies.models import Membership
+    from channels.db import database_sync_to_async
+
+    cookie = session_cookie(member)
+
+    async def scenario():
+        communicator, _ = await greeted_socket(project.pk, cookie)
+        await database_sync_to_async(Membership.objects.filter(project=project, user=member).delete)()
+        revoked = await communicator.receive_json_from(timeout=1)
+        closed = await communicator.receive_output(timeout=1)
+        await database_sync_to_async(publish)(project.pk, "study.ingested", study=8)
+        nothing_more = await communicator.receive_nothing(timeout=0.5)
+        await communicator.disconnect()
+        return revoked, closed, nothing_more
+
+    revoked, closed, nothing_more = async_to_sync(scenario)()
+    assert revoked == {"type": "access.revoked", "project": project.pk}
+    assert closed == {"type": "websocket.close", "code": 4404}
+    assert nothing_more
+
+
+def test_lowering_a_role_rescopes_the_open_socket_with_the_new_role(project, owner, member):
+    from boneage.studies.actions import do_set_role
+    from channels.db import database_sync_to_async
+
+    cookie = session_cookie(member)
+
+    async def scenario():
+        communicator, hello = await greeted_socket(project.pk, cookie)
+        await database_sync_to_async(do_set_role)(project, member, "trainer", actor=owner)
+        changed = await communicator.receive_json_from(timeout=1)
+        await database_sync_to_async(publish)(project.pk, "study.ingested", study=9)
+        still_live = await communicator.receive_json_from(timeout=5)
+        await communicator.disconnect()
+        return hello, changed, still_live
+
+    hello, changed, still_live = async_to_sync(scenario)()
+    assert hello["role"] == "labeler"
+    assert changed == {"type": "access.changed", "project": project.pk, "role": "trainer"}
+    assert still_live == {"type": "study.ingested", "study": 9}
+
+
+def test_a_socket_from_an_origin_in_csrf_trusted_origins_is_accepted(project, member, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["http://localhost:8443"]  # e.g. a proxy on another port
+    assert connects(project.pk, session_cookie(member), b"http://localhost:8443") is True

@@ -58,6 +58,11 @@ def test_a_labeler_watches_the_prediction_and_all_six_attention_maps_stream_into
     olivia = page_as(owner)
     olivia.goto(f"{live_asgi_server}/projects/{project.pk}/models/")
     olivia.locator(f"tr[data-version='{v2.pk}']").get_by_role("button", name="Promote").click()
+    confirm = olivia.locator("#promote-dialog")  # the two versions side by side before anything changes
+    expect(confirm).to_contain_text("Make v2 active instead of v1?")
+    expect(confirm.locator("thead")).to_contain_text("v1 (active now)")
+    expect(olivia.locator(f"tr[data-version='{v2.pk}']")).to_have_attribute("data-status", "candidate")
+    confirm.get_by_role("button", name="Make v2 active").click()
     expect(olivia.locator(f"tr[data-version='{v2.pk}']")).to_have_attribute("data-status", "active")
     expect(olivia.locator(f"tr[data-version='{v1.pk}']")).to_have_attribute("data-status", "retired")
     expect(max_.locator("#pred-model")).to_contain_text("v2", timeout=90_000)

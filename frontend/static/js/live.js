@@ -24,6 +24,7 @@ export function connectLive(projectId, { onEvent, onReconnect } = {}) {
         if (everOpened && onReconnect) onReconnect();  // we may have missed events: refresh
         everOpened = true;
       }
+      if (event.type === "access.changed") { location.reload(); return; }  // the page's controls follow the role
       if (onEvent) onEvent(event);
       for (const fn of listeners.get(event.type) || []) fn(event);
       for (const fn of listeners.get("*") || []) fn(event);
@@ -32,7 +33,7 @@ export function connectLive(projectId, { onEvent, onReconnect } = {}) {
     };
     socket.onclose = (close) => {
       if (closedByUs) return;
-      if (close.code === 4401 || close.code === 4404) { show("reconnecting", "offline (not allowed)"); return; }
+      if (close.code === 4401 || close.code === 4404) { show("reconnecting", "offline (no access to this project)"); return; }
       const delay = Math.min(15000, 500 * 2 ** attempt) * (0.75 + Math.random() / 2);
       attempt += 1;
       show("reconnecting", `reconnecting in ${Math.ceil(delay / 1000)} s…`);

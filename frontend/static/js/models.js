@@ -43,7 +43,7 @@ function renderRun() {
   const parts = [`Run ${run.id}`, `epoch ${p.epoch || 0}/${total ?? "?"}`];
   if (p.step) parts.push(`step ${p.step}`);
   if (p.loss != null) parts.push(`loss ${(+p.loss).toFixed(3)}`);
-  if (p.val_mae != null) parts.push(`validation MAE ${(+p.val_mae).toFixed(2)} mo`);
+  if (p.val_mae != null) parts.push(`this epoch: validation MAE ${(+p.val_mae).toFixed(2)} mo`);
   if (run.result_name) parts.push(`→ ${run.result_name}`);
   if (run.error) parts.push(run.error);
   $("#run-text").textContent = parts.join(" · ");
@@ -63,7 +63,7 @@ function renderRuns() {
   $("#runs tbody").replaceChildren(...runs.map((r) => el("tr", {},
     el("td", {}, `#${r.id}`), el("td", {}, el("span", { class: `status-pill ${r.state}` }, r.state)), el("td", {}, r.trigger || ""),
     el("td", {}, r.created_by || "system"), el("td", {}, `${(r.progress || {}).epoch || 0}/${r.config.epochs ?? "?"}`),
-    el("td", {}, r.curve && r.curve.length ? r.curve[r.curve.length - 1].val_mae?.toFixed(2) : "—"), el("td", {}, r.result_name || "—"),
+    el("td", { class: "small" }, (r.progress || {}).outcome || "—"), el("td", {}, r.result_name || "—"),
     el("td", {}, fmt.when(r.started_at)), el("td", {}, fmt.when(r.finished_at)), el("td", { class: "error small" }, r.error || ""))));
   if (!runs.length) $("#runs tbody").replaceChildren(el("tr", {}, el("td", { colspan: 10, class: "muted" }, "No runs yet.")));
 }
@@ -80,7 +80,7 @@ async function loadVersions() {
   body.replaceChildren(...versions.map((v) => {
     const action = !canTrain || v.status === "active" || v.status === "training" ? null
       : el("button", { type: "button", class: v.status === "candidate" ? "primary" : "", dataset: { promote: v.id } },
-           v.status === "candidate" ? "Promote" : "Roll back to this");
+           v.status === "retired" ? "Roll back to this" : "Promote");
     const m = v.metrics || {};
     return el("tr", { dataset: { version: v.id, status: v.status } },
       el("td", {}, el("strong", {}, v.name)), el("td", {}, el("span", { class: `status-pill ${v.status}` }, v.status)),
@@ -92,9 +92,38 @@ async function loadVersions() {
   loadAnalysis(active);
 }
 
+// Promoting or rolling back asks first, with the two versions side by side (one validation figure each).
+function confirmPromotion(target, active) {
+  const rows = [
+    ["Status", (v) => v.status],
+    ["Validation MAE", (v) => (v.val_mae != null ? `${v.val_mae.toFixed(2)} months` : "—")],
+    ["Train / held-out studies", (v) => `${v.training_studies} / ${v.validation_study_ids.length}`],
+    ["Parent", (v) => v.parent_name || "—"],
+    ["Created", (v) => fmt.when(v.created_at)],
+    ["Gate", (v) => ((v.metrics || {}).gate || {}).summary || "—"],
+  ];
+  const versions = active ? [active, target] : [target];
+  const dialog = el("dialog", { id: "promote-dialog", class: "card" },
+    el("h2", {}, active ? `Make ${target.name} active instead of ${active.name}?` : `Make ${target.name} active?`),
+    el("table", { class: "data" },
+      el("thead", {}, el("tr", {}, el("th", {}), ...versions.map((v) => el("th", {}, v === active ? `${v.name} (active now)` : v.name)))),
+      el("tbody", {}, ...rows.map(([label, value]) => el("tr", {}, el("th", {}, label), ...versions.map((v) => el("td", {}, value(v))))))),
+    el("p", { class: "muted small" }, "Every study is re-predicted by the new active model."),
+    el("form", { method: "dialog" },
+      el("button", { type: "submit", value: "cancel" }, "Cancel"), " ",
+      el("button", { type: "submit", value: "promote", class: "primary" }, `Make ${target.name} active`)));
+  document.body.append(dialog);
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => { resolve(dialog.returnValue === "promote"); dialog.remove(); });
+    dialog.showModal();
+  });
+}
+
 $("#versions").addEventListener("click", async (e) => {
   const button = e.target.closest("[data-promote]");
   if (!button) return;
+  const target = versions.find((v) => String(v.id) === button.dataset.promote);
+  if (!target || !(await confirmPromotion(target, versions.find((v) => v.status === "active")))) return;
   button.disabled = true;
   const response = await api(`/api/models/${button.dataset.promote}/promote/`, { method: "POST" });
   if (response.ok) toast(`${response.body.name} is now active; every study is re-predicted.`, "ok");
@@ -114,10 +143,10 @@ async function loadAnalysis(active) {
     .map((s) => ({ id: s.id, sex: s.sex, label: s.label_months, pred: s.prediction.age_months }));
   const color = (p) => (p.sex === "F" ? "#f472b6" : p.sex === "M" ? "#60a5fa" : "var(--muted)");
   if (!points.length) { notes.forEach((n) => { n.textContent = "No validation predictions yet (re-prediction may still be running)."; }); return; }
-  const errors = points.map((p) => p.pred - p.label), mae = errors.reduce((a, e) => a + Math.abs(e), 0) / errors.length;
+  const errors = points.map((p) => p.pred - p.label);
   scatter($("#scatter-chart"), { square: true, xLabel: "label (months)", yLabel: "predicted (months)", lines: [{ kind: "identity" }],
     points: points.map((p) => ({ x: p.label, y: p.pred, color: color(p), title: `study ${p.id}: label ${p.label}, predicted ${p.pred.toFixed(1)}` })) });
-  $("#scatter-note").textContent = `${points.length} validation studies · MAE ${mae.toFixed(2)} months · pink F, blue M`;
+  $("#scatter-note").textContent = `${points.length} validation studies · validation MAE ${active.val_mae?.toFixed(2) ?? "?"} months · pink F, blue M`;
   const bias = errors.reduce((a, e) => a + e, 0) / errors.length;
   const sd = Math.sqrt(errors.reduce((a, e) => a + (e - bias) ** 2, 0) / Math.max(1, errors.length - 1));
   scatter($("#ba-chart"), { xLabel: "mean of prediction and label (months)", yLabel: "difference (months)",
@@ -162,7 +191,7 @@ live.on("training.progress", (e) => {
 for (const type of ["training.queued", "training.started", "training.cancelling"]) live.on(type, loadRuns);
 live.on("training.finished", () => { loadRuns(); loadVersions(); });
 live.on("model.promoted", () => loadVersions());
-live.on("model.rejected_by_gate", (e) => toast(`The candidate did not beat the active model (validation MAE ${(+e.val_mae).toFixed(2)}): kept as a candidate.`));
+live.on("model.rejected_by_gate", (e) => toast(`${e.name} was not promoted: ${e.outcome}`));
 live.on("model.repredict.progress", (e) => { $("#active-summary").dataset.repredict = `${e.done}/${e.total}`; });
 live.on("model.repredicted", () => loadVersions());
 

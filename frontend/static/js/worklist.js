@@ -164,6 +164,14 @@ const live = connectLive(projectId, { onReconnect: () => load() });
 live.on("study.ingested", (e) => refreshRow(e.study, { insert: true }));
 for (const type of ["prediction.ready", "label.saved", "review.queued", "review.resolved", "mask.saved"]) live.on(type, (e) => e.study && refreshRow(e.study));
 live.on("model.promoted", () => load());
-live.on("model.repredicted", () => load());
+live.on("model.repredicted", () => { showRepredictProgress(null); load(); });
+// Re-prediction after a promotion (the demo cohort at `make run`) takes minutes: say how far it is.
+function showRepredictProgress(event) {
+  const progress = document.getElementById("repredict-progress");
+  progress.hidden = !event || event.done >= event.total;
+  progress.textContent = event ? `predicting ${event.done} / ${event.total}` : "";
+}
+live.on("model.repredict.progress", showRepredictProgress);
+live.on("model.repredict.failed", () => showRepredictProgress(null));
 
 load();

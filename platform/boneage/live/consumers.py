@@ -1,12 +1,19 @@
-"""The project socket: authenticate, check membership, subscribe. Pushes come from live.events."""
+"""The project socket: authenticate, check membership, subscribe. Pushes come from live.events.
+
+Access is checked again whenever the user's membership changes (live.signals publishes to the user's group):
+a removed member's sockets close, a changed role's sockets carry on with the new role.
+"""
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from boneage.live.events import project_group
+from boneage.live.events import project_group, user_group
 from boneage.review.visibility import carries_values, live_event
 from boneage.studies.access import membership_role
+
+CLOSE_NOT_LOGGED_IN = 4401
+CLOSE_NOT_A_MEMBER = 4404
 
 
 class ProjectConsumer(AsyncJsonWebsocketConsumer):
@@ -14,29 +21,45 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         project_id = int(self.scope["url_route"]["kwargs"]["project_id"])
         if not user or not user.is_authenticated:
-            await self.close(code=4401)
+            await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
         role = await database_sync_to_async(membership_role)(user, project_id)
         if role is None:  # outsiders learn nothing, not even that the project exists
-            await self.close(code=4404)
+            await self.close(code=CLOSE_NOT_A_MEMBER)
             return
-        self.project_id = project_id
-        self.group = project_group(project_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.project_id, self.role = project_id, role
+        self.joined = [project_group(project_id), user_group(user.pk)]
+        for group in self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         await self.send_json({"type": "hello", "project": project_id, "role": role})
 
     async def disconnect(self, code):
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in getattr(self, "joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
         if content.get("type") == "ping":  # lets the browser measure the round trip
             await self.send_json({"type": "pong", "t": content.get("t")})
 
     async def project_event(self, message):
+        if getattr(self, "role", None) is None:  # revoked: nothing more leaves for this socket
+            return
         event = message["event"]
         if carries_values(event):  # blind review: drop the values this user may not see (boneage.review.visibility)
             event = await database_sync_to_async(live_event)(event, self.scope["user"], self.project_id)
         if event is not None:
             await self.send_json(event)
+
+    async def membership_changed(self, message):
+        """The user's membership of some project changed: re-check this socket's access now."""
+        if message.get("project") != self.project_id:
+            return
+        role = await database_sync_to_async(membership_role)(self.scope["user"], self.project_id)
+        if role is None:
+            self.role = None
+            await self.send_json({"type": "access.revoked", "project": self.project_id})
+            await self.close(code=CLOSE_NOT_A_MEMBER)
+        elif role != self.role:
+            self.role = role
+            await self.send_json({"type": "access.changed", "project": self.project_id, "role": role})

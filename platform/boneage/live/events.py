@@ -26,6 +26,26 @@ def project_group(project_id: int) -> str:
     return f"project-{project_id}"
 
 
+def user_group(user_id: int) -> str:
+    """Every socket of one user, whatever the project: membership changes are announced here."""
+    return f"user-{user_id}"
+
+
+def send_to_user(user_id: int, message: dict[str, Any]) -> None:
+    """Deliver a control message (`{"type": handler name, ...}`) to every open socket of a user, now."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+
+    async def send() -> None:
+        await layer.group_send(user_group(user_id), message)
+
+    try:
+        asyncio.run_coroutine_threadsafe(send(), _publisher_loop()).result(timeout=SEND_TIMEOUT_S)
+    except Exception:
+        logger.exception("could not notify the sockets of user %s", user_id)
+
+
 def _message(event_type: str, study: int | None, payload: dict[str, Any]) -> dict[str, Any]:
     message: dict[str, Any] = {"type": event_type, **payload}
     if study is not None:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from dataclasses import replace as dc_replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -270,24 +271,37 @@ def validation_ids(ids: list[str]) -> set[str]:
     return split_ids(ids, 0.1)
 
 
-def evaluate_version(version: ModelVersion, samples: list) -> float | None:
-    """MAE (months) of a registered model on samples, through the same Predictor the platform uses."""
-    import numpy as np
-
-    from ml.checkpoint import CheckpointError
+def heldout_errors(predictor, samples: list) -> list[float]:
+    """Absolute errors (months) of a loaded Predictor on samples, in their order: the platform's own inference path,
+    so a version's validation figure is the one its predictions will show."""
     from ml.imaging import load_image
+
+    errors: list[float] = []
+    for start in range(0, len(samples), 16):
+        chunk = samples[start:start + 16]
+        preds = predictor.predict_batch([load_image(s.image_path) for s in chunk], [s.male for s in chunk],
+                                        with_attention=False, mc_samples=0)
+        errors += [abs(float(p.age_months) - s.age_months) for p, s in zip(preds, chunk)]
+    return errors
+
+
+def evaluate_version(version: ModelVersion, samples: list) -> list[float] | None:
+    """Absolute errors of a registered model on samples (None when its checkpoint cannot be loaded)."""
+    from ml.checkpoint import CheckpointError
 
     try:
         predictor = get_predictor(version)
     except CheckpointError:
         return None
-    errors = []
-    for start in range(0, len(samples), 16):
-        chunk = samples[start:start + 16]
-        preds = predictor.predict_batch([load_image(s.image_path) for s in chunk], [s.male for s in chunk],
-                                        with_attention=False, mc_samples=0)
-        errors += [abs(p.age_months - s.age_months) for p, s in zip(preds, chunk)]
-    return float(np.mean(errors)) if errors else None
+    return heldout_errors(predictor, samples)
+
+
+def gate_policy(project: Project):
+    from boneage.modeling.gate import GatePolicy
+
+    return GatePolicy(min_held_out=max(1, int(project.promotion_min_held_out)),
+                      confidence=min(0.999, max(0.5, float(project.promotion_confidence))),
+                      min_gain_months=float(project.promotion_min_gain_months))
 
 
 def _claim(run_id: int) -> TrainingRun | None:
@@ -397,17 +411,37 @@ def _cleanup(run: TrainingRun, out: Path | None) -> None:
 
 
 def _register(run: TrainingRun, result, samples: list, val: set[str], sources: dict[str, str]) -> None:
-    """Candidate ModelVersion + run succeeded in one transaction; then the gate may promote it."""
-    val_samples = [s for s in samples if s.id in val]
+    """Register the candidate and let the gate decide, in one transaction with the run's end.
+
+    The candidate and the active model are both measured through the platform's Predictor on the same held-out
+    studies (boneage.modeling.gate); that MAE is the version's one validation figure (`metrics["val_mae"]`).
+    A candidate the gate turns down is kept as `rejected` (a trainer may still promote it by hand); one that passes
+    is promoted when the project auto-promotes, else it waits as a `candidate`.
+    """
+    from boneage.modeling.gate import decide
+    from ml.infer import Predictor
+
+    project = Project.objects.get(pk=run.project_id)
+    val_samples = sorted((s for s in samples if s.id in val), key=lambda s: int(s.id))
     active = active_version(run.project_id)
-    candidate_mae = float(result.metrics["val_mae"])
-    active_mae = evaluate_version(active, val_samples) if active is not None else None
-    gate = {"split": sorted(val, key=int), "candidate_val_mae": candidate_mae, "active": active.name if active else None,
-            "active_val_mae": active_mae,
-            "passed": active is None or active_mae is None or candidate_mae <= active_mae}
-    metrics = {k: v for k, v in result.metrics.items() if k != "val_ids"}
+    name = next_version_name(run.project_id)
+    candidate_errors = heldout_errors(Predictor(local_path(checkpoint_name(run.project_id, run.pk))), val_samples)
+    active_errors = evaluate_version(active, val_samples) if active is not None else None
+    decision = decide(candidate_errors, active_errors, gate_policy(project), candidate_name=name,
+                      active_name=active.name if active else "", seed=run.pk)
+    if active is not None and active_errors is None:
+        decision = dc_replace(decision, summary=f"{name} replaces {active.name}, whose checkpoint cannot be read")
+    promote = decision.passed and project.auto_promote
+    gate = {**decision.to_dict(), "split": [s.id for s in val_samples], "active": active.name if active else None,
+            "auto_promote": project.auto_promote}
+    metrics = {k: v for k, v in result.metrics.items() if k not in ("val_ids", "val_mae")}
+    metrics["val_mae"] = decision.candidate_mae
+    metrics["training_val_mae"] = result.metrics.get("val_mae")  # the training loop's own figure (its curve)
     metrics["gate"] = gate
     metrics["label_sources"] = {src: sum(1 for v in sources.values() if v == src) for src in set(sources.values())}
+    outcome = decision.summary
+    if decision.passed and not project.auto_promote:
+        outcome = f"{decision.summary}; auto-promotion is off: a trainer may promote {name}"
     with transaction.atomic():
         locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
         if locked.state not in (RunState.RUNNING, RunState.CANCELLING):
@@ -415,24 +449,28 @@ def _register(run: TrainingRun, result, samples: list, val: set[str], sources: d
             return
         Project.objects.select_for_update().filter(pk=run.project_id).first()
         version = ModelVersion.objects.create(
-            project_id=run.project_id, name=next_version_name(run.project_id), checkpoint=checkpoint_name(run.project_id, run.pk),
-            sha256=result.sha256, config=run.config, metrics=metrics, parent=run.init_from, status=ModelStatus.CANDIDATE,
+            project_id=run.project_id, name=name, checkpoint=checkpoint_name(run.project_id, run.pk),
+            sha256=result.sha256, config=run.config, metrics=metrics, parent=run.init_from,
+            status=ModelStatus.CANDIDATE if decision.passed else ModelStatus.REJECTED,
             training_study_ids=sorted(int(s.id) for s in samples if s.id not in val),
             validation_study_ids=sorted(int(i) for i in val), created_by=run.created_by,
         )
         locked.curve = result.curve
-        locked.save(update_fields=["curve"])
+        locked.progress = {**locked.progress, "outcome": outcome}
+        locked.save(update_fields=["curve", "progress"])
         do_record("model.registered", version, actor=run.created_by, project=run.project,
-                  after={"name": version.name, "run": run.pk, "val_mae": candidate_mae, "gate": gate["passed"]})
+                  after={"name": version.name, "run": run.pk, "val_mae": decision.candidate_mae,
+                         "gate": decision.passed, "outcome": outcome})
     with transaction.atomic():  # the run's end and the gate's decision commit (and are announced) together
         finished = _finish(run.pk, RunState.SUCCEEDED, result=version,
-                           extra={"val_mae": round(candidate_mae, 3), "active_val_mae": active_mae,
-                                  "promoted": gate["passed"]})
-        if finished and gate["passed"]:
-            do_promote(version, actor=None, reason="gate: validation MAE no worse than the active model on the same split")
-        elif finished:
-            publish(run.project_id, "model.rejected_by_gate", model_version=version.pk, val_mae=candidate_mae,
-                    active_val_mae=active_mae)
+                           extra={"val_mae": decision.candidate_mae, "active_val_mae": decision.active_mae,
+                                  "promoted": promote, "outcome": outcome, "kept": None if promote else
+                                  (active.name if active else None)})
+        if finished and promote:
+            do_promote(version, actor=None, reason=f"gate: {decision.summary}")
+        elif finished and not decision.passed:
+            publish(run.project_id, "model.rejected_by_gate", model_version=version.pk, name=version.name,
+                    val_mae=decision.candidate_mae, active_val_mae=decision.active_mae, outcome=outcome)
 
 
 def maybe_auto_retrain(project_id: int) -> TrainingRun | None:

@@ -22,6 +22,15 @@ class Project(models.Model):
     # The bone ages this project labels (e.g. 0–228 for RSNA): labels outside are refused as typos.
     min_age_months = models.FloatField(default=0.0)
     max_age_months = models.FloatField(default=240.0)
+    # The promotion gate (boneage.modeling.gate): a candidate becomes active only when it beats the active model
+    # on the same held-out studies by a margin its bootstrap interval supports.
+    auto_promote = models.BooleanField(default=True, help_text="Promote a candidate that passes the gate without asking")
+    promotion_min_held_out = models.PositiveIntegerField(
+        default=20, help_text="Fewest held-out studies the gate decides on; with fewer, nothing is promoted")
+    promotion_confidence = models.FloatField(
+        default=0.9, help_text="Level of the bootstrap interval of the mean gain (0.5–0.999)")
+    promotion_min_gain_months = models.FloatField(
+        default=0.0, help_text="The interval's lower end must exceed this gain in validation MAE (months)")
     created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -45,14 +45,24 @@ def test_a_trainer_retrains_watches_progress_and_the_better_model_is_promoted_an
     next_case = api_as(member).get(f"/api/projects/{project.pk}/next-case/").json()
     assert next_case["study"] in {s.pk for s in unlabelled} and next_case["model_version"] == version.pk
 
-    # A second run fine-tunes v1 and is gated against it on the very same validation studies.
+    # One validation figure per version: the gate's, through the platform's Predictor, on the registry and the API.
+    assert version.metrics["gate"]["reason"] == "first_model"
+    assert version.metrics["val_mae"] == version.metrics["gate"]["candidate_mae"]
+    assert api_as(member).get(f"/api/projects/{project.pk}/models/").json()["results"][0]["val_mae"] == \
+        version.metrics["val_mae"]
+
+    # A second run fine-tunes v1 and is gated against it on the very same validation studies: far fewer than the
+    # project's minimum held-out size, so nothing is promoted and the run says it kept v1.
     second = api_as(owner).post(f"/api/projects/{project.pk}/training-runs/", {"epochs": 1}, format="json").json()
-    events.until(lambda e: e["type"] == "training.finished" and e["run"] == second["id"], timeout=180)
+    finished = events.until(lambda e: e["type"] == "training.finished" and e["run"] == second["id"], timeout=180)[-1]
     v2 = ModelVersion.objects.get(name="v2")
     gate = v2.metrics["gate"]
     assert v2.parent == version and gate["active"] == "v1" and gate["split"] == [str(i) for i in version.validation_study_ids]
-    assert gate["passed"] == (gate["candidate_val_mae"] <= gate["active_val_mae"])
-    assert ModelVersion.objects.get(pk=v2.pk).status == ("active" if gate["passed"] else "candidate")
+    assert gate["passed"] is False and gate["reason"] == "too_few_held_out"
+    assert finished["promoted"] is False and finished["kept"] == "v1" and "kept v1" in finished["outcome"]
+    assert ModelVersion.objects.get(pk=v2.pk).status == "rejected"
+    assert ModelVersion.objects.get(pk=version.pk).status == "active"
+    assert "kept v1" in api_as(member).get(f"/api/training-runs/{second['id']}/").json()["progress"]["outcome"]
 
     # Running the task again with the same id (a redelivery) changes no row and no file.
     from boneage.modeling.tasks import train_run

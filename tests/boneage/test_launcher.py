@@ -1,0 +1,94 @@
+"""`make run`'s launcher: logs to var/log/, one closing block with the URL and where the logs are, and a signal
+stops every process it started."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.live
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
+    """The launcher's output up to the line with `marker` (read in a thread: a pipe read never blocks the test)."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    seen, deadline = "", time.monotonic() + timeout
+    while marker not in seen:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {marker!r} from the launcher; it printed:\n{seen}")
+        try:
+            seen += lines.get(timeout=1)
+        except queue.Empty:
+            if process.poll() is not None:
+                raise AssertionError(f"the launcher ended before {marker!r}; it printed:\n{seen}")
+    process.rest = lines  # type: ignore[attr-defined]
+    return seen
+
+
+def rest_of_output(process: subprocess.Popen) -> str:
+    process.wait(timeout=90)
+    time.sleep(0.5)  # the reader thread drains the pipe
+    out = []
+    while not process.rest.empty():
+        out.append(process.rest.get())
+    return "".join(out)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_launcher_and_every_process_it_started(tmp_path, sig):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # its own SQLite under tmp_path
+    env.update(BONEAGE_VAR_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    port = free_port()
+    launcher = subprocess.Popen([sys.executable, "-m", "boneage.launcher", "--no-demo", "--port", str(port)],
+                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        block = read_until(launcher, "stop: Ctrl-C", timeout=240)
+        children = json.loads((tmp_path / "run" / "launcher.json").read_text())["children"]
+        assert set(children) == {"worker", "web"}
+        assert f"Bone age platform: http://127.0.0.1:{port}/" in block
+        assert f"web log:    {tmp_path / 'log' / 'web.log'}" in block
+        assert f"worker log: {tmp_path / 'log' / 'worker.log'}" in block
+        launcher.send_signal(sig)
+        out = rest_of_output(launcher)
+    finally:
+        if launcher.poll() is None:  # never leave a run behind, even when an assertion failed
+            launcher.send_signal(signal.SIGTERM)
+            launcher.wait(timeout=60)
+    assert launcher.returncode == 0, out
+    assert "stopped" in out
+    assert not [name for name, pid in children.items() if group_alive(pid)]  # the worker's pool included
+    assert not (tmp_path / "run" / "launcher.json").exists()
+    assert "Listening on TCP address" in (tmp_path / "log" / "web.log").read_text()  # not on the terminal
+    assert "Listening on TCP address" not in block + out and (tmp_path / "log" / "worker.log").exists()
+
+
+def test_make_stop_without_a_run_says_so(tmp_path):
+    env = {**os.environ, "BONEAGE_VAR_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "boneage.launcher", "stop"], check=False, cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "No run to stop" in result.stdout
