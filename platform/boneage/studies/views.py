@@ -10,12 +10,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from boneage.annotations.models import AgeLabel
 from boneage.api import error_response
+from boneage.api_input import FormParser, MultiPartParser
 from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_INGEST, check_project, check_study, visible_projects
 from boneage.studies.actions import check_ingest_fields, do_create_project, do_ingest, do_reject
