@@ -78,6 +78,19 @@ def ingest_over_http(client, project, name: str, data: bytes, tally: FuzzTally) 
             tally.problems.append(f"{name}: accepted but {url} answered {served.status_code}")
 
 
+def fuzz_mutants(client, project, user, count: int, seed: int, http_every: int) -> tuple[FuzzTally, FuzzTally]:
+    """`count` seeded mutants: every `http_every`-th over the upload API, the rest through the ingest action."""
+    from tests.dicom_mutants import mutants
+
+    direct, http = FuzzTally(), FuzzTally()
+    for index, mutant in enumerate(mutants(count, seed)):
+        if index % http_every == 0:
+            ingest_over_http(client, project, mutant.name, mutant.data, http)
+        else:
+            ingest_directly(project, user, mutant.name, mutant.data, direct)
+    return direct, http
+
+
 def leftovers(media_root: Path, project) -> list[str]:
     """Files or folders under the project's storage that no stored study owns."""
     from boneage.studies.models import Image

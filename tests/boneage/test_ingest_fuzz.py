@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dicom_mutants import bundled_files, mutants
-from tests.ingest_fuzz_support import FuzzTally, ingest_directly, ingest_over_http, leftovers
+from tests.dicom_mutants import bundled_files
+from tests.ingest_fuzz_support import FuzzTally, fuzz_mutants, ingest_over_http, leftovers
 
 # pydicom warns about every odd element it reads; the refusals are what this test checks.
 pytestmark = [pytest.mark.django_db, pytest.mark.timeout(300), pytest.mark.filterwarnings("ignore::UserWarning")]
@@ -33,12 +33,7 @@ def test_every_bundled_pydicom_file_is_accepted_and_served_or_refused_with_a_rea
 def test_two_thousand_seeded_mutants_never_break_ingest(api_as, owner, project, temporary_media):
     from boneage.studies.models import IngestRecord
 
-    client, direct, http = api_as(owner), FuzzTally(), FuzzTally()
-    for index, mutant in enumerate(mutants(MUTANTS, SEED)):
-        if index % HTTP_EVERY == 0:
-            ingest_over_http(client, project, mutant.name, mutant.data, http)
-        else:
-            ingest_directly(project, owner, mutant.name, mutant.data, direct)
+    direct, http = fuzz_mutants(api_as(owner), project, owner, MUTANTS, SEED, HTTP_EVERY)
     print("\nmutants, action:", direct.line(), "\nmutants, HTTP:", http.line(), "\nreasons:", dict(direct.reasons))
     assert direct.problems == [] and http.problems == []
     assert IngestRecord.objects.filter(project=project).count() == MUTANTS  # every attempt is on record
