@@ -10,36 +10,59 @@ import numpy as np
 from PIL import Image
 
 
-def dicom_to_unit(ds) -> np.ndarray:
+def dicom_to_unit(ds, pixels: np.ndarray | None = None) -> np.ndarray:
     """Pixel data of a pydicom Dataset → (H, W) float32 in [0, 1], bright bone.
 
     Applies the modality LUT (rescale slope/intercept), then the VOI LUT or window when the file
     has one, and inverts MONOCHROME1 so that the result looks the same whatever the photometric
-    interpretation. Multi-frame objects keep their first frame.
+    interpretation. Multi-frame objects keep their first frame; colour (RGB, YBR converted to RGB by
+    pydicom, PALETTE COLOR through its LUT) becomes its luminance. `pixels`: the decoded array when the
+    caller has it already. Raises ValueError when the result is not one 2-D frame.
     """
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    pixels = ds.pixel_array
-    if pixels.ndim == 3 and getattr(ds, "SamplesPerPixel", 1) == 1:
-        pixels = pixels[0]
-    if pixels.ndim == 3:  # colour: luminance is what a radiograph carries
-        pixels = pixels[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    values = apply_modality_lut(pixels, ds)
+    grey = grey_frame(ds, ds.pixel_array if pixels is None else pixels)
+    values = apply_modality_lut(grey, ds)
     if "VOILUTSequence" in ds or "WindowCenter" in ds:
         values = apply_voi_lut(values, ds, prefer_lut=True)
-    unit = to_unit(np.asarray(values, dtype=np.float32))
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd rescale values overflow float32: to_unit drops them
+        unit = to_unit(np.asarray(values, dtype=np.float32))
+    if unit.ndim != 2:
+        raise ValueError(f"expected one 2-D grey frame, got shape {unit.shape}")
     if str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper() == "MONOCHROME1":
         unit = 1.0 - unit
     return unit
 
 
+def grey_frame(ds, pixels: np.ndarray) -> np.ndarray:
+    """The first frame of a decoded pixel array, as one grey channel: (H, W)."""
+    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if frames > 1 and pixels.ndim == (3 if samples == 1 else 4):
+        pixels = pixels[0]
+    if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "PALETTE COLOR" and pixels.ndim == 2:
+        from pydicom.pixels import apply_color_lut
+
+        pixels = apply_color_lut(pixels, ds)
+    if pixels.ndim == 3 and pixels.shape[-1] in (3, 4):  # colour: luminance is what a radiograph carries
+        pixels = pixels[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    if pixels.ndim != 2:
+        raise ValueError(f"expected one 2-D grey frame, got shape {pixels.shape}")
+    return pixels
+
+
 def to_unit(values: np.ndarray) -> np.ndarray:
     """Min-max scale to [0, 1] float32; a constant image becomes zeros."""
-    values = np.asarray(values, dtype=np.float32)
+    values = np.asarray(values)
+    finite = np.isfinite(values)
+    if not finite.all():  # inf/NaN (absurd rescale values): they carry no contrast
+        values = np.where(finite, values, 0)
     low, high = float(values.min()), float(values.max())
-    if high <= low:
-        return np.zeros_like(values, dtype=np.float32)
-    return (values - low) / (high - low)
+    if not high > low:
+        return np.zeros(values.shape, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        unit = ((values - low) / (high - low)).astype(np.float32)
+    return np.clip(np.nan_to_num(unit, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
 
 
 def raster_to_unit(image: Image.Image) -> np.ndarray:

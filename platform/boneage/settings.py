@@ -72,6 +72,7 @@ INSTALLED_APPS = [
 METRICS_ENABLED = env_bool("METRICS_ENABLED", False)
 
 MIDDLEWARE = [
+    "boneage.api.JsonApiErrorsMiddleware",  # first: it sees every /api/ response, whoever made it
     *(["boneage.ops.metrics.RequestMetricsMiddleware"] if METRICS_ENABLED else []),
     "django.middleware.security.SecurityMiddleware",
     "boneage.dicomweb.cors.DicomWebCorsMiddleware",
@@ -221,17 +222,23 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "boneage.api_input.BoundedPagination",
+    "DEFAULT_PARSER_CLASSES": ["boneage.api_input.JSONParser", "boneage.api_input.FormParser",
+                               "boneage.api_input.MultiPartParser"],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "boneage.api.json_error_handler",
 }
+# The schema maps every operation an attacker could try: behind login unless opened.
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Bone age platform API",
     "DESCRIPTION": "Studies, masks, labels, predictions, training runs, models and the review queue.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_PERMISSIONS": ["boneage.api_input.SchemaReaders"],  # behind login unless API_DOCS_PUBLIC
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "boneage.api.document_errors"],
 }
 
 LANGUAGE_CODE = "en-us"

@@ -57,3 +57,7 @@ urlpatterns = [
     path("dicomweb/projects/<int:project_id>/", include("boneage.dicomweb.urls")),
     path("", include("boneage.web.urls")),
 ]
+
+# JSON under /api/, Django's pages elsewhere (with DEBUG on, boneage.api.JsonApiErrorsMiddleware does the same).
+handler404 = "boneage.api.handler404"
+handler500 = "boneage.api.handler500"

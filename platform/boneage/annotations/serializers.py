@@ -6,7 +6,7 @@ from boneage.annotations.models import AgeLabel, MaskRevision
 
 
 class MaskRevisionSerializer(serializers.ModelSerializer):
-    author = serializers.CharField(source="author.username", default=None, read_only=True)
+    author = serializers.CharField(source="author.username", default=None, read_only=True, allow_null=True)
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -20,7 +20,7 @@ class MaskRevisionSerializer(serializers.ModelSerializer):
 class AgeLabelSerializer(serializers.ModelSerializer):
     """With a `blind_view` in the context (boneage.review.visibility), values the viewer may not see are null."""
 
-    author = serializers.CharField(source="author.username", default=None, read_only=True)
+    author = serializers.CharField(source="author.username", default=None, read_only=True, allow_null=True)
     months = serializers.FloatField(allow_null=True, read_only=True, help_text="null when blind review hides it from you")
     months_hidden = serializers.SerializerMethodField()
 

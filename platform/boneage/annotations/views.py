@@ -6,7 +6,6 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,8 +18,9 @@ from boneage.annotations.serializers import (
     MaskUploadSerializer,
 )
 from boneage.api import error_response
+from boneage.api_input import FormParser, JSONParser, MultiPartParser
 from boneage.review.visibility import blind_view
-from boneage.studies.access import CAN_LABEL, check_study
+from boneage.studies.access import CAN_LABEL, check_project, check_study
 
 
 def _annotation_error(error: AnnotationError):
@@ -56,10 +56,10 @@ class StudyMasksView(APIView):
 class MaskPngView(APIView):
     @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY}, summary="A mask revision as a 0/255 PNG")
     def get(self, request, revision_id: int):
-        revision = MaskRevision.objects.filter(pk=revision_id).first()
+        revision = MaskRevision.objects.filter(pk=revision_id).select_related("study").first()
         if revision is None:
             raise NotFound("No such mask revision.")
-        check_study(request.user, revision.study_id)
+        check_project(request.user, revision.study.project_id, missing="No such mask revision.")
         response = FileResponse(default_storage.open(revision.mask, "rb"), content_type="image/png")
         response["Cache-Control"] = "private, max-age=31536000, immutable"  # revisions never change
         return response

@@ -12,7 +12,7 @@ from boneage.studies.access import check_study
 class AuditEventSerializer(serializers.ModelSerializer):
     """With a `blind_view` in the context (boneage.review.visibility), values the viewer may not see are null."""
 
-    actor = serializers.CharField(source="actor.username", default=None, read_only=True)
+    actor = serializers.CharField(source="actor.username", default=None, read_only=True, allow_null=True)
     values_hidden = serializers.SerializerMethodField(help_text="blind review hid age values of this event from you")
 
     class Meta:

@@ -289,11 +289,35 @@ def _load_units(studies: list[Study]) -> list[tuple[Study, np.ndarray | None]]:
     out: list[tuple[Study, np.ndarray | None]] = []
     for study in studies:
         try:
-            out.append((study, load_unit(study.image)))
-        except Exception:  # one unreadable study must not stop the others
+            unit = load_unit(study.image)
+            if unit.ndim != 2:
+                raise ValueError(f"expected one 2-D grey image, got shape {unit.shape}")
+            out.append((study, unit))
+        except Exception as exc:  # one unreadable study must not stop the others
             logger.exception("re-prediction: cannot load study %s", study.pk)
+            _skip_study(study, f"{type(exc).__name__}: {exc}")
             out.append((study, None))
     return out
+
+
+def _skip_study(study: Study, detail: str) -> None:
+    """Record on the study why the batch skipped it, and tell the project page."""
+    from boneage.studies.derive import record_failure
+
+    record_failure(study.pk, f"could not predict: {detail}")
+    publish(study.project_id, "prediction.failed", study=study.pk, reason="study_failed", detail=detail[:500])
+
+
+def _predict_each(predictor, ok: list[tuple[Study, np.ndarray]]) -> list[tuple[tuple[Study, np.ndarray], Any]]:
+    """The batch failed: predict its studies one by one, skipping (and recording) those that fail alone."""
+    done = []
+    for study, unit in ok:
+        try:
+            done.append(((study, unit), predictor.predict_batch([unit], [_male(study)])[0]))
+        except Exception as exc:
+            logger.exception("re-prediction: study %s failed", study.pk)
+            _skip_study(study, f"{type(exc).__name__}: {exc}")
+    return done
 
 
 def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BATCH,
@@ -349,10 +373,14 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
             futures = []
             if ok:
                 t0 = time.perf_counter()
-                results = predictor.predict_batch([u for _, u in ok], [_male(s) for s, _ in ok])
+                try:
+                    pairs = list(zip(ok, predictor.predict_batch([u for _, u in ok], [_male(s) for s, _ in ok])))
+                except Exception:  # one bad study must not cost the whole batch its predictions
+                    logger.exception("re-prediction: a batch failed; predicting its studies one by one")
+                    pairs = _predict_each(predictor, ok)
                 per_study = {"batch_ms_per_study": round((time.perf_counter() - t0) * 1e3 / len(ok), 1)}
                 futures = [writer.submit(write_files, study, unit, result, per_study)
-                           for (study, unit), result in zip(ok, results)]
+                           for (study, unit), result in pairs]
             if previous is not None:
                 made += store(*previous)
             previous = (futures, sum(len(b) for b in batches[:index + 1]))

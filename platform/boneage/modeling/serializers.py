@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from boneage.modeling.actions import prediction_file_url
 from boneage.modeling.models import ModelVersion, Prediction, TrainingRun
+from ml.active import STRATEGIES
 
 
 class LatestPredictionSerializer(serializers.ModelSerializer):
@@ -27,7 +28,7 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
-    parent_name = serializers.CharField(source="parent.name", default=None, read_only=True)
+    parent_name = serializers.CharField(source="parent.name", default=None, read_only=True, allow_null=True)
     val_mae = serializers.SerializerMethodField()
     training_studies = serializers.SerializerMethodField()
 
@@ -44,8 +45,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
-    init_from_name = serializers.CharField(source="init_from.name", default=None, read_only=True)
-    result_name = serializers.CharField(source="result.name", default=None, read_only=True)
+    init_from_name = serializers.CharField(source="init_from.name", default=None, read_only=True, allow_null=True)
+    result_name = serializers.CharField(source="result.name", default=None, read_only=True, allow_null=True)
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
 
     class Meta:
@@ -68,7 +69,8 @@ class TrainingRunCreateSerializer(serializers.Serializer):
 class NextCaseSerializer(serializers.Serializer):
     study = serializers.IntegerField()
     study_url = serializers.CharField()
-    strategy = serializers.CharField()
+    strategy = serializers.ChoiceField(choices=[*STRATEGIES, "oldest"],
+                                       help_text="oldest: no scores yet, so the oldest unlabelled study")
     score = serializers.FloatField(allow_null=True)
     rank = serializers.IntegerField(allow_null=True)
     model_version = serializers.IntegerField(allow_null=True)

@@ -7,11 +7,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from boneage.api import error_response
+from boneage.api_input import FormParser, JSONParser
 from boneage.modeling.actions import (
     ModelingError,
     check_latest_prediction,
@@ -29,7 +29,8 @@ from boneage.modeling.serializers import (
     TrainingRunSerializer,
 )
 from boneage.modeling.training import check_run_request, do_cancel_run, do_start_training, reap_stale_runs
-from boneage.studies.access import CAN_LABEL, CAN_TRAIN, check_project, check_study
+from boneage.studies.access import ANY_ROLE, CAN_LABEL, CAN_TRAIN, check_project, check_study
+from ml.active import STRATEGIES
 
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}}
 
@@ -43,7 +44,7 @@ def _run_for(user, run_id, roles=None) -> TrainingRun:
         if str(run_id).isdigit() else None
     if run is None:
         raise NotFound("No such training run.")
-    check_project(user, run.project_id, *( (roles,) if roles else ()))
+    check_project(user, run.project_id, roles or ANY_ROLE, missing="No such training run.")
     return run
 
 
@@ -139,7 +140,7 @@ class PromoteModelView(APIView):
         version = ModelVersion.objects.filter(pk=version_id).first() if str(version_id).isdigit() else None
         if version is None:
             raise NotFound("No such model version.")
-        check_project(request.user, version.project_id, CAN_TRAIN)
+        check_project(request.user, version.project_id, CAN_TRAIN, missing="No such model version.")
         try:
             version = do_promote(version, actor=request.user, reason="manual")
         except ModelingError as exc:
@@ -149,7 +150,7 @@ class PromoteModelView(APIView):
 
 class NextCaseView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("strategy", OpenApiTypes.STR, enum=["uncertainty", "random", "diverse"]),
+        parameters=[OpenApiParameter("strategy", OpenApiTypes.STR, enum=list(STRATEGIES)),
                     OpenApiParameter("skip", OpenApiTypes.STR, description="comma-separated study ids just passed over: "
                                      "served again only when nothing else waits")],
         responses={200: NextCaseSerializer, 400: ERROR, 404: ERROR},

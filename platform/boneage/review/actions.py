@@ -25,7 +25,7 @@ from boneage.live.events import publish
 from boneage.modeling.models import ModelStatus, Prediction
 from boneage.review import rules
 from boneage.review.models import Decision, ItemState, Reason, ReviewItem, StudyAgreement
-from boneage.studies.access import check_project
+from boneage.studies.access import ANY_ROLE, check_project
 from boneage.studies.models import Project, Study
 
 logger = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ def check_item(user, item_id, roles=None) -> tuple[ReviewItem, str]:
         if str(item_id).isdigit() else None
     if item is None:
         raise NotFound("No such review item.")
-    _, role = check_project(user, item.project_id, roles) if roles else check_project(user, item.project_id)
+    _, role = check_project(user, item.project_id, roles or ANY_ROLE, missing="No such review item.")
     return item, role
 
 

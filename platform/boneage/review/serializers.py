@@ -13,7 +13,7 @@ class ReviewItemSerializer(serializers.ModelSerializer):
     state = serializers.CharField(source="display_state", read_only=True)
     reason_label = serializers.CharField(source="get_reason_display", read_only=True)
     claimed_by = serializers.SerializerMethodField()
-    resolved_by = serializers.CharField(source="resolved_by.username", default=None, read_only=True)
+    resolved_by = serializers.CharField(source="resolved_by.username", default=None, read_only=True, allow_null=True)
     study_external_id = serializers.CharField(source="study.external_id", read_only=True)
     study_name = serializers.CharField(source="study.display_name", read_only=True, help_text="as every page names it")
     study_sex = serializers.CharField(source="study.sex", read_only=True)

@@ -8,11 +8,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from boneage.api import error_response
+from boneage.api_input import FormParser, JSONParser, MultiPartParser
 from boneage.audit.models import AuditEvent
 from boneage.audit.views import AuditEventSerializer
 from boneage.review import actions, rules

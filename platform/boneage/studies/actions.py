@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from boneage.audit.actions import do_record
 from boneage.live.events import publish
 from boneage.studies.ingest.decode import Decoded, decode_upload
-from boneage.studies.ingest.errors import IngestError
+from boneage.studies.ingest.errors import IngestError, describe, refusing
 from boneage.studies.ingest.store import delete_quietly, save_atomic
 from boneage.studies.models import Image, IngestOutcome, IngestRecord, Membership, Project, Role, Study
 
@@ -48,7 +48,7 @@ def check_ingest_fields(data: Mapping) -> IngestFields:
         sex=sex,
         chronological_age_months=_months_field(data, "chronological_age_months"),
         bone_age_months=_months_field(data, "bone_age_months"),
-        external_id=str(data.get("external_id") or "")[:64],
+        external_id="".join(ch for ch in str(data.get("external_id") or "") if ch.isprintable())[:64],
     )
 
 
@@ -171,7 +171,7 @@ def do_ingest(
 ) -> IngestResult:
     """Validate, store and register one file. Never raises for a bad file: the result says why."""
     started = time.perf_counter()
-    file_name = (file_name or "upload")[:255]
+    file_name = clean_file_name(file_name)
     try:
         if len(data) > settings.UPLOAD_MAX_BYTES:
             raise IngestError(
@@ -179,19 +179,30 @@ def do_ingest(
                 f"The file is {len(data):,} bytes; the limit is {settings.UPLOAD_MAX_BYTES:,} bytes.",
             )
         decoded = decode_upload(data, max_pixels=settings.UPLOAD_MAX_PIXELS, pixels=False)
-        stored_bytes = _maybe_deidentify(project, decoded, data, fields)
+        with refusing(422, "deidentification_failed", "The file cannot be de-identified"):
+            stored_bytes = _maybe_deidentify(project, decoded, data, fields)
         return _store(project, user, decoded, stored_bytes, file_name, fields, channel, source, started)
     except IngestError as error:
         record = _record(project, user, file_name, data, channel, IngestOutcome.REJECTED, started,
                          reason=error.code, detail=error.detail)
         return IngestResult(error.status, IngestOutcome.REJECTED, record, error=error)
+    except Exception as exc:  # a bug, not a bad file: still leave the attempt on record, then answer 500
+        _record(project, user, file_name, data, channel, IngestOutcome.REJECTED, started,
+                reason="internal_error", detail=describe(exc))
+        raise
+
+
+def clean_file_name(name: str | None) -> str:
+    """The uploaded name as stored: printable characters only (PostgreSQL refuses NUL), at most 255."""
+    cleaned = "".join(ch for ch in (name or "") if ch.isprintable()).strip()
+    return (cleaned or "upload")[:255]
 
 
 def do_reject(project: Project, user, file_name: str, size: int, error: IngestError, *, channel: str) -> IngestRecord:
     """Record a file refused before its bytes were read (e.g. over the size limit)."""
     return IngestRecord.objects.create(
         project=project, user=user if getattr(user, "is_authenticated", False) else None,
-        file_name=(file_name or "upload")[:255], size_bytes=size, channel=channel,
+        file_name=clean_file_name(file_name), size_bytes=size, channel=channel,
         outcome=IngestOutcome.REJECTED, reason=error.code, detail=error.detail,
     )
 
@@ -220,8 +231,8 @@ def _store(project, user, decoded: Decoded, data: bytes, file_name, fields: Inge
 
     extension = {"application/dicom": ".dcm", "image/png": ".png", "image/jpeg": ".jpg"}[decoded.media_type]
     original = f"studies/{project.pk}/{uuid.uuid4().hex}/original{extension}"
-    save_atomic(original, data)
     try:
+        save_atomic(original, data)
         with transaction.atomic():
             study = Study.objects.create(
                 project=project,
@@ -258,14 +269,14 @@ def _store(project, user, decoded: Decoded, data: bytes, file_name, fields: Inge
             publish(project.pk, "study.ingested", study=study.pk)
             transaction.on_commit(lambda: _enqueue_post_ingest(study.pk))
     except IntegrityError:
-        # Another upload of the same instance won the race: ours leaves nothing behind.
-        delete_quietly([original])
+        # Another upload of the same instance won the race: ours leaves nothing behind (file nor folder).
+        delete_quietly([original], folder=True)
         existing = Study.objects.filter(project=project, instance_key=instance_key).first()
         if existing is None:
             raise
         return _duplicate(project, user, existing, checksum, file_name, data, channel, started)
     except BaseException:
-        delete_quietly([original])
+        delete_quietly([original], folder=True)
         raise
     return IngestResult(201, IngestOutcome.ACCEPTED, record, study=study)
 
@@ -287,7 +298,7 @@ def _record(project, user, file_name, data, channel, outcome, started, *, checks
     return IngestRecord.objects.create(
         project=project, user=user if getattr(user, "is_authenticated", False) else None,
         file_name=file_name, size_bytes=len(data), checksum=checksum, channel=channel, outcome=outcome,
-        reason=reason, detail=detail, study=study, seconds=time.perf_counter() - started,
+        reason=reason, detail=detail.replace("\0", ""), study=study, seconds=time.perf_counter() - started,
     )
 
 

@@ -15,8 +15,9 @@ from django.db import transaction
 
 from boneage.core.storage import local_file
 from boneage.studies.ingest.decode import decode_upload
+from boneage.studies.ingest.errors import IngestError
 from boneage.studies.ingest.store import delete_quietly, display_array, png_bytes, save_atomic
-from boneage.studies.models import Image
+from boneage.studies.models import Image, Study
 from ml.imaging import unit_to_uint16
 
 
@@ -41,9 +42,14 @@ def decode_original(image: Image) -> np.ndarray:
 
 
 def ensure_derived_images(image: Image) -> Image:
+    """The image with its derived files; IngestError (recorded on the study) when the original cannot be decoded."""
     if image.normalized and image.display:
         return image
-    unit = decode_original(image)
+    try:
+        unit = decode_original(image)
+    except IngestError as error:
+        record_failure(image.study_id, f"could not derive images: {error.code}: {error.detail}")
+        raise
     folder = PurePosixPath(image.original).parent
     token = uuid.uuid4().hex[:8]
     normalized = save_atomic(str(folder / f"normalized-{token}.png"), png_bytes(unit_to_uint16(unit)))
@@ -58,3 +64,8 @@ def ensure_derived_images(image: Image) -> Image:
         locked.display_height, locked.display_width = shown.shape
         locked.save(update_fields=["normalized", "display", "display_height", "display_width"])
     return locked
+
+
+def record_failure(study_id: int, detail: str) -> None:
+    """A later stage failed for this study: say so on the study (the worklist and API show it), never only in a log."""
+    Study.objects.filter(pk=study_id).update(automask_state="failed", automask_error=detail[:2000])

@@ -13,7 +13,7 @@ class Role(models.TextChoices):
 
 
 class Project(models.Model):
-    name = models.CharField(max_length=120, unique=True)
+    name = models.CharField(max_length=120, help_text="unique per owner: a taken name says nothing of other teams")
     description = models.TextField(blank=True)
     deidentify = models.BooleanField(
         default=False, help_text="De-identify DICOM on ingest (PS3.15 Annex E basic profile, retain patient characteristics)"
@@ -35,7 +35,8 @@ class Project(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["name"]
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["created_by", "name"], name="one_project_name_per_owner")]
 
     def __str__(self) -> str:
         return self.name
@@ -104,8 +105,8 @@ class Image(models.Model):
     pixel_spacing_mm = models.FloatField(null=True, blank=True)
     photometric = models.CharField(max_length=16, blank=True)
     bits_stored = models.PositiveSmallIntegerField(null=True, blank=True)
-    modality = models.CharField(max_length=8, blank=True)
-    transfer_syntax = models.CharField(max_length=64, blank=True)
+    modality = models.CharField(max_length=16, blank=True, help_text="DICOM code string (VR CS, up to 16)")
+    transfer_syntax = models.CharField(max_length=64, blank=True, help_text="the transfer syntax UID, e.g. 1.2.840.10008.1.2.4.70")
     media_type = models.CharField(max_length=32)
 
 

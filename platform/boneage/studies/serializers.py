@@ -27,8 +27,10 @@ class ProjectCreateSerializer(serializers.Serializer):
     max_age_months = serializers.FloatField(required=False, default=240.0, min_value=0, max_value=240)
 
     def validate_name(self, value: str) -> str:
-        if Project.objects.filter(name=value).exists():
-            raise serializers.ValidationError("A project with this name exists already.")
+        # Unique per owner, and said so: the reply must not confirm that another team uses the name.
+        owner = self.context["request"].user
+        if Project.objects.filter(created_by=owner, name=value).exists():
+            raise serializers.ValidationError("You already have a project with this name.")
         return value
 
 

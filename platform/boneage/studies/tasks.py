@@ -6,8 +6,8 @@ import logging
 from celery import shared_task
 
 from boneage.live.events import publish
-from boneage.studies.derive import ensure_derived_images
-from boneage.studies.models import Image, Study
+from boneage.studies.derive import ensure_derived_images, record_failure
+from boneage.studies.models import Image
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def post_ingest(study_id: int) -> None:
     except Exception as exc:  # recorded on the study, never lost in a worker log
         logger.exception("could not derive the images of study %s", study_id)
         detail = f"could not derive images: {type(exc).__name__}: {exc}"[:2000]
-        Study.objects.filter(pk=study_id).update(automask_state="failed", automask_error=detail)
+        record_failure(study_id, detail)
         publish(image.study.project_id, "mask.failed", study=study_id, detail=detail[:500])
         return
     from boneage.annotations.tasks import automask_study

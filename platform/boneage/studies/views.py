@@ -3,18 +3,19 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import IntegrityError
 from django.db.models import Count, Exists, OuterRef
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from boneage.annotations.models import AgeLabel
 from boneage.api import error_response
+from boneage.api_input import FormParser, MultiPartParser
 from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_INGEST, check_project, check_study, visible_projects
 from boneage.studies.actions import MembershipError, check_ingest_fields, do_create_project, do_ingest, do_reject
@@ -50,12 +51,14 @@ class ProjectListView(GenericAPIView):
 
     @extend_schema(request=ProjectCreateSerializer, responses={201: ProjectSerializer}, summary="Create a project (you become its admin)")
     def post(self, request):
-        form = ProjectCreateSerializer(data=request.data)
+        form = ProjectCreateSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         try:
             project = do_create_project(request.user, **form.validated_data)
         except MembershipError as error:
             return error_response(error.status, error.code, error.detail)
+        except IntegrityError:  # the same owner created the same name a moment ago
+            return error_response(400, "invalid", "name: You already have a project with this name.")
         project.my_role, project.study_count = "admin", 0
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
@@ -167,7 +170,10 @@ class StudyImageView(APIView):
     )
     def get(self, request, study_id: int):
         study, _ = check_study(request.user, study_id)
-        image = ensure_derived_images(study.image)
+        try:
+            image = ensure_derived_images(study.image)
+        except IngestError as error:
+            return error_response(422, "image_undecodable", f"The stored original cannot be decoded: {error.detail}")
         name = image.normalized if request.query_params.get("size") == "full" else image.display
         response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
         response["Cache-Control"] = "private, max-age=86400"

@@ -25,6 +25,7 @@ from boneage.modeling.models import ActiveScore, Prediction
 from boneage.review.visibility import BlindView, blind_view
 from boneage.studies.access import check_project, check_study
 from boneage.studies.derive import ensure_derived_images
+from boneage.studies.ingest.errors import IngestError
 
 THUMB_SIDE = 96
 ORDERINGS = {
@@ -192,7 +193,10 @@ class ThumbnailView(APIView):
                    summary=f"A small PNG of the study (longest side {THUMB_SIDE} px) for lists")
     def get(self, request, study_id: int):
         study, _ = check_study(request.user, study_id)
-        image = ensure_derived_images(study.image)
+        try:
+            image = ensure_derived_images(study.image)
+        except IngestError as error:
+            return error_response(422, "image_undecodable", f"The stored original cannot be decoded: {error.detail}")
         with default_storage.open(image.display, "rb") as handle, PILImage.open(handle) as picture:
             picture.draft("L", (THUMB_SIDE, THUMB_SIDE))
             small = picture.convert("L")

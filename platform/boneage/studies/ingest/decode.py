@@ -2,6 +2,8 @@
 
 Never `force=True`: a file without the DICM preamble is not DICOM to us. Every refusal is an
 IngestError with a status (400/413/415/422) and a readable reason; nothing here writes anything.
+Every parser and decoder call runs inside `refusing(...)`, which also turns native-library panics
+into refusals; what is accepted here decodes later to one grey frame (elements.decode_grey).
 """
 from __future__ import annotations
 
@@ -14,8 +16,18 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
-from boneage.studies.ingest.errors import IngestError
-from ml.imaging import dicom_to_unit, raster_to_unit
+from boneage.studies.ingest.elements import (
+    check_code_string,
+    check_pixel_layout,
+    check_transfer_syntax,
+    check_uid,
+    decode_grey,
+)
+from boneage.studies.ingest.elements import (
+    spacing_mm as _spacing_mm,
+)
+from boneage.studies.ingest.errors import IngestError, refusing
+from ml.imaging import raster_to_unit
 
 MAX_SEQUENCE_DEPTH = 8
 
@@ -36,6 +48,7 @@ class Decoded:
     modality: str = ""
     transfer_syntax: str = ""
     pixel_spacing_mm: float | None = None
+    frames: int = 1  # >1: only the first frame is kept
     dataset: Any = field(default=None, repr=False)  # pydicom Dataset for de-identification
 
     @property
@@ -73,24 +86,21 @@ def decode_upload(data: bytes, *, max_pixels: int, pixels: bool = True) -> Decod
 
 
 def _decode_raster(data: bytes, media_type: str, *, max_pixels: int) -> Decoded:
-    try:
+    with refusing(422, "unreadable_image", f"The {media_type} header cannot be read"):
         image = PILImage.open(io.BytesIO(data))
         width, height = image.size
-    except Exception as exc:
-        raise IngestError(422, "unreadable_image", f"The {media_type} header cannot be read: {exc}") from exc
     _check_dimensions(height, width, 1, max_pixels)
-    try:
+    with refusing(422, "truncated_image", "The image data is truncated or corrupt"):
         image.load()
-    except Exception as exc:
-        raise IngestError(422, "truncated_image", f"The image data is truncated or corrupt: {exc}") from exc
-    return Decoded(media_type=media_type, unit=raster_to_unit(image), rows=height, columns=width,
+        unit = raster_to_unit(image)
+    return Decoded(media_type=media_type, unit=unit, rows=height, columns=width,
                    bits_stored=16 if image.mode.startswith("I") else 8)
 
 
 def _check_dimensions(rows: int, columns: int, frames: int, max_pixels: int) -> None:
-    if rows <= 0 or columns <= 0:
-        raise IngestError(422, "absurd_dimensions", f"The image declares {columns}×{rows} pixels.")
-    if rows * columns * max(frames, 1) > max_pixels:
+    if rows <= 0 or columns <= 0 or frames <= 0:
+        raise IngestError(422, "absurd_dimensions", f"The image declares {columns}×{rows} pixels and {frames} frame(s).")
+    if rows * columns * frames > max_pixels:
         raise IngestError(
             422,
             "absurd_dimensions",
@@ -110,65 +120,51 @@ def _check_sequence_depth(dataset, depth: int = 0) -> None:
 
 def _decode_dicom(data: bytes, *, max_pixels: int, pixels: bool) -> Decoded:
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
-    try:
+    with refusing(422, "unreadable_dicom", "The DICOM file cannot be parsed"):
         ds = pydicom.dcmread(io.BytesIO(data))
         _check_sequence_depth(ds)
-    except IngestError:
-        raise
-    except RecursionError as exc:
-        raise IngestError(422, "nested_too_deep", "Sequences are nested too deeply to read.") from exc
-    except (InvalidDicomError, Exception) as exc:
-        raise IngestError(422, "unreadable_dicom", f"The DICOM file cannot be parsed: {exc}") from exc
+    with refusing(422, "unreadable_dicom", "The DICOM attributes cannot be read"):
+        return _inspect_dicom(ds, max_pixels=max_pixels, pixels=pixels)
 
+
+def _inspect_dicom(ds, *, max_pixels: int, pixels: bool) -> Decoded:
+    transfer_syntax = check_transfer_syntax(ds)
     if "PixelData" not in ds:
         sop_class = getattr(ds.get("SOPClassUID"), "name", None) or str(ds.get("SOPClassUID", "unknown"))
         raise IngestError(422, "no_pixel_data", f"This DICOM object ({sop_class}) holds no image pixel data.")
-    try:
-        rows, columns = int(ds.Rows), int(ds.Columns)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        samples = int(ds.get("SamplesPerPixel", 1) or 1)
-        bits_allocated = int(ds.BitsAllocated)
-    except Exception as exc:
-        raise IngestError(422, "unreadable_dicom", f"The image attributes (Rows, Columns, BitsAllocated) are missing or invalid: {exc}") from exc
-    _check_dimensions(rows, columns, frames, max_pixels)
-    transfer_syntax = ds.file_meta.TransferSyntaxUID
+    layout = check_pixel_layout(ds)
+    _check_dimensions(layout.rows, layout.columns, layout.frames, max_pixels)
     if not transfer_syntax.is_compressed:
-        expected = rows * columns * frames * samples * bits_allocated // 8
+        from pydicom.pixels.utils import get_expected_length
+
+        expected = get_expected_length(ds)
         if len(ds.PixelData) < expected:
             raise IngestError(
                 422,
                 "truncated_pixel_data",
-                f"Pixel data is truncated: {len(ds.PixelData):,} bytes where {columns}×{rows}×{bits_allocated}-bit needs {expected:,}.",
+                f"Pixel data is truncated: {len(ds.PixelData):,} bytes where {layout.columns}×{layout.rows}"
+                f"×{layout.frames} frame(s) of {layout.photometric} at {layout.bits_allocated} bits needs {expected:,}.",
             )
-    try:
-        unit = None
-        if pixels:
-            unit = dicom_to_unit(ds)
-        elif transfer_syntax.is_compressed:
-            ds.pixel_array  # noqa: B018 — proves the codestream decodes; the pixels themselves are made later
-    except Exception as exc:
-        raise IngestError(
-            422, "pixel_decode_failed", f"The pixel data ({transfer_syntax.name}) cannot be decoded: {exc}"
-        ) from exc
-
-    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    with refusing(422, "pixel_decode_failed", f"The pixel data ({transfer_syntax.name}) cannot be decoded"):
+        unit = decode_grey(ds, layout, full=pixels)
+    uids = {keyword: check_uid(ds, keyword) for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")}
     return Decoded(
         media_type="application/dicom",
-        unit=unit,
-        rows=rows,
-        columns=columns,
+        unit=unit if pixels else None,
+        rows=layout.rows,
+        columns=layout.columns,
         sex=_sex_from_tag(ds.get("PatientSex", "")),
         chronological_age_months=_age_months(ds),
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
-        study_instance_uid=str(ds.get("StudyInstanceUID", "")),
-        series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
-        photometric=str(ds.get("PhotometricInterpretation", "")),
-        bits_stored=int(ds.get("BitsStored", bits_allocated)),
-        modality=str(ds.get("Modality", "")),
-        transfer_syntax=transfer_syntax.name,
-        pixel_spacing_mm=float(spacing[0]) if spacing else None,
+        sop_instance_uid=uids["SOPInstanceUID"],
+        study_instance_uid=uids["StudyInstanceUID"],
+        series_instance_uid=uids["SeriesInstanceUID"],
+        photometric=layout.photometric,
+        bits_stored=layout.bits_stored,
+        modality=check_code_string(ds, "Modality"),
+        transfer_syntax=str(transfer_syntax),
+        pixel_spacing_mm=_spacing_mm(ds),
+        frames=layout.frames,
         dataset=ds,
     )
 

@@ -35,12 +35,19 @@ def save_atomic(name: str, data: bytes) -> str:
     return default_storage.save(name, ContentFile(data))
 
 
-def delete_quietly(names: list[str]) -> None:
+def delete_quietly(names: list[str], *, folder: bool = False) -> None:
+    """Delete the files; folder=True also removes their folders once empty (object stores have none)."""
     for name in names:
         try:
             default_storage.delete(name)
         except Exception:
             logger.warning("could not delete %s", name, exc_info=True)
+    if folder and isinstance(default_storage, FileSystemStorage):
+        for parent in {Path(default_storage.path(name)).parent for name in names}:
+            try:
+                parent.rmdir()
+            except OSError:  # not empty (or gone): someone else's files stay
+                pass
 
 
 def png_bytes(array: np.ndarray, *, compress_level: int = 1) -> bytes:

@@ -12,7 +12,10 @@ from boneage.studies.models import Project
 
 
 def project_by_name(name: str, *, create: bool, stdout) -> Project:
-    project = Project.objects.filter(name=name).first()
+    named = list(Project.objects.filter(name=name)[:2])  # names are unique per owner, not site-wide
+    if len(named) > 1:
+        raise CommandError(f"Several projects are named {name!r}; rename one so the name says which.")
+    project = named[0] if named else None
     if project is not None:
         return project
     if not create:
