@@ -22,6 +22,11 @@ FORMAT = "boneage-unified/1"
 SHIPPED_STARTER = Path(__file__).resolve().parent / "weights" / "starter-light.pt"
 
 
+def resolve_checkpoint(name: str | Path) -> Path:
+    """A checkpoint path, or the word `starter` for the shipped starter weights (the CLIs' --ckpt / --init)."""
+    return SHIPPED_STARTER if str(name) == "starter" else Path(name)
+
+
 # ModelConfig fields added after the first checkpoints were written, with the values those checkpoints
 # were trained with (their defaults then), so an older file still rebuilds the network it was trained as.
 LEGACY_MODEL_KEYS = {"att_pre_post": 1, "att_trunk": 2, "final_units": 3, "standardize": False}
