@@ -46,8 +46,14 @@ bench: $(STAMP) chromium
 # Rebuilds ml/weights/starter-light.pt, the starter weights `make run` fine-tunes (ml/weights/README.md).
 starter-weights: $(STAMP)
 	$(PY) -m ml.phantoms --n 600 --seed 4242 --distractors random --size 512 --out var/starter/phantoms
-	$(PY) -m ml.train --data var/starter/phantoms --out ml/weights/starter-light.pt --preset light \
+	$(PY) -m ml.train --data var/starter/phantoms --out var/starter/stage1.pt --preset light \
 		--config ml/weights/starter-train.json
+	$(PY) -m ml.phantoms --n 900 --seed 31337 --distractors random --size 512 --out var/starter/phantoms-b
+	$(PY) -m ml.starter merge var/starter/train-1500 var/starter/phantoms var/starter/phantoms-b
+	$(PY) -m ml.train --data var/starter/train-1500 --out ml/weights/starter-light.pt --preset light \
+		--init var/starter/stage1.pt --config ml/weights/starter-finetune-train.json
+	$(PY) -m ml.phantoms --n 200 --seed 55555 --distractors random --size 512 --out var/starter/heldout
+	$(PY) -m ml.starter score ml/weights/starter-light.pt var/starter/heldout
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check platform ml tests

@@ -17,9 +17,14 @@ from ml.models import ModelConfig, UnifiedNet, build_model
 
 FORMAT = "boneage-unified/1"
 
-# The starter weights shipped with the code (light preset, trained on 600 phantoms by `make starter-weights`;
+# The starter weights shipped with the code (light preset, trained on 1,500 phantoms by `make starter-weights`;
 # ml/weights/README.md has the command and its result). Fine-tuned on a project's labels by `make run`.
 SHIPPED_STARTER = Path(__file__).resolve().parent / "weights" / "starter-light.pt"
+
+
+def resolve_checkpoint(name: str | Path) -> Path:
+    """A checkpoint path, or the word `starter` for the shipped starter weights (the CLIs' --ckpt / --init)."""
+    return SHIPPED_STARTER if str(name) == "starter" else Path(name)
 
 
 # ModelConfig fields added after the first checkpoints were written, with the values those checkpoints

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.checkpoint import CheckpointError
+from ml.checkpoint import CheckpointError, resolve_checkpoint
 from ml.data import DataError, read_folder
 from ml.imaging import load_image
 from ml.infer import Predictor
@@ -17,14 +17,14 @@ from ml.infer import Predictor
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml.predict", description="Predict bone age for a data folder.")
-    ap.add_argument("--ckpt", required=True, help="checkpoint written by ml.train")
+    ap.add_argument("--ckpt", required=True, help="checkpoint written by ml.train, or `starter` (the shipped weights)")
     ap.add_argument("--data", required=True, help="folder with labels.csv and images/ (boneage may be blank)")
     ap.add_argument("--out", required=True, help="CSV to write: id,pred_months,std_months")
     ap.add_argument("--batch-size", type=int, default=8)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     try:
-        predictor = Predictor(args.ckpt)
+        predictor = Predictor(resolve_checkpoint(args.ckpt))
         samples = read_folder(args.data)
         rows, errors = [], []
         for i in range(0, len(samples), args.batch_size):

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ml.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ml.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, save_checkpoint
 from ml.data import DataError, HandDataset, Sample, collate, fingerprint, read_folder, split_ids, targets_from_batch
 from ml.models import PRESETS, ModelConfig, UnifiedNet, build_model
 from ml.uncertainty import calibrated_std, coverage90, fit_calibration, mc_std
@@ -76,7 +76,10 @@ class TrainConfig:
                                      # anywhere in 19.5–26.2 months for one set of weights (ml/weights/README.md)
     num_workers: int = 0
     threads: int | None = None       # torch.set_num_threads when set
-    amp: bool = True                 # mixed precision on CUDA only
+    amp: bool = True                 # mixed precision on CUDA only (bf16 where supported)
+    channels_last: bool = True       # CUDA only: NHWC memory format for the convolutions
+    compile: bool = False            # CUDA only: torch.compile the regressor
+    loss_sync_every: int = 1         # read the loss back to the host every k steps (CUDA: 1 stalls the GPU queue)
     seed: int = 0
     progress: bool = False
     max_seconds: float | None = None  # wall-clock budget: stop after the epoch that crosses it
@@ -114,7 +117,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "starter": TrainConfig(model=PRESETS["starter"], epochs=24, batch_size=8, lr=1e-3, teacher_epochs=8,
                            teacher_decay_epochs=6, mask_grad=False),
     "paper": TrainConfig(model=PRESETS["paper"], epochs=100, batch_size=16, early_stop_patience=15, optimizer="sgd",
-                         schedule="plateau", lr=0.01),
+                         schedule="plateau", lr=0.01, num_workers=8, loss_sync_every=50),
 }
 
 
@@ -281,6 +284,8 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = pick_device()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels once
     ids = [s.id for s in samples]
     val_ids = set(val_ids) if val_ids is not None else split_ids(ids, config.val_fraction)
     train_s = [s for s in samples if s.id not in val_ids]
@@ -297,6 +302,10 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     else:
         _set_age_stats(model, train_s)
     model.to(device)
+    if device.type == "cuda" and config.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if device.type == "cuda" and config.compile:
+        model.regressor = torch.compile(model.regressor)  # type: ignore[assignment]
 
     size = config.model.work_size
     train_ds = HandDataset(train_s, size, augment=config.augment, seed=config.seed)
@@ -309,7 +318,7 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     gen = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(train_ds, batch_size=min(config.batch_size, len(train_ds)), shuffle=True, generator=gen,
                         collate_fn=collate, num_workers=config.num_workers, drop_last=len(train_ds) > config.batch_size,
-                        pin_memory=device.type == "cuda")
+                        pin_memory=device.type == "cuda", persistent_workers=config.num_workers > 0)
 
     bn_loader = DataLoader(train_ds, batch_size=min(config.batch_size, len(train_ds)), shuffle=True,
                            generator=torch.Generator().manual_seed(config.seed), collate_fn=collate)
@@ -325,12 +334,13 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
 
     curve: list[dict[str, Any]] = []
     best_mae, best_state, best_epoch, since_best = math.inf, None, -1, 0
-    init_val_mae = None
+    init_val_mae, init_state = None, None
     if init is not None:  # a fine-tune never ends worse on validation than the model it started from
         ev0 = evaluate(model, val_ds, device, config.batch_size, should_stop=callback.should_stop)
         if ev0 is not None:
             init_val_mae = best_mae = summarize(ev0)["val_mae"]
-            best_state, best_epoch = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()}), 0
+            init_state = best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            best_epoch = 0
     step, cancelled = 0, False
     wait_s = compute_s = 0.0
     images_seen = 0
@@ -342,7 +352,7 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
         model.train()
         train_ds.epoch = epoch
         p_teacher = teacher_probability(epoch, config)
-        losses_epoch: list[float] = []
+        losses_epoch: list[torch.Tensor] = []  # on the device: no host sync per step
         t_wait = time.perf_counter()
         for batch in loader:
             if callback.should_stop():
@@ -372,17 +382,18 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             scaler.step(opt)
             scaler.update()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
             step += 1
             images_seen += b
-            losses_epoch.append(float(loss.detach()))
-            callback.on_step(step, losses_epoch[-1])
+            losses_epoch.append(loss.detach())
+            if step % max(config.loss_sync_every, 1) == 0:  # the only per-step host sync, every k-th step
+                loss_now = float(losses_epoch[-1])
+                callback.on_step(step, loss_now)
+                if pbar is not None:
+                    pbar.set_postfix(loss=f"{loss_now:.3f}", val_mae=f"{best_mae:.2f}")
             t_wait = time.perf_counter()
             compute_s += t_wait - t_compute
             if pbar is not None:
                 pbar.update(1)
-                pbar.set_postfix(loss=f"{losses_epoch[-1]:.3f}", val_mae=f"{best_mae:.2f}")
         if cancelled:
             break
         if config.precise_bn_batches:  # eval-mode BN statistics lag fast AdamW updates: refresh them first
@@ -391,7 +402,7 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
         if ev is None:
             cancelled = True
             break
-        metrics = {"epoch": epoch + 1, "loss": float(np.mean(losses_epoch)) if losses_epoch else float("nan"),
+        metrics = {"epoch": epoch + 1, "loss": float(torch.stack(losses_epoch).mean()) if losses_epoch else float("nan"),
                    "lr": opt.param_groups[0]["lr"], "teacher": p_teacher, **summarize(ev)}
         curve.append(metrics)
         if sched is not None:
@@ -413,16 +424,15 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     if cancelled or best_state is None:
         return TrainResult(None, None, {"epochs": len(curve), "seconds": time.perf_counter() - t_start}, curve, True)
 
-    model.load_state_dict(best_state)
-    if config.final_bn_batches and best_epoch > 0:  # epoch 0 = the init model: kept exactly as it was
-        recalibrate_batchnorm(model, [b for b, _ in zip(bn_loader, range(config.final_bn_batches))], device)
+    chosen, candidate_maes = _final_candidate(model, best_state, best_epoch, init_state, config, bn_loader, val_ds, device)
+    model.load_state_dict(chosen)
     ev = evaluate(model, val_ds, device, config.batch_size, mc_samples=config.mc_samples)
     assert ev is not None
     calibration = fit_calibration(ev.pred - ev.true, ev.raw_std)
     std = calibrated_std(ev.raw_std, calibration)
     metrics = {**summarize(ev), "coverage90": coverage90(ev.pred - ev.true, std),
                "coverage90_note": "measured on the validation set the calibration was fitted on",
-               "best_epoch": best_epoch, "init_val_mae": init_val_mae, "epochs": len(curve), "seconds": time.perf_counter() - t_start,
+               "best_epoch": best_epoch, "init_val_mae": init_val_mae, "final_candidates": candidate_maes, "epochs": len(curve), "seconds": time.perf_counter() - t_start,
                "load_seconds": load_seconds, "train_images_per_s": images_seen / max(wait_s + compute_s, 1e-9),
                "data_wait_fraction": wait_s / max(wait_s + compute_s, 1e-9), "n_train": len(train_s),
                "n_val": len(val_s), "device": device.type, "val_ids": sorted(val_ids)}
@@ -430,6 +440,35 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     sha = save_checkpoint(out, model, config.model, train_config=config.to_dict(), metrics=metrics,
                           calibration=calibration, fingerprint=fingerprint(train_s))
     return TrainResult(Path(out), sha, metrics, curve, False)
+
+
+def _final_candidate(model: UnifiedNet, best_state: dict[str, torch.Tensor], best_epoch: int,
+                     init_state: dict[str, torch.Tensor] | None, config: TrainConfig, bn_loader: DataLoader,
+                     val_ds: HandDataset, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The state to ship: the best of (the init model as it was, the selected epoch with the statistics it was selected
+    with, the same weights with BatchNorm statistics recomputed on `final_bn_batches` batches), each scored by the
+    same deterministic `evaluate` on the same validation set the shipped metrics come from.
+
+    So the shipped validation MAE is the minimum of these numbers by construction: a fine-tune never ships worse than
+    its start, and recomputed statistics that happen to score worse than the selected epoch's are not shipped.
+    """
+    candidates: dict[str, dict[str, torch.Tensor]] = {}
+    if init_state is not None:  # first: on a tie the unchanged init model wins
+        candidates["init"] = init_state
+    if best_epoch > 0:
+        candidates["selected_epoch"] = best_state
+        if config.final_bn_batches:
+            model.load_state_dict(best_state)
+            recalibrate_batchnorm(model, [b for b, _ in zip(bn_loader, range(config.final_bn_batches))], device)
+            candidates["recalibrated_bn"] = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    maes: dict[str, float] = {}
+    for name, state in candidates.items():
+        model.load_state_dict(state)
+        ev = evaluate(model, val_ds, device, config.batch_size)
+        assert ev is not None
+        maes[name] = summarize(ev)["val_mae"]
+    best = min(maes, key=lambda n: maes[n])  # dicts keep insertion order: min returns the first of equals
+    return candidates[best], {**maes, "shipped": best}
 
 
 def load_config(path: str | None, preset: str) -> TrainConfig:
@@ -451,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="folder with labels.csv, images/ and optional masks/")
     ap.add_argument("--out", required=True, help="checkpoint file to write")
     ap.add_argument("--config", help="JSON file with TrainConfig fields (model: {ModelConfig fields} or a preset name)")
-    ap.add_argument("--init", help="checkpoint to start from (same architecture)")
+    ap.add_argument("--init", help="checkpoint to start from (same architecture), or `starter`: the shipped weights")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--preset", choices=sorted(TRAIN_PRESETS), default="light")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -460,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, args.preset)
         config = replace(config, progress=not args.quiet, **({"epochs": args.epochs} if args.epochs else {}))
         samples = read_folder(args.data)
-        result = train(samples, config, Path(args.out), init=Path(args.init) if args.init else None)
+        result = train(samples, config, Path(args.out), init=resolve_checkpoint(args.init) if args.init else None)
     except (DataError, CheckpointError, ValueError, OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

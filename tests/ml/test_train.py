@@ -187,3 +187,40 @@ def test_the_shipped_starter_weights_read_bone_age_on_phantoms_they_never_saw(tm
     mean_mae = float((ages - 114.0).abs().mean())  # 114 months: the middle of the phantoms' uniform 0-228 ages
     assert mae < 0.6 * mean_mae, f"starter MAE {mae:.1f} vs mean predictor {mean_mae:.1f}"
     assert min(p.score for p in preds) > 0.5, "the segmenter found no hand on some image"
+
+
+def test_a_fine_tune_ships_the_best_of_its_start_and_its_candidates_scored_on_the_same_data(phantoms, tmp_path):
+    """By construction, whatever the seed or the BatchNorm batches drawn: the shipped validation MAE is the minimum of
+    the init model's, the selected epoch's and its recalibrated statistics', all scored by one `evaluate`."""
+    config = TrainConfig(model=TINY, epochs=1, batch_size=8, teacher_epochs=0, teacher_decay_epochs=0, mc_samples=0)
+    start = train(read_folder(phantoms), config, tmp_path / "start.pt")
+    for seed in (1, 2):
+        tuned = replace(config, epochs=2, lr=1e-3, seed=seed, precise_bn_batches=1, final_bn_batches=2)
+        m = train(read_folder(phantoms), tuned, tmp_path / f"tuned-{seed}.pt", init=start.checkpoint).metrics
+        candidates = {k: v for k, v in m["final_candidates"].items() if k != "shipped"}
+        assert set(candidates) <= {"init", "selected_epoch", "recalibrated_bn"} and "init" in candidates
+        assert m["val_mae"] == pytest.approx(candidates[m["final_candidates"]["shipped"]], abs=1e-6)
+        assert m["val_mae"] == pytest.approx(min(candidates.values()), abs=1e-6)
+        assert m["val_mae"] <= m["init_val_mae"] + 1e-6
+
+
+def test_the_loss_is_read_back_to_the_host_only_every_kth_step(phantoms, tmp_path):
+    rec = Recorder()
+    config = TrainConfig(model=TINY, epochs=1, batch_size=4, mc_samples=0, loss_sync_every=2)
+    train(read_folder(phantoms), config, tmp_path / "m.pt", callback=rec)
+    assert rec.steps and all(step % 2 == 0 for step, _ in rec.steps)
+
+
+def test_the_cli_resolves_starter_to_the_shipped_weights():
+    from ml.checkpoint import SHIPPED_STARTER, resolve_checkpoint
+
+    assert resolve_checkpoint("starter") == SHIPPED_STARTER and SHIPPED_STARTER.is_file()
+    assert resolve_checkpoint("other.pt") == Path("other.pt")
+
+
+def test_the_gpu_check_runs_on_the_cpu_with_a_tiny_step_count():
+    from ml.gpu_check import check
+
+    result = check("light", steps=1, warmup=0, batch=2, infer_batches=1)
+    assert result["device"] == "cpu" and result["amp"] == "off" and result["train_images_per_s"] > 0
+    assert result["projected_epoch_minutes"] == pytest.approx(12611 / result["train_images_per_s"] / 60, rel=0.01)
