@@ -116,3 +116,44 @@ def test_a_study_without_a_prediction_says_so_without_a_failing_request(api_as, 
     response = api_as(member).get(f"/api/studies/{study.pk}/prediction-state/")
     assert response.status_code == 200 and response.json()["state"] == "no_model"
     assert api_as(outsider).get(f"/api/studies/{study.pk}/prediction-state/").status_code == 404
+
+
+def test_an_admin_sets_the_promotion_gate_on_the_settings_page_and_an_out_of_range_value_is_refused(
+        client, owner, project):
+    client.force_login(owner)
+    url = f"/projects/{project.pk}/settings/"
+    assert 'name="promotion_confidence"' in client.get(url).content.decode()
+    saved = client.post(url, {"form": "promotion", "promotion_min_held_out": "40", "promotion_confidence": "0.95",
+                              "promotion_min_gain_months": "1.5"})  # auto_promote unticked
+    assert saved.status_code == 302
+    project.refresh_from_db()
+    assert (project.auto_promote, project.promotion_min_held_out, project.promotion_confidence,
+            project.promotion_min_gain_months) == (False, 40, 0.95, 1.5)
+    bad = client.post(url, {"form": "promotion", "auto_promote": "on", "promotion_min_held_out": "40",
+                            "promotion_confidence": "1.5", "promotion_min_gain_months": "1.5"})
+    assert bad.status_code == 200 and "field-error" in bad.content.decode()
+    project.refresh_from_db()
+    assert project.auto_promote is False and project.promotion_confidence == 0.95
+
+
+def test_the_api_changes_the_promotion_gate_and_refuses_a_confidence_out_of_range(api_as, owner, member, project):
+    response = api_as(owner).patch(f"/api/projects/{project.pk}/", {"auto_promote": False, "promotion_min_held_out": 30},
+                                   format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["auto_promote"] is False and response.json()["promotion_min_held_out"] == 30
+    refused = api_as(owner).patch(f"/api/projects/{project.pk}/", {"promotion_confidence": 0.2}, format="json")
+    assert refused.status_code == 400 and "promotion_confidence" in refused.json()["detail"]
+    assert api_as(member).patch(f"/api/projects/{project.pk}/", {"auto_promote": True}, format="json").status_code == 403
+    project.refresh_from_db()
+    assert project.auto_promote is False and project.promotion_confidence == 0.9
+
+
+def test_renaming_a_project_to_a_strangers_project_name_is_allowed_and_confirms_nothing(api_as, owner, outsider):
+    from boneage.studies.actions import do_create_project
+
+    do_create_project(outsider, "Secret trial")
+    mine = do_create_project(owner, "Mine")
+    do_create_project(owner, "Also mine")
+    assert api_as(owner).patch(f"/api/projects/{mine.pk}/", {"name": "Secret trial"}, format="json").status_code == 200
+    taken = api_as(owner).patch(f"/api/projects/{mine.pk}/", {"name": "Also mine"}, format="json")
+    assert taken.status_code == 400 and taken.json()["detail"] == "You already have a project with this name."

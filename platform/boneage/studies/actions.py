@@ -139,15 +139,19 @@ def do_remove_member(project: Project, user, *, actor=None) -> None:
         membership.delete()
 
 
-PROJECT_EDITABLE = ("name", "description", "min_age_months", "max_age_months")
+PROJECT_EDITABLE = ("name", "description", "min_age_months", "max_age_months", "auto_promote", "promotion_min_held_out",
+                    "promotion_confidence", "promotion_min_gain_months")
 
 
 def do_update_project(project: Project, changes: Mapping, *, actor=None) -> Project:
-    """Change the project's name, description or age range (validated values, e.g. ProjectUpdateSerializer's)."""
+    """Change the project's name, description, age range or promotion gate (validated values, e.g.
+    ProjectUpdateSerializer's)."""
     changes = {key: value for key, value in changes.items() if key in PROJECT_EDITABLE and getattr(project, key) != value}
     check_age_range(changes.get("min_age_months", project.min_age_months), changes.get("max_age_months", project.max_age_months))
-    if "name" in changes and Project.objects.filter(name=changes["name"]).exclude(pk=project.pk).exists():
-        raise MembershipError(400, "name_taken", f"A project named {changes['name']!r} exists already.")
+    # Names are unique per owner: another team's project of that name is none of this admin's business.
+    if "name" in changes and Project.objects.filter(name=changes["name"], created_by=project.created_by) \
+            .exclude(pk=project.pk).exists():
+        raise MembershipError(400, "name_taken", "You already have a project with this name.")
     if not changes:
         return project
     with transaction.atomic():

@@ -95,7 +95,7 @@ class ProjectMemberView(APIView):
 
 
 def update_project(request, project_id: int) -> Response:
-    """PATCH /api/projects/{p}/ (wired into ProjectDetailView): name, description, age range."""
+    """PATCH /api/projects/{p}/ (wired into ProjectDetailView): name, description, age range, promotion gate."""
     project, role = check_project(request.user, project_id, ADMIN)
     form = ProjectUpdateSerializer(data=request.data, partial=True)
     form.is_valid(raise_exception=True)
@@ -109,4 +109,4 @@ def update_project(request, project_id: int) -> Response:
 
 update_project_schema = extend_schema(request=ProjectUpdateSerializer,
                                       responses={200: ProjectSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
-                                      summary="Change the project's name, description or age range (project admins)")
+                                      summary="Change the project's name, description, age range or promotion gate (project admins)")

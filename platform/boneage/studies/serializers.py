@@ -12,8 +12,11 @@ class ProjectSerializer(serializers.ModelSerializer):
     class Meta:
         model = Project
         fields = ["id", "name", "description", "deidentify", "settings", "min_age_months", "max_age_months",
+                  "auto_promote", "promotion_min_held_out", "promotion_confidence", "promotion_min_gain_months",
                   "created_at", "role", "study_count"]
-        read_only_fields = ["id", "created_at", "role", "study_count", "settings", "min_age_months", "max_age_months"]
+        read_only_fields = ["id", "created_at", "role", "study_count", "settings", "min_age_months", "max_age_months",
+                            "auto_promote", "promotion_min_held_out", "promotion_confidence",
+                            "promotion_min_gain_months"]
 
     def get_role(self, project) -> str | None:
         return getattr(project, "my_role", None)
@@ -82,6 +85,11 @@ class ProjectUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     min_age_months = serializers.FloatField(required=False, min_value=0, max_value=240)
     max_age_months = serializers.FloatField(required=False, min_value=0, max_value=240)
+    # The promotion gate (README "Promotion"): who may become active, decided on the same held-out studies.
+    auto_promote = serializers.BooleanField(required=False)
+    promotion_min_held_out = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
+    promotion_confidence = serializers.FloatField(required=False, min_value=0.5, max_value=0.999)
+    promotion_min_gain_months = serializers.FloatField(required=False, min_value=0, max_value=60)
 
 
 class MemberUserSerializer(serializers.Serializer):

@@ -105,6 +105,8 @@ def settings_page(request, project, role):
     errors: dict[str, str] = {}
     if request.method == "POST" and request.POST.get("form") == "project":
         errors = _save_project(request, project)
+    elif request.method == "POST" and request.POST.get("form") == "promotion":
+        errors = _save_promotion(request, project)
     elif request.method == "POST" and request.POST.get("form") == "review":
         errors = _save_review(request, project)
     if request.method == "POST" and not errors:
@@ -138,6 +140,22 @@ def _save_project(request, project) -> dict[str, str]:
     except MembershipError as error:
         errors["name" if error.code == "name_taken" else "max_age_months"] = error.detail
     return errors
+
+
+PROMOTION_FIELDS = ("promotion_min_held_out", "promotion_confidence", "promotion_min_gain_months")
+
+
+def _save_promotion(request, project) -> dict[str, str]:
+    """The promotion gate's settings, checked by the API's own serializer so page and API agree."""
+    from boneage.studies.serializers import ProjectUpdateSerializer
+
+    data = {"auto_promote": bool(request.POST.get("auto_promote")),
+            **{name: request.POST.get(name, "").strip() for name in PROMOTION_FIELDS}}
+    form = ProjectUpdateSerializer(data=data, partial=True)
+    if not form.is_valid():
+        return {name: " ".join(str(e) for e in problems) for name, problems in form.errors.items()}
+    do_update_project(project, form.validated_data, actor=request.user)
+    return {}
 
 
 def _save_review(request, project) -> dict[str, str]:
