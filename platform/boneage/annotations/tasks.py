@@ -41,9 +41,7 @@ def automask_study(study_id: int) -> None:
 
 
 def _after_automask(study_id: int) -> None:
-    """Hand the study on to the gpu queue when the modeling app provides inference."""
-    try:
-        from boneage.modeling.tasks import enqueue_prediction
-    except ImportError:
-        return
+    """Hand the study on to the gpu queue (the pipeline's next stage: inference)."""
+    from boneage.modeling.tasks import enqueue_prediction
+
     enqueue_prediction(study_id)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 
-from django.apps import apps
 from django.core.files.storage import default_storage
 from django.db.models import Case, Exists, F, FloatField, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.http import HttpResponse
@@ -22,6 +21,7 @@ from boneage.annotations.models import AgeLabel
 from boneage.api import error_response
 from boneage.modeling.actions import active_version
 from boneage.modeling.models import ActiveScore, Prediction
+from boneage.review.models import ReviewItem
 from boneage.review.visibility import BlindView, blind_view
 from boneage.studies.access import check_project, check_study
 from boneage.studies.derive import ensure_derived_images
@@ -89,12 +89,8 @@ class WorklistRowSerializer(serializers.Serializer):
 
 
 def _open_review_items():
-    """Open review items of the outer study, or None while the review app has no queue (issue 7)."""
-    try:
-        model = apps.get_model("review", "ReviewItem")
-    except LookupError:
-        return None
-    return model.objects.filter(study=OuterRef("pk"), state="open")
+    """Open review items of the outer study (a subquery for the worklist's count)."""
+    return ReviewItem.objects.filter(study=OuterRef("pk"), state="open")
 
 
 def worklist_queryset(project, version):
@@ -111,8 +107,7 @@ def worklist_queryset(project, version):
         pred_std=Subquery(predictions.values("std_months")[:1], output_field=FloatField()),
         pred_version=Subquery(predictions.values("model_version_id")[:1], output_field=IntegerField()),
         active_score=Subquery(scores.values("score")[:1], output_field=FloatField()),
-        open_reviews=(Case(When(Exists(open_items), then=Value(1)), default=Value(0), output_field=IntegerField())
-                      if open_items is not None else Value(0, output_field=IntegerField())),
+        open_reviews=Case(When(Exists(open_items), then=Value(1)), default=Value(0), output_field=IntegerField()),
     )
     return studies.annotate(
         is_labeled=Case(When(label_months__isnull=False, then=Value(1)), default=Value(0), output_field=IntegerField()),
