@@ -35,8 +35,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
+from ml import distributed
 from ml.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, save_checkpoint
 from ml.data import DataError, HandDataset, Sample, collate, fingerprint, read_folder, split_ids, targets_from_batch
 from ml.models import PRESETS, ModelConfig, UnifiedNet, build_model
@@ -282,8 +283,9 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
         raise DataError(f"need at least 2 samples to train, got {len(samples)}")
     if config.threads:
         torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    device = pick_device()
+    torch.manual_seed(config.seed)  # the same on every rank: the replicas start identical
+    context = distributed.from_environment()  # torchrun: one process per device; else a single process
+    device = context.device() if context.enabled else pick_device()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels once
     ids = [s.id for s in samples]
@@ -316,12 +318,19 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
             ds[i]
     load_seconds = time.perf_counter() - t_load
     gen = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(train_ds, batch_size=min(config.batch_size, len(train_ds)), shuffle=True, generator=gen,
-                        collate_fn=collate, num_workers=config.num_workers, drop_last=len(train_ds) > config.batch_size,
+    # distributed: each rank trains on its own 1/world_size of every epoch's shuffle (batch_size is per rank)
+    sampler: DistributedSampler[Any] | None = None
+    if context.enabled:
+        sampler = DistributedSampler(train_ds, num_replicas=context.world_size, rank=context.rank, shuffle=True,
+                                     seed=config.seed, drop_last=True)
+    loader = DataLoader(train_ds, batch_size=min(config.batch_size, len(train_ds)), shuffle=sampler is None,
+                        sampler=sampler, generator=gen if sampler is None else None, collate_fn=collate,
+                        num_workers=config.num_workers, drop_last=len(train_ds) > config.batch_size,
                         pin_memory=device.type == "cuda", persistent_workers=config.num_workers > 0)
 
     bn_loader = DataLoader(train_ds, batch_size=min(config.batch_size, len(train_ds)), shuffle=True,
                            generator=torch.Generator().manual_seed(config.seed), collate_fn=collate)
+    step_forward = distributed.wrap_for_training(model, context)  # DDP averages the gradients across ranks
     opt = make_optimizer(model, config)
     sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=0.1, patience=config.plateau_patience)
              if config.schedule == "plateau" else None)
@@ -351,6 +360,8 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     for epoch in range(config.epochs):
         model.train()
         train_ds.epoch = epoch
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         p_teacher = teacher_probability(epoch, config)
         losses_epoch: list[torch.Tensor] = []  # on the device: no host sync per step
         t_wait = time.perf_counter()
@@ -371,9 +382,9 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
             skip_seg = config.seg_every > 1 and step % config.seg_every != 0
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 if skip_seg:
-                    pred = model.forward_regressor_only(batch["image"], sex, targets_from_batch(batch))
+                    pred = step_forward(True, batch["image"], sex, targets_from_batch(batch))
                 else:
-                    pred = model(batch["image"], sex, targets_from_batch(batch), teacher)
+                    pred = step_forward(False, batch["image"], sex, targets_from_batch(batch), teacher)
             l_reg = (pred.age.float() - batch["age"]).abs().mean() / reg_scale
             loss = l_reg + config.seg_weight * sum(pred.losses.values(), torch.zeros((), device=device))
             opt.zero_grad(set_to_none=True)
@@ -415,14 +426,16 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
         callback.on_epoch_end(epoch + 1, metrics)
         if pbar is not None:
             pbar.set_postfix(loss=f"{metrics['loss']:.3f}", val_mae=f"{metrics['val_mae']:.2f}")
-        if since_best >= config.early_stop_patience:
-            break
-        if config.max_seconds is not None and time.perf_counter() - t_start > config.max_seconds:
+        out_of_time = config.max_seconds is not None and time.perf_counter() - t_start > config.max_seconds
+        if distributed.agree(since_best >= config.early_stop_patience or out_of_time, context):  # ranks stop together
             break
     if pbar is not None:
         pbar.close()
     if cancelled or best_state is None:
         return TrainResult(None, None, {"epochs": len(curve), "seconds": time.perf_counter() - t_start}, curve, True)
+    if not context.is_main:  # rank 0 chooses, scores and writes the checkpoint; the others wait for it
+        distributed.barrier(context)
+        return TrainResult(None, None, {"epochs": len(curve), "world_size": context.world_size}, curve, False)
 
     chosen, candidate_maes = _final_candidate(model, best_state, best_epoch, init_state, config, bn_loader, val_ds, device)
     model.load_state_dict(chosen)
@@ -433,12 +446,13 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     metrics = {**summarize(ev), "coverage90": coverage90(ev.pred - ev.true, std),
                "coverage90_note": "measured on the validation set the calibration was fitted on",
                "best_epoch": best_epoch, "init_val_mae": init_val_mae, "final_candidates": candidate_maes, "epochs": len(curve), "seconds": time.perf_counter() - t_start,
-               "load_seconds": load_seconds, "train_images_per_s": images_seen / max(wait_s + compute_s, 1e-9),
+               "load_seconds": load_seconds, "train_images_per_s": context.world_size * images_seen / max(wait_s + compute_s, 1e-9),
                "data_wait_fraction": wait_s / max(wait_s + compute_s, 1e-9), "n_train": len(train_s),
-               "n_val": len(val_s), "device": device.type, "val_ids": sorted(val_ids)}
+               "n_val": len(val_s), "device": device.type, "world_size": context.world_size, "val_ids": sorted(val_ids)}
     model.cpu()
     sha = save_checkpoint(out, model, config.model, train_config=config.to_dict(), metrics=metrics,
                           calibration=calibration, fingerprint=fingerprint(train_s))
+    distributed.barrier(context)
     return TrainResult(Path(out), sha, metrics, curve, False)
 
 
@@ -500,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, progress=not args.quiet, **({"epochs": args.epochs} if args.epochs else {}))
         samples = read_folder(args.data)
         result = train(samples, config, Path(args.out), init=resolve_checkpoint(args.init) if args.init else None)
+        distributed.shutdown(distributed.from_environment())
     except (DataError, CheckpointError, ValueError, OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -507,7 +522,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted, no checkpoint written", file=sys.stderr)
         return 130
     m = result.metrics
-    print(f"trained {m['n_train']} images ({m['epochs']} epochs, {m['seconds']:.0f}s): val MAE {m['val_mae']:.2f} months "
+    if result.checkpoint is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return 0
+    world = f", world size {m['world_size']}" if m["world_size"] > 1 else ""
+    print(f"trained {m['n_train']} images ({m['epochs']} epochs{world}, {m['seconds']:.0f}s): val MAE {m['val_mae']:.2f} months "
           f"on {m['n_val']}, coverage90 {m['coverage90']:.2f}, mask IoU {m['val_mask_iou']:.2f} → {result.checkpoint} "
           f"sha256 {result.sha256[:12] if result.sha256 else '-'}")
     return 0
