@@ -25,6 +25,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -323,9 +324,10 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     if context.enabled:
         sampler = DistributedSampler(train_ds, num_replicas=context.world_size, rank=context.rank, shuffle=True,
                                      seed=config.seed, drop_last=True)
-    loader = DataLoader(train_ds, batch_size=min(config.batch_size, len(train_ds)), shuffle=sampler is None,
+    per_rank = len(sampler) if sampler is not None else len(train_ds)
+    loader = DataLoader(train_ds, batch_size=min(config.batch_size, per_rank), shuffle=sampler is None,
                         sampler=sampler, generator=gen if sampler is None else None, collate_fn=collate,
-                        num_workers=config.num_workers, drop_last=len(train_ds) > config.batch_size,
+                        num_workers=config.num_workers, drop_last=per_rank > config.batch_size,
                         pin_memory=device.type == "cuda", persistent_workers=config.num_workers > 0)
 
     bn_loader = DataLoader(train_ds, batch_size=min(config.batch_size, len(train_ds)), shuffle=True,
@@ -501,14 +503,21 @@ def load_config(path: str | None, preset: str) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml.train", description="Train the unified bone-age network.")
-    ap.add_argument("--data", required=True, help="folder with labels.csv, images/ and optional masks/")
-    ap.add_argument("--out", required=True, help="checkpoint file to write")
+    ap.add_argument("--data", help="folder with labels.csv, images/ and optional masks/")
+    ap.add_argument("--out", help="checkpoint file to write")
+    ap.add_argument("--job", help="instead of --data/--out/--config/--init: a job file written by ml.launch "
+                                  "(samples, config, output, validation ids), for runs the platform starts")
+    ap.add_argument("--progress-file", help="rank 0 appends progress as JSON lines here (read by ml.launch)")
     ap.add_argument("--config", help="JSON file with TrainConfig fields (model: {ModelConfig fields} or a preset name)")
     ap.add_argument("--init", help="checkpoint to start from (same architecture), or `starter`: the shipped weights")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--preset", choices=sorted(TRAIN_PRESETS), default="light")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
+    if args.job:
+        return _run_job(args.job, args.progress_file)
+    if not args.data or not args.out:
+        ap.error("--data and --out are required (or --job)")
     try:
         config = load_config(args.config, args.preset)
         config = replace(config, progress=not args.quiet, **({"epochs": args.epochs} if args.epochs else {}))
@@ -529,6 +538,19 @@ def main(argv: list[str] | None = None) -> int:
           f"on {m['n_val']}, coverage90 {m['coverage90']:.2f}, mask IoU {m['val_mask_iou']:.2f} → {result.checkpoint} "
           f"sha256 {result.sha256[:12] if result.sha256 else '-'}")
     return 0
+
+
+def _run_job(job_file: str, progress_file: str | None) -> int:
+    """`ml.train --job` under torchrun (ml.launch): every rank trains, rank 0 reports progress and writes."""
+    from ml.launch import ProgressFile, TrainJob
+
+    job = TrainJob.read(Path(job_file))
+    rank0 = os.environ.get("RANK", "0") == "0"
+    callback = ProgressFile(Path(progress_file)) if progress_file and rank0 else None
+    result = train(job.samples, job.config, job.out, callback=callback, init=job.init,
+                   val_ids=set(job.val_ids) if job.val_ids is not None else None)
+    distributed.shutdown(distributed.from_environment())
+    return 0 if result.checkpoint is not None or not rank0 else 1
 
 
 if __name__ == "__main__":

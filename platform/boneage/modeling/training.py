@@ -61,7 +61,10 @@ def default_model() -> dict[str, Any]:
     return default_training()["model"]
 
 
-USER_KEYS = {"epochs": (1, 200), "batch_size": (1, 64), "lr": (1e-5, 1.0), "max_seconds": (10, 24 * 3600)}
+# gpus: N > 1 trains with torchrun, one process per GPU (DDP); on a worker without CUDA, N CPU processes (gloo).
+USER_KEYS = {"epochs": (1, 200), "batch_size": (1, 64), "lr": (1e-5, 1.0), "max_seconds": (10, 24 * 3600),
+             "gpus": (1, 16)}
+INTEGER_KEYS = ("epochs", "batch_size", "gpus")
 
 
 def project_training_defaults(project: Project) -> dict[str, Any]:
@@ -94,7 +97,9 @@ def check_run_request(project: Project, data: dict[str, Any]) -> dict[str, Any]:
             value = data[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
                 raise ModelingError(400, "invalid", f"{key} must be a number between {low:g} and {high:g}, not {value!r}.")
-            config[key] = int(value) if key in ("epochs", "batch_size") else float(value)
+            if key in INTEGER_KEYS and value != int(value):
+                raise ModelingError(400, "invalid", f"{key} must be a whole number, not {value!r}.")
+            config[key] = int(value) if key in INTEGER_KEYS else float(value)
     config["init"] = init
     return config
 
@@ -364,6 +369,7 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
         val = validation_ids([s.id for s in samples])
         cfg = dict(run.config)
         init_mode = cfg.pop("init", "active")
+        processes = int(cfg.pop("gpus", 1))
         model_cfg = cfg.pop("model", None) or default_model()
         init_path = None
         if init_mode in ("active", "starter"):
@@ -377,7 +383,10 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
         config = replace(config, threads=config.threads, seed=run.pk % 1000)
         out = writable_path(checkpoint_name(run.project_id, run.pk))
         callback = _PlatformCallback(run, echo)
-        result = train(samples, config, out, callback=callback, init=init_path, val_ids=val)
+        if processes > 1:
+            result = _train_in_processes(samples, config, out, processes, callback, init_path, val)
+        else:
+            result = train(samples, config, out, callback=callback, init=init_path, val_ids=val)
         if result.cancelled:
             _cleanup(run, out)
             _finish(run_id, RunState.CANCELLED, error="")
@@ -391,7 +400,7 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
         _cleanup(run, out)
         _finish(run_id, RunState.FAILED, error=f"The run exceeded its time limit ({conf.training_hard_limit()} s hard "
                 "limit); nothing was registered.")
-    except (DataError, CheckpointError, ModelingError, ValueError) as exc:
+    except (DataError, CheckpointError, ModelingError, ValueError, RuntimeError) as exc:
         _cleanup(run, out)
         detail = exc.detail if isinstance(exc, ModelingError) else str(exc)
         _finish(run_id, RunState.FAILED, error=f"{type(exc).__name__}: {detail}")
@@ -401,6 +410,25 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
         _finish(run_id, RunState.FAILED, error=f"Unexpected error: {type(exc).__name__}: {exc}")
     finally:
         heartbeat.stopped.set()
+
+
+def _train_in_processes(samples, config, out: Path, processes: int, callback, init_path, val):
+    """A run that asked for several GPUs: torchrun, one rank per GPU, progress and cancel as in-process."""
+    import shutil
+    import tempfile
+
+    import torch
+
+    from ml.launch import train_in_processes
+
+    if torch.cuda.is_available() and torch.cuda.device_count() < processes:
+        raise ValueError(f"The run asks for {processes} GPUs but this worker has {torch.cuda.device_count()}.")
+    workdir = Path(tempfile.mkdtemp(prefix="boneage-ranks-"))
+    try:
+        return train_in_processes(samples, config, out, nproc=processes, callback=callback, init=init_path,
+                                  val_ids=val, workdir=workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _cleanup(run: TrainingRun, out: Path | None) -> None:
