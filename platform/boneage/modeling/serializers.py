@@ -64,6 +64,9 @@ class TrainingRunCreateSerializer(serializers.Serializer):
     batch_size = serializers.IntegerField(required=False, min_value=1, max_value=64)
     lr = serializers.FloatField(required=False)
     max_seconds = serializers.FloatField(required=False, help_text="wall-clock budget")
+    gpus = serializers.IntegerField(required=False, min_value=1, max_value=16,
+                                    help_text="train with torchrun, one process per GPU (DDP); N CPU processes on a "
+                                              "worker without CUDA")
 
 
 class NextCaseSerializer(serializers.Serializer):
