@@ -42,7 +42,7 @@ from ml import distributed
 from ml.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, save_checkpoint
 from ml.data import DataError, HandDataset, Sample, collate, fingerprint, read_folder, split_ids, targets_from_batch
 from ml.models import PRESETS, ModelConfig, UnifiedNet, build_model
-from ml.uncertainty import calibrated_std, coverage90, fit_calibration, mc_std
+from ml.uncertainty import calibrated_std, conformal_scores, coverage90, fit_calibration, mc_std
 
 AGE_BANDS = ((0, 24), (24, 72), (72, 144), (144, 240))
 
@@ -447,6 +447,8 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     std = calibrated_std(ev.raw_std, calibration)
     metrics = {**summarize(ev), "coverage90": coverage90(ev.pred - ev.true, std),
                "coverage90_note": "measured on the validation set the calibration was fitted on",
+               # the platform's intervals at any level (ml.uncertainty.interval_multiplier): |error| / calibrated std
+               "interval_scores": conformal_scores(ev.pred - ev.true, std),
                "best_epoch": best_epoch, "init_val_mae": init_val_mae, "final_candidates": candidate_maes, "epochs": len(curve), "seconds": time.perf_counter() - t_start,
                "load_seconds": load_seconds, "train_images_per_s": context.world_size * images_seen / max(wait_s + compute_s, 1e-9),
                "data_wait_fraction": wait_s / max(wait_s + compute_s, 1e-9), "n_train": len(train_s),

@@ -1,6 +1,7 @@
-"""MC dropout (dropout modules only; BatchNorm stays in eval mode) and the 90%-interval calibration."""
+"""MC dropout (dropout modules only; BatchNorm stays in eval mode), the std calibration and conformal intervals."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -73,3 +74,37 @@ def coverage90(errors: np.ndarray, std: np.ndarray) -> float:
     """Fraction of |errors| inside ±Z90·std."""
     errors = np.abs(np.asarray(errors, float))
     return float(np.mean(errors <= Z90 * np.asarray(std, float))) if errors.size else float("nan")
+
+
+# --- conformal prediction intervals ------------------------------------------------------------------------------
+# Split conformal with normalised scores: s_i = |error_i| / std_i on studies the model did not train on. For a new
+# study, age ± q·std covers the truth with probability ≥ level when q is the ⌈(n+1)·level⌉-th smallest score
+# (exchangeability; the +1 is the finite-sample correction). The std makes the width adaptive: a study the model is
+# unsure of gets a wider interval.
+
+def conformal_scores(errors: np.ndarray, std: np.ndarray) -> list[float]:
+    """Sorted normalised scores |error| / std (std floored at 1e-6), rounded to 4 decimals for storage."""
+    errors, std = np.abs(np.asarray(errors, float)), np.maximum(np.asarray(std, float), 1e-6)
+    return [round(float(s), 4) for s in np.sort(errors / std)]
+
+
+def interval_multiplier(scores: list[float] | None, level: float) -> float:
+    """q for `level` from stored scores; inf when there are too few of them for that level (the honest answer: the
+    whole age range); the normal quantile when there are none (an uncalibrated model: said so where it is shown)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, not {level}")
+    if not scores:
+        from statistics import NormalDist
+
+        return NormalDist().inv_cdf(0.5 + level / 2)
+    n = len(scores)
+    k = math.ceil((n + 1) * level)
+    return math.inf if k > n else float(sorted(scores)[k - 1])
+
+
+def prediction_interval(age: float, std: float, multiplier: float, low: float, high: float) -> tuple[float, float]:
+    """age ± multiplier·std, clipped to [low, high] (the project's age range): never below 0 months."""
+    half = multiplier * max(float(std), 0.0)
+    lo = low if math.isinf(half) else max(low, age - half)
+    hi = high if math.isinf(half) else min(high, age + half)
+    return round(float(lo), 1), round(float(hi), 1)

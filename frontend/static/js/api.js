@@ -50,7 +50,8 @@ export const fmt = {
     const years = Math.floor(m / 12), rest = m - years * 12;
     return `${years} y ${rest.toFixed(rest % 1 ? 1 : 0)} m`;
   },
-  interval(age, std) { const h = 1.645 * std; return `${(age - h).toFixed(1)}–${(age + h).toFixed(1)}`; },
+  /** The server's interval (the project's one level, clipped to its age range): [30.2, 44.9], 0.9 → "90% interval 30.2–44.9" */
+  interval(range, level) { return range ? `${Math.round(level * 100)}% interval ${range[0].toFixed(1)}–${range[1].toFixed(1)}` : ""; },
   when(iso) { return iso ? new Date(iso).toLocaleString([], { dateStyle: "short", timeStyle: "short" }) : ""; },
 };
 

@@ -247,7 +247,7 @@ function predictionState(value, text) {
   predBox.dataset.state = value;
   if (text != null) { $("#pred-age").textContent = text; $("#pred-interval").textContent = ""; }
 }
-function showAge(age, std) {
+function showAge(age, std, range = null, level = null) {
   if (age == null) {  // blind review: the model's reading waits until the reviewer entered their own
     $("#pred-age").textContent = "hidden";
     $("#pred-interval").textContent = "Blind review: enter your own reading first (Review page).";
@@ -255,7 +255,9 @@ function showAge(age, std) {
     return;
   }
   $("#pred-age").textContent = `${fmt.ym(age)}`;
-  $("#pred-interval").textContent = `${age.toFixed(1)} mo · 90% interval ${fmt.interval(age, std)} mo (±${(1.645 * std).toFixed(1)})` +
+  // the interval comes with the stored prediction; while it streams in, the std alone
+  const spread = range ? `${fmt.interval(range, level)} mo` : `std ${std.toFixed(1)} mo`;
+  $("#pred-interval").textContent = `${age.toFixed(1)} mo · ${spread}` +
     (chrono != null ? ` · ${age - chrono >= 0 ? "+" : ""}${(age - chrono).toFixed(1)} mo vs chronological` : "");
   step("age");
 }
@@ -308,7 +310,7 @@ async function loadPrediction() {
     const p = response.body;
     resetPrediction();
     $("#pred-model").textContent = p.model_name ? `· ${p.model_name}` : "";
-    showAge(p.age_months, p.std_months);
+    showAge(p.age_months, p.std_months, p.interval_months, p.interval_level);
     if (p.mask_url) await showModelMask(p.mask_url);
     for (const name of ATTENTION) if (p.attention && p.attention[name]) addAttention(name, p.attention[name]);
     predictionState("ready");
@@ -316,6 +318,12 @@ async function loadPrediction() {
   else if (response.status === 404 && response.body.error === "prediction_pending") predictionState("waiting", "Waiting for the worker…");
   else if (response.status === 404) predictionState("none", "No model yet");
   else predictionState("error", "Prediction unavailable");
+}
+
+async function showStoredInterval() {
+  const response = await api(`/api/studies/${studyId}/predictions/latest/`);
+  if (response.ok) showAge(response.body.age_months, response.body.std_months, response.body.interval_months,
+    response.body.interval_level);
 }
 
 // --- history: who / when / what / before → after, newest first (history.js) ---------------------------
@@ -427,7 +435,7 @@ live.on("*", async (event) => {
     case "prediction.attention": addAttention(event.name, event.url); break;
     case "prediction.ready":  // a batch re-prediction announces only this: fetch the parts
       if (predBox.dataset.state !== "streaming" || Object.keys(state.attention).length < ATTENTION.length) await loadPrediction();
-      else predictionState("ready");
+      else { predictionState("ready"); await showStoredInterval(); }
       break;
     case "prediction.skipped": predictionState("none", event.reason === "no_model" ? "No model yet" : "Not predicted"); break;
     case "prediction.failed": predictionState("error", "Prediction failed"); $("#pred-interval").textContent = event.detail || ""; break;

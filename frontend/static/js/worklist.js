@@ -21,8 +21,9 @@ const STATE_TEXT = { unlabeled: "unlabeled", labeled: "labeled", in_review: "in 
 function row(study) {
   const p = study.prediction;
   const prediction = p && p.values_hidden ? el("span", { class: "muted", title: "Blind review: hidden until you entered your reading" }, "hidden")
-    : p ? el("span", { title: `90% interval ${fmt.interval(p.age_months, p.std_months)} months` },
-    `${fmt.months(p.age_months)} `, el("span", { class: "muted" }, `± ${(1.645 * p.std_months).toFixed(1)}`)) : el("span", { class: "muted" }, "—");
+    : p ? el("span", { title: `${fmt.interval(p.interval_months, p.interval_level)} months (std ${p.std_months.toFixed(1)})` },
+    `${fmt.months(p.age_months)} `, el("span", { class: "muted interval" },
+      p.interval_months ? `${p.interval_months[0].toFixed(0)}–${p.interval_months[1].toFixed(0)}` : "")) : el("span", { class: "muted" }, "—");
   const name = study.external_id || study.original_name || `study ${study.id}`;
   return el("tr", { dataset: { study: study.id, state: study.state }, tabindex: "-1" },
     el("td", { class: "thumb-col" }, el("img", { class: "thumb", loading: "lazy", src: study.thumb_url, alt: "", width: 48, height: 48 })),

@@ -4,6 +4,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from boneage.modeling.actions import prediction_file_url
+from boneage.modeling.intervals import Interval, reading_interval
 from boneage.modeling.models import ModelVersion, Prediction, TrainingRun
 from ml.active import STRATEGIES
 
@@ -13,11 +14,31 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
     model_name = serializers.CharField(source="model_version.name")
     mask_url = serializers.SerializerMethodField()
     attention = serializers.SerializerMethodField()
+    interval_months = serializers.SerializerMethodField(help_text="[low, high]: the project's interval_level interval, "
+                                                        "clipped to its age range")
+    interval_level = serializers.SerializerMethodField()
+    interval_calibrated = serializers.SerializerMethodField(help_text="false: the model predates conformal "
+                                                            "calibration and the interval assumes normal errors")
 
     class Meta:
         model = Prediction
-        fields = ["id", "study", "age_months", "std_months", "model_version", "model_name", "mask_url", "box",
-                  "score", "attention", "timings", "out_of_fold", "device", "created_at"]
+        fields = ["id", "study", "age_months", "std_months", "interval_months", "interval_level", "interval_calibrated",
+                  "model_version", "model_name", "mask_url", "box", "score", "attention", "timings", "out_of_fold",
+                  "device", "created_at"]
+
+    def _interval(self, prediction) -> Interval:
+        return reading_interval(prediction.age_months, prediction.std_months, prediction.model_version.metrics,
+                                prediction.study.project)
+
+    def get_interval_months(self, prediction) -> list[float]:
+        interval = self._interval(prediction)
+        return [interval.low, interval.high]
+
+    def get_interval_level(self, prediction) -> float:
+        return prediction.study.project.interval_level
+
+    def get_interval_calibrated(self, prediction) -> bool:
+        return self._interval(prediction).calibrated
 
     def get_mask_url(self, prediction) -> str | None:
         return prediction_file_url(prediction.study_id, prediction.model_version_id, "mask") if prediction.mask else None

@@ -61,7 +61,8 @@ class LatestPredictionView(APIView):
         from boneage.review.visibility import model_values_hidden
 
         hidden = model_values_hidden(study.project, study.pk, request.user, role)
-        return Response({**data, **({"age_months": None, "std_months": None} if hidden else {}), "values_hidden": hidden})
+        return Response({**data, **({"age_months": None, "std_months": None, "interval_months": None} if hidden else {}),
+                         "values_hidden": hidden})
 
 
 class PredictionFileView(APIView):

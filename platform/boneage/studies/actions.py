@@ -140,7 +140,7 @@ def do_remove_member(project: Project, user, *, actor=None) -> None:
 
 
 PROJECT_EDITABLE = ("name", "description", "min_age_months", "max_age_months", "auto_promote", "promotion_min_held_out",
-                    "promotion_confidence", "promotion_min_gain_months")
+                    "promotion_confidence", "promotion_min_gain_months", "interval_level")
 
 
 def do_update_project(project: Project, changes: Mapping, *, actor=None) -> Project:
@@ -158,7 +158,7 @@ def do_update_project(project: Project, changes: Mapping, *, actor=None) -> Proj
         before = {key: getattr(project, key) for key in changes}
         for key, value in changes.items():
             setattr(project, key, value)
-        project.save(update_fields=list(changes))
+        project.save(update_fields=sorted({"settings" if key == "interval_level" else key for key in changes}))
         do_record("project.updated", project, actor=actor, project=project, before=before, after=dict(changes))
     return project
 

@@ -12,6 +12,9 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
+DEFAULT_INTERVAL_LEVEL = 0.9
+
+
 class Project(models.Model):
     name = models.CharField(max_length=120, help_text="unique per owner: a taken name says nothing of other teams")
     description = models.TextField(blank=True)
@@ -40,6 +43,15 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def interval_level(self) -> float:
+        """The level of every interval the platform states or uses (API, pages, review rules): one per project."""
+        return float((self.settings or {}).get("interval_level", DEFAULT_INTERVAL_LEVEL))
+
+    @interval_level.setter
+    def interval_level(self, value: float) -> None:
+        self.settings = {**(self.settings or {}), "interval_level": float(value)}
 
 
 class Membership(models.Model):

@@ -8,11 +8,12 @@ from boneage.studies.models import IngestRecord, Project, Role, Study
 class ProjectSerializer(serializers.ModelSerializer):
     role = serializers.SerializerMethodField()
     study_count = serializers.IntegerField(read_only=True)
+    interval_level = serializers.FloatField(read_only=True, help_text="the level of every stated interval (0.9 = 90%)")
 
     class Meta:
         model = Project
         fields = ["id", "name", "description", "deidentify", "settings", "min_age_months", "max_age_months",
-                  "auto_promote", "promotion_min_held_out", "promotion_confidence", "promotion_min_gain_months",
+                  "interval_level", "auto_promote", "promotion_min_held_out", "promotion_confidence", "promotion_min_gain_months",
                   "created_at", "role", "study_count"]
         read_only_fields = ["id", "created_at", "role", "study_count", "settings", "min_age_months", "max_age_months",
                             "auto_promote", "promotion_min_held_out", "promotion_confidence",
@@ -90,6 +91,8 @@ class ProjectUpdateSerializer(serializers.Serializer):
     promotion_min_held_out = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
     promotion_confidence = serializers.FloatField(required=False, min_value=0.5, max_value=0.999)
     promotion_min_gain_months = serializers.FloatField(required=False, min_value=0, max_value=60)
+    interval_level = serializers.FloatField(required=False, min_value=0.5, max_value=0.99,
+                                            help_text="the level of every stated interval, e.g. 0.9 for 90%")
 
 
 class MemberUserSerializer(serializers.Serializer):

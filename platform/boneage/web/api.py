@@ -32,6 +32,7 @@ from rest_framework.views import APIView
 from boneage.annotations.models import AgeLabel
 from boneage.api import error_response
 from boneage.modeling.actions import active_version
+from boneage.modeling.intervals import reading_interval
 from boneage.review.models import ReviewItem
 from boneage.review.visibility import BlindView, blind_view
 from boneage.studies.access import check_project, check_study
@@ -89,9 +90,12 @@ class WorklistRowSerializer(serializers.Serializer):
             return None
         view = self.context.get("blind_view")  # the model's age: hidden like /predictions/latest/ (visibility.py)
         if view is not None and view.model_hidden(study.pk, study.open_reviews):
-            return {"age_months": None, "std_months": None, "model_version": study.pred_version, "values_hidden": True}
-        return {"age_months": study.pred_age, "std_months": study.pred_std, "model_version": study.pred_version,
-                "values_hidden": False}
+            return {"age_months": None, "std_months": None, "interval_months": None, "model_version": study.pred_version,
+                    "values_hidden": True}
+        project, version = self.context["project"], self.context["version"]
+        interval = reading_interval(study.pred_age, study.pred_std, version.metrics if version else None, project)
+        return {"age_months": study.pred_age, "std_months": study.pred_std, "interval_months": [interval.low, interval.high],
+                "interval_level": interval.level, "model_version": study.pred_version, "values_hidden": False}
 
     def get_state(self, study) -> str:
         if study.open_reviews:
@@ -186,7 +190,8 @@ class WorklistView(GenericAPIView):
             return error_response(400, "hidden_by_blind_review", "This project reviews blind: you see only your own "
                                   "labels, so the worklist cannot be ordered by label or by model–label gap.")
         page = self.paginate_queryset(blind_sort_keys(studies, view).order_by(*ORDERINGS[ordering], "-id"))
-        response = self.get_paginated_response(WorklistRowSerializer(page, many=True, context={"blind_view": view}).data)
+        context = {"blind_view": view, "project": project, "version": version}
+        response = self.get_paginated_response(WorklistRowSerializer(page, many=True, context=context).data)
         response.data["active_model"] = {"id": version.pk, "name": version.name} if version else None
         return response
 
@@ -195,11 +200,13 @@ class WorklistRowView(APIView):
     @extend_schema(responses=WorklistRowSerializer, summary="One worklist row (to refresh a row on a live event)")
     def get(self, request, study_id: int):
         study, role = check_study(request.user, study_id)
-        row = worklist_queryset(study.project, active_version(study.project_id)).get(pk=study.pk)
+        version = active_version(study.project_id)
+        row = worklist_queryset(study.project, version).get(pk=study.pk)
         from rest_framework.response import Response
 
         view = blind_view(study.project, request.user, role, study=study)
-        return Response(WorklistRowSerializer(row, context={"blind_view": view}).data)
+        context = {"blind_view": view, "project": study.project, "version": version}
+        return Response(WorklistRowSerializer(row, context=context).data)
 
 
 class ThumbnailView(APIView):

@@ -1,0 +1,51 @@
+"""One interval level per project: the latest prediction and the worklist state it, calibrated per model version and
+clipped to the project's age range; an admin changes the level and every reading follows."""
+from __future__ import annotations
+
+import pytest
+from boneage.modeling.models import ModelVersion, Prediction
+
+pytestmark = pytest.mark.django_db
+
+SCORES = [round(0.1 * i, 1) for i in range(1, 40)]  # n = 39: the 90 % multiplier is the 36th score, 3.6
+
+
+@pytest.fixture
+def predicted(project, owner, add_studies):
+    study = add_studies(project, owner, 1, labelled=False)[0]
+    version = ModelVersion.objects.create(project=project, name="v1", checkpoint="x", sha256="0" * 64, status="active",
+                                          metrics={"val_mae": 9.0, "interval_scores": SCORES})
+    Prediction.objects.create(study=study, model_version=version, age_months=10.0, std_months=5.0)
+    return study
+
+
+def test_the_latest_prediction_states_the_projects_interval_clipped_to_its_age_range(api_as, member, predicted):
+    body = api_as(member).get(f"/api/studies/{predicted.pk}/predictions/latest/").json()
+    assert body["interval_level"] == 0.9 and body["interval_calibrated"] is True
+    assert body["interval_months"] == [0.0, 28.0]  # 10 ± 3.6 · 5 = −8 … 28, never below 0 months
+
+
+def test_the_worklist_shows_the_same_interval(api_as, member, project, predicted):
+    rows = api_as(member).get(f"/api/projects/{project.pk}/worklist/").json()["results"]
+    assert rows[0]["prediction"]["interval_months"] == [0.0, 28.0] and rows[0]["prediction"]["interval_level"] == 0.9
+
+
+def test_an_admin_changes_the_level_and_every_reading_follows(api_as, owner, member, project, predicted):
+    response = api_as(owner).patch(f"/api/projects/{project.pk}/", {"interval_level": 0.5}, format="json")
+    assert response.status_code == 200 and response.json()["interval_level"] == 0.5
+    body = api_as(member).get(f"/api/studies/{predicted.pk}/predictions/latest/").json()
+    assert body["interval_level"] == 0.5 and body["interval_months"] == [0.0, 20.0]  # the 20th score: 2.0
+
+
+@pytest.mark.parametrize("level", [0.3, 1.0, "ninety"])
+def test_a_level_out_of_range_is_refused_and_nothing_changes(api_as, owner, project, level):
+    response = api_as(owner).patch(f"/api/projects/{project.pk}/", {"interval_level": level}, format="json")
+    assert response.status_code == 400 and "interval_level" in response.content.decode()
+    project.refresh_from_db()
+    assert project.interval_level == 0.9
+
+
+def test_a_model_without_calibration_scores_says_its_interval_assumes_normal_errors(api_as, member, predicted):
+    ModelVersion.objects.update(metrics={"val_mae": 9.0})
+    body = api_as(member).get(f"/api/studies/{predicted.pk}/predictions/latest/").json()
+    assert body["interval_calibrated"] is False and body["interval_months"] == [1.8, 18.2]  # 10 ± 1.645 · 5
