@@ -209,7 +209,8 @@ def test_twenty_labelers_and_fifty_sockets_for_five_minutes(live_asgi_server, ce
         p95 = statistics.quantiles(times, n=20)[-1] if len(times) >= 2 else times[0]
         print(f"{name:<16} {len(times):>6} {statistics.median(times):>8.1f} {p95:>8.1f} {len(times) / elapsed:>7.1f}")
     events = sorted(s[0] for s in seen)
-    print(f"label.saved events per socket: min {events[0]}, max {events[-1]} (labels saved: {labels_saved})")
+    print(f"label.saved events per socket: min {events[0]}, max {events[-1]}, sockets short of {labels_saved}: "
+          f"{sum(e < labels_saved for e in events)} ({events[:5]} …)")
     print(f"database: {labels_saved} labels, {masks_saved} masks by the labelers (before: {labels_before} labels)")
     assert not tally.errors, tally.errors[:10]
     assert not socket_failures, socket_failures[:10]
