@@ -9,8 +9,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from boneage.live.events import project_group, user_group
+from boneage.review.rules import review_settings
 from boneage.review.visibility import carries_values, live_event
 from boneage.studies.access import membership_role
+from boneage.studies.models import Project
 
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_NOT_A_MEMBER = 4404
@@ -31,6 +33,7 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         self.joined = [project_group(project_id), user_group(user.pk)]
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        self.blind = await database_sync_to_async(project_reviews_blind)(project_id)  # after joining: no gap
         await self.accept()
         await self.send_json({"type": "hello", "project": project_id, "role": role})
 
@@ -46,7 +49,12 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         if getattr(self, "role", None) is None:  # revoked: nothing more leaves for this socket
             return
         event = message["event"]
-        if carries_values(event):  # blind review: drop the values this user may not see (boneage.review.visibility)
+        if event.get("type") == "review.settings":  # arrives in order, before any event it applies to
+            self.blind = bool((event.get("settings") or {}).get("blind"))
+        # Blind review: drop the values this user may not see (boneage.review.visibility). Without blind review
+        # nothing is hidden, so no database round trip per event and socket: under load (50 sockets) those queued
+        # behind Daphne's few database threads until channels-redis expired the events (docs/benchmarks.md, load).
+        if self.blind and carries_values(event):
             event = await database_sync_to_async(live_event)(event, self.scope["user"], self.project_id)
         if event is not None:
             await self.send_json(event)
@@ -63,3 +71,8 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         elif role != self.role:
             self.role = role
             await self.send_json({"type": "access.changed", "project": self.project_id, "role": role})
+
+
+def project_reviews_blind(project_id: int) -> bool:
+    project = Project.objects.filter(pk=project_id).first()
+    return project is not None and bool(review_settings(project)["blind"])
