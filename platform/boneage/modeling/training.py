@@ -19,10 +19,12 @@ from typing import Any
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from boneage.annotations.actions import current_label
 from boneage.annotations.models import AgeLabel, MaskRevision, MaskSource
 from boneage.audit.actions import do_record
+from boneage.core.events import publish
+from boneage.core.signals import training_queued
 from boneage.core.storage import discard, store_file, writable_path
-from boneage.live.events import publish
 from boneage.modeling import conf
 from boneage.modeling.actions import (
     INIT_CHOICES,
@@ -34,7 +36,9 @@ from boneage.modeling.actions import (
     local_path,
     next_version_name,
 )
+from boneage.modeling.gate import GatePolicy, decide
 from boneage.modeling.models import ModelStatus, ModelVersion, RunState, TrainingRun
+from boneage.studies.derive import ensure_derived_images
 from boneage.studies.models import Project, Study
 
 logger = logging.getLogger(__name__)
@@ -105,6 +109,7 @@ def do_start_training(project: Project, *, actor=None, config: dict[str, Any] | 
 
     enqueue=False: the caller runs it in-process with run_training (the starter model of `make run`)."""
     config = config if config is not None else check_run_request(project, {})
+    reap_stale_runs(project.pk)  # a run whose worker died must not hold the project's one run slot
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).first()
         going = TrainingRun.objects.filter(project=project, state__in=ACTIVE_STATES).first()
@@ -120,11 +125,8 @@ def do_start_training(project: Project, *, actor=None, config: dict[str, Any] | 
                          "init": init.name if init else config.get("init") if config.get("init") == "starter" else "fresh",
                          "epochs": config.get("epochs")})
         publish(project.pk, "training.queued", run=run.pk, trigger=trigger)
-        from boneage.modeling.tasks import train_run
-
-        run_id = run.pk
-        if enqueue:
-            transaction.on_commit(lambda: train_run.delay(run_id))
+        if enqueue:  # the pipeline enqueues the modeling.train task on commit
+            training_queued.send(sender=TrainingRun, run_id=run.pk)
     return run
 
 
@@ -167,8 +169,9 @@ def _finish(run_id: int, state: str, *, error: str = "", result: ModelVersion | 
 # --- dead workers -----------------------------------------------------------------------------------
 
 def reap_stale_runs(project_id: int | None = None) -> int:
-    """Runs that say running but whose worker stopped beating end FAILED. Called at worker start, by
-    a redelivered task and by the run views (so the UI tells the truth even with no worker left)."""
+    """Runs that say running but whose worker stopped beating end FAILED. Called by every worker's watchdog (at start,
+    then every stale/4 s), by a redelivered task, and before a new run starts (so a dead worker's run never blocks the
+    project). GET views only read (docs/architecture.md)."""
     cutoff = timezone.now() - timedelta(seconds=conf.stale_seconds())
     stale = TrainingRun.objects.filter(state__in=(RunState.RUNNING, RunState.CANCELLING), heartbeat_at__lt=cutoff)
     if project_id is not None:
@@ -243,8 +246,6 @@ class _PlatformCallback:
 
 def training_samples(project: Project) -> tuple[list, dict[str, str]]:
     """The project's labelled studies as ml Samples (current label; newest expert/review mask, else Canny)."""
-    from boneage.annotations.actions import current_label
-    from boneage.studies.derive import ensure_derived_images
     from ml.data import Sample
 
     samples, label_sources = [], {}
@@ -297,32 +298,30 @@ def evaluate_version(version: ModelVersion, samples: list) -> list[float] | None
 
 
 def gate_policy(project: Project):
-    from boneage.modeling.gate import GatePolicy
-
     return GatePolicy(min_held_out=max(1, int(project.promotion_min_held_out)),
                       confidence=min(0.999, max(0.5, float(project.promotion_confidence))),
                       min_gain_months=float(project.promotion_min_gain_months))
 
 
-def _claim(run_id: int) -> TrainingRun | None:
+def _claim(run_id: int) -> tuple[TrainingRun | None, bool]:
+    """The run to train and whether this attempt claimed it now (False: a redelivery of a run that says running)."""
     with transaction.atomic():
         run = (TrainingRun.objects.select_for_update(of=("self",)).filter(pk=run_id)
                .select_related("project", "init_from").first())
         if run is None or run.state in FINAL_STATES:
-            return None  # idempotent: a finished run is never trained twice
+            return None, False  # idempotent: a finished run is never trained twice
         if run.state == RunState.CANCELLING:
             run.state = RunState.CANCELLED
             run.finished_at = timezone.now()
             run.save(update_fields=["state", "finished_at"])
             publish(run.project_id, "training.finished", run=run.pk, state=run.state)
-            return None
+            return None, False
         if run.state == RunState.RUNNING:
-            return run  # a redelivery: the caller decides whether the first attempt is still alive
+            return run, False  # a redelivery: the caller decides whether the first attempt is still alive
         run.state, run.started_at, run.heartbeat_at = RunState.RUNNING, timezone.now(), timezone.now()
         run.save(update_fields=["state", "started_at", "heartbeat_at"])
         publish(run.project_id, "training.started", run=run.pk)
-        run._fresh_claim = True  # type: ignore[attr-defined]
-    return run
+    return run, True
 
 
 def _wait_out_previous_attempt(run_id: int) -> None:
@@ -344,10 +343,10 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
     from ml.data import DataError
     from ml.train import TrainConfig, train
 
-    run = _claim(run_id)
+    run, fresh = _claim(run_id)
     if run is None:
         return
-    if not getattr(run, "_fresh_claim", False):
+    if not fresh:
         _wait_out_previous_attempt(run_id)
         return
     heartbeat = _Heartbeat(run_id)
@@ -418,7 +417,6 @@ def _register(run: TrainingRun, result, samples: list, val: set[str], sources: d
     A candidate the gate turns down is kept as `rejected` (a trainer may still promote it by hand); one that passes
     is promoted when the project auto-promotes, else it waits as a `candidate`.
     """
-    from boneage.modeling.gate import decide
     from ml.infer import Predictor
 
     project = Project.objects.get(pk=run.project_id)
@@ -471,6 +469,15 @@ def _register(run: TrainingRun, result, samples: list, val: set[str], sources: d
         elif finished and not decision.passed:
             publish(run.project_id, "model.rejected_by_gate", model_version=version.pk, name=version.name,
                     val_mae=decision.candidate_mae, active_val_mae=decision.active_mae, outcome=outcome)
+
+
+def auto_retrain_on_label(sender, label, **kwargs) -> None:
+    """Receiver of core.signals.label_saved: after N new expert labels (project setting auto_retrain_after_labels)
+    a run starts by itself, once the label commits."""
+    if label.source != "expert":
+        return
+    project_id = label.study.project_id
+    transaction.on_commit(lambda: maybe_auto_retrain(project_id))
 
 
 def maybe_auto_retrain(project_id: int) -> TrainingRun | None:
