@@ -205,17 +205,28 @@ def do_predict_study(study_id: int, version_id: int | None = None) -> Prediction
     return _store_prediction(study, version, result, files, timings)
 
 
+def _trained_on(version: ModelVersion) -> frozenset[str]:
+    return frozenset(map(str, version.training_study_ids))
+
+
+def prediction_fields(study: Study, result, files: dict[str, str], timings: dict[str, float],
+                      trained_on: frozenset[str]) -> dict[str, Any]:
+    """A Prediction's values from an ml.infer result and its stored files: the one place a prediction is built (one
+    study at a time and in batches). out_of_fold: the version did not train on this study (`trained_on`, ids as
+    text: the stored list may hold numbers or strings)."""
+    return {"age_months": float(result.age_months), "std_months": float(result.std_months),
+            "mask": files.get("mask", ""), "box": [float(v) for v in result.box], "score": float(result.score),
+            "attention": {k: v for k, v in files.items() if k != "mask"}, "timings": timings,
+            "device": describe_device(), "out_of_fold": str(study.pk) not in trained_on}
+
+
 def _store_prediction(study: Study, version: ModelVersion, result, files: dict[str, str],
                       timings: dict[str, float], *, announce: bool = True) -> Prediction:
     with transaction.atomic():
         Study.objects.select_for_update().filter(pk=study.pk).first()  # one writer per study
         prediction, created = Prediction.objects.get_or_create(
             study=study, model_version=version,
-            defaults={"age_months": float(result.age_months), "std_months": float(result.std_months),
-                      "mask": files.get("mask", ""), "box": [float(v) for v in result.box], "score": float(result.score),
-                      "attention": {k: v for k, v in files.items() if k != "mask"}, "timings": timings,
-                      "device": describe_device(),
-                      "out_of_fold": str(study.pk) not in set(map(str, version.training_study_ids))},
+            defaults=prediction_fields(study, result, files, timings, _trained_on(version)),
         )
         if created:
             if not AgeLabel.objects.filter(study=study).exists():
@@ -231,11 +242,8 @@ def _store_prediction(study: Study, version: ModelVersion, result, files: dict[s
 def _store_batch(version: ModelVersion, items: list[tuple[Study, Any, dict[str, str], dict[str, float]]]) -> int:
     """One transaction for a batch of re-predictions (scores are recomputed once at the end)."""
     with transaction.atomic():
-        rows = [Prediction(study=study, model_version=version, age_months=float(r.age_months),
-                           std_months=float(r.std_months), mask=files.get("mask", ""), box=[float(v) for v in r.box],
-                           score=float(r.score), attention={k: v for k, v in files.items() if k != "mask"},
-                           timings=timings, device=describe_device(),
-                           out_of_fold=study.pk not in set(version.training_study_ids))
+        trained_on = _trained_on(version)
+        rows = [Prediction(study=study, model_version=version, **prediction_fields(study, r, files, timings, trained_on))
                 for study, r, files, timings in items]
         existing = set(Prediction.objects.filter(model_version=version, study__in=[s for s, *_ in items])
                        .values_list("study_id", flat=True))
