@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from dataclasses import replace as dc_replace
 from datetime import timedelta
 from pathlib import Path
@@ -63,6 +63,30 @@ def default_training() -> dict[str, Any]:
 
 def default_model() -> dict[str, Any]:
     return default_training()["model"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A training run's configuration as one typed object: where its weights start (`init`: active | fresh | starter)
+    and ml.train's own TrainConfig. TrainingRun.config (and the registered ModelVersion.config) holds it as JSON
+    (check_run_request builds that from the project's defaults and the request; modeling.starter merges it as a dict);
+    the worker reads it back once, here, and hands ml.train `train_config()`."""
+
+    init: str
+    train: Any  # ml.train.TrainConfig (imported lazily: torch)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        from ml.train import TrainConfig
+
+        data = dict(data)
+        init = data.pop("init", "active")
+        data["model"] = data.get("model") or default_model()
+        return cls(init, TrainConfig.from_dict(data))
+
+    def train_config(self, *, seed: int, model=None):
+        """ml.train's config for this run: its seed, and for a fine-tune its starting checkpoint's architecture."""
+        return replace(self.train, seed=seed, **({"model": model} if model is not None else {}))
 
 
 USER_KEYS = {"epochs": (1, 200), "batch_size": (1, 64), "lr": (1e-5, 1.0), "max_seconds": (10, 24 * 3600)}
@@ -341,7 +365,7 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
 
     from ml.checkpoint import CheckpointError, file_sha256
     from ml.data import DataError
-    from ml.train import TrainConfig, train
+    from ml.train import train
 
     run, fresh = _claim(run_id)
     if run is None:
@@ -361,19 +385,16 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
             raise DataError(f"Only {len(samples)} labelled studies: training needs at least 4 "
                             "(some train, some validate).")
         val = validation_ids([s.id for s in samples])
-        cfg = dict(run.config)
-        init_mode = cfg.pop("init", "active")
-        model_cfg = cfg.pop("model", None) or default_model()
-        init_path = None
-        if init_mode in ("active", "starter"):
+        run_config = RunConfig.from_dict(run.config)
+        init_path, model = None, None
+        if run_config.init in ("active", "starter"):
             from ml.checkpoint import SHIPPED_STARTER, load_checkpoint
 
-            init_path = (local_path(run.init_from.checkpoint) if init_mode == "active" and run.init_from is not None
-                         else SHIPPED_STARTER if init_mode == "starter" else None)
+            init_path = (local_path(run.init_from.checkpoint) if run_config.init == "active" and run.init_from is not None
+                         else SHIPPED_STARTER if run_config.init == "starter" else None)
             if init_path is not None:  # a fine-tune keeps its architecture
-                model_cfg = load_checkpoint(init_path).model_config.to_dict()
-        config = TrainConfig.from_dict({**cfg, "model": model_cfg})
-        config = replace(config, threads=config.threads, seed=run.pk % 1000)
+                model = load_checkpoint(init_path).model_config
+        config = run_config.train_config(seed=run.pk % 1000, model=model)
         out = writable_path(checkpoint_name(run.project_id, run.pk))
         callback = _PlatformCallback(run, echo)
         result = train(samples, config, out, callback=callback, init=init_path, val_ids=val)
