@@ -13,6 +13,7 @@ from pydicom.uid import generate_uid
 
 from boneage.annotations.actions import current_label
 from boneage.annotations.models import MaskRevision, MaskSource
+from boneage.core.errors import AppError
 from boneage.core.storage import delete_quietly, save_atomic
 from boneage.dicomweb.models import DerivedObject
 from boneage.dicomweb.objects import Algorithm, Reading, make_bone_age_report, make_seg
@@ -22,10 +23,8 @@ from boneage.studies.models import Study
 INTERVAL_Z90 = 1.6449  # the two-sided 90% normal quantile: interval = age ± z·std
 
 
-class ExportError(Exception):
-    def __init__(self, status: int, code: str, detail: str):
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+class ExportError(AppError):
+    """A SEG/SR export refused (boneage.core.errors)."""
 
 
 def source_dataset(study: Study) -> pydicom.Dataset:
