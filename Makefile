@@ -55,8 +55,10 @@ starter-weights: $(STAMP)
 	$(PY) -m ml.phantoms --n 200 --seed 55555 --distractors random --size 512 --out var/starter/heldout
 	$(PY) -m ml.starter score ml/weights/starter-light.pt var/starter/heldout
 
+# ruff, then the layering of docs/architecture.md (import-linter contracts in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check platform ml tests
+	PYTHONPATH=platform:. $(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy ml platform/boneage

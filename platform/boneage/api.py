@@ -19,6 +19,8 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from boneage.core.errors import AppError
+
 logger = logging.getLogger("django.request")
 
 
@@ -27,6 +29,8 @@ def error_response(status_code: int, code: str, detail: str, **extra) -> Respons
 
 
 def json_error_handler(exc, context):
+    if isinstance(exc, AppError):  # the platform's one error type: actions raise it, views let it pass
+        return error_response(exc.status, exc.code, exc.detail, **exc.extra)
     if isinstance(exc, (RequestDataTooBig, TooManyFilesSent)):
         return error_response(413, "too_many_files" if isinstance(exc, TooManyFilesSent) else "request_too_large",
                               f"{exc} At most {settings.UPLOAD_MAX_FILES} files and {settings.UPLOAD_MAX_BYTES:,} bytes per request.")

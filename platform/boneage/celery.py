@@ -1,4 +1,4 @@
-"""The Celery app: queues `cpu` and `gpu` on Redis (DESIGN §8)."""
+"""The Celery app: queues `cpu` and `gpu` on Redis (docs/architecture.md, Workers and queues)."""
 import os
 
 from celery import Celery

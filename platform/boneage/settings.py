@@ -1,4 +1,4 @@
-"""Settings, read from the environment once at boot (DESIGN §11.1).
+"""Settings, read from the environment once at boot (env.py; docs/architecture.md).
 
 Profiles: `dev` (default: SQLite under var/, generated secret), `test`, `prod` (secrets required,
 HTTPS hardening on). Every value is typed; a bad one raises ImproperlyConfigured at import.
@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "boneage.web",
     "boneage.dicomweb",
     "boneage.ops",
+    "boneage.pipeline",  # after the apps whose signals it receives (docs/architecture.md)
 ]
 
 # /metrics (Prometheus text format) answers only when this is on; request metrics are then collected too.
@@ -144,7 +145,7 @@ CHANNEL_LAYERS = {
 }
 
 # Longest hard time limit of any task (training); the broker must not redeliver a task that is
-# still running, so the visibility timeout is longer (DESIGN §8, Known traps).
+# still running, so the visibility timeout is longer (docs/architecture.md, Workers and queues).
 TRAINING_HARD_TIME_LIMIT_S = env_int("TRAINING_HARD_TIME_LIMIT_S", 4 * 3600, minimum=60)
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TRAINING_HARD_TIME_LIMIT_S + 600}
@@ -153,7 +154,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
-# Every task that runs the network goes to the gpu queue (DESIGN §8); everything else to cpu, the default.
+# Every task that runs the network goes to the gpu queue (docs/architecture.md, Workers and queues); everything else to cpu, the default.
 CELERY_TASK_ROUTES = {name: {"queue": "gpu"} for name in (
     "modeling.predict_study", "modeling.train", "modeling.repredict", "modeling.rescore")}
 CELERY_TASK_SERIALIZER = "json"
@@ -193,7 +194,7 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request otherwise
 
-# --- Upload limits (DESIGN §9) -------------------------------------------------------------------
+# --- Upload limits -------------------------------------------------------------------------------
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 64 * 1024 * 1024, minimum=1024)
 UPLOAD_MAX_FILES = env_int("UPLOAD_MAX_FILES", 50, minimum=1)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 64_000_000, minimum=10_000)

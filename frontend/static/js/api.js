@@ -1,4 +1,4 @@
-// REST helpers: session auth + CSRF, JSON errors as {error, detail} (DESIGN §6).
+// REST helpers: session auth + CSRF, JSON errors as {error, detail} (docs/architecture.md, API conventions).
 
 export function csrfToken() {
   const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -61,6 +61,7 @@ export function el(tag, attrs = {}, ...children) {
     if (value == null || value === false) continue;
     if (key === "class") node.className = value;
     else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "text") node.textContent = value;
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : value);
   }

@@ -1,4 +1,4 @@
-// One websocket per project page (DESIGN §7) with reconnect + backoff and a visible state.
+// One websocket per project page (docs/architecture.md, Live events) with reconnect + backoff and a visible state.
 
 export function connectLive(projectId, { onEvent, onReconnect } = {}) {
   const badge = document.getElementById("live-state");

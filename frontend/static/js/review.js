@@ -1,6 +1,8 @@
 // The review page: the live queue, one item's evidence and the decision, the rules and the agreement metrics.
 // Everything comes from the API (/api/projects/{p}/review-items/, /api/review-items/{id}/...) and the project
 // socket; the page never computes a value itself.
+import { api, el } from "./api.js";
+import { connectLive } from "./live.js";
 import { mountReviewCounter } from "./review-counter.js";
 
 const root = document.getElementById("review");
@@ -11,35 +13,6 @@ const REASONS = { model_vs_label: "model vs label", label_vs_label: "label vs la
                   model_unsure: "model unsure" };
 const $ = (selector, scope = document) => scope.querySelector(selector);
 const state = { selected: null, items: [], next: null, shown: "" };
-
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  return match ? decodeURIComponent(match[1]) : "";
-}
-
-async function api(path, { method = "GET", json, form } = {}) {
-  const headers = { Accept: "application/json" };
-  let body;
-  if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
-  if (form) body = form;
-  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
-  const response = await fetch(path, { method, headers, body, credentials: "same-origin" });
-  let data = null;
-  try { data = await response.json(); } catch { /* empty body */ }
-  return { ok: response.ok, status: response.status, data };
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-}
 
 const fmt = (value, digits = 1) => (value === null || value === undefined ? "—" : Number(value).toFixed(digits));
 
@@ -59,7 +32,7 @@ async function loadQueue(append = false) {
   const params = new URLSearchParams({ state: $("#state-filter").value, limit: "50" });
   if ($("#reason-filter").value) params.set("reason", $("#reason-filter").value);
   const url = append && state.next ? state.next : `/api/projects/${projectId}/review-items/?${params}`;
-  const { ok, data } = await api(url);
+  const { ok, body: data } = await api(url);
   const body = $("#queue tbody");
   if (!ok) { body.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "error", text: data?.detail || "Cannot load the queue." }))); return; }
   state.items = append ? state.items.concat(data.results) : data.results;
@@ -88,7 +61,7 @@ async function selectItem(id) {
   const url = new URL(location.href);  // the address names the item on screen: reload or share it
   if (url.searchParams.get("item") !== String(id)) { url.searchParams.set("item", String(id)); history.replaceState(null, "", url); }
   for (const tr of document.querySelectorAll("#queue tbody tr")) tr.classList.toggle("selected", Number(tr.dataset.item) === id);
-  const { ok, data } = await api(`/api/review-items/${id}/`);
+  const { ok, body: data } = await api(`/api/review-items/${id}/`);
   if (!ok) { $("#detail").replaceChildren(el("p", { class: "error", text: data?.detail || "Cannot load this item." })); return; }
   renderDetail(data);
 }
@@ -99,7 +72,7 @@ function say(text, kind = "") {
 }
 
 async function act(path, options, okText) {
-  const { ok, data } = await api(path, options);
+  const { ok, body: data } = await api(path, options);
   if (!ok) { say(`${data?.detail || "Failed."}${data?.error ? ` (${data.error})` : ""}`, "error"); return null; }
   renderDetail(data);
   say(okText, "ok");
@@ -196,7 +169,7 @@ const shownKey = (item) => `${item.id}:${item.state}:${item.claimed_by}:${item.v
 // A live event about the item on screen: re-render only when what it shows changed (another reviewer took or
 // decided it, or the rules closed it), never for our own claim echoing back — that would wipe what is typed.
 async function refreshSelected() {
-  const { ok, data } = await api(`/api/review-items/${state.selected}/`);
+  const { ok, body: data } = await api(`/api/review-items/${state.selected}/`);
   if (ok && shownKey(data) !== state.shown) renderDetail(data);
 }
 
@@ -245,7 +218,7 @@ function renderDetail(item) {
 // --- rules and agreement ---------------------------------------------------------------------------------
 
 async function loadRules() {
-  const { ok, data } = await api(`/api/projects/${projectId}/review-settings/`);
+  const { ok, body: data } = await api(`/api/projects/${projectId}/review-settings/`);
   const box = $("#rules");
   if (!ok) return;
   const dl = el("dl", { class: "rules" });
@@ -278,7 +251,7 @@ async function loadRules() {
         else patch[input.dataset.rule] = value;
       }
       const result = await api(`/api/projects/${projectId}/review-settings/`, { method: "PATCH", json: patch });
-      $("#rules-status").textContent = result.ok ? "Saved; the rules re-run in the background." : result.data?.detail;
+      $("#rules-status").textContent = result.ok ? "Saved; the rules re-run in the background." : result.body?.detail;
       $("#rules-status").className = `status-line ${result.ok ? "ok" : "error"}`;
     } }), el("p", { id: "rules-status", class: "status-line" }));
   } else {
@@ -288,7 +261,7 @@ async function loadRules() {
 }
 
 async function loadAgreement() {
-  const { ok, data } = await api(`/api/projects/${projectId}/agreement/`);
+  const { ok, body: data } = await api(`/api/projects/${projectId}/agreement/`);
   if (!ok) return;
   const mae = (m) => (m.mae_months === null ? "—" : `${fmt(m.mae_months, 2)} months`);
   const table = el("table", { class: "metrics" },
@@ -317,31 +290,18 @@ function refreshSoon() {
   refreshTimer = setTimeout(() => { loadQueue(); loadAgreement(); }, 250);
 }
 
-function connect(delay = 500) {
-  const live = document.getElementById("live-state");
-  const socket = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/projects/${projectId}/`);
-  socket.addEventListener("open", () => { if (live) { live.dataset.state = "live"; live.textContent = "live"; } delay = 500; });
-  socket.addEventListener("message", (event) => {
-    let message;
-    try { message = JSON.parse(event.data); } catch { return; }
-    window.dispatchEvent(new CustomEvent("boneage:event", { detail: message }));
-    if (message.type?.startsWith("review.")) {
-      refreshSoon();
-      if (message.item === state.selected && message.type !== "review.queued") refreshSelected();
-    }
-  });
-  socket.addEventListener("close", () => {
-    if (live) { live.dataset.state = "reconnecting"; live.textContent = "reconnecting…"; }
-    setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);
-  });
-  return socket;
+function onLiveEvent(message) {
+  if (message.type?.startsWith("review.")) {
+    refreshSoon();
+    if (message.item === state.selected && message.type !== "review.queued") refreshSelected();
+  }
 }
 
 $("#reason-filter").addEventListener("change", () => loadQueue());
 $("#state-filter").addEventListener("change", () => loadQueue());
 $("#more").addEventListener("click", () => loadQueue(true));
-mountReviewCounter($("#review-count"), projectId);  // fed by the "boneage:event" window events of connect()
-connect();
+mountReviewCounter($("#review-count"), projectId);  // fed by the "boneage:event" window events of live.js
+connectLive(projectId, { onEvent: onLiveEvent, onReconnect: refreshSoon });  // events sent while down are lost: reload
 loadQueue().then(() => {
   const asked = Number(new URL(location.href).searchParams.get("item"));
   if (asked) selectItem(asked);

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import uuid
 
 import numpy as np
@@ -10,16 +11,19 @@ from PIL import Image as PILImage
 
 from boneage.annotations.models import LABEL_PRECEDENCE, AgeLabel, LabelSource, MaskRevision, MaskSource
 from boneage.audit.actions import do_record
-from boneage.live.events import publish
-from boneage.review.hooks import study_changed
-from boneage.studies.ingest.store import delete_quietly, png_bytes, save_atomic
+from boneage.core.errors import AppError
+from boneage.core.events import publish
+from boneage.core.pipeline import AutomaskState
+from boneage.core.signals import label_saved, study_changed
+from boneage.core.storage import delete_quietly, png_bytes, save_atomic
+from boneage.studies.derive import load_unit
 from boneage.studies.models import Study
 
+logger = logging.getLogger(__name__)
 
-class AnnotationError(Exception):
-    def __init__(self, status: int, code: str, detail: str, **extra):
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.extra = status, code, detail, extra
+
+class AnnotationError(AppError):
+    """A mask or label refused (boneage.core.errors)."""
 
 
 def latest_mask(study: Study) -> MaskRevision | None:
@@ -80,7 +84,7 @@ def do_save_mask(study: Study, mask: np.ndarray, *, source: str, author=None, ba
                       after={"revision": revision.pk, "source": source, "area_fraction": round(revision.area_fraction, 4)})
             event = "mask.generated" if source == MaskSource.CANNY else "mask.saved"
             publish(study.project_id, event, study=study.pk, revision=revision.pk, source=source)
-            transaction.on_commit(lambda: study_changed(study.pk, "mask"))
+            transaction.on_commit(lambda: study_changed.send(sender=MaskRevision, study_id=study.pk, reason="mask"))
     except BaseException:
         delete_quietly([name])
         raise
@@ -90,6 +94,7 @@ def do_save_mask(study: Study, mask: np.ndarray, *, source: str, author=None, ba
 def do_import_label(study: Study, months: float, *, actor=None) -> AgeLabel:
     label = AgeLabel.objects.create(study=study, months=months, source=LabelSource.IMPORT,
                                     author=actor if getattr(actor, "is_authenticated", False) else None)
+    label_saved.send(sender=AgeLabel, label=label)
     do_record("label.imported", label, actor=actor, project=study.project, study=study, after={"months": months})
     return label
 
@@ -112,10 +117,46 @@ def do_save_label(study: Study, months: float, *, author, source: str = LabelSou
         before = current_label(study)
         label = AgeLabel.objects.create(study=study, months=months, source=source, base=newest, note=note,
                                         author=author if getattr(author, "is_authenticated", False) else None)
+        label_saved.send(sender=AgeLabel, label=label)
         do_record("label.saved", label, actor=author, project=study.project, study=study,
                   before={"months": before.months, "source": before.source} if before else None,
                   after={"months": months, "source": source})
         publish(study.project_id, "label.saved", study=study.pk, label=label.pk, months=months, source=source,
                 author_id=label.author_id)  # the project socket hides months from others in blind review
-        transaction.on_commit(lambda: study_changed(study.pk, "label"))
+        transaction.on_commit(lambda: study_changed.send(sender=AgeLabel, study_id=study.pk, reason="label"))
     return label
+
+
+def import_label_on_ingest(sender, study, actor=None, bone_age_months: float | None = None, **kwargs) -> None:
+    """Receiver of core.signals.study_ingested: the upload's bone age becomes an import label, in the ingest's
+    transaction."""
+    if bone_age_months is not None:
+        do_import_label(study, bone_age_months, actor=actor)
+
+
+def do_automask(study_id: int) -> bool:
+    """The pipeline's automask stage (boneage.pipeline): the paper's Canny hand mask as revision source=canny.
+
+    True when the mask was made (the next stage may run); False when the study is gone, its mask was already done
+    (idempotent: a second run changes nothing) or the automask failed (recorded on the study, mask.failed sent)."""
+    with transaction.atomic():
+        study = Study.objects.select_for_update(of=("self",)).filter(pk=study_id).select_related("image").first()
+        if study is None or study.automask_state == AutomaskState.DONE:
+            return False
+        study.automask_state = AutomaskState.RUNNING
+        study.save(update_fields=["automask_state"])
+    try:
+        from ml.automask import automask
+
+        result = automask(load_unit(study.image))
+        with transaction.atomic():  # the mask and "done" commit together, before any on-commit hook runs
+            do_save_mask(study, result.mask > 0, source=MaskSource.CANNY, quality=float(result.quality),
+                         note="Canny automask", enforce_base=False)
+            Study.objects.filter(pk=study_id).update(automask_state=AutomaskState.DONE, automask_error="")
+    except Exception as exc:
+        logger.exception("automask failed for study %s", study_id)
+        Study.objects.filter(pk=study_id).update(automask_state=AutomaskState.FAILED,
+                                                 automask_error=f"{type(exc).__name__}: {exc}"[:2000])
+        publish(study.project_id, "mask.failed", study=study_id, detail=str(exc)[:500])
+        return False
+    return True

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class AnnotationsConfig(AppConfig):
     name = "boneage.annotations"
     label = "annotations"
+
+    def ready(self) -> None:
+        from boneage.annotations.actions import import_label_on_ingest
+        from boneage.core.signals import study_ingested
+
+        study_ingested.connect(import_label_on_ingest, dispatch_uid="annotations-import-label")

@@ -9,7 +9,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from boneage.annotations.actions import AnnotationError, check_mask_png, do_save_label, do_save_mask
+from boneage.annotations.actions import check_mask_png, do_save_label, do_save_mask
 from boneage.annotations.models import LabelSource, MaskRevision, MaskSource
 from boneage.annotations.serializers import (
     AgeLabelSerializer,
@@ -17,14 +17,9 @@ from boneage.annotations.serializers import (
     MaskRevisionSerializer,
     MaskUploadSerializer,
 )
-from boneage.api import error_response
 from boneage.api_input import FormParser, JSONParser, MultiPartParser
 from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_LABEL, check_project, check_study
-
-
-def _annotation_error(error: AnnotationError):
-    return error_response(error.status, error.code, error.detail, **error.extra)
 
 
 class StudyMasksView(APIView):
@@ -41,15 +36,12 @@ class StudyMasksView(APIView):
         study, _ = check_study(request.user, study_id, CAN_LABEL)
         form = MaskUploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            mask = check_mask_png(study, form.validated_data["file"].read())
-            revision = do_save_mask(
-                study, mask, source=MaskSource.EXPERT, author=request.user,
-                base_revision_id=form.validated_data.get("base_revision"), note=form.validated_data["note"],
-                enforce_base=not form.validated_data["force"],
-            )
-        except AnnotationError as error:
-            return _annotation_error(error)
+        mask = check_mask_png(study, form.validated_data["file"].read())
+        revision = do_save_mask(
+            study, mask, source=MaskSource.EXPERT, author=request.user,
+            base_revision_id=form.validated_data.get("base_revision"), note=form.validated_data["note"],
+            enforce_base=not form.validated_data["force"],
+        )
         return Response(MaskRevisionSerializer(revision).data, status=201)
 
 
@@ -84,12 +76,9 @@ class StudyLabelsView(APIView):
         study, _ = check_study(request.user, study_id, CAN_LABEL)
         form = LabelWriteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        try:
-            label = do_save_label(
-                study, form.validated_data["months"], author=request.user, source=LabelSource.EXPERT,
-                base_label_id=form.validated_data.get("base_label"), note=form.validated_data["note"],
-                enforce_base=not form.validated_data["force"],
-            )
-        except AnnotationError as error:
-            return _annotation_error(error)
+        label = do_save_label(
+            study, form.validated_data["months"], author=request.user, source=LabelSource.EXPERT,
+            base_label_id=form.validated_data.get("base_label"), note=form.validated_data["note"],
+            enforce_base=not form.validated_data["force"],
+        )
         return Response(AgeLabelSerializer(label).data, status=201)

@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from boneage.audit.models import AuditEvent
+from boneage.review.visibility import blind_view
 from boneage.studies.access import check_study
 
 
@@ -36,8 +37,6 @@ class StudyHistoryView(APIView):
     @extend_schema(responses=AuditEventSerializer(many=True), summary="The study's audit history, oldest first",
                    description="In blind review the age values a viewer may not see yet are null (`values_hidden`).")
     def get(self, request, study_id: int):
-        from boneage.review.visibility import blind_view
-
         study, role = check_study(request.user, study_id)
         events = AuditEvent.objects.filter(study=study).select_related("actor")
         view = blind_view(study.project, request.user, role, study=study)

@@ -1,8 +1,14 @@
 """Stored files on either backend: the local media folder (FileSystemStorage) or an object store (S3 through
 django-storages). Code that needs a real path (torch.load, the ml/ data loaders) asks `local_file`; code that made
-a file on disk (a checkpoint) hands it over with `store_file`. Nothing else needs to know which backend it is."""
+a file on disk (a checkpoint) hands it over with `store_file`. Nothing else needs to know which backend it is.
+
+The platform's one atomic writer (`save_atomic`) and one PNG encoder (`png_bytes`) live here too
+(docs/architecture.md); ml/ keeps its own for checkpoints because it never imports Django.
+"""
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 import tempfile
@@ -11,9 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
+from PIL import Image as PILImage
+
+logger = logging.getLogger(__name__)
 
 
 def is_local() -> bool:
@@ -96,3 +107,51 @@ def list_files(prefix: str) -> Iterator[StoredFile]:
         yield StoredFile(name, default_storage.get_modified_time(name))
     for folder in folders:
         yield from list_files(f"{prefix}/{folder}")
+
+
+def save_atomic(name: str, data: bytes, *, durable: bool = True) -> str:
+    """Write bytes under `name` in the default storage; a reader never sees a partial file (temp name + rename).
+
+    durable=False skips the fsync: for derived files a re-run recreates (prediction PNGs, seven per study on every
+    promotion), where an fsync each would halve batch re-prediction throughput."""
+    if is_local():
+        path = Path(default_storage.path(name))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return name
+    # Object stores (S3) publish an object only once its upload completes: already atomic.
+    return default_storage.save(name, ContentFile(data))
+
+
+def delete_quietly(names: list[str], *, folder: bool = False) -> None:
+    """Delete the files; folder=True also removes their folders once empty (object stores have none)."""
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except Exception:
+            logger.warning("could not delete %s", name, exc_info=True)
+    if folder and is_local():
+        for parent in {Path(default_storage.path(name)).parent for name in names}:
+            try:
+                parent.rmdir()
+            except OSError:  # not empty (or gone): someone else's files stay
+                pass
+
+
+def png_bytes(array: np.ndarray, *, compress_level: int = 1) -> bytes:
+    """A uint8 (grey, RGB, RGBA) or uint16 (grey) array → PNG bytes. Low compression by default: the platform writes
+    PNGs on ingest and on every (re-)prediction, where speed matters more than size."""
+    image = PILImage.fromarray(array if array.dtype == np.uint16 else array.astype(np.uint8))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()

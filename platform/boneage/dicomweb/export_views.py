@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.views import APIView
 
 from boneage.api import error_response
-from boneage.dicomweb.exports import ExportError, export_seg, export_sr, read_bytes
+from boneage.dicomweb.exports import export_seg, export_sr, read_bytes
 from boneage.review.visibility import blind_view
 from boneage.studies.access import check_study
 
@@ -19,10 +19,7 @@ class _ExportView(APIView):
         study, role = check_study(request.user, study_id)
         if self.kind == "sr" and blind_view(study.project, request.user, role, study=study).hides(study.pk):
             return error_response(403, "blind_review", "This study is in blind review: its bone-age report is hidden from you.")
-        try:
-            obj = export_seg(study) if self.kind == "seg" else export_sr(study)
-        except ExportError as refused:
-            return error_response(refused.status, refused.code, refused.detail)
+        obj = export_seg(study) if self.kind == "seg" else export_sr(study)
         response = HttpResponse(read_bytes(obj), content_type="application/dicom")
         response["Content-Disposition"] = f'attachment; filename="study-{study.pk}-{self.kind}.dcm"'
         return response

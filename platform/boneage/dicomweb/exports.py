@@ -13,18 +13,18 @@ from pydicom.uid import generate_uid
 
 from boneage.annotations.actions import current_label
 from boneage.annotations.models import MaskRevision, MaskSource
+from boneage.core.errors import AppError
+from boneage.core.storage import delete_quietly, save_atomic
 from boneage.dicomweb.models import DerivedObject
 from boneage.dicomweb.objects import Algorithm, Reading, make_bone_age_report, make_seg
-from boneage.studies.ingest.store import delete_quietly, save_atomic
+from boneage.modeling.actions import latest_prediction
 from boneage.studies.models import Study
 
 INTERVAL_Z90 = 1.6449  # the two-sided 90% normal quantile: interval = age ± z·std
 
 
-class ExportError(Exception):
-    def __init__(self, status: int, code: str, detail: str):
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+class ExportError(AppError):
+    """A SEG/SR export refused (boneage.core.errors)."""
 
 
 def source_dataset(study: Study) -> pydicom.Dataset:
@@ -65,16 +65,12 @@ def _mask_algorithm(study: Study, revision: MaskRevision) -> Algorithm | None:
     if revision.source == MaskSource.CANNY:
         return Algorithm("Canny automask", "1")
     if revision.source == MaskSource.MODEL:
-        from boneage.modeling.actions import latest_prediction
-
         prediction = latest_prediction(study)
         return Algorithm("Bone age segmentation subnet", prediction.model_version.name if prediction else "unknown")
     return None
 
 
 def export_sr(study: Study) -> DerivedObject:
-    from boneage.modeling.actions import latest_prediction
-
     label = current_label(study)
     prediction = latest_prediction(study)
     if label is None and prediction is None:

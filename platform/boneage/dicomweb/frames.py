@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 from pydicom.dataset import Dataset
 
+from boneage.core.errors import AppError
 
-class FrameError(Exception):
-    def __init__(self, status: int, code: str, detail: str):
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+
+class FrameError(AppError):
+    """A frame request refused (boneage.core.errors)."""
 
 
 def frame_bytes(ds: Dataset, numbers: list[int]) -> list[bytes]:

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from boneage.api import error_response
 from boneage.dicomweb import catalog, qido
-from boneage.dicomweb.frames import FrameError, frame_bytes
+from boneage.dicomweb.frames import frame_bytes
 from boneage.dicomweb.multipart import (
     MultipartError,
     media_type_params,
@@ -218,8 +218,6 @@ class FramesView(DicomWebView):
             chunks = frame_bytes(catalog.read_dataset(entries[0]), numbers)
         except ValueError:
             return error_response(400, "invalid_frames", f"Frame numbers are a comma-separated list of integers, not {frames!r}.")
-        except FrameError as bad:
-            return error_response(bad.status, bad.code, bad.detail)
         boundary = new_boundary()
         parts: Iterator[tuple[str, bytes, dict[str, str]]] = (("application/octet-stream", c, {}) for c in chunks)
         return streaming_response(request, multipart_chunks(parts, boundary), _octets(boundary))

@@ -23,12 +23,14 @@ from django.utils import timezone
 
 from boneage.annotations.models import AgeLabel
 from boneage.audit.actions import do_record
-from boneage.core.storage import local_file
-from boneage.live.events import publish, publish_many
+from boneage.core.device import describe_device
+from boneage.core.errors import AppError
+from boneage.core.events import publish, publish_many
+from boneage.core.signals import model_promoted, studies_changed, study_changed
+from boneage.core.storage import local_file, png_bytes, save_atomic
 from boneage.modeling import conf
 from boneage.modeling.models import ActiveScore, ModelStatus, ModelVersion, Prediction
-from boneage.ops.device import describe_device
-from boneage.studies.ingest.store import save_atomic
+from boneage.studies.derive import load_unit, record_failure
 from boneage.studies.models import Project, Study
 
 logger = logging.getLogger(__name__)
@@ -37,10 +39,8 @@ PREDICTION_FILES = ("mask", "Att1_1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "A
 INIT_CHOICES = ("active", "fresh", "starter")  # starter: ml.checkpoint.SHIPPED_STARTER
 
 
-class ModelingError(Exception):
-    def __init__(self, status: int, code: str, detail: str, **extra: Any):
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.extra = status, code, detail, extra
+class ModelingError(AppError):
+    """A modeling request refused (boneage.core.errors)."""
 
 
 # --- files ----------------------------------------------------------------------------------------
@@ -103,37 +103,13 @@ def _male(study: Study) -> bool | None:
 
 
 def save_derived(name: str, data: bytes) -> str:
-    """Atomic (temp name + rename) but not fsynced: prediction PNGs are derived data that a re-run
-    recreates, and seven fsyncs per study would halve batch re-prediction throughput."""
-    import os
-    import tempfile
-
-    from django.core.files.storage import FileSystemStorage
-
-    if not isinstance(default_storage, FileSystemStorage):
-        return save_atomic(name, data)
-    path = Path(default_storage.path(name))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return name
+    """Atomic but not fsynced: prediction PNGs are derived data that a re-run recreates."""
+    return save_atomic(name, data, durable=False)
 
 
 def _png(array: np.ndarray) -> bytes:
     """Fast PNG (zlib level 1): these files are rewritten on every promotion, speed beats size."""
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    return png_bytes(array, compress_level=1)
 
 
 _JET: np.ndarray | None = None
@@ -199,7 +175,6 @@ def do_predict_study(study_id: int, version_id: int | None = None) -> Prediction
         publish(study.project_id, "prediction.failed", study=study.pk, model_version=version.pk,
                 reason="bad_checkpoint", detail=str(exc)[:500])
         return None
-    from boneage.studies.derive import load_unit
 
     publish(study.project_id, "prediction.started", study=study.pk, model_version=version.pk, model=version.name)
     unit = load_unit(study.image)
@@ -230,17 +205,28 @@ def do_predict_study(study_id: int, version_id: int | None = None) -> Prediction
     return _store_prediction(study, version, result, files, timings)
 
 
+def _trained_on(version: ModelVersion) -> frozenset[str]:
+    return frozenset(map(str, version.training_study_ids))
+
+
+def prediction_fields(study: Study, result, files: dict[str, str], timings: dict[str, float],
+                      trained_on: frozenset[str]) -> dict[str, Any]:
+    """A Prediction's values from an ml.infer result and its stored files: the one place a prediction is built (one
+    study at a time and in batches). out_of_fold: the version did not train on this study (`trained_on`, ids as
+    text: the stored list may hold numbers or strings)."""
+    return {"age_months": float(result.age_months), "std_months": float(result.std_months),
+            "mask": files.get("mask", ""), "box": [float(v) for v in result.box], "score": float(result.score),
+            "attention": {k: v for k, v in files.items() if k != "mask"}, "timings": timings,
+            "device": describe_device(), "out_of_fold": str(study.pk) not in trained_on}
+
+
 def _store_prediction(study: Study, version: ModelVersion, result, files: dict[str, str],
                       timings: dict[str, float], *, announce: bool = True) -> Prediction:
     with transaction.atomic():
         Study.objects.select_for_update().filter(pk=study.pk).first()  # one writer per study
         prediction, created = Prediction.objects.get_or_create(
             study=study, model_version=version,
-            defaults={"age_months": float(result.age_months), "std_months": float(result.std_months),
-                      "mask": files.get("mask", ""), "box": [float(v) for v in result.box], "score": float(result.score),
-                      "attention": {k: v for k, v in files.items() if k != "mask"}, "timings": timings,
-                      "device": describe_device(),
-                      "out_of_fold": str(study.pk) not in set(map(str, version.training_study_ids))},
+            defaults=prediction_fields(study, result, files, timings, _trained_on(version)),
         )
         if created:
             if not AgeLabel.objects.filter(study=study).exists():
@@ -249,24 +235,15 @@ def _store_prediction(study: Study, version: ModelVersion, result, files: dict[s
                 publish(study.project_id, "prediction.ready", study=study.pk, prediction=prediction.pk,
                         model_version=version.pk, age_months=round(prediction.age_months, 2),
                         std_months=round(prediction.std_months, 2))
-            transaction.on_commit(lambda: _study_changed(study.pk))
+            transaction.on_commit(lambda: study_changed.send(sender=Prediction, study_id=study.pk, reason="prediction"))
     return prediction
-
-
-def _study_changed(study_id: int) -> None:
-    from boneage.review.hooks import study_changed
-
-    study_changed(study_id, "prediction")
 
 
 def _store_batch(version: ModelVersion, items: list[tuple[Study, Any, dict[str, str], dict[str, float]]]) -> int:
     """One transaction for a batch of re-predictions (scores are recomputed once at the end)."""
     with transaction.atomic():
-        rows = [Prediction(study=study, model_version=version, age_months=float(r.age_months),
-                           std_months=float(r.std_months), mask=files.get("mask", ""), box=[float(v) for v in r.box],
-                           score=float(r.score), attention={k: v for k, v in files.items() if k != "mask"},
-                           timings=timings, device=describe_device(),
-                           out_of_fold=study.pk not in set(version.training_study_ids))
+        trained_on = _trained_on(version)
+        rows = [Prediction(study=study, model_version=version, **prediction_fields(study, r, files, timings, trained_on))
                 for study, r, files, timings in items]
         existing = set(Prediction.objects.filter(model_version=version, study__in=[s for s, *_ in items])
                        .values_list("study_id", flat=True))
@@ -277,15 +254,11 @@ def _store_batch(version: ModelVersion, items: list[tuple[Study, Any, dict[str, 
              "age_months": round(row.age_months, 2), "std_months": round(row.std_months, 2)} for row in rows])
         ids = [row.study_id for row in rows]
         if ids:  # the review rules of the whole batch run on the cpu queue: the gpu worker goes on predicting
-            from boneage.review.hooks import studies_changed
-
-            transaction.on_commit(lambda: studies_changed(ids, "prediction"))
+            transaction.on_commit(lambda: studies_changed.send(sender=Prediction, study_ids=ids, reason="prediction"))
     return len(rows)
 
 
 def _load_units(studies: list[Study]) -> list[tuple[Study, np.ndarray | None]]:
-    from boneage.studies.derive import load_unit
-
     out: list[tuple[Study, np.ndarray | None]] = []
     for study in studies:
         try:
@@ -302,8 +275,6 @@ def _load_units(studies: list[Study]) -> list[tuple[Study, np.ndarray | None]]:
 
 def _skip_study(study: Study, detail: str) -> None:
     """Record on the study why the batch skipped it, and tell the project page."""
-    from boneage.studies.derive import record_failure
-
     record_failure(study.pk, f"could not predict: {detail}")
     publish(study.project_id, "prediction.failed", study=study.pk, reason="study_failed", detail=detail[:500])
 
@@ -558,10 +529,7 @@ def do_promote(version: ModelVersion, *, actor=None, reason: str = "manual") -> 
                   after={"active": version.name, "reason": reason, "val_mae": version.metrics.get("val_mae")})
         publish(version.project_id, "model.promoted", model_version=version.pk, name=version.name, reason=reason,
                 previous=previous.pk if previous else None, val_mae=version.metrics.get("val_mae"))
-        from boneage.modeling.tasks import repredict_project
-
-        version_id = version.pk
-        transaction.on_commit(lambda: repredict_project.delay(version_id))
+        model_promoted.send(sender=ModelVersion, version_id=version.pk)  # the pipeline re-predicts on commit
     return version
 
 

@@ -6,18 +6,7 @@ class ModelingConfig(AppConfig):
     label = "modeling"
 
     def ready(self) -> None:
-        from django.db import transaction
-        from django.db.models.signals import post_save
+        from boneage.core.signals import label_saved
+        from boneage.modeling.training import auto_retrain_on_label
 
-        from boneage.annotations.models import AgeLabel
-
-        def label_saved(sender, instance, created, **kwargs):
-            """After N new expert labels (project setting auto_retrain_after_labels) a run starts by itself."""
-            if not created or instance.source != "expert":
-                return
-            from boneage.modeling.training import maybe_auto_retrain
-
-            project_id = instance.study.project_id
-            transaction.on_commit(lambda: maybe_auto_retrain(project_id))
-
-        post_save.connect(label_saved, sender=AgeLabel, dispatch_uid="modeling-auto-retrain", weak=False)
+        label_saved.connect(auto_retrain_on_label, dispatch_uid="modeling-auto-retrain")

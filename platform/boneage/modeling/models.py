@@ -1,4 +1,4 @@
-"""Model versions, training runs, predictions and active-learning scores (DESIGN §4)."""
+"""Model versions, training runs, predictions and active-learning scores (docs/architecture.md)."""
 from __future__ import annotations
 
 from django.conf import settings as django_settings

@@ -1,4 +1,6 @@
-"""gpu-queue tasks of the modeling app. Thin: take ids, call one action (DESIGN §8).
+"""gpu-queue tasks of the modeling app. Thin: take ids, call one action (docs/architecture.md). Tasks import the
+actions, never the other way round: an action that wants a task run sends a signal (boneage.core.signals) and the
+pipeline enqueues it.
 
 All are idempotent (they lock their row and check its state), so acks_late + reject_on_worker_lost
 is safe: a task whose worker died is delivered again and either finishes the job or finds it done.
@@ -9,11 +11,16 @@ import logging
 import threading
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
+from boneage.core.events import publish
 from boneage.modeling import conf
+from boneage.modeling.actions import do_predict_study, do_repredict_project, do_rescore_project
+from boneage.modeling.training import reap_stale_runs, run_training
+from boneage.studies.models import Study
 
 logger = logging.getLogger(__name__)
 
@@ -21,12 +28,6 @@ logger = logging.getLogger(__name__)
 @shared_task(name="modeling.predict_study", acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=conf.PREDICT_SOFT_LIMIT_S, time_limit=conf.PREDICT_HARD_LIMIT_S)
 def predict_study(study_id: int, version_id: int | None = None) -> None:
-    from celery.exceptions import SoftTimeLimitExceeded
-
-    from boneage.live.events import publish
-    from boneage.modeling.actions import do_predict_study
-    from boneage.studies.models import Study
-
     try:
         do_predict_study(study_id, version_id)
     except SoftTimeLimitExceeded:
@@ -45,40 +46,24 @@ def enqueue_prediction(study_id: int, version_id: int | None = None) -> None:
              soft_time_limit=max(30, settings.TRAINING_HARD_TIME_LIMIT_S - 30),
              time_limit=settings.TRAINING_HARD_TIME_LIMIT_S)
 def train_run(run_id: int) -> None:
-    from boneage.modeling.training import run_training
-
     run_training(run_id)
 
 
 @shared_task(name="modeling.repredict", acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=conf.REPREDICT_SOFT_LIMIT_S, time_limit=conf.REPREDICT_HARD_LIMIT_S)
 def repredict_project(version_id: int) -> None:
-    from boneage.modeling.actions import do_repredict_project
-
     do_repredict_project(version_id)  # ends with the new next-case scores
 
 
 @shared_task(name="modeling.rescore", acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=300, time_limit=360)
 def rescore_project(version_id: int) -> None:
-    from boneage.modeling.actions import do_rescore_project
-
+    """Never enqueued by the platform today (do_repredict_project rescores inline); kept registered because the gpu
+    queue's routing (settings.CELERY_TASK_ROUTES, test_settings) names it: an operator may enqueue it by name."""
     do_rescore_project(version_id)
 
 
-@shared_task(name="modeling.reap_stale_runs", acks_late=True, reject_on_worker_lost=True,
-             soft_time_limit=60, time_limit=90)
-def reap_stale_runs_task() -> int:
-    from boneage.modeling.training import reap_stale_runs
-
-    return reap_stale_runs()
-
-
 def _reap_once() -> None:
-    from django.db import connection
-
-    from boneage.modeling.training import reap_stale_runs
-
     try:
         reaped = reap_stale_runs()
         if reaped:

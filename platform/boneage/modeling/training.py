@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from dataclasses import replace as dc_replace
 from datetime import timedelta
 from pathlib import Path
@@ -19,10 +19,12 @@ from typing import Any
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from boneage.annotations.actions import current_label
 from boneage.annotations.models import AgeLabel, MaskRevision, MaskSource
 from boneage.audit.actions import do_record
+from boneage.core.events import publish
+from boneage.core.signals import training_queued
 from boneage.core.storage import discard, store_file, writable_path
-from boneage.live.events import publish
 from boneage.modeling import conf
 from boneage.modeling.actions import (
     INIT_CHOICES,
@@ -34,7 +36,9 @@ from boneage.modeling.actions import (
     local_path,
     next_version_name,
 )
+from boneage.modeling.gate import GatePolicy, decide
 from boneage.modeling.models import ModelStatus, ModelVersion, RunState, TrainingRun
+from boneage.studies.derive import ensure_derived_images
 from boneage.studies.models import Project, Study
 
 logger = logging.getLogger(__name__)
@@ -59,6 +63,32 @@ def default_training() -> dict[str, Any]:
 
 def default_model() -> dict[str, Any]:
     return default_training()["model"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A training run's configuration as one typed object: where its weights start (`init`: active | fresh | starter)
+    and ml.train's own TrainConfig. TrainingRun.config (and the registered ModelVersion.config) holds it as JSON
+    (check_run_request builds that from the project's defaults and the request; modeling.starter merges it as a dict);
+    the worker reads it back once, here, and hands ml.train `train_config()`."""
+
+    init: str
+    train: Any  # ml.train.TrainConfig (imported lazily: torch)
+    gpus: int = 1  # > 1: torchrun, one process per GPU (ml.launch)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        from ml.train import TrainConfig
+
+        data = dict(data)
+        init = data.pop("init", "active")
+        gpus = int(data.pop("gpus", 1))
+        data["model"] = data.get("model") or default_model()
+        return cls(init, TrainConfig.from_dict(data), gpus)
+
+    def train_config(self, *, seed: int, model=None):
+        """ml.train's config for this run: its seed, and for a fine-tune its starting checkpoint's architecture."""
+        return replace(self.train, seed=seed, **({"model": model} if model is not None else {}))
 
 
 # gpus: N > 1 trains with torchrun, one process per GPU (DDP); on a worker without CUDA, N CPU processes (gloo).
@@ -110,6 +140,7 @@ def do_start_training(project: Project, *, actor=None, config: dict[str, Any] | 
 
     enqueue=False: the caller runs it in-process with run_training (the starter model of `make run`)."""
     config = config if config is not None else check_run_request(project, {})
+    reap_stale_runs(project.pk)  # a run whose worker died must not hold the project's one run slot
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).first()
         going = TrainingRun.objects.filter(project=project, state__in=ACTIVE_STATES).first()
@@ -125,11 +156,8 @@ def do_start_training(project: Project, *, actor=None, config: dict[str, Any] | 
                          "init": init.name if init else config.get("init") if config.get("init") == "starter" else "fresh",
                          "epochs": config.get("epochs")})
         publish(project.pk, "training.queued", run=run.pk, trigger=trigger)
-        from boneage.modeling.tasks import train_run
-
-        run_id = run.pk
-        if enqueue:
-            transaction.on_commit(lambda: train_run.delay(run_id))
+        if enqueue:  # the pipeline enqueues the modeling.train task on commit
+            training_queued.send(sender=TrainingRun, run_id=run.pk)
     return run
 
 
@@ -172,8 +200,9 @@ def _finish(run_id: int, state: str, *, error: str = "", result: ModelVersion | 
 # --- dead workers -----------------------------------------------------------------------------------
 
 def reap_stale_runs(project_id: int | None = None) -> int:
-    """Runs that say running but whose worker stopped beating end FAILED. Called at worker start, by
-    a redelivered task and by the run views (so the UI tells the truth even with no worker left)."""
+    """Runs that say running but whose worker stopped beating end FAILED. Called by every worker's watchdog (at start,
+    then every stale/4 s), by a redelivered task, and before a new run starts (so a dead worker's run never blocks the
+    project). GET views only read (docs/architecture.md)."""
     cutoff = timezone.now() - timedelta(seconds=conf.stale_seconds())
     stale = TrainingRun.objects.filter(state__in=(RunState.RUNNING, RunState.CANCELLING), heartbeat_at__lt=cutoff)
     if project_id is not None:
@@ -248,8 +277,6 @@ class _PlatformCallback:
 
 def training_samples(project: Project) -> tuple[list, dict[str, str]]:
     """The project's labelled studies as ml Samples (current label; newest expert/review mask, else Canny)."""
-    from boneage.annotations.actions import current_label
-    from boneage.studies.derive import ensure_derived_images
     from ml.data import Sample
 
     samples, label_sources = [], {}
@@ -302,32 +329,30 @@ def evaluate_version(version: ModelVersion, samples: list) -> list[float] | None
 
 
 def gate_policy(project: Project):
-    from boneage.modeling.gate import GatePolicy
-
     return GatePolicy(min_held_out=max(1, int(project.promotion_min_held_out)),
                       confidence=min(0.999, max(0.5, float(project.promotion_confidence))),
                       min_gain_months=float(project.promotion_min_gain_months))
 
 
-def _claim(run_id: int) -> TrainingRun | None:
+def _claim(run_id: int) -> tuple[TrainingRun | None, bool]:
+    """The run to train and whether this attempt claimed it now (False: a redelivery of a run that says running)."""
     with transaction.atomic():
         run = (TrainingRun.objects.select_for_update(of=("self",)).filter(pk=run_id)
                .select_related("project", "init_from").first())
         if run is None or run.state in FINAL_STATES:
-            return None  # idempotent: a finished run is never trained twice
+            return None, False  # idempotent: a finished run is never trained twice
         if run.state == RunState.CANCELLING:
             run.state = RunState.CANCELLED
             run.finished_at = timezone.now()
             run.save(update_fields=["state", "finished_at"])
             publish(run.project_id, "training.finished", run=run.pk, state=run.state)
-            return None
+            return None, False
         if run.state == RunState.RUNNING:
-            return run  # a redelivery: the caller decides whether the first attempt is still alive
+            return run, False  # a redelivery: the caller decides whether the first attempt is still alive
         run.state, run.started_at, run.heartbeat_at = RunState.RUNNING, timezone.now(), timezone.now()
         run.save(update_fields=["state", "started_at", "heartbeat_at"])
         publish(run.project_id, "training.started", run=run.pk)
-        run._fresh_claim = True  # type: ignore[attr-defined]
-    return run
+    return run, True
 
 
 def _wait_out_previous_attempt(run_id: int) -> None:
@@ -347,12 +372,12 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
 
     from ml.checkpoint import CheckpointError, file_sha256
     from ml.data import DataError
-    from ml.train import TrainConfig, train
+    from ml.train import train
 
-    run = _claim(run_id)
+    run, fresh = _claim(run_id)
     if run is None:
         return
-    if not getattr(run, "_fresh_claim", False):
+    if not fresh:
         _wait_out_previous_attempt(run_id)
         return
     heartbeat = _Heartbeat(run_id)
@@ -367,24 +392,20 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
             raise DataError(f"Only {len(samples)} labelled studies: training needs at least 4 "
                             "(some train, some validate).")
         val = validation_ids([s.id for s in samples])
-        cfg = dict(run.config)
-        init_mode = cfg.pop("init", "active")
-        processes = int(cfg.pop("gpus", 1))
-        model_cfg = cfg.pop("model", None) or default_model()
-        init_path = None
-        if init_mode in ("active", "starter"):
+        run_config = RunConfig.from_dict(run.config)
+        init_path, model = None, None
+        if run_config.init in ("active", "starter"):
             from ml.checkpoint import SHIPPED_STARTER, load_checkpoint
 
-            init_path = (local_path(run.init_from.checkpoint) if init_mode == "active" and run.init_from is not None
-                         else SHIPPED_STARTER if init_mode == "starter" else None)
+            init_path = (local_path(run.init_from.checkpoint) if run_config.init == "active" and run.init_from is not None
+                         else SHIPPED_STARTER if run_config.init == "starter" else None)
             if init_path is not None:  # a fine-tune keeps its architecture
-                model_cfg = load_checkpoint(init_path).model_config.to_dict()
-        config = TrainConfig.from_dict({**cfg, "model": model_cfg})
-        config = replace(config, threads=config.threads, seed=run.pk % 1000)
+                model = load_checkpoint(init_path).model_config
+        config = run_config.train_config(seed=run.pk % 1000, model=model)
         out = writable_path(checkpoint_name(run.project_id, run.pk))
         callback = _PlatformCallback(run, echo)
-        if processes > 1:
-            result = _train_in_processes(samples, config, out, processes, callback, init_path, val)
+        if run_config.gpus > 1:
+            result = _train_in_processes(samples, config, out, run_config.gpus, callback, init_path, val)
         else:
             result = train(samples, config, out, callback=callback, init=init_path, val_ids=val)
         if result.cancelled:
@@ -446,7 +467,6 @@ def _register(run: TrainingRun, result, samples: list, val: set[str], sources: d
     A candidate the gate turns down is kept as `rejected` (a trainer may still promote it by hand); one that passes
     is promoted when the project auto-promotes, else it waits as a `candidate`.
     """
-    from boneage.modeling.gate import decide
     from ml.infer import Predictor
 
     project = Project.objects.get(pk=run.project_id)
@@ -499,6 +519,15 @@ def _register(run: TrainingRun, result, samples: list, val: set[str], sources: d
         elif finished and not decision.passed:
             publish(run.project_id, "model.rejected_by_gate", model_version=version.pk, name=version.name,
                     val_mae=decision.candidate_mae, active_val_mae=decision.active_mae, outcome=outcome)
+
+
+def auto_retrain_on_label(sender, label, **kwargs) -> None:
+    """Receiver of core.signals.label_saved: after N new expert labels (project setting auto_retrain_after_labels)
+    a run starts by itself, once the label commits."""
+    if label.source != "expert":
+        return
+    project_id = label.study.project_id
+    transaction.on_commit(lambda: maybe_auto_retrain(project_id))
 
 
 def maybe_auto_retrain(project_id: int) -> TrainingRun | None:

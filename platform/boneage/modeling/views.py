@@ -10,10 +10,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from boneage.api import error_response
 from boneage.api_input import FormParser, JSONParser
 from boneage.modeling.actions import (
-    ModelingError,
     check_latest_prediction,
     check_prediction_file,
     check_strategy,
@@ -28,15 +26,12 @@ from boneage.modeling.serializers import (
     TrainingRunCreateSerializer,
     TrainingRunSerializer,
 )
-from boneage.modeling.training import check_run_request, do_cancel_run, do_start_training, reap_stale_runs
+from boneage.modeling.training import check_run_request, do_cancel_run, do_start_training
+from boneage.review.visibility import model_values_hidden
 from boneage.studies.access import ANY_ROLE, CAN_LABEL, CAN_TRAIN, check_project, check_study
 from ml.active import STRATEGIES
 
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}}
-
-
-def _error(exc: ModelingError):
-    return error_response(exc.status, exc.code, exc.detail, **exc.extra)
 
 
 def _run_for(user, run_id, roles=None) -> TrainingRun:
@@ -53,12 +48,8 @@ class LatestPredictionView(APIView):
                    summary="The active model's prediction of a study (404 no_model / prediction_pending)")
     def get(self, request, study_id: int):
         study, role = check_study(request.user, study_id)
-        try:
-            prediction = check_latest_prediction(study)
-        except ModelingError as exc:
-            return _error(exc)
+        prediction = check_latest_prediction(study)
         data = LatestPredictionSerializer(prediction).data
-        from boneage.review.visibility import model_values_hidden
 
         hidden = model_values_hidden(study.project, study.pk, request.user, role)
         return Response({**data, **({"age_months": None, "std_months": None, "interval_months": None} if hidden else {}),
@@ -70,10 +61,7 @@ class PredictionFileView(APIView):
                    summary="A prediction PNG: the hand mask or one of the six attention maps (Att1_1 … Att3_3)")
     def get(self, request, study_id: int, version_id: int, part: str):
         study, _ = check_study(request.user, study_id)
-        try:
-            name = check_prediction_file(study, version_id, part)
-        except ModelingError as exc:
-            return _error(exc)
+        name = check_prediction_file(study, version_id, part)
         response = FileResponse(default_storage.open(name, "rb"), content_type="image/png")
         response["Cache-Control"] = "private, max-age=3600"
         return response
@@ -86,7 +74,6 @@ class ProjectTrainingRunsView(GenericAPIView):
     @extend_schema(responses=TrainingRunSerializer(many=True), summary="Training runs of a project, newest first")
     def get(self, request, project_id: int):
         project, _ = check_project(request.user, project_id)
-        reap_stale_runs(project.pk)
         runs = project.training_runs.select_related("init_from", "result", "created_by")
         page = self.paginate_queryset(runs)
         return self.get_paginated_response(TrainingRunSerializer(page, many=True).data)
@@ -95,11 +82,8 @@ class ProjectTrainingRunsView(GenericAPIView):
                    summary="Start a training run (trainer or admin); one at a time per project")
     def post(self, request, project_id: int):
         project, _ = check_project(request.user, project_id, CAN_TRAIN)
-        try:
-            config = check_run_request(project, dict(request.data.items()) if hasattr(request.data, "items") else request.data)
-            run = do_start_training(project, actor=request.user, config=config)
-        except ModelingError as exc:
-            return _error(exc)
+        config = check_run_request(project, dict(request.data.items()) if hasattr(request.data, "items") else request.data)
+        run = do_start_training(project, actor=request.user, config=config)
         return Response(TrainingRunSerializer(run).data, status=201)
 
 
@@ -107,8 +91,6 @@ class TrainingRunDetailView(APIView):
     @extend_schema(responses={200: TrainingRunSerializer, 404: ERROR}, summary="One training run with its curve")
     def get(self, request, run_id: int):
         run = _run_for(request.user, run_id)
-        if reap_stale_runs(run.project_id):
-            run.refresh_from_db()
         return Response(TrainingRunSerializer(run).data)
 
 
@@ -117,10 +99,7 @@ class TrainingRunCancelView(APIView):
                    summary="Cancel a run: it stops within one training step and registers nothing")
     def post(self, request, run_id: int):
         run = _run_for(request.user, run_id, CAN_TRAIN)
-        try:
-            run = do_cancel_run(run, actor=request.user)
-        except ModelingError as exc:
-            return _error(exc)
+        run = do_cancel_run(run, actor=request.user)
         return Response(TrainingRunSerializer(run).data)
 
 
@@ -142,10 +121,7 @@ class PromoteModelView(APIView):
         if version is None:
             raise NotFound("No such model version.")
         check_project(request.user, version.project_id, CAN_TRAIN, missing="No such model version.")
-        try:
-            version = do_promote(version, actor=request.user, reason="manual")
-        except ModelingError as exc:
-            return _error(exc)
+        version = do_promote(version, actor=request.user, reason="manual")
         return Response(ModelVersionSerializer(version).data)
 
 
@@ -159,11 +135,8 @@ class NextCaseView(APIView):
     )
     def get(self, request, project_id: int):
         project, _ = check_project(request.user, project_id, CAN_LABEL)
-        try:
-            skip = {int(part) for part in request.query_params.get("skip", "").split(",") if part.strip().isdigit()}
-            case = do_next_case(project, check_strategy(request.query_params.get("strategy")), skip=skip)
-        except ModelingError as exc:
-            return _error(exc)
+        skip = {int(part) for part in request.query_params.get("skip", "").split(",") if part.strip().isdigit()}
+        case = do_next_case(project, check_strategy(request.query_params.get("strategy")), skip=skip)
         return Response(NextCaseSerializer({
             "study": case.study.pk, "study_url": f"/studies/{case.study.pk}/", "strategy": case.strategy,
             "score": case.score, "rank": case.rank, "model_version": case.model_version.pk if case.model_version else None,

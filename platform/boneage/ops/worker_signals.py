@@ -9,7 +9,7 @@ import redis
 from celery.signals import task_postrun, task_prerun, worker_init, worker_shutdown
 from django.conf import settings
 
-from boneage.ops.device import describe_device
+from boneage.core.device import describe_device
 from boneage.ops.metrics import WORKERS_KEY, _redis, record_task
 
 log = logging.getLogger("boneage.worker")

@@ -18,10 +18,12 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from rest_framework.exceptions import NotFound
 
-from boneage.annotations.actions import AnnotationError, current_label, do_save_label, do_save_mask
+from boneage.annotations.actions import AnnotationError, check_mask_png, current_label, do_save_label, do_save_mask
 from boneage.annotations.models import AgeLabel, LabelSource, MaskRevision, MaskSource
 from boneage.audit.actions import do_record
-from boneage.live.events import publish
+from boneage.core.errors import AppError
+from boneage.core.events import publish
+from boneage.core.signals import review_settings_changed
 from boneage.modeling.models import ModelStatus, Prediction
 from boneage.review import rules
 from boneage.review.models import Decision, ItemState, Reason, ReviewItem, StudyAgreement
@@ -33,10 +35,8 @@ logger = logging.getLogger(__name__)
 AGE_DECISIONS = (Decision.ACCEPT_LABEL, Decision.ACCEPT_MODEL, Decision.NEW_VALUE)
 
 
-class ReviewError(Exception):
-    def __init__(self, status: int, code: str, detail: str, **extra: Any):
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.extra = status, code, detail, extra
+class ReviewError(AppError):
+    """A review request refused (boneage.core.errors)."""
 
 
 # --- evidence ----------------------------------------------------------------------------------------
@@ -395,7 +395,6 @@ def check_decision(item: ReviewItem, data: dict[str, Any], mask_png: bytes | Non
     elif decision == Decision.MASK:
         if not mask_png:
             raise ReviewError(400, "mask_required", "A corrected mask needs the PNG in the 'file' field (multipart).")
-        from boneage.annotations.actions import check_mask_png
 
         try:
             out["mask"] = check_mask_png(item.study, mask_png)
@@ -476,10 +475,7 @@ def do_update_settings(project: Project, user, patch: Any) -> dict[str, Any]:
             locked.save(update_fields=["settings"])
             do_record("review.settings_changed", locked, actor=user, project=locked, before=before, after=merged)
             publish(locked.pk, "review.settings", settings=merged)
-            from boneage.review.tasks import reevaluate_project
-
-            project_id = locked.pk
-            transaction.on_commit(lambda: reevaluate_project.delay(project_id))
+            review_settings_changed.send(sender=Project, project_id=locked.pk)  # review.hooks: re-run the rules
     except rules.SettingsError as error:
         raise ReviewError(400, "invalid_settings", str(error))
     return merged

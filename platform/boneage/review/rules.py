@@ -5,7 +5,7 @@ turns the evidence of one study (its labels, the prediction to judge it by, its 
 one Finding. The priority of every rule is in the same unit — "how many standard deviations of the
 expected noise is this?" — so one queue can order them together.
 
-Which prediction judges a study (DESIGN §5, label-error detection): a model trained on a study leans
+Which prediction judges a study (docs/benchmarks.md, label-error detection): a model trained on a study leans
 towards that study's label, wrong or not, so a *labelled* study is judged only by an out-of-fold
 prediction (a model that did not train on it: k-fold models, the validation split, or labels that
 arrived after training); an *unlabelled* study by the active model's prediction.

@@ -11,7 +11,6 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from boneage.api import error_response
 from boneage.api_input import FormParser, JSONParser, MultiPartParser
 from boneage.audit.models import AuditEvent
 from boneage.audit.views import AuditEventSerializer
@@ -27,10 +26,6 @@ from boneage.studies.access import CAN_REVIEW, check_project
 
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}}
 ITEM_RESPONSES = {200: ReviewItemSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR}
-
-
-def _error(error: actions.ReviewError):
-    return error_response(error.status, error.code, error.detail, **error.extra)
 
 
 def _item_body(item, user, role):
@@ -51,10 +46,7 @@ class ReviewItemsView(GenericAPIView):
     )
     def get(self, request, project_id: int):
         project, role = check_project(request.user, project_id)
-        try:
-            filters = actions.check_queue_filters(request.query_params)
-        except actions.ReviewError as error:
-            return _error(error)
+        filters = actions.check_queue_filters(request.query_params)
         page = self.paginate_queryset(actions.queue(project, **filters))
         blind = rules.review_settings(project)["blind"]
         body = self.get_paginated_response(
@@ -76,10 +68,7 @@ class ReviewItemClaimView(APIView):
                    summary="Claim an item: a lease for the project's lease_minutes (409 if another reviewer holds it)")
     def post(self, request, item_id: int):
         _, role = actions.check_item(request.user, item_id, CAN_REVIEW)
-        try:
-            item = actions.do_claim(int(item_id), request.user)
-        except actions.ReviewError as error:
-            return _error(error)
+        item = actions.do_claim(int(item_id), request.user)
         return Response(_item_body(item, request.user, role))
 
 
@@ -87,10 +76,7 @@ class ReviewItemReleaseView(APIView):
     @extend_schema(request=None, responses=ITEM_RESPONSES, summary="Give a claimed item back to the queue")
     def post(self, request, item_id: int):
         _, role = actions.check_item(request.user, item_id, CAN_REVIEW)
-        try:
-            item = actions.do_release(int(item_id), request.user)
-        except actions.ReviewError as error:
-            return _error(error)
+        item = actions.do_release(int(item_id), request.user)
         return Response(_item_body(item, request.user, role))
 
 
@@ -101,11 +87,8 @@ class ReviewItemBlindReadView(APIView):
                    summary="Blind review: enter your own bone age before the others' values are shown")
     def post(self, request, item_id: int):
         _, role = actions.check_item(request.user, item_id, CAN_REVIEW)
-        try:
-            months = actions.check_months(request.data.get("months"))
-            item = actions.do_blind_read(int(item_id), request.user, months)
-        except actions.ReviewError as error:
-            return _error(error)
+        months = actions.check_months(request.data.get("months"))
+        item = actions.do_blind_read(int(item_id), request.user, months)
         return Response(_item_body(item, request.user, role))
 
 
@@ -122,11 +105,8 @@ class ReviewItemResolveView(APIView):
         item, role = actions.check_item(request.user, item_id, CAN_REVIEW)
         fields = {key: request.data.get(key) for key in ("decision", "months", "label", "reason", "note")}
         upload = request.FILES.get("file")
-        try:
-            decision = actions.check_decision(item, fields, upload.read() if upload is not None else None)
-            item = actions.do_resolve(item.pk, request.user, decision)
-        except actions.ReviewError as error:
-            return _error(error)
+        decision = actions.check_decision(item, fields, upload.read() if upload is not None else None)
+        item = actions.do_resolve(item.pk, request.user, decision)
         return Response(_item_body(item, request.user, role))
 
 
@@ -147,10 +127,7 @@ class ReviewSettingsView(APIView):
                    summary="Change rule settings (admins); the rules then re-run for every study of the project")
     def patch(self, request, project_id: int):
         project, role = check_project(request.user, project_id, ("admin",))
-        try:
-            actions.do_update_settings(project, request.user, request.data)
-        except actions.ReviewError as error:
-            return _error(error)
+        actions.do_update_settings(project, request.user, request.data)
         project.refresh_from_db()
         return Response(self._body(project, role))
 

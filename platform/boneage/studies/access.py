@@ -1,17 +1,16 @@
-"""Who may see and do what in a project. Outsiders get 404 (not 403): they must not learn it exists."""
+"""Who may see and do what in a project: the membership queries behind boneage.core.access's roles.
+Outsiders get 404 (not 403): they must not learn it exists."""
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from rest_framework.exceptions import NotFound, PermissionDenied
 
-from boneage.studies.models import Membership, Project, Role, Study
+from boneage.core.access import ANY_ROLE, CAN_INGEST, CAN_LABEL, CAN_REVIEW, CAN_TRAIN
+from boneage.studies.models import Membership, Project, Study
 
-ANY_ROLE: tuple[str, ...] = tuple(Role.values)
-CAN_LABEL: tuple[str, ...] = ("labeler", "reviewer", "admin")
-CAN_REVIEW: tuple[str, ...] = ("reviewer", "admin")
-CAN_TRAIN: tuple[str, ...] = ("trainer", "admin")
-CAN_INGEST: tuple[str, ...] = tuple(Role.values)
+__all__ = ["ANY_ROLE", "CAN_INGEST", "CAN_LABEL", "CAN_REVIEW", "CAN_TRAIN", "check_project", "check_study",
+           "membership_role", "visible_projects"]
 
 
 def membership_role(user, project_id: int) -> str | None:

@@ -12,10 +12,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from boneage.audit.actions import do_record
-from boneage.live.events import publish
+from boneage.core.errors import AppError
+from boneage.core.events import publish
+from boneage.core.signals import study_ingested
+from boneage.core.storage import delete_quietly, save_atomic
 from boneage.studies.ingest.decode import Decoded, decode_upload
 from boneage.studies.ingest.errors import IngestError, describe, refusing
-from boneage.studies.ingest.store import delete_quietly, save_atomic
 from boneage.studies.models import Image, IngestOutcome, IngestRecord, Membership, Project, Role, Study
 
 MAX_AGE_MONTHS = 240.0
@@ -82,12 +84,8 @@ def do_create_project(user, name: str, *, description: str = "", deidentify: boo
     return project
 
 
-class MembershipError(Exception):
-    """A project or membership change refused, with the HTTP status and a reason a person can act on."""
-
-    def __init__(self, status: int, code: str, detail: str):
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+class MembershipError(AppError):
+    """A project or membership change refused (boneage.core.errors)."""
 
 
 def _lock_memberships(project: Project) -> None:
@@ -262,16 +260,13 @@ def _store(project, user, decoded: Decoded, data: bytes, file_name, fields: Inge
                 bits_stored=decoded.bits_stored, modality=decoded.modality,
                 transfer_syntax=decoded.transfer_syntax, media_type=decoded.media_type,
             )
-            if fields.bone_age_months is not None:
-                from boneage.annotations.actions import do_import_label
-
-                do_import_label(study, fields.bone_age_months, actor=user)
             do_record("study.ingested", study, actor=user, project=project, study=study,
                       after={"file": file_name, "checksum": checksum, "instance_key": instance_key})
             record = _record(project, user, file_name, data, channel, IngestOutcome.ACCEPTED, started,
                              checksum=checksum, study=study)
             publish(project.pk, "study.ingested", study=study.pk)
-            transaction.on_commit(lambda: _enqueue_post_ingest(study.pk))
+            # annotations records the upload's bone age as an import label; the pipeline derives the images on commit
+            study_ingested.send(sender=Study, study=study, actor=user, bone_age_months=fields.bone_age_months)
     except IntegrityError:
         # Another upload of the same instance won the race: ours leaves nothing behind (file nor folder).
         delete_quietly([original], folder=True)
@@ -305,8 +300,3 @@ def _record(project, user, file_name, data, channel, outcome, started, *, checks
         reason=reason, detail=detail.replace("\0", ""), study=study, seconds=time.perf_counter() - started,
     )
 
-
-def _enqueue_post_ingest(study_id: int) -> None:
-    from boneage.studies.tasks import post_ingest
-
-    post_ingest.delay(study_id)

@@ -5,6 +5,7 @@ whichever comes first; idempotent, atomic, and safe to run twice at once.
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import PurePosixPath
 
@@ -13,12 +14,16 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from boneage.core.storage import local_file
+from boneage.core.events import publish
+from boneage.core.pipeline import AutomaskState
+from boneage.core.storage import delete_quietly, local_file, png_bytes, save_atomic
 from boneage.studies.ingest.decode import decode_upload
 from boneage.studies.ingest.errors import IngestError
-from boneage.studies.ingest.store import delete_quietly, display_array, png_bytes, save_atomic
+from boneage.studies.ingest.store import display_array
 from boneage.studies.models import Image, Study
 from ml.imaging import unit_to_uint16
+
+logger = logging.getLogger(__name__)
 
 
 def read_bytes(name: str) -> bytes:
@@ -68,4 +73,22 @@ def ensure_derived_images(image: Image) -> Image:
 
 def record_failure(study_id: int, detail: str) -> None:
     """A later stage failed for this study: say so on the study (the worklist and API show it), never only in a log."""
-    Study.objects.filter(pk=study_id).update(automask_state="failed", automask_error=detail[:2000])
+    Study.objects.filter(pk=study_id).update(automask_state=AutomaskState.FAILED, automask_error=detail[:2000])
+
+
+def do_derive(study_id: int) -> bool:
+    """The pipeline's first stage (boneage.pipeline): the derived images of a new study. False when there is nothing
+    more to do for it: the study is gone (rolled back, deleted) or its images cannot be derived (recorded on the study
+    and announced as mask.failed, never lost in a worker log)."""
+    image = Image.objects.filter(study_id=study_id).select_related("study").first()
+    if image is None:
+        return False
+    try:
+        ensure_derived_images(image)
+    except Exception as exc:
+        logger.exception("could not derive the images of study %s", study_id)
+        detail = f"could not derive images: {type(exc).__name__}: {exc}"[:2000]
+        record_failure(study_id, detail)
+        publish(image.study.project_id, "mask.failed", study=study_id, detail=detail[:500])
+        return False
+    return True

@@ -8,7 +8,6 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from boneage.api import error_response
 from boneage.studies.access import check_project
 from boneage.studies.actions import MembershipError, do_remove_member, do_set_role, do_update_project
 from boneage.studies.members import check_role, do_add_member
@@ -24,10 +23,6 @@ from boneage.studies.serializers import (
 
 ADMIN = ("admin",)
 ERROR = OpenApiResponse(description='{"error": code, "detail": text}')
-
-
-def _refused(error: MembershipError) -> Response:
-    return error_response(error.status, error.code, error.detail)
 
 
 def _member(membership: Membership) -> dict:
@@ -53,10 +48,7 @@ class ProjectMembersView(APIView):
                                "(`set_password_url`): send it to the person.")
     def post(self, request, project_id: int):
         project, _ = check_project(request.user, project_id, ADMIN)
-        try:
-            added = do_add_member(project, request.data, actor=request.user)
-        except MembershipError as error:
-            return _refused(error)
+        added = do_add_member(project, request.data, actor=request.user)
         body = {**_member(added.membership), "created_account": added.created_account,
                 "set_password_url": request.build_absolute_uri(added.set_password_url) if added.set_password_url else None}
         return Response(MemberAddedSerializer(body).data, status=status.HTTP_201_CREATED)
@@ -76,21 +68,15 @@ class ProjectMemberView(APIView):
     @extend_schema(request=MemberRoleSerializer, responses={200: MemberSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
                    summary="Change a member's role (the last admin cannot be demoted: 409)")
     def patch(self, request, project_id: int, user_id: int):
-        try:
-            project, membership = self._membership(request, project_id, user_id)
-            membership = do_set_role(project, membership.user, check_role(request.data), actor=request.user)
-        except MembershipError as error:
-            return _refused(error)
+        project, membership = self._membership(request, project_id, user_id)
+        membership = do_set_role(project, membership.user, check_role(request.data), actor=request.user)
         return Response(MemberSerializer(_member(membership)).data)
 
     @extend_schema(responses={204: None, 403: ERROR, 404: ERROR, 409: ERROR},
                    summary="Remove a member (the last admin cannot be removed: 409); their access ends at once")
     def delete(self, request, project_id: int, user_id: int):
-        try:
-            project, membership = self._membership(request, project_id, user_id)
-            do_remove_member(project, membership.user, actor=request.user)
-        except MembershipError as error:
-            return _refused(error)
+        project, membership = self._membership(request, project_id, user_id)
+        do_remove_member(project, membership.user, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -99,10 +85,7 @@ def update_project(request, project_id: int) -> Response:
     project, role = check_project(request.user, project_id, ADMIN)
     form = ProjectUpdateSerializer(data=request.data, partial=True)
     form.is_valid(raise_exception=True)
-    try:
-        project = do_update_project(project, form.validated_data, actor=request.user)
-    except MembershipError as error:
-        return _refused(error)
+    project = do_update_project(project, form.validated_data, actor=request.user)
     project.my_role, project.study_count = role, project.studies.count()
     return Response(ProjectSerializer(project).data)
 

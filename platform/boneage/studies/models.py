@@ -4,12 +4,12 @@ from __future__ import annotations
 from django.conf import settings as django_settings
 from django.db import models
 
+from boneage.core.access import Role
+from boneage.core.pipeline import AutomaskState
 
-class Role(models.TextChoices):
-    LABELER = "labeler", "Labeler"
-    REVIEWER = "reviewer", "Reviewer"
-    TRAINER = "trainer", "Trainer"
-    ADMIN = "admin", "Admin"
+__all__ = ["Role"]  # the roles are the core's (boneage.core.access); Membership.role uses them
+
+
 
 
 DEFAULT_INTERVAL_LEVEL = 0.9
@@ -86,7 +86,7 @@ class Study(models.Model):
     source = models.CharField(max_length=16, default="upload")
     original_name = models.CharField(max_length=255)
     checksum = models.CharField(max_length=64, help_text="sha256 of the stored original bytes")
-    automask_state = models.CharField(max_length=16, default="pending")
+    automask_state = models.CharField(max_length=16, choices=AutomaskState.choices, default=AutomaskState.PENDING)
     automask_error = models.TextField(blank=True)
     created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from boneage.annotations.actions import current_label
 from boneage.studies.models import IngestRecord, Project, Role, Study
 
 
@@ -59,8 +60,6 @@ class StudySerializer(serializers.ModelSerializer):
         return f"/api/studies/{study.pk}/image/"
 
     def get_label(self, study) -> dict | None:
-        from boneage.annotations.actions import current_label
-
         label = current_label(study)
         if label is None:
             return None

@@ -18,7 +18,7 @@ from boneage.api import error_response
 from boneage.api_input import FormParser, MultiPartParser
 from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_INGEST, check_project, check_study, visible_projects
-from boneage.studies.actions import MembershipError, check_ingest_fields, do_create_project, do_ingest, do_reject
+from boneage.studies.actions import check_ingest_fields, do_create_project, do_ingest, do_reject
 from boneage.studies.derive import ensure_derived_images
 from boneage.studies.ingest.errors import IngestError
 from boneage.studies.member_views import update_project, update_project_schema
@@ -55,8 +55,6 @@ class ProjectListView(GenericAPIView):
         form.is_valid(raise_exception=True)
         try:
             project = do_create_project(request.user, **form.validated_data)
-        except MembershipError as error:
-            return error_response(error.status, error.code, error.detail)
         except IntegrityError:  # the same owner created the same name a moment ago
             return error_response(400, "invalid", "name: You already have a project with this name.")
         project.my_role, project.study_count = "admin", 0
@@ -134,15 +132,12 @@ class ProjectStudiesView(GenericAPIView):
         if len(files) != 1:
             return error_response(400, "one_file_expected", f"Send exactly one file in the 'file' field ({len(files)} received).")
         upload = files[0]
-        try:
-            fields = check_ingest_fields(request.data)
-        except IngestError as invalid:
-            return error_response(invalid.status, invalid.code, invalid.detail)
+        fields = check_ingest_fields(request.data)
         if upload.size > settings.UPLOAD_MAX_BYTES:  # refuse before reading it into memory
             error = IngestError(413, "file_too_large",
                                 f"The file is {upload.size:,} bytes; the limit is {settings.UPLOAD_MAX_BYTES:,} bytes.")
             do_reject(project, request.user, upload.name, upload.size, error, channel="api")
-            return error_response(error.status, error.code, error.detail)
+            raise error
         data = upload.read()
         result = do_ingest(project, request.user, data, upload.name, fields, channel="api")
         if result.error is not None:

@@ -5,8 +5,7 @@ prediction, open review items, the active-learning score) so the table needs a s
 """
 from __future__ import annotations
 
-import io
-
+import numpy as np
 from django.core.files.storage import default_storage
 from django.db.models import (
     Case,
@@ -31,7 +30,8 @@ from rest_framework.views import APIView
 
 from boneage.annotations.models import AgeLabel
 from boneage.api import error_response
-from boneage.modeling.actions import active_version
+from boneage.core.storage import png_bytes
+from boneage.modeling.actions import ModelingError, active_version, check_latest_prediction
 from boneage.modeling.intervals import reading_interval
 from boneage.review.models import ReviewItem
 from boneage.review.visibility import BlindView, blind_view
@@ -222,9 +222,8 @@ class ThumbnailView(APIView):
             picture.draft("L", (THUMB_SIDE, THUMB_SIDE))
             small = picture.convert("L")
             small.thumbnail((THUMB_SIDE, THUMB_SIDE))
-            out = io.BytesIO()
-            small.save(out, "PNG", compress_level=3)
-        response = HttpResponse(out.getvalue(), content_type="image/png")
+            data = png_bytes(np.asarray(small), compress_level=3)
+        response = HttpResponse(data, content_type="image/png")
         response["Cache-Control"] = "private, max-age=86400"
         return response
 
@@ -236,8 +235,6 @@ class PredictionStateView(APIView):
                    summary="Whether the study has a prediction yet: {state: ready | no_model | prediction_pending, detail}")
     def get(self, request, study_id: int):
         from rest_framework.response import Response
-
-        from boneage.modeling.actions import ModelingError, check_latest_prediction
 
         study, _ = check_study(request.user, study_id)
         try:

@@ -5,7 +5,7 @@
 1. Render N phantoms with their true ages (ml.phantoms.generate_cohort).
 2. Corrupt a seeded 5% of the labels by ±24–60 months and import the cohort with the real
    `manage.py import_rsna` into a fresh project: the corrupted ages are the imported labels.
-3. K-fold out-of-fold predictions (DESIGN §5: a model trained on a study leans towards its label, wrong or
+3. K-fold out-of-fold predictions (docs/benchmarks.md: a model trained on a study leans towards its label, wrong or
    not): for each fold, ml.train on the other folds' current labels (corrupted ones included, as a real
    project would), then ml.infer's Predictor on the held-out fold. Each fold model is a ModelVersion
    (status retired, training_study_ids = its training folds); each prediction a Prediction row with

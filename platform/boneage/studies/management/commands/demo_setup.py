@@ -81,10 +81,7 @@ class Command(BaseCommand):
             do_ingest(project, None, data, f"{row['id']}.png", fields, channel="import_rsna", source="demo")
 
     def _starter_model(self, project: Project) -> None:
-        try:
-            from boneage.modeling.starter import ensure_starter_model
-        except ImportError:
-            self.stdout.write("no starter model: the modeling app does not provide one yet")
-            return
+        from boneage.modeling.starter import ensure_starter_model  # torch: only when the command runs
+
         version = ensure_starter_model(project, self.stdout)
         self.stdout.write(f"active model: {version.name} (val MAE {version.metrics.get('val_mae', float('nan')):.1f} months)")

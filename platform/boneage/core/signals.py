@@ -1,0 +1,25 @@
+"""How the apps tell each other about changes (docs/architecture.md): the sender names what happened and does not
+know who listens; each receiver is connected in its app's `AppConfig.ready`. No app imports another app's actions
+to tell it something.
+
+| signal | sent by, when | kwargs | received by |
+|---|---|---|---|
+| `study_ingested` | studies.do_ingest, inside the ingest transaction, after the study is stored | study, actor, bone_age_months | annotations (the upload's bone age as an import label), pipeline (derive on commit) |
+| `label_saved` | annotations, inside the transaction that created the AgeLabel | label | modeling (auto-retrain after N expert labels, on commit) |
+| `study_changed` | annotations (mask, label), modeling (prediction), on commit | study_id, reason | review (the disagreement rules) |
+| `studies_changed` | modeling (a batch re-prediction), on commit | study_ids, reason | review (its rules on the cpu queue) |
+| `model_promoted` | modeling.do_promote, inside its transaction | version_id | pipeline (re-predict the project on commit) |
+| `review_settings_changed` | review.do_update_settings, inside its transaction | project_id | review.hooks (the project's rules again, in a task on commit) |
+| `training_queued` | modeling.do_start_training, inside its transaction, for a run a worker should pick up | run_id | pipeline (the modeling.train task on commit) |
+"""
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+study_ingested = Signal()
+label_saved = Signal()
+study_changed = Signal()
+studies_changed = Signal()
+model_promoted = Signal()
+training_queued = Signal()
+review_settings_changed = Signal()
