@@ -77,17 +77,17 @@ def test_an_admin_changes_a_review_rule_and_an_out_of_bounds_value_is_shown_next
     url = f"/projects/{project.pk}/settings/"
     page = client.get(url).content.decode()
     assert 'name="model_unsure.max_std_months"' in page and 'min="0.5" max="240.0"' in page
-    form = {"form": "review", "lease_minutes": "30", "model_vs_label.enabled": "on", "model_vs_label.interval_z": "2.5",
-            "model_vs_label.min_months": "12", "model_vs_label.std_floor_months": "2", "label_vs_label.max_months": "12",
+    form = {"form": "review", "lease_minutes": "30", "model_vs_label.enabled": "on",
+            "model_vs_label.min_months": "14", "model_vs_label.std_floor_months": "2", "label_vs_label.max_months": "12",
             "label_vs_label.reader_sd_months": "6", "mask_vs_mask.enabled": "on", "mask_vs_mask.min_dice": "0.9",
             "model_unsure.enabled": "on", "model_unsure.max_std_months": "18"}
     assert client.post(url, form).status_code == 302
     saved = review_settings(Project.objects.get(pk=project.pk))
-    assert saved["model_vs_label"]["interval_z"] == 2.5 and saved["lease_minutes"] == 30
+    assert saved["model_vs_label"]["min_months"] == 14 and saved["lease_minutes"] == 30
     assert saved["label_vs_label"]["enabled"] is False
-    bad = client.post(url, {**form, "model_vs_label.interval_z": "99"})
-    assert bad.status_code == 200 and "interval_z must be a number between 0.5 and 10" in bad.content.decode()
-    assert review_settings(Project.objects.get(pk=project.pk))["model_vs_label"]["interval_z"] == 2.5
+    bad = client.post(url, {**form, "model_vs_label.min_months": "999"})
+    assert bad.status_code == 200 and "min_months must be a number between 0 and 240" in bad.content.decode()
+    assert review_settings(Project.objects.get(pk=project.pk))["model_vs_label"]["min_months"] == 14
 
 
 def test_a_user_changes_their_own_password(client, member):

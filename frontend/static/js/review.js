@@ -106,7 +106,8 @@ function values(item) {
   for (const label of ev.labels || []) add(`Expert ${label.author || "?"}`, `${fmt(label.months)} months`);
   if (ev.prediction) {
     const p = ev.prediction;
-    add(`Model ${p.model}`, `${fmt(p.age_months)} ± ${fmt(p.std_months)} months (95%: ${fmt(p.age_months - 1.96 * p.std_months)}–${fmt(p.age_months + 1.96 * p.std_months)})${p.out_of_fold ? ", out of fold" : ""}`);
+    const range = p.interval_months ? ` (${Math.round(p.interval_level * 100)}% interval ${fmt(p.interval_months[0])}–${fmt(p.interval_months[1])})` : "";
+    add(`Model ${p.model}`, `${fmt(p.age_months)} months${range}${p.out_of_fold ? ", out of fold" : ""}`);
   }
   if (ev.delta_months !== undefined) add("Difference", `${fmt(ev.delta_months)} months (flag above ${fmt(ev.threshold_months)})`);
   if (ev.spread_months !== undefined) add("Spread", `${fmt(ev.spread_months)} months`);

@@ -31,8 +31,8 @@ CAN_INGEST: tuple[str, ...] = tuple(Role.values)
 # --- blind review (Project.settings["review"]["blind"]; the whole rule: boneage.review.visibility) ----------
 
 # Keys of audit before/after payloads (and review evidence) that carry an age or a disagreement's size.
-VALUE_KEYS = frozenset({"months", "blind_months", "age_months", "std_months", "magnitude", "priority", "evidence",
-                        "delta_months", "spread_months", "dice"})
+VALUE_KEYS = frozenset({"months", "blind_months", "age_months", "std_months", "interval_months", "magnitude", "priority",
+                        "evidence", "delta_months", "spread_months", "dice"})
 OWN_VALUE_VERBS = frozenset({"label.saved", "label.imported"})
 
 

@@ -24,6 +24,7 @@ from boneage.audit.actions import do_record
 from boneage.core.errors import AppError
 from boneage.core.events import publish
 from boneage.core.signals import review_settings_changed
+from boneage.modeling.intervals import reading_interval
 from boneage.modeling.models import ModelStatus, Prediction
 from boneage.review import rules
 from boneage.review.models import Decision, ItemState, Reason, ReviewItem, StudyAgreement
@@ -80,9 +81,12 @@ def gather_evidence(study: Study, cache: StudyAgreement | None) -> rules.Evidenc
     prediction = judging_prediction(study, labelled=current is not None)
     prediction_row = None
     if prediction is not None:
+        interval = reading_interval(prediction.age_months, prediction.std_months, prediction.model_version.metrics,
+                                    study.project)
         prediction_row = rules.PredictionRow(prediction.pk, prediction.model_version_id, prediction.model_version.name,
                                              prediction.age_months, prediction.std_months, prediction.out_of_fold,
-                                             prediction.created_at, prediction.mask)
+                                             prediction.created_at, prediction.mask, (interval.low, interval.high),
+                                             interval.level)
     evidence = rules.Evidence(label=_label_row(current) if current else None,
                               expert_labels=[_label_row(label) for label in experts.values()],
                               newest_review_label=_label_row(newest_review) if newest_review else None,

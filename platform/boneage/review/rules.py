@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 UNSURE_CAP = 1.4
+Z90 = 1.6448536269514722  # a prediction row without its interval (tests, old rows): the normal 90% one
 
 RULES = ("model_vs_label", "label_vs_label", "mask_vs_mask", "model_unsure")
 
 DEFAULTS: dict[str, Any] = {
-    "model_vs_label": {"enabled": True, "interval_z": 2.24, "min_months": 12.0, "std_floor_months": 2.0},
+    "model_vs_label": {"enabled": True, "min_months": 12.0, "std_floor_months": 2.0},
     "label_vs_label": {"enabled": True, "max_months": 12.0, "reader_sd_months": 6.0},
     "mask_vs_mask": {"enabled": True, "min_dice": 0.90},
     "model_unsure": {"enabled": True, "max_std_months": 18.0},
@@ -35,15 +36,13 @@ DEFAULTS: dict[str, Any] = {
 # Shown next to each setting on the review page (GET /api/projects/{p}/review-settings/).
 EXPLANATIONS: dict[str, dict[str, str]] = {
     "model_vs_label": {
-        "summary": "The model's out-of-fold age disagrees with the study's current label by more than the model's "
-                   "own uncertainty allows: |prediction − label| > max(min_months, interval_z × std). The default "
-                   "interval_z = 2.24 means 'the label lies outside the model's 97.5% interval': a calibrated model "
-                   "then flags about 1 correct label in 40 (1.96, the 95% interval, flags 1 in 20 — in a set with "
-                   "5% wrong labels half the queue would be false alarms; 2.58, the 99% interval, misses more of the "
-                   "smaller errors). Catches wrong "
+        "summary": "The study's current label lies outside the model's out-of-fold interval — the same interval "
+                   "every page states, at the project's one interval level (90% unless an admin changed it on the "
+                   "project settings) — and differs from the model's age by more than min_months. A calibrated model "
+                   "flags about 1 correct label in 10 at 90% before min_months filters the small ones; raise the "
+                   "project's level (95%, 99%) for fewer false alarms and fewer small errors caught. Catches wrong "
                    "labels and model failures. Labelled studies are only judged by models that did not train on "
                    "them (a model leans towards the labels it learned, wrong ones included).",
-        "interval_z": "how many of the model's standard deviations the difference may reach (2.24 ≈ 97.5%, 1.96 ≈ 95%, 2.58 ≈ 99% interval)",
         "min_months": "never flag differences smaller than this, however sure the model is",
         "std_floor_months": "the smallest std used for the priority, so an over-confident model cannot blow it up",
         "priority": "|prediction − label| / max(std, std_floor_months)",
@@ -75,7 +74,6 @@ EXPLANATIONS: dict[str, dict[str, str]] = {
 }
 
 _BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
-    ("model_vs_label", "interval_z"): (0.5, 10.0),
     ("model_vs_label", "min_months"): (0.0, 240.0),
     ("model_vs_label", "std_floor_months"): (0.1, 60.0),
     ("label_vs_label", "max_months"): (0.0, 240.0),
@@ -161,6 +159,8 @@ class PredictionRow:
     out_of_fold: bool
     created_at: Any
     mask: str = ""
+    interval: tuple[float, float] | None = None    # the project's interval (boneage.modeling.intervals)
+    interval_level: float | None = None
 
 
 @dataclass
@@ -196,7 +196,8 @@ def _label_json(label: LabelRow) -> dict[str, Any]:
 def _prediction_json(prediction: PredictionRow) -> dict[str, Any]:
     return {"id": prediction.id, "model_version": prediction.model_version_id, "model": prediction.model_version,
             "age_months": round(prediction.age_months, 2), "std_months": round(prediction.std_months, 2),
-            "out_of_fold": prediction.out_of_fold}
+            "interval_months": list(prediction.interval) if prediction.interval else None,
+            "interval_level": prediction.interval_level, "out_of_fold": prediction.out_of_fold}
 
 
 def model_vs_label(ev: Evidence, cfg: dict[str, Any]) -> Finding | None:
@@ -207,7 +208,9 @@ def model_vs_label(ev: Evidence, cfg: dict[str, Any]) -> Finding | None:
         return None  # a reviewer decided this study after seeing this prediction
     delta = prediction.age_months - label.months
     std = max(prediction.std_months, 0.0)
-    threshold = max(cfg["min_months"], cfg["interval_z"] * std)
+    low, high = prediction.interval or (prediction.age_months - Z90 * std, prediction.age_months + Z90 * std)
+    edge = low if label.months < prediction.age_months else high  # the interval's end on the label's side
+    threshold = max(cfg["min_months"], abs(prediction.age_months - edge))
     if abs(delta) <= threshold:
         return None
     priority = abs(delta) / max(std, cfg["std_floor_months"])

@@ -34,7 +34,7 @@ def test_the_queue_lists_the_biggest_disagreement_weighed_by_uncertainty_first(a
     small, sure, unsure = make_study(100), make_study(100), make_study(100)
     predict(small, version, 125, 5)    # 25 months, std 5  → priority 5
     predict(sure, version, 160, 4)     # 60 months, std 4  → priority 15
-    predict(unsure, version, 170, 40)  # 70 months, std 40 → inside 2.24 × 40: only "model unsure"
+    predict(unsure, version, 170, 45)  # 70 months, std 45 → inside the 90% interval (± 1.645 × 45): only "model unsure"
     body = api_as(reviewer).get(f"/api/projects/{small.project_id}/review-items/").json()
     assert [(row["study"], row["reason"]) for row in body["results"]] == [
         (sure.pk, "model_vs_label"), (small.pk, "model_vs_label"), (unsure.pk, "model_unsure")]

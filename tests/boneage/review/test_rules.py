@@ -32,18 +32,22 @@ def test_a_label_outside_the_models_95_percent_interval_opens_a_model_vs_label_i
 
 def test_a_difference_inside_the_interval_opens_nothing(make_study, model_version, predict):
     study = make_study(100)
-    predict(study, model_version(), 115, 10)  # 15 months < 2.24 × 10
+    predict(study, model_version(), 115, 10)  # 15 months < 1.645 × 10: inside the 90% interval
     assert open_items(study) == []
 
 
-def test_by_default_only_labels_outside_the_97_5_percent_interval_open_items(make_study, model_version, predict, project):
+def test_the_rule_uses_the_projects_one_interval_level(make_study, model_version, predict, project):
+    project.interval_level = 0.95
+    project.save()
     study = make_study(100)
-    predict(study, model_version(), 122, 10)  # 22 months: outside 1.96 × 10, inside 2.24 × 10
+    predict(study, model_version(), 118, 10)  # 18 months: inside 1.96 × 10 (95%), outside 1.645 × 10 (90%)
     assert open_items(study) == []
-    project.settings = {"review": {"model_vs_label": {"interval_z": 1.96}}}
+    project.interval_level = 0.9
     project.save()
     evaluate_study(study.pk)
-    assert len(open_items(study, "model_vs_label")) == 1
+    [item] = open_items(study, "model_vs_label")
+    assert item.evidence["prediction"]["interval_level"] == 0.9
+    assert item.evidence["prediction"]["interval_months"] == [101.6, 134.4]  # what the study page states: 118 ∓ 16.4
 
 
 def test_a_model_that_trained_on_the_study_does_not_judge_its_label(make_study, model_version, predict):

@@ -78,7 +78,7 @@ class Command(BaseCommand):
                             help="unified: k-fold ml.train + ml.infer (the ML core). simulated: a stand-in model whose "
                                  "error is N(0, ~--sim-sd) with that sd as its std — measures the queue alone")
         parser.add_argument("--rules", default=None, help='review settings for the project as JSON, e.g. '
-                            '\'{"model_vs_label": {"interval_z": 1.96}}\' (default: the defaults)')
+                            '\'{"model_vs_label": {"min_months": 18}}\' (default: the defaults)')
         parser.add_argument("--sim-sd", type=float, default=10.0, help="simulated model's error sd in months (default 10)")
         parser.add_argument("--project", default=None, help="project name (default review-benchmark-<n>-<seed>-<time>)")
         parser.add_argument("--workdir", default=None, help="keep the cohort and checkpoints here (default: a temp dir)")
