@@ -55,11 +55,11 @@ def test_a_reviewer_claims_decides_and_the_gold_label_is_the_studys_label(live_a
     expect(page.locator("#review-counter")).to_have_text("1")  # the header's counter, on every project page
     expect(page.locator(f"#queue tr[data-item='{item.pk}']")).to_contain_text("hand.png")  # the name every page uses
     page.click(f"#queue tr[data-item='{item.pk}']")
-    page.locator("#detail").filter(has_text="150.0 ± 5.0 months").wait_for(timeout=10000)
+    page.locator("#detail").filter(has_text="150.0 months (90% interval 141.8–158.2)").wait_for(timeout=10000)
     assert page.url.endswith(f"/review/?item={item.pk}")  # the address follows the selected item
     expect(page.locator("#decide-new-value")).to_be_disabled()  # deciding waits for the claim
     page.reload()
-    page.locator("#detail").filter(has_text="150.0 ± 5.0 months").wait_for(timeout=10000)  # reopened from the URL
+    page.locator("#detail").filter(has_text="150.0 months (90% interval 141.8–158.2)").wait_for(timeout=10000)  # reopened from the URL
     page.click("#claim")
     expect(page.locator("#decide-new-value")).to_be_enabled()
     page.locator("#item-state").filter(has_text="claimed by you").wait_for(timeout=10000)
