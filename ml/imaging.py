@@ -19,12 +19,7 @@ def dicom_to_unit(ds, pixels: np.ndarray | None = None) -> np.ndarray:
     pydicom, PALETTE COLOR through its LUT) becomes its luminance. `pixels`: the decoded array when the
     caller has it already. Raises ValueError when the result is not one 2-D frame.
     """
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-    grey = grey_frame(ds, ds.pixel_array if pixels is None else pixels)
-    values = apply_modality_lut(grey, ds)
-    if "VOILUTSequence" in ds or "WindowCenter" in ds:
-        values = apply_voi_lut(values, ds, prefer_lut=True)
+    values = dicom_values(ds, pixels)
     with np.errstate(over="ignore", invalid="ignore"):  # absurd rescale values overflow float32: to_unit drops them
         unit = to_unit(np.asarray(values, dtype=np.float32))
     if unit.ndim != 2:
@@ -32,6 +27,30 @@ def dicom_to_unit(ds, pixels: np.ndarray | None = None) -> np.ndarray:
     if str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper() == "MONOCHROME1":
         unit = 1.0 - unit
     return unit
+
+
+def dicom_values(ds, pixels: np.ndarray | None = None) -> np.ndarray:
+    """The first grey frame in the file's own values: the modality LUT (rescale), then the VOI LUT or window when the
+    file has one."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    grey = grey_frame(ds, ds.pixel_array if pixels is None else pixels)
+    values = apply_modality_lut(grey, ds)
+    if "VOILUTSequence" in ds or "WindowCenter" in ds:
+        values = apply_voi_lut(values, ds, prefer_lut=True)
+    return values
+
+
+def dicom_black_white(ds, pixels: np.ndarray | None = None) -> tuple[float, float]:
+    """The file's values that dicom_to_unit maps to 0 (black) and 1 (white): its min and max, swapped for
+    MONOCHROME1 (inverted so that bone is bright). A viewer states window/level in these values."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.asarray(dicom_values(ds, pixels), dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper() == "MONOCHROME1":
+        return high, low
+    return low, high
 
 
 def grey_frame(ds, pixels: np.ndarray) -> np.ndarray:

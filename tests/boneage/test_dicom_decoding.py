@@ -8,7 +8,7 @@ from boneage.studies.ingest.errors import IngestError
 from pydicom.data import get_testdata_file
 from pydicom.uid import UID
 
-from tests.dicom_factory import dicom_bytes, make_dicom_dataset, ramp
+from tests.dicom_factory import dicom_bytes, make_dicom_dataset, png_bytes, ramp
 
 LIMIT = 64_000_000
 
@@ -30,6 +30,19 @@ def test_monochrome1_is_inverted_to_look_the_same():
     as_mono1 = decode_upload(dicom_bytes(make_dicom_dataset(inverted, photometric="MONOCHROME1")), max_pixels=LIMIT).unit
     assert bone_brighter_than_background(as_mono1)
     assert np.allclose(as_mono1, as_mono2, atol=1e-3)
+
+
+def test_the_values_shown_black_and_white_are_the_files_own_for_the_window_level_readout():
+    pixels = ramp(64, 48)  # 0..4095
+    mono2 = decode_upload(dicom_bytes(make_dicom_dataset(pixels)), max_pixels=LIMIT)
+    mono1 = decode_upload(dicom_bytes(make_dicom_dataset((4095 - pixels).astype(np.uint16), photometric="MONOCHROME1")),
+                          max_pixels=LIMIT)
+    rescaled = decode_upload(dicom_bytes(make_dicom_dataset(pixels, slope=2.0, intercept=-1000.0)), max_pixels=LIMIT)
+    assert mono2.black_white == (float(pixels.min()), float(pixels.max()))
+    assert mono1.black_white == (4095.0 - pixels.min(), 4095.0 - pixels.max())  # inverted: the lowest value is white
+    assert rescaled.black_white == (2.0 * pixels.min() - 1000.0, 2.0 * pixels.max() - 1000.0)  # modality values
+    png = decode_upload(png_bytes(np.zeros((8, 8), np.uint8)), max_pixels=LIMIT)
+    assert png.black_white == (0.0, 255.0)
 
 
 def test_rescale_slope_and_intercept_are_applied_before_the_window():

@@ -56,6 +56,10 @@ def test_a_2500_by_2048_radiograph_shows_at_once_and_loads_full_resolution_only_
         live_asgi_server, project, member, ingest, page_as):
     study = ingest(project, member, phantom_dicom(120, True, 3, size=2500, width=2048), "big.dcm")
     assert (study.image.width, study.image.height) == (2048, 2500)
+    from boneage.studies.derive import ensure_derived_images
+
+    image = ensure_derived_images(study.image)  # what the pipeline does right after ingest
+    span = image.value_white - image.value_black  # the file's own values at black and white
     page = page_as(member)
     page.goto(f"{live_asgi_server}/studies/{study.pk}/")
     viewport = page.locator("#viewport")
@@ -74,7 +78,7 @@ def test_a_2500_by_2048_radiograph_shows_at_once_and_loads_full_resolution_only_
     assert int(zoom.rstrip("%")) > 100
 
     page.select_option("#wl-preset", "bone")
-    expect(page.locator("#status-wl")).to_contain_text("W 0.55")
+    expect(page.locator("#status-wl")).to_contain_text(f"W {round(0.55 * abs(span))} ")  # in stored values, not 0–1
     page.keyboard.press("i")
     expect(page.locator("[data-action=invert]")).to_have_attribute("aria-pressed", "true")
     before = page.evaluate("[__study, document.querySelector('.stage').style.transform][1]")

@@ -12,6 +12,15 @@ const root = document.getElementById("study");
 const studyId = +root.dataset.study, projectId = +root.dataset.project;
 const width = +root.dataset.width, height = +root.dataset.height, canLabel = root.dataset.canLabel === "1";
 const canReview = root.dataset.canReview === "1";
+// Window/level is stated in the file's own values (the viewer works in 0–1 of the normalized image): the values shown
+// black and white at full range; an image ingested before they were recorded keeps the 0–1 readout.
+const valueBlack = root.dataset.valueBlack === "" ? null : +root.dataset.valueBlack;
+const valueWhite = root.dataset.valueWhite === "" ? null : +root.dataset.valueWhite;
+function windowReadout(wl) {
+  if (valueBlack == null || valueWhite == null) return `W ${wl.width.toFixed(2)} L ${wl.center.toFixed(2)}`;
+  const span = valueWhite - valueBlack;
+  return `W ${Math.round(Math.abs(wl.width * span))} L ${Math.round(valueBlack + wl.center * span)}`;
+}
 const $ = (selector) => document.querySelector(selector);
 const state = { base: null, dirty: false, masks: [], label: null, attention: {}, shownAttention: "", userPicked: false,
                 modelMaskUrl: null, cannyUrl: null };
@@ -29,7 +38,7 @@ viewer.canvas.after(attentionImg);
 
 viewer.onChange(() => {
   $("#zoom-level").textContent = `${Math.round(viewer.scale * 100)}%`;
-  $("#status-wl").textContent = `W ${viewer.wl.width.toFixed(2)} L ${viewer.wl.center.toFixed(2)}${viewer.invert ? " · inverted" : ""}`;
+  $("#status-wl").textContent = `${windowReadout(viewer.wl)}${viewer.invert ? " · inverted" : ""}`;
   $("#status-res").textContent = viewer.resolution === "full" ? "full resolution (16-bit)" : viewer.resolution === "display" ? "display resolution" : "";
   $("[data-action=invert]").setAttribute("aria-pressed", String(viewer.invert));
 });

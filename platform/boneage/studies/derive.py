@@ -17,7 +17,7 @@ from django.db import transaction
 from boneage.core.events import publish
 from boneage.core.pipeline import AutomaskState
 from boneage.core.storage import delete_quietly, local_file, png_bytes, save_atomic
-from boneage.studies.ingest.decode import decode_upload
+from boneage.studies.ingest.decode import Decoded, decode_upload
 from boneage.studies.ingest.errors import IngestError
 from boneage.studies.ingest.store import display_array
 from boneage.studies.models import Image, Study
@@ -41,9 +41,13 @@ def load_unit(image: Image) -> np.ndarray:
 
 
 def decode_original(image: Image) -> np.ndarray:
-    unit = decode_upload(read_bytes(image.original), max_pixels=settings.UPLOAD_MAX_PIXELS).unit
-    assert unit is not None  # pixels=True always yields them
-    return unit
+    return _decode(image).unit  # type: ignore[return-value]  # pixels=True always yields them
+
+
+def _decode(image: Image) -> Decoded:
+    decoded = decode_upload(read_bytes(image.original), max_pixels=settings.UPLOAD_MAX_PIXELS)
+    assert decoded.unit is not None
+    return decoded
 
 
 def ensure_derived_images(image: Image) -> Image:
@@ -51,7 +55,9 @@ def ensure_derived_images(image: Image) -> Image:
     if image.normalized and image.display:
         return image
     try:
-        unit = decode_original(image)
+        decoded = _decode(image)
+        unit = decoded.unit
+        assert unit is not None
     except IngestError as error:
         record_failure(image.study_id, f"could not derive images: {error.code}: {error.detail}")
         raise
@@ -67,7 +73,9 @@ def ensure_derived_images(image: Image) -> Image:
             return locked
         locked.normalized, locked.display = normalized, display
         locked.display_height, locked.display_width = shown.shape
-        locked.save(update_fields=["normalized", "display", "display_height", "display_width"])
+        locked.value_black, locked.value_white = decoded.black_white or (None, None)
+        locked.save(update_fields=["normalized", "display", "display_height", "display_width", "value_black",
+                                   "value_white"])
     return locked
 
 

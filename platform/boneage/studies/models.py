@@ -88,6 +88,8 @@ class Study(models.Model):
     checksum = models.CharField(max_length=64, help_text="sha256 of the stored original bytes")
     automask_state = models.CharField(max_length=16, choices=AutomaskState.choices, default=AutomaskState.PENDING)
     automask_error = models.TextField(blank=True)
+    served_at = models.DateTimeField(null=True, blank=True, help_text="last handed out as the next case before any "
+                                     "model scored it: concurrent labelers spread over the oldest studies")
     created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -120,6 +122,9 @@ class Image(models.Model):
     modality = models.CharField(max_length=16, blank=True, help_text="DICOM code string (VR CS, up to 16)")
     transfer_syntax = models.CharField(max_length=64, blank=True, help_text="the transfer syntax UID, e.g. 1.2.840.10008.1.2.4.70")
     media_type = models.CharField(max_length=32)
+    # The stored values the normalized image shows black (0) and white (1): a viewer states window/level in them.
+    value_black = models.FloatField(null=True, blank=True)
+    value_white = models.FloatField(null=True, blank=True)
 
 
 class IngestOutcome(models.TextChoices):

@@ -44,6 +44,10 @@ class StudySerializer(serializers.ModelSerializer):
     height = serializers.IntegerField(source="image.height", read_only=True)
     media_type = serializers.CharField(source="image.media_type", read_only=True)
     photometric = serializers.CharField(source="image.photometric", read_only=True)
+    value_black = serializers.FloatField(source="image.value_black", read_only=True, allow_null=True,
+                                         help_text="the stored value shown black at full range (window/level unit)")
+    value_white = serializers.FloatField(source="image.value_white", read_only=True, allow_null=True,
+                                         help_text="the stored value shown white (MONOCHROME1: the lowest)")
     image_url = serializers.SerializerMethodField()
     label = serializers.SerializerMethodField()
     state = serializers.SerializerMethodField()
@@ -53,7 +57,8 @@ class StudySerializer(serializers.ModelSerializer):
         fields = [
             "id", "project", "external_id", "sex", "chronological_age_months", "source", "original_name",
             "sop_instance_uid", "study_instance_uid", "checksum", "created_at", "automask_state",
-            "automask_error", "width", "height", "media_type", "photometric", "image_url", "label", "state",
+            "automask_error", "width", "height", "media_type", "photometric", "value_black", "value_white", "image_url",
+            "label", "state",
         ]
 
     def get_image_url(self, study) -> str:

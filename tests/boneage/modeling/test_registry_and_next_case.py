@@ -84,6 +84,15 @@ def test_without_a_model_the_next_case_is_the_oldest_unlabelled_study_and_says_w
     assert body["study"] == studies[0].pk and body["reason"] == "no_model" and body["score"] is None
 
 
+def test_without_a_model_labelers_asking_together_spread_over_the_oldest_studies(project, owner, member, reviewer,
+                                                                                 add_studies, api_as):
+    studies = add_studies(project, owner, 3, labelled=False)
+    url = f"/api/projects/{project.pk}/next-case/"
+    served = [api_as(user).get(url).json()["study"] for user in (member, reviewer, owner)]
+    assert served == [s.pk for s in studies]  # the oldest first, then the next oldest nobody was sent to
+    assert api_as(member).get(url).json()["study"] == studies[0].pk  # all served: the least recently served again
+
+
 def test_an_unknown_strategy_is_refused_and_outsiders_see_nothing(project, member, outsider, api_as):
     response = api_as(member).get(f"/api/projects/{project.pk}/next-case/?strategy=loudest")
     assert response.status_code == 400 and "uncertainty, random, diverse" in response.json()["detail"]

@@ -27,7 +27,7 @@ from boneage.studies.ingest.elements import (
     spacing_mm as _spacing_mm,
 )
 from boneage.studies.ingest.errors import IngestError, refusing
-from ml.imaging import raster_to_unit
+from ml.imaging import dicom_black_white, raster_to_unit
 
 MAX_SEQUENCE_DEPTH = 8
 
@@ -49,6 +49,7 @@ class Decoded:
     transfer_syntax: str = ""
     pixel_spacing_mm: float | None = None
     frames: int = 1  # >1: only the first frame is kept
+    black_white: tuple[float, float] | None = None  # the stored values `unit` shows as 0 and 1 (window/level readout)
     dataset: Any = field(default=None, repr=False)  # pydicom Dataset for de-identification
 
     @property
@@ -93,8 +94,9 @@ def _decode_raster(data: bytes, media_type: str, *, max_pixels: int) -> Decoded:
     with refusing(422, "truncated_image", "The image data is truncated or corrupt"):
         image.load()
         unit = raster_to_unit(image)
-    return Decoded(media_type=media_type, unit=unit, rows=height, columns=width,
-                   bits_stored=16 if image.mode.startswith("I") else 8)
+    bits = 16 if image.mode.startswith("I") else 8
+    return Decoded(media_type=media_type, unit=unit, rows=height, columns=width, bits_stored=bits,
+                   black_white=(0.0, float(2 ** bits - 1)))
 
 
 def _check_dimensions(rows: int, columns: int, frames: int, max_pixels: int) -> None:
@@ -148,6 +150,7 @@ def _inspect_dicom(ds, *, max_pixels: int, pixels: bool) -> Decoded:
             )
     with refusing(422, "pixel_decode_failed", f"The pixel data ({transfer_syntax.name}) cannot be decoded"):
         unit = decode_grey(ds, layout, full=pixels)
+        black_white = dicom_black_white(ds) if pixels else None  # pixel_array is decoded already: one more pass
     uids = {keyword: check_uid(ds, keyword) for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")}
     return Decoded(
         media_type="application/dicom",
@@ -165,6 +168,7 @@ def _inspect_dicom(ds, *, max_pixels: int, pixels: bool) -> Decoded:
         transfer_syntax=str(transfer_syntax),
         pixel_spacing_mm=_spacing_mm(ds),
         frames=layout.frames,
+        black_white=black_white,
         dataset=ds,
     )
 
