@@ -449,6 +449,7 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
                "coverage90_note": "measured on the validation set the calibration was fitted on",
                # the platform's intervals at any level (ml.uncertainty.interval_multiplier): |error| / calibrated std
                "interval_scores": conformal_scores(ev.pred - ev.true, std),
+               "std_median": float(np.median(std)),  # what "unsure" is measured against (the review rule)
                "best_epoch": best_epoch, "init_val_mae": init_val_mae, "final_candidates": candidate_maes, "epochs": len(curve), "seconds": time.perf_counter() - t_start,
                "load_seconds": load_seconds, "train_images_per_s": context.world_size * images_seen / max(wait_s + compute_s, 1e-9),
                "data_wait_fraction": wait_s / max(wait_s + compute_s, 1e-9), "n_train": len(train_s),

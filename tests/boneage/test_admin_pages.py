@@ -80,7 +80,7 @@ def test_an_admin_changes_a_review_rule_and_an_out_of_bounds_value_is_shown_next
     form = {"form": "review", "lease_minutes": "30", "model_vs_label.enabled": "on",
             "model_vs_label.min_months": "14", "model_vs_label.std_floor_months": "2", "label_vs_label.max_months": "12",
             "label_vs_label.reader_sd_months": "6", "mask_vs_mask.enabled": "on", "mask_vs_mask.min_dice": "0.9",
-            "model_unsure.enabled": "on", "model_unsure.max_std_months": "18"}
+            "model_unsure.enabled": "on", "model_unsure.ratio": "2", "model_unsure.max_std_months": "18"}
     assert client.post(url, form).status_code == 302
     saved = review_settings(Project.objects.get(pk=project.pk))
     assert saved["model_vs_label"]["min_months"] == 14 and saved["lease_minutes"] == 30

@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "model_vs_label": {"enabled": True, "min_months": 12.0, "std_floor_months": 2.0},
     "label_vs_label": {"enabled": True, "max_months": 12.0, "reader_sd_months": 6.0},
     "mask_vs_mask": {"enabled": True, "min_dice": 0.90},
-    "model_unsure": {"enabled": True, "max_std_months": 18.0},
+    "model_unsure": {"enabled": True, "ratio": 2.0, "max_std_months": 18.0},
     "blind": False,
     "lease_minutes": 15,
 }
@@ -61,10 +61,14 @@ EXPLANATIONS: dict[str, dict[str, str]] = {
         "priority": "1.96 × (1 − Dice) / (1 − min_dice)",
     },
     "model_unsure": {
-        "summary": "The model's stated uncertainty (calibrated MC-dropout std) is above max_std_months: a study the "
-                   "model cannot read — unusual anatomy, a bad image, or an age band it has not learned yet.",
-        "max_std_months": "flag when the prediction's std exceeds this many months",
-        "priority": "1.4 × (1 − e^(−std / max_std_months)): always below a disagreement that passed its threshold",
+        "summary": "The model is unsure of this study relative to what it usually is: its calibrated std is more "
+                   "than `ratio` times the median std it showed on its own validation studies — unusual anatomy, a "
+                   "bad image, or an age band it has not learned yet. A model that is vague everywhere therefore "
+                   "does not flood the queue; a model without that record (trained before it was kept) is judged by "
+                   "max_std_months instead.",
+        "ratio": "flag when the std exceeds this many times the model's usual (median validation) std",
+        "max_std_months": "the threshold for a model without a validation record of its std",
+        "priority": "1.4 × (1 − e^(−std / threshold)): always below a disagreement that passed its threshold",
     },
     "blind": {"summary": "Blind review: the reviewer sees the image alone, enters an age, and only then sees the "
                          "labelers' and the model's values (less anchoring). Labelers never see other labelers' "
@@ -79,6 +83,7 @@ _BOUNDS: dict[tuple[str, str], tuple[float, float]] = {
     ("label_vs_label", "max_months"): (0.0, 240.0),
     ("label_vs_label", "reader_sd_months"): (0.5, 60.0),
     ("mask_vs_mask", "min_dice"): (0.0, 0.999),
+    ("model_unsure", "ratio"): (1.0, 20.0),
     ("model_unsure", "max_std_months"): (0.5, 240.0),
 }
 
@@ -161,6 +166,7 @@ class PredictionRow:
     mask: str = ""
     interval: tuple[float, float] | None = None    # the project's interval (boneage.modeling.intervals)
     interval_level: float | None = None
+    usual_std: float | None = None                 # the model's median calibrated std on its validation studies
 
 
 @dataclass
@@ -257,17 +263,21 @@ def mask_vs_mask(ev: Evidence, cfg: dict[str, Any]) -> Finding | None:
 
 def model_unsure(ev: Evidence, cfg: dict[str, Any]) -> Finding | None:
     prediction = ev.prediction
-    if prediction is None or prediction.std_months <= cfg["max_std_months"]:
+    if prediction is None:
+        return None
+    threshold = cfg["ratio"] * prediction.usual_std if prediction.usual_std else cfg["max_std_months"]
+    if prediction.std_months <= threshold:
         return None
     review = ev.newest_review_label
     if review is not None and review.created_at >= prediction.created_at:
         return None  # a reviewer has given the gold value since
     # Bounded below 1.4: an unsure model never outranks a disagreement that passed its own threshold (every
     # other rule starts at ≥ 1.41), so a weak model's flood of unsure items cannot bury the real ones.
-    priority = UNSURE_CAP * (1 - math.exp(-prediction.std_months / cfg["max_std_months"]))
+    priority = UNSURE_CAP * (1 - math.exp(-prediction.std_months / threshold))
     return Finding("model_unsure", prediction.std_months, "months", priority,
                    f"p{prediction.id}", {"prediction": _prediction_json(prediction),
-                                         "max_std_months": cfg["max_std_months"]})
+                                         "threshold_std_months": round(threshold, 2),
+                                         "usual_std_months": prediction.usual_std})
 
 
 RULE_FUNCTIONS = {"model_vs_label": model_vs_label, "label_vs_label": label_vs_label,

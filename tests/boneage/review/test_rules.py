@@ -175,6 +175,18 @@ def test_a_prediction_with_a_std_above_the_threshold_opens_a_model_unsure_item(m
     assert item.magnitude == 25 and item.priority == pytest.approx(1.4 * (1 - math.exp(-25 / 18)))
 
 
+def test_unsure_is_measured_against_what_the_model_usually_is(make_study, model_version, predict):
+    version = model_version()
+    version.metrics = {"std_median": 20.0}  # a vague model: ± 20 months is its usual self
+    version.save()
+    usual, unusual = make_study(), make_study()
+    predict(usual, version, 100, 30)     # 1.5 × its usual std: not flagged, though above the absolute 18
+    predict(unusual, version, 100, 45)   # 2.25 × its usual std
+    assert open_items(usual) == []
+    [item] = open_items(unusual, "model_unsure")
+    assert item.evidence["threshold_std_months"] == 40.0 and item.evidence["usual_std_months"] == 20.0
+
+
 def test_an_unsure_model_never_outranks_a_disagreement_past_its_threshold(make_study, model_version, predict):
     version = model_version()
     very_unsure, wrong = make_study(), make_study(100)
