@@ -70,6 +70,21 @@ def test_an_admin_saves_the_project_settings_and_an_inverted_age_range_shows_its
     assert project.name == "Hands 2"
 
 
+def test_an_admin_sets_the_projects_interval_level_and_a_level_out_of_range_is_refused_next_to_its_input(
+        client, owner, project):
+    client.force_login(owner)
+    url = f"/projects/{project.pk}/settings/"
+    form = {"form": "project", "name": "Hands", "min_age_months": "0", "max_age_months": "228"}
+    assert 'name="interval_level"' in client.get(url).content.decode()
+    assert client.post(url, {**form, "interval_level": "0.95"}).status_code == 302
+    project.refresh_from_db()
+    assert project.interval_level == 0.95
+    bad = client.post(url, {**form, "interval_level": "1.5"})
+    assert bad.status_code == 200 and "less than or equal to 0.99" in bad.content.decode()
+    project.refresh_from_db()
+    assert project.interval_level == 0.95
+
+
 def test_an_admin_changes_a_review_rule_and_an_out_of_bounds_value_is_shown_next_to_its_input(client, owner, project):
     from boneage.review.rules import review_settings
 

@@ -133,6 +133,15 @@ def _save_project(request, project) -> dict[str, str]:
                "max_age_months": _months(request.POST.get("max_age_months"), "max_age_months", errors)}
     if not changes["name"]:
         errors["name"] = "A project needs a name."
+    level = request.POST.get("interval_level", "").strip()
+    if level:  # checked by the API's own serializer, so page and API agree
+        from boneage.studies.serializers import ProjectUpdateSerializer
+
+        form = ProjectUpdateSerializer(data={"interval_level": level}, partial=True)
+        if form.is_valid():
+            changes["interval_level"] = form.validated_data["interval_level"]
+        else:
+            errors["interval_level"] = " ".join(str(e) for e in form.errors["interval_level"])
     if errors:
         return errors
     try:
