@@ -524,6 +524,9 @@ def do_promote(version: ModelVersion, *, actor=None, reason: str = "manual") -> 
             return version
         if version.status == ModelStatus.TRAINING:
             raise ModelingError(409, "not_trained", f"Model {version.name} is still training.")
+        if version.status == ModelStatus.AUDIT:
+            raise ModelingError(409, "audit_model", f"{version.name} is a label-audit fold model: it saw only part of "
+                                "the labels and only judges the rest; train a model to promote.")
         check_checkpoint_intact(version)
         previous = active_version(version.project_id)
         if previous is not None:
@@ -542,4 +545,4 @@ def do_promote(version: ModelVersion, *, actor=None, reason: str = "manual") -> 
 
 
 def next_version_name(project_id: int) -> str:
-    return f"v{ModelVersion.objects.filter(project_id=project_id).count() + 1}"
+    return f"v{ModelVersion.objects.filter(project_id=project_id).exclude(status=ModelStatus.AUDIT).count() + 1}"

@@ -11,6 +11,7 @@ class ModelStatus(models.TextChoices):
     ACTIVE = "active"
     RETIRED = "retired"
     REJECTED = "rejected"
+    AUDIT = "audit"  # a label audit's fold model: it judges the labels it never saw, it is never promoted
 
 
 class ModelVersion(models.Model):

@@ -75,6 +75,8 @@ class RunConfig:
     init: str
     train: Any  # ml.train.TrainConfig (imported lazily: torch)
     gpus: int = 1  # > 1: torchrun, one process per GPU (ml.launch)
+    kind: str = "train"  # "audit": k fold models and an out-of-fold prediction per labelled study (modeling.audit)
+    folds: int = 5
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
@@ -83,8 +85,9 @@ class RunConfig:
         data = dict(data)
         init = data.pop("init", "active")
         gpus = int(data.pop("gpus", 1))
+        kind, folds = str(data.pop("kind", "train")), int(data.pop("folds", 5))
         data["model"] = data.get("model") or default_model()
-        return cls(init, TrainConfig.from_dict(data), gpus)
+        return cls(init, TrainConfig.from_dict(data), gpus, kind, folds)
 
     def train_config(self, *, seed: int, model=None):
         """ml.train's config for this run: its seed, and for a fine-tune its starting checkpoint's architecture."""
@@ -92,9 +95,11 @@ class RunConfig:
 
 
 # gpus: N > 1 trains with torchrun, one process per GPU (DDP); on a worker without CUDA, N CPU processes (gloo).
+# folds: an audit run's k (kind "audit").
 USER_KEYS = {"epochs": (1, 200), "batch_size": (1, 64), "lr": (1e-5, 1.0), "max_seconds": (10, 24 * 3600),
-             "gpus": (1, 16)}
-INTEGER_KEYS = ("epochs", "batch_size", "gpus")
+             "gpus": (1, 16), "folds": (2, 10)}
+INTEGER_KEYS = ("epochs", "batch_size", "gpus", "folds")
+RUN_KINDS = ("train", "audit")
 
 
 def project_training_defaults(project: Project) -> dict[str, Any]:
@@ -108,11 +113,19 @@ def check_run_request(project: Project, data: dict[str, Any]) -> dict[str, Any]:
     """Validate a POST body → the run's config. Unknown keys and out-of-range values are 400s."""
     if not isinstance(data, dict):
         raise ModelingError(400, "invalid", "Send a JSON object.")
-    unknown = set(data) - {"init", *USER_KEYS}
+    unknown = set(data) - {"init", "kind", *USER_KEYS}
     if unknown:
         raise ModelingError(400, "invalid", f"Unknown fields: {', '.join(sorted(unknown))}. "
-                            f"Known: init, {', '.join(sorted(USER_KEYS))}.")
-    init = data.get("init", "active")
+                            f"Known: init, kind, {', '.join(sorted(USER_KEYS))}.")
+    kind = data.get("kind", "train")
+    if kind not in RUN_KINDS:
+        raise ModelingError(400, "invalid", f"kind must be one of {', '.join(RUN_KINDS)}, not {kind!r}.")
+    if kind != "audit" and "folds" in data:
+        raise ModelingError(400, "invalid", "folds belongs to an audit run: send \"kind\": \"audit\" with it.")
+    init = data.get("init", "active" if kind == "train" else _audit_default_init())
+    if kind == "audit" and init == "active":
+        raise ModelingError(400, "invalid", "An audit cannot start from the active model: it trained on the labels the "
+                            "audit questions. Use init \"starter\" (the default) or \"fresh\".")
     if init not in INIT_CHOICES:
         raise ModelingError(400, "invalid", f"init must be one of {', '.join(INIT_CHOICES)}, not {init!r}.")
     if init == "starter":
@@ -131,7 +144,15 @@ def check_run_request(project: Project, data: dict[str, Any]) -> dict[str, Any]:
                 raise ModelingError(400, "invalid", f"{key} must be a whole number, not {value!r}.")
             config[key] = int(value) if key in INTEGER_KEYS else float(value)
     config["init"] = init
+    if kind == "audit":
+        config["kind"], config["folds"] = kind, int(data.get("folds", 5))
     return config
+
+
+def _audit_default_init() -> str:
+    from ml.checkpoint import SHIPPED_STARTER
+
+    return "starter" if SHIPPED_STARTER.is_file() else "fresh"
 
 
 def do_start_training(project: Project, *, actor=None, config: dict[str, Any] | None = None,
@@ -243,6 +264,7 @@ class _PlatformCallback:
         self._last_sent = 0.0
         self._last_echo = 0.0
         self.curve: list[dict[str, Any]] = []
+        self.extra: dict[str, Any] = {}  # sent with every progress event (an audit's fold)
 
     def should_stop(self) -> bool:
         state = TrainingRun.objects.filter(pk=self.run_id).values_list("state", flat=True).first()
@@ -254,7 +276,7 @@ class _PlatformCallback:
         if now - self._last_sent >= 2.0:
             self._last_sent = now
             progress = {"epoch": self.epoch, "step": step, "loss": round(loss, 4), "val_mae": self.last_val_mae,
-                        "total_epochs": self.total_epochs}
+                        "total_epochs": self.total_epochs, **self.extra}
             TrainingRun.objects.filter(pk=self.run_id).update(progress=progress, heartbeat_at=timezone.now())
             publish(self.project_id, "training.progress", run=self.run_id, **progress)
             if self.echo and now - self._last_echo >= 15.0:
@@ -267,7 +289,7 @@ class _PlatformCallback:
                  "lr": metrics.get("lr")}
         self.curve.append(point)
         progress = {"epoch": epoch, "step": self.step, "loss": point["loss"], "val_mae": self.last_val_mae,
-                    "total_epochs": self.total_epochs}
+                    "total_epochs": self.total_epochs, **self.extra}
         TrainingRun.objects.filter(pk=self.run_id).update(progress=progress, curve=self.curve, heartbeat_at=timezone.now())
         publish(self.project_id, "training.progress", run=self.run_id, **progress)
         if self.echo:
@@ -402,6 +424,11 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
             if init_path is not None:  # a fine-tune keeps its architecture
                 model = load_checkpoint(init_path).model_config
         config = run_config.train_config(seed=run.pk % 1000, model=model)
+        if run_config.kind == "audit":
+            from boneage.modeling.audit import run_audit
+
+            run_audit(run, samples, config, init_path, run_config.folds, _PlatformCallback(run, echo))
+            return
         out = writable_path(checkpoint_name(run.project_id, run.pk))
         callback = _PlatformCallback(run, echo)
         if run_config.gpus > 1:

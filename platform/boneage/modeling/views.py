@@ -18,7 +18,7 @@ from boneage.modeling.actions import (
     do_next_case,
     do_promote,
 )
-from boneage.modeling.models import ModelVersion, TrainingRun
+from boneage.modeling.models import ModelStatus, ModelVersion, TrainingRun
 from boneage.modeling.serializers import (
     LatestPredictionSerializer,
     ModelVersionSerializer,
@@ -109,7 +109,8 @@ class ProjectModelsView(GenericAPIView):
     @extend_schema(responses=ModelVersionSerializer(many=True), summary="The model registry of a project, newest first")
     def get(self, request, project_id: int):
         project, _ = check_project(request.user, project_id)
-        page = self.paginate_queryset(project.model_versions.select_related("parent"))
+        versions = project.model_versions.exclude(status=ModelStatus.AUDIT)  # fold models: see their audit run
+        page = self.paginate_queryset(versions.select_related("parent"))
         return self.get_paginated_response(ModelVersionSerializer(page, many=True).data)
 
 

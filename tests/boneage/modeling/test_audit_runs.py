@@ -1,0 +1,51 @@
+"""The label audit: k fold models, each study predicted by the one fold model that never trained on it, nothing
+promotable, live progress per fold, and requests that would leak labels into the audit are refused."""
+from __future__ import annotations
+
+import pytest
+from boneage.modeling.models import ModelVersion, Prediction, TrainingRun
+
+live = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_an_audit_predicts_every_labelled_study_with_a_fold_model_that_never_trained_on_it(
+        celery_worker, tiny_project, owner, add_studies, events, api_as):
+    labelled = add_studies(tiny_project, owner, 12)
+    events.subscribe(tiny_project.pk)
+    response = api_as(owner).post(f"/api/projects/{tiny_project.pk}/training-runs/",
+                                  {"kind": "audit", "folds": 3, "init": "fresh", "epochs": 1}, format="json")
+    assert response.status_code == 201, response.json()
+    run_id = response.json()["id"]
+    finished = events.until(lambda e: e["type"] == "training.finished" and e["run"] == run_id, timeout=240)[-1]
+    assert finished["state"] == "succeeded", TrainingRun.objects.get(pk=run_id).error
+    assert "12 out-of-fold predictions from 3 fold models" in finished["outcome"]
+    assert {e.get("fold") for e in events.seen if e["type"] == "training.progress"} >= {1, 2, 3}
+
+    folds = ModelVersion.objects.filter(project=tiny_project, status="audit")
+    assert folds.count() == 3
+    for study in labelled:
+        [prediction] = Prediction.objects.filter(study=study, model_version__in=folds)
+        version = prediction.model_version
+        assert prediction.out_of_fold
+        assert study.pk not in version.training_study_ids and study.pk in version.validation_study_ids
+    assert sorted(i for v in folds for i in v.validation_study_ids) == sorted(s.pk for s in labelled)  # each once
+
+    client = api_as(owner)
+    assert client.get(f"/api/projects/{tiny_project.pk}/models/").json()["results"] == []  # nothing to promote
+    refused = client.post(f"/api/models/{folds[0].pk}/promote/")
+    assert refused.status_code == 409 and refused.json()["error"] == "audit_model"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("body", "message"), [
+    ({"kind": "audit", "init": "active"}, "cannot start from the active model"),
+    ({"folds": 5}, "belongs to an audit run"),
+    ({"kind": "audit", "folds": 1}, "folds must be a number between 2 and 10"),
+    ({"kind": "census"}, "kind must be one of train, audit"),
+])
+def test_an_audit_that_would_leak_labels_or_makes_no_sense_is_refused(tiny_project, owner, api_as, body, message):
+    response = api_as(owner).post(f"/api/projects/{tiny_project.pk}/training-runs/", body, format="json")
+    assert response.status_code == 400 and message in response.json()["detail"]
+    assert not TrainingRun.objects.exists()
