@@ -96,11 +96,10 @@ def labeler_loop(base_url: str, token: str, project_id: int, until: float, tally
         return response
 
     while time.monotonic() < until:
-        call("worklist", "GET", f"/api/projects/{project_id}/worklist/")
+        rows = call("worklist", "GET", f"/api/projects/{project_id}/worklist/").json()["results"]
         case = call("next case", "GET", f"/api/projects/{project_id}/next-case/", ok=(200, 404))
-        if case.status_code != 200:
-            continue
-        study = case.json()["study"]
+        # every study labelled: go on correcting one from the worklist, as a second reader would
+        study = case.json()["study"] if case.status_code == 200 else rows[int(rng.integers(len(rows)))]["id"]
         detail = call("study", "GET", f"/api/studies/{study}/").json()
         call("image", "GET", f"/api/studies/{study}/image/")
         for attempt in range(2):

@@ -32,6 +32,7 @@ function renderRun() {
   const run = current, bar = $("#run-progress"), pill = $("#run-state");
   const active = run && ACTIVE_RUN.has(run.state);
   if ($("#start-run")) $("#start-run").disabled = !!active;
+  if ($("#start-audit")) $("#start-audit").disabled = !!active;
   if ($("#cancel-run")) $("#cancel-run").hidden = !active || run.state === "cancelling";
   if (!run) { $("#run-text").textContent = "No run yet: start one to train on the expert-corrected labels."; return; }
   pill.hidden = false; pill.textContent = run.state; pill.className = `status-pill ${run.state}`;
@@ -40,11 +41,14 @@ function renderRun() {
   bar.firstElementChild.style.width = `${(fraction * 100).toFixed(1)}%`;
   bar.setAttribute("aria-valuenow", String(Math.round(fraction * 100)));
   const total = p.total_epochs || run.config.epochs;
-  const parts = [`Run ${run.id}`, `epoch ${p.epoch || 0}/${total ?? "?"}`];
+  const parts = [`${run.config.kind === "audit" ? "Audit" : "Run"} ${run.id}`];
+  if (p.folds) parts.push(`fold ${p.fold}/${p.folds}`);
+  parts.push(`epoch ${p.epoch || 0}/${total ?? "?"}`);
   if (p.step) parts.push(`step ${p.step}`);
   if (p.loss != null) parts.push(`loss ${(+p.loss).toFixed(3)}`);
   if (p.val_mae != null) parts.push(`this epoch: validation MAE ${(+p.val_mae).toFixed(2)} mo`);
   if (run.result_name) parts.push(`→ ${run.result_name}`);
+  if (p.outcome) parts.push(p.outcome);
   if (run.error) parts.push(run.error);
   $("#run-text").textContent = parts.join(" · ");
   const curve = run.curve || [];
@@ -168,6 +172,14 @@ $("#run-form")?.addEventListener("submit", async (e) => {
   const response = await api(`/api/projects/${projectId}/training-runs/`, { method: "POST", json });
   if (response.status === 201) { toast(`Run ${response.body.id} queued.`, "ok"); steps = []; current = response.body; runs.unshift(response.body); renderRuns(); renderRun(); }
   else { toast(response.body.detail || "Could not start a run.", "error"); $("#start-run").disabled = false; }
+});
+$("#start-audit")?.addEventListener("click", async () => {
+  if (!confirm("Audit every label? 5 fold models are trained, each on 4/5 of the labels, and each predicts the fifth it "
+    + "never saw; the review queue then flags the labels those predictions disagree with.")) return;
+  $("#start-audit").disabled = true;
+  const response = await api(`/api/projects/${projectId}/training-runs/`, { method: "POST", json: { kind: "audit", folds: 5 } });
+  if (response.status === 201) { toast(`Audit ${response.body.id} queued.`, "ok"); steps = []; current = response.body; runs.unshift(response.body); renderRuns(); renderRun(); }
+  else { toast(response.body.detail || "Could not start the audit.", "error"); $("#start-audit").disabled = false; }
 });
 $("#cancel-run")?.addEventListener("click", async () => {
   if (!current) return;
