@@ -18,9 +18,8 @@ from boneage.core.storage import delete_quietly, save_atomic
 from boneage.dicomweb.models import DerivedObject
 from boneage.dicomweb.objects import Algorithm, Reading, make_bone_age_report, make_seg
 from boneage.modeling.actions import latest_prediction
+from boneage.modeling.intervals import reading_interval
 from boneage.studies.models import Study
-
-INTERVAL_Z90 = 1.6449  # the two-sided 90% normal quantile: interval = age ± z·std
 
 
 class ExportError(AppError):
@@ -75,17 +74,19 @@ def export_sr(study: Study) -> DerivedObject:
     prediction = latest_prediction(study)
     if label is None and prediction is None:
         raise ExportError(409, "no_bone_age", f"Study {study.pk} has neither a label nor a model prediction to report.")
-    key = f"label:{label.pk if label else '-'};prediction:{prediction.pk if prediction else '-'}"
+    key = (f"label:{label.pk if label else '-'};prediction:{prediction.pk if prediction else '-'};"
+           f"level:{study.project.interval_level:g}")
     found = _existing(study, "sr", key)
     if found is not None:
         return found
     readings = []
     if label is not None:
         readings.append(Reading(label.months, reader=_person_name(label.author) if label.author else f"{label.source}^"))
-    if prediction is not None:
-        half = INTERVAL_Z90 * prediction.std_months
+    if prediction is not None:  # the interval every page states (the project's level, conformal, clipped)
+        interval = reading_interval(prediction.age_months, prediction.std_months, prediction.model_version.metrics,
+                                    study.project)
         readings.append(Reading(prediction.age_months, std_months=prediction.std_months,
-                                interval=(max(0.0, prediction.age_months - half), prediction.age_months + half),
+                                interval=(interval.low, interval.high), interval_level=interval.level,
                                 algorithm=Algorithm("Bone age residual attention network", prediction.model_version.name)))
     created = max(x.created_at for x in (label, prediction) if x is not None)
     series_uid, sop_uid = _uids(study, "sr", key)

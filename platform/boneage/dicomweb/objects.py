@@ -14,9 +14,12 @@ from pydicom.uid import generate_uid
 MANUFACTURER = "boneage-platform"
 SOFTWARE_VERSION = "0.1.0"
 BONE_AGE = hd.sr.CodedConcept("85151-9", "LN", "XR Bone age")
-# No standard code names a 90% prediction interval's ends; a local scheme says exactly what they are.
-INTERVAL_LOWER = hd.sr.CodedConcept("BA-PI90-LO", "99BONEAGE", "Lower limit of 90% prediction interval")
-INTERVAL_UPPER = hd.sr.CodedConcept("BA-PI90-HI", "99BONEAGE", "Upper limit of 90% prediction interval")
+# No standard code names a prediction interval's ends; a local scheme says exactly what they are, level included
+# (the project's one interval level: BA-PI90-LO = the lower limit of the 90% interval).
+def interval_concepts(level: float) -> tuple[hd.sr.CodedConcept, hd.sr.CodedConcept]:
+    percent = f"{level * 100:g}"
+    return (hd.sr.CodedConcept(f"BA-PI{percent}-LO", "99BONEAGE", f"Lower limit of {percent}% prediction interval"),
+            hd.sr.CodedConcept(f"BA-PI{percent}-HI", "99BONEAGE", f"Upper limit of {percent}% prediction interval"))
 SEG_SERIES_NUMBER, SR_SERIES_NUMBER = 901, 902
 
 
@@ -34,6 +37,7 @@ class Reading:
     reader: str = ""  # a DICOM person name, "Family^Given" or "username^"
     algorithm: Algorithm | None = None
     interval: tuple[float, float] | None = None
+    interval_level: float = 0.9
     std_months: float | None = None
 
 
@@ -124,7 +128,7 @@ def _interval_properties(reading: Reading) -> hd.sr.MeasurementProperties | None
         values.append(hd.sr.NumContentItem(name=codes.SCT.StandardDeviation, value=round(reading.std_months, 2),
                                            unit=codes.UCUM.Month, relationship_type="HAS PROPERTIES"))
     if reading.interval is not None:
-        for concept, bound in zip((INTERVAL_LOWER, INTERVAL_UPPER), reading.interval):
+        for concept, bound in zip(interval_concepts(reading.interval_level), reading.interval):
             values.append(hd.sr.NumContentItem(name=concept, value=round(bound, 2), unit=codes.UCUM.Month,
                                                relationship_type="HAS PROPERTIES"))
     return hd.sr.MeasurementProperties(measurement_statistical_properties=hd.sr.MeasurementStatisticalProperties(
