@@ -81,6 +81,15 @@ class Tally:
             self.times[name].append(seconds * 1000)
 
 
+def mask_request(rng, study: dict, base: int | None) -> dict:
+    mask = (rng.random((study["height"], study["width"])) > 0.5).astype(np.uint8) * 255
+    return {"files": {"file": ("mask.png", png_of(mask), "image/png")}, "data": {"base_revision": base} if base else {}}
+
+
+def label_request(rng, study: dict, base: int | None) -> dict:
+    return {"json": {"months": float(rng.integers(0, 228))} | ({"base_label": base} if base else {})}
+
+
 def labeler_loop(base_url: str, token: str, project_id: int, until: float, tally: Tally, seed: int) -> None:
     rng = np.random.default_rng(seed)
     http = requests.Session()
@@ -102,30 +111,16 @@ def labeler_loop(base_url: str, token: str, project_id: int, until: float, tally
         study = case.json()["study"] if case.status_code == 200 else rows[int(rng.integers(len(rows)))]["id"]
         detail = call("study", "GET", f"/api/studies/{study}/").json()
         call("image", "GET", f"/api/studies/{study}/image/")
-        for attempt in range(2):
-            masks = call("masks (read)", "GET", f"/api/studies/{study}/masks/").json()
-            base = masks[0]["id"] if masks else None
-            mask = (rng.random((detail["height"], detail["width"])) > 0.5).astype(np.uint8) * 255
-            saved = call("mask save", "POST", f"/api/studies/{study}/masks/", ok=(201, 409),
-                         files={"file": ("mask.png", png_of(mask), "image/png")},
-                         data={"base_revision": base} if base else {})
-            if saved.status_code == 201:
+        for kind, plural, request in (("mask", "masks", mask_request), ("label", "labels", label_request)):
+            for _attempt in range(2):  # read the newest as the base, save; a 409 (someone was faster): once more
+                newest = call(f"{plural} (read)", "GET", f"/api/studies/{study}/{plural}/").json()
+                saved = call(f"{kind} save", "POST", f"/api/studies/{study}/{plural}/", ok=(201, 409),
+                             **request(rng, detail, newest[0]["id"] if newest else None))
                 with tally.lock:
-                    tally.created["mask"] += 1
-                break
-            with tally.lock:
-                tally.conflicts += 1
-        for attempt in range(2):
-            labels = call("labels (read)", "GET", f"/api/studies/{study}/labels/").json()
-            base = labels[0]["id"] if labels else None
-            body = {"months": float(rng.integers(0, 228))} | ({"base_label": base} if base else {})
-            saved = call("label save", "POST", f"/api/studies/{study}/labels/", ok=(201, 409), json=body)
-            if saved.status_code == 201:
-                with tally.lock:
-                    tally.created["label"] += 1
-                break
-            with tally.lock:
-                tally.conflicts += 1
+                    if saved.status_code == 201:
+                        tally.created[kind] += 1
+                        break
+                    tally.conflicts += 1
 
 
 def socket_loop(url: str, origin: str, cookie: str, stop: threading.Event, seen: list[int], failures: list[str],
