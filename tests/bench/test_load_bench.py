@@ -31,6 +31,7 @@ SECONDS = float(os.environ.get("LOAD_SECONDS", "300"))
 LABELERS = int(os.environ.get("LOAD_LABELERS", "20"))
 SOCKETS = int(os.environ.get("LOAD_SOCKETS", "50"))
 STUDIES = 60
+QUIET_S = 15  # a socket stops listening after the labelers stopped and nothing came for this long
 
 
 def png_of(array: np.ndarray) -> bytes:
@@ -123,8 +124,9 @@ def labeler_loop(base_url: str, token: str, project_id: int, until: float, tally
                     tally.conflicts += 1
 
 
-def socket_loop(url: str, origin: str, cookie: str, stop: threading.Event, seen: list[int], failures: list[str],
+def socket_loop(url: str, origin: str, cookie: str, stop: threading.Event, seen: list[float], failures: list[str],
                 ready: threading.Barrier) -> None:
+    """seen: [label.saved events received, monotonic time of the last one]."""
     try:
         socket = WebsocketClient(url, origin=origin, cookie=cookie, timeout=30)
         assert socket.receive_json(timeout=30)["type"] == "hello"
@@ -136,13 +138,14 @@ def socket_loop(url: str, origin: str, cookie: str, stop: threading.Event, seen:
     try:
         while True:
             try:
-                event = socket.receive_json(timeout=1)
+                event = socket.receive_json(timeout=QUIET_S)
             except TimeoutError:
-                if stop.is_set():  # the labelers are done and a quiet second has passed
+                if stop.is_set():  # the labelers are done and nothing came for QUIET_S: the backlog is drained
                     break
                 continue
             if event.get("type") == "label.saved":
                 seen[0] += 1
+                seen[1] = time.monotonic()
     except (SocketClosed, OSError) as error:
         failures.append(f"socket dropped: {error!r}")
     finally:
@@ -171,7 +174,7 @@ def test_twenty_labelers_and_fifty_sockets_for_five_minutes(live_asgi_server, ce
     ws = live_asgi_server.replace("http://", "ws://") + f"/ws/projects/{project.pk}/"
     ready = threading.Barrier(SOCKETS + 1)
     socket_failures: list[str] = []
-    seen = [[0] for _ in range(SOCKETS)]
+    seen = [[0, 0.0] for _ in range(SOCKETS)]
     stop = threading.Event()
     sockets = [threading.Thread(target=socket_loop, args=(ws, live_asgi_server, cookies[i], stop, seen[i],
                                                           socket_failures, ready)) for i in range(SOCKETS)]
@@ -189,10 +192,10 @@ def test_twenty_labelers_and_fifty_sockets_for_five_minutes(live_asgi_server, ce
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
-    time.sleep(5)  # the events of the last saves are still on their way
+    stopped = time.monotonic()
     stop.set()
     for thread in sockets:
-        thread.join(timeout=120)
+        thread.join(timeout=300)
 
     labels_saved = AgeLabel.objects.filter(study__project=project, author__in=labelers).count()
     masks_saved = MaskRevision.objects.filter(study__project=project, author__in=labelers).count()
@@ -202,7 +205,9 @@ def test_twenty_labelers_and_fifty_sockets_for_five_minutes(live_asgi_server, ce
     for name, times in tally.times.items():
         p95 = statistics.quantiles(times, n=20)[-1] if len(times) >= 2 else times[0]
         print(f"{name:<16} {len(times):>6} {statistics.median(times):>8.1f} {p95:>8.1f} {len(times) / elapsed:>7.1f}")
-    events = sorted(s[0] for s in seen)
+    events = sorted(int(s[0]) for s in seen)
+    drain = max(s[1] for s in seen) - stopped
+    print(f"the last label.saved reached its socket {drain:.1f} s after the labelers stopped (the sockets' backlog)")
     print(f"label.saved events per socket: min {events[0]}, max {events[-1]}, sockets short of {labels_saved}: "
           f"{sum(e < labels_saved for e in events)} ({events[:5]} …)")
     print(f"database: {labels_saved} labels, {masks_saved} masks by the labelers (before: {labels_before} labels)")

@@ -3,7 +3,13 @@
 export function connectLive(projectId, { onEvent, onReconnect } = {}) {
   const badge = document.getElementById("live-state");
   const listeners = new Map();
-  let socket, attempt = 0, closedByUs = false, everOpened = false;
+  let socket, attempt = 0, closedByUs = false, everOpened = false, lastSeq = null, refreshing = 0;
+  // Every project event carries seq, one more than the project's previous event: a gap means this page missed some
+  // (the server's channel layer drops what a slow consumer leaves unread), so it reloads what it shows.
+  function refresh() {
+    clearTimeout(refreshing);
+    refreshing = setTimeout(() => { if (onReconnect) onReconnect(); }, 200);
+  }
 
   function show(state, text) {
     if (!badge) return;
@@ -21,8 +27,12 @@ export function connectLive(projectId, { onEvent, onReconnect } = {}) {
       if (event.type === "hello") {
         attempt = 0;
         show("live", "live");
-        if (everOpened && onReconnect) onReconnect();  // we may have missed events: refresh
+        if (everOpened) refresh();  // we may have missed events while away
         everOpened = true;
+        lastSeq = typeof event.seq === "number" ? event.seq : null;
+      } else if (typeof event.seq === "number") {
+        if (lastSeq !== null && event.seq > lastSeq + 1) { live.gaps += 1; refresh(); }
+        lastSeq = lastSeq === null ? event.seq : Math.max(lastSeq, event.seq);
       }
       if (event.type === "access.changed") { location.reload(); return; }  // the page's controls follow the role
       if (onEvent) onEvent(event);
@@ -44,6 +54,7 @@ export function connectLive(projectId, { onEvent, onReconnect } = {}) {
   open();
   window.addEventListener("online", () => { if (socket.readyState === WebSocket.CLOSED) { attempt = 0; open(); } });
   const live = {
+    gaps: 0,  // how many times a gap in seq made the page reload (the browser tests read it)
     on(type, fn) { if (!listeners.has(type)) listeners.set(type, []); listeners.get(type).push(fn); return live; },
     get connected() { return socket && socket.readyState === WebSocket.OPEN; },
     close() { closedByUs = true; socket.close(); },

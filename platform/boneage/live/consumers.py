@@ -8,6 +8,7 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from boneage.core.events import current_sequence
 from boneage.live.events import project_group, user_group
 from boneage.review.rules import review_settings
 from boneage.review.visibility import carries_values, live_event
@@ -34,8 +35,9 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
         self.blind = await database_sync_to_async(project_reviews_blind)(project_id)  # after joining: no gap
+        seq = await database_sync_to_async(current_sequence)(project_id)  # events after this one will reach us
         await self.accept()
-        await self.send_json({"type": "hello", "project": project_id, "role": role})
+        await self.send_json({"type": "hello", "project": project_id, "role": role, "seq": seq})
 
     async def disconnect(self, code):
         for group in getattr(self, "joined", []):
