@@ -133,6 +133,7 @@ if urlparse(REDIS_URL).scheme not in ("redis", "rediss", "unix"):
 # its keys to redis-py's ConnectionPool.from_url); it still ends a read from a Redis that really stopped answering.
 CHANNELS_BLOCKING_POP_S = 5
 CHANNELS_REDIS_SOCKET_TIMEOUT_S = env_int("CHANNELS_REDIS_SOCKET_TIMEOUT_S", 30, minimum=CHANNELS_BLOCKING_POP_S + 5)
+CHANNELS_CAPACITY = env_int("CHANNELS_CAPACITY", 1000, minimum=100)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -140,6 +141,10 @@ CHANNEL_LAYERS = {
             "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNELS_REDIS_SOCKET_TIMEOUT_S,
                        "socket_connect_timeout": 5, "socket_keepalive": True, "health_check_interval": 15}],
             "prefix": env_str("CHANNELS_PREFIX", "boneage") or "boneage",
+            # How many events may wait for one socket. channels-redis drops a group message silently when the
+            # socket's channel is full (default 100): 50 sockets under a 20-labeler load lost ~22 % of their events
+            # in bursts (docs/benchmarks.md, load). Pages also notice gaps (core.events: seq) and reload.
+            "capacity": CHANNELS_CAPACITY,
         },
     }
 }
