@@ -161,7 +161,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Every task that runs the network goes to the gpu queue (docs/architecture.md, Workers and queues); everything else to cpu, the default.
 CELERY_TASK_ROUTES = {name: {"queue": "gpu"} for name in (
-    "modeling.predict_study", "modeling.train", "modeling.repredict", "modeling.rescore")}
+    "modeling.predict_study", "modeling.train", "modeling.repredict")}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -65,6 +65,6 @@ def test_the_network_tasks_go_to_the_gpu_queue_and_the_rest_to_cpu():
     app.loader.import_default_modules()
     queues = {name: app.amqp.router.route({}, name)["queue"].name for name in app.tasks if not name.startswith("celery.")}
     gpu = {name for name, queue in queues.items() if queue == "gpu"}
-    assert gpu == {"modeling.predict_study", "modeling.train", "modeling.repredict", "modeling.rescore"}
+    assert gpu == {"modeling.predict_study", "modeling.train", "modeling.repredict"}  # rescoring is part of repredict
     assert {queue for name, queue in queues.items() if name not in gpu} == {"cpu"}
     assert "review.evaluate_studies" in queues and "annotations.automask" in queues

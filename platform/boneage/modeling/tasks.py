@@ -18,7 +18,7 @@ from django.db import connection, transaction
 
 from boneage.core.events import publish
 from boneage.modeling import conf
-from boneage.modeling.actions import do_predict_study, do_repredict_project, do_rescore_project
+from boneage.modeling.actions import do_predict_study, do_repredict_project
 from boneage.modeling.training import reap_stale_runs, run_training
 from boneage.studies.models import Study
 
@@ -53,14 +53,6 @@ def train_run(run_id: int) -> None:
              soft_time_limit=conf.REPREDICT_SOFT_LIMIT_S, time_limit=conf.REPREDICT_HARD_LIMIT_S)
 def repredict_project(version_id: int) -> None:
     do_repredict_project(version_id)  # ends with the new next-case scores
-
-
-@shared_task(name="modeling.rescore", acks_late=True, reject_on_worker_lost=True,
-             soft_time_limit=300, time_limit=360)
-def rescore_project(version_id: int) -> None:
-    """Never enqueued by the platform today (do_repredict_project rescores inline); kept registered because the gpu
-    queue's routing (settings.CELERY_TASK_ROUTES, test_settings) names it: an operator may enqueue it by name."""
-    do_rescore_project(version_id)
 
 
 def _reap_once() -> None:
