@@ -224,3 +224,21 @@ def test_the_gpu_check_runs_on_the_cpu_with_a_tiny_step_count():
     result = check("light", steps=1, warmup=0, batch=2, infer_batches=1)
     assert result["device"] == "cpu" and result["amp"] == "off" and result["train_images_per_s"] > 0
     assert result["projected_epoch_minutes"] == pytest.approx(12611 / result["train_images_per_s"] / 60, rel=0.01)
+
+
+def test_a_fine_tune_keeps_the_init_batchnorm_statistics_and_ships_the_last_epoch_or_the_init(phantoms, tmp_path):
+    """Fine-tuning from `init` freezes BatchNorm statistics (training and evaluation normalise alike: no re-estimate,
+    no recalibrated candidate) and `last_epoch` ships the end of the schedule unless the init scores better."""
+    config = TrainConfig(model=TINY, epochs=1, batch_size=8, teacher_epochs=0, teacher_decay_epochs=0, mc_samples=0)
+    start = train(read_folder(phantoms), config, tmp_path / "start.pt")
+    assert start.metrics["bn_frozen"] is False
+    tuned = replace(config, epochs=2, lr=1e-3, selection="last_epoch")
+    result = train(read_folder(phantoms), tuned, tmp_path / "tuned.pt", init=start.checkpoint)
+    m = result.metrics
+    assert m["bn_frozen"] is True and m["best_epoch"] == 2
+    assert set(m["final_candidates"]) == {"init", "selected_epoch", "shipped"}
+    assert m["val_mae"] == pytest.approx(min(m["final_candidates"]["init"], m["final_candidates"]["selected_epoch"]))
+    stats = lambda path: {k: v for k, v in torch.load(path, weights_only=True)["state_dict"].items()
+                          if k.endswith(("running_mean", "running_var"))}
+    before, after = stats(start.checkpoint), stats(result.checkpoint)
+    assert before and all(torch.equal(before[k], after[k]) for k in before)
