@@ -117,8 +117,8 @@ class TrainConfig:
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
-    # From scratch (no --init). The mask gradient flows: on this CPU it cost nothing measurable (41.6 vs 40.6
-    # images/s at 256/128, docs/benchmarks.md), and the paper trains end to end.
+    # From scratch (no --init). The mask gradient flows, as in the paper: ~20 % slower per step on this CPU
+    # (9.2 vs 11.5 images/s at 256/128, docs/benchmarks.md).
     "light": TrainConfig(model=PRESETS["light"], epochs=20, teacher_epochs=8, teacher_decay_epochs=6),
     # The default with --init (`ml.train --init starter`): a short end-to-end fine-tune of a trained network. No
     # teacher forcing (its segmenter is trained), BatchNorm statistics frozen at the init's (TrainConfig.freeze_bn),
