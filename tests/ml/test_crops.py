@@ -64,3 +64,13 @@ def test_training_on_cached_crops_is_reproducible_and_ships_exact_batchnorm_stat
     exact_bn_statistics(model, train_cache)
     assert np.array_equal(before, predict_crops(model, val_cache))
     assert results[1].val_mae == pytest.approx(float(np.abs(before - val_cache.ages.numpy()).mean()))
+
+
+def test_a_crop_cached_with_the_segmenter_is_exactly_what_the_network_feeds_its_regressor_at_inference(samples):
+    torch.manual_seed(1)
+    model = build_model(TINY).eval()
+    cache = hand_crops(samples[:4], TINY.work_size, TINY.crop_size, model.margin, segmenter=model)
+    batch = collate([HandDataset(samples[:4], TINY.work_size, augment=False)[i] for i in range(4)])
+    with torch.no_grad():
+        out = model(batch["image"], batch["sex"])
+    assert torch.allclose(model._standardize(cache.crops.float()), out.crops, atol=2e-2)  # float16 storage only

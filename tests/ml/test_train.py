@@ -5,7 +5,6 @@ import hashlib
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,7 +54,9 @@ def test_the_paper_loss_decreases_on_a_tiny_set_with_nesterov_sgd(phantoms):
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
 
 
-def test_the_model_overfits_16_phantoms_to_under_3_months_within_a_minute(phantoms):
+def test_the_model_overfits_16_phantoms_to_under_3_months_within_150_steps(phantoms):
+    """A step budget, not a wall-clock one: seeded on one thread the run is the same on a quiet or a loaded box (it
+    reached 2.2 months at step 40 in 103 s on the loaded 2-core box, where the old 60-s budget failed it)."""
     torch.manual_seed(0)
     batch = fixed_batch(phantoms, 16)
     model = build_model(TINY)
@@ -63,8 +64,9 @@ def test_the_model_overfits_16_phantoms_to_under_3_months_within_a_minute(phanto
     head.age_mean.fill_(float(batch["age"].mean()))
     head.age_std.fill_(float(batch["age"].std()))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)  # capacity check: Adam gets there in fewer steps
-    start, mae = time.perf_counter(), float("inf")
-    while time.perf_counter() - start < 60 and mae >= 3.0:
+    steps, mae = 0, float("inf")
+    while steps < 150 and mae >= 3.0:
+        steps += 5
         for _ in range(5):
             model.train()
             loss, _ = total_loss(model, batch)
@@ -76,7 +78,7 @@ def test_the_model_overfits_16_phantoms_to_under_3_months_within_a_minute(phanto
         with torch.no_grad():
             _, ages = total_loss(model, batch)
         mae = float((ages - batch["age"]).abs().mean())
-    assert mae < 3.0, f"MAE {mae:.2f} months after {time.perf_counter() - start:.0f}s"
+    assert mae < 3.0, f"MAE {mae:.2f} months after {steps} steps"
 
 
 class Recorder(TrainCallback):
