@@ -49,11 +49,14 @@ bench: $(STAMP) chromium
 STARTER := var/starter
 starter-weights: $(STAMP)
 	$(PY) -m ml.phantoms --n 3000 --seed 61001 --distractors random --size 512 --out $(STARTER)/train-61001
+	$(PY) -m ml.phantoms --n 2000 --seed 61005 --distractors random --size 512 --out $(STARTER)/train-61005
 	$(PY) -m ml.phantoms --n 200 --seed 55555 --distractors random --size 512 --out $(STARTER)/heldout
+	$(PY) -m ml.starter merge $(STARTER)/train-5000 $(STARTER)/train-61001 $(STARTER)/train-61005
+	$(PY) -m ml.starter merge $(STARTER)/e2e-1500 $(STARTER)/train-61001 --limit 1500
 	git show 9cc2ee0:ml/weights/starter-light.pt > $(STARTER)/segmenter-donor.pt
-	$(PY) -m ml.starter pretrain $(STARTER)/train-61001 $(STARTER)/phase1.pt --segmenter $(STARTER)/segmenter-donor.pt \
+	$(PY) -m ml.starter pretrain $(STARTER)/train-5000 $(STARTER)/phase1.pt --segmenter $(STARTER)/segmenter-donor.pt \
 		--config ml/weights/starter-crops.json
-	$(PY) -m ml.train --data $(STARTER)/train-61001 --out $(STARTER)/phase2.pt --init $(STARTER)/phase1.pt \
+	$(PY) -m ml.train --data $(STARTER)/e2e-1500 --out $(STARTER)/phase2.pt --init $(STARTER)/phase1.pt \
 		--config ml/weights/starter-e2e-train.json --quiet
 	cp $(STARTER)/phase2.pt ml/weights/starter-light.pt
 	$(PY) -m ml.starter score ml/weights/starter-light.pt $(STARTER)/heldout --json $(STARTER)/heldout.json
