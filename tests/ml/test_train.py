@@ -172,9 +172,9 @@ def test_skipping_the_segmenter_on_some_steps_still_trains(phantoms, tmp_path):
 
 
 def test_the_shipped_starter_weights_read_bone_age_on_phantoms_they_never_saw(tmp_path):
-    """ml/weights/starter-light.pt (what `make run` fine-tunes) on 48 new phantoms like the demo cohort's: far better
-    than predicting the mean age, with a hand mask that fits. (Training from scratch on ~120 images within a minute
-    does not get there on this CPU: docs/paper-tables.md.)"""
+    """ml/weights/starter-light.pt (what every fine-tune starts from) on 48 new phantoms like the demo cohort's: within
+    issue 12's 0.2× the mean predictor, with a hand mask that fits. Fixed weights and data: the number is fixed
+    (6.97 months vs 63.2 for the mean, 2026-12-06); the margin only absorbs float differences between machines."""
     from ml.checkpoint import SHIPPED_STARTER
     from ml.imaging import load_image
 
@@ -187,7 +187,7 @@ def test_the_shipped_starter_weights_read_bone_age_on_phantoms_they_never_saw(tm
     ages = torch.tensor([s.age_months for s in samples])
     mae = float(torch.tensor([abs(p.age_months - s.age_months) for p, s in zip(preds, samples)]).mean())
     mean_mae = float((ages - 114.0).abs().mean())  # 114 months: the middle of the phantoms' uniform 0-228 ages
-    assert mae < 0.6 * mean_mae, f"starter MAE {mae:.1f} vs mean predictor {mean_mae:.1f}"
+    assert mae < 9.0 and mae < 0.2 * mean_mae, f"starter MAE {mae:.1f} vs mean predictor {mean_mae:.1f}"
     assert min(p.score for p in preds) > 0.5, "the segmenter found no hand on some image"
 
 
