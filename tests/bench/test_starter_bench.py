@@ -4,7 +4,8 @@
 - `ml.train --init starter` (the finetune preset, one thread) on 300 labels (seed 61002), scored on 100 other
   unseen phantoms (seed 61003); ML_BENCH_FINETUNE_SEEDS="0 1 2 3 4" repeats it per training seed (the spread).
 
-Writes test-artifacts/starter-bench.json. Thresholds are issue 12's targets.
+Writes test-artifacts/starter-bench.json. The asserts catch regressions (2026-12-06: 7.75 held out; 6.08–6.61 on the
+100 over 5 seeds); issue 12's targets are ≤ 8 and ≤ 7 months.
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def test_the_shipped_starter_reads_unseen_phantoms(cohorts):
     torch.set_num_threads(1)
     result = score(SHIPPED_STARTER, cohorts / "heldout")
     record("starter_heldout_200", result)
-    assert result["heldout_mae"] <= 10.0, "issue 12 target: ≤ 8 months (ml/weights/README.md has the last number)"
+    assert result["heldout_mae"] <= 8.0, "issue 12 target: ≤ 8 months (ml/weights/README.md has the last number)"
 
 
 @pytest.mark.parametrize("seed", [int(s) for s in os.environ.get("ML_BENCH_FINETUNE_SEEDS", "0").split()])
@@ -61,4 +62,4 @@ def test_a_300_label_fine_tune_of_the_starter(cohorts, tmp_path, seed):
                                         "val_mae": result.metrics["val_mae"],
                                         "final_candidates": result.metrics["final_candidates"],
                                         "by_band": scored["heldout_mae_by_age_band"]})
-    assert seconds <= 600 and scored["heldout_mae"] <= 9.0, "issue 12 target: ≤ 7 months within 10 minutes"
+    assert seconds <= 600 and scored["heldout_mae"] <= 7.0, "issue 12 target: ≤ 7 months within 10 minutes"
