@@ -14,6 +14,12 @@ Two optimiser set-ups, chosen by `TrainConfig.optimizer` / `schedule`:
   (mean-predictor MAE, mask IoU 0.02); see docs/paper-tables.md.
 
 Both: grad-norm clip, early stopping, best-epoch weights kept, precise BatchNorm at the end.
+
+Fine-tuning (`--init`, the default everywhere: `--init starter`, the platform's runs): the `finetune` preset —
+AdamW lr 3e-4, no teacher forcing, mask gradient on, BatchNorm statistics frozen at the init's (`freeze_bn`), the
+last epoch of the cosine schedule shipped (`selection="last_epoch"`) unless the init scores better on the same
+validation images by the same `evaluate` — so a fine-tune never ships worse there than it started, by construction.
+The starter itself is built in two phases (`ml.crops` on cached crops, then this loop): ml/weights/README.md.
 L_reg is the L1 error in months divided by `reg_scale` (default: the training labels' std, i.e. L1
 on the normalised age the head predicts). Teacher forcing: for the first `teacher_epochs` epochs
 every sample's crop uses the ground-truth mask while the segmenter trains on its own losses (this
