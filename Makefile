@@ -43,17 +43,23 @@ bench: $(STAMP) chromium
 	BONEAGE_PROFILE=test BONEAGE_VAR_DIR=$(CURDIR)/var/test \
 	$(PY) -m pytest -m bench tests/bench -s $(PYTEST_ARGS)
 
-# Rebuilds ml/weights/starter-light.pt, the starter weights `make run` fine-tunes (ml/weights/README.md).
+# Rebuilds ml/weights/starter-light.pt, the starter weights `make run` fine-tunes (ml/weights/README.md): ~75 min on
+# one thread of a 2-core CPU. Phase 1 trains the regressor on crops cached once with the (frozen) segmenter of the
+# previous starter (taken from git history), phase 2 trains the whole network end to end (joint loss, mask gradient).
+STARTER := var/starter
 starter-weights: $(STAMP)
-	$(PY) -m ml.phantoms --n 600 --seed 4242 --distractors random --size 512 --out var/starter/phantoms
-	$(PY) -m ml.train --data var/starter/phantoms --out var/starter/stage1.pt --preset light \
-		--config ml/weights/starter-train.json
-	$(PY) -m ml.phantoms --n 900 --seed 31337 --distractors random --size 512 --out var/starter/phantoms-b
-	$(PY) -m ml.starter merge var/starter/train-1500 var/starter/phantoms var/starter/phantoms-b
-	$(PY) -m ml.train --data var/starter/train-1500 --out ml/weights/starter-light.pt --preset light \
-		--init var/starter/stage1.pt --config ml/weights/starter-finetune-train.json
-	$(PY) -m ml.phantoms --n 200 --seed 55555 --distractors random --size 512 --out var/starter/heldout
-	$(PY) -m ml.starter score ml/weights/starter-light.pt var/starter/heldout
+	$(PY) -m ml.phantoms --n 3000 --seed 61001 --distractors random --size 512 --out $(STARTER)/train-61001
+	$(PY) -m ml.phantoms --n 2000 --seed 61005 --distractors random --size 512 --out $(STARTER)/train-61005
+	$(PY) -m ml.phantoms --n 200 --seed 55555 --distractors random --size 512 --out $(STARTER)/heldout
+	$(PY) -m ml.starter merge $(STARTER)/train-5000 $(STARTER)/train-61001 $(STARTER)/train-61005
+	$(PY) -m ml.starter merge $(STARTER)/e2e-1500 $(STARTER)/train-61001 --limit 1500
+	git show 9cc2ee0:ml/weights/starter-light.pt > $(STARTER)/segmenter-donor.pt
+	$(PY) -m ml.starter pretrain $(STARTER)/train-5000 $(STARTER)/phase1.pt --segmenter $(STARTER)/segmenter-donor.pt \
+		--config ml/weights/starter-crops.json
+	$(PY) -m ml.train --data $(STARTER)/e2e-1500 --out $(STARTER)/phase2.pt --init $(STARTER)/phase1.pt \
+		--config ml/weights/starter-e2e-train.json --quiet
+	cp $(STARTER)/phase2.pt ml/weights/starter-light.pt
+	$(PY) -m ml.starter score ml/weights/starter-light.pt $(STARTER)/heldout --json $(STARTER)/heldout.json
 
 # ruff, then the layering of docs/architecture.md (import-linter contracts in pyproject.toml).
 lint: $(STAMP)

@@ -1,6 +1,7 @@
 """End-to-end training of the unified network: L = L_cls + L_box + L_mask + L_reg.
 
-    python -m ml.train --data DIR --out CKPT [--config FILE.json] [--init CKPT] [--epochs N] [--preset light|paper]
+    python -m ml.train --data DIR --out CKPT [--config FILE.json] [--init CKPT|starter] [--epochs N]
+                       [--preset light|finetune|paper|starter]   # default: finetune with --init, else light
 
 Two optimiser set-ups, chosen by `TrainConfig.optimizer` / `schedule`:
 
@@ -13,6 +14,12 @@ Two optimiser set-ups, chosen by `TrainConfig.optimizer` / `schedule`:
   (mean-predictor MAE, mask IoU 0.02); see docs/paper-tables.md.
 
 Both: grad-norm clip, early stopping, best-epoch weights kept, precise BatchNorm at the end.
+
+Fine-tuning (`--init`, the default everywhere: `--init starter`, the platform's runs): the `finetune` preset —
+AdamW lr 3e-4, no teacher forcing, mask gradient on, BatchNorm statistics frozen at the init's (`freeze_bn`), the
+last epoch of the cosine schedule shipped (`selection="last_epoch"`) unless the init scores better on the same
+validation images by the same `evaluate` — so a fine-tune never ships worse there than it started, by construction.
+The starter itself is built in two phases (`ml.crops` on cached crops, then this loop): ml/weights/README.md.
 L_reg is the L1 error in months divided by `reg_scale` (default: the training labels' std, i.e. L1
 on the normalised age the head predicts). Teacher forcing: for the first `teacher_epochs` epochs
 every sample's crop uses the ground-truth mask while the segmenter trains on its own losses (this
@@ -76,12 +83,19 @@ class TrainConfig:
     precise_bn_batches: int = 4      # recompute BatchNorm statistics on this many batches before each validation (0 = off)
     final_bn_batches: int = 32       # …and on this many (augmented) batches for the final model: 4 batches left val MAE
                                      # anywhere in 19.5–26.2 months for one set of weights (ml/weights/README.md)
+    freeze_bn: bool | None = None    # BatchNorm statistics kept as the init checkpoint's (modules stay in eval mode,
+                                     # affine weights still learn); None = frozen when fine-tuning from `init`. Frozen,
+                                     # training and evaluation normalise alike, so there is nothing to re-estimate
+                                     # (no precise-BN batches, no recalibrated candidate): the noise has no source.
     num_workers: int = 0
     threads: int | None = None       # torch.set_num_threads when set
     amp: bool = True                 # mixed precision on CUDA only (bf16 where supported)
     channels_last: bool = True       # CUDA only: NHWC memory format for the convolutions
     compile: bool = False            # CUDA only: torch.compile the regressor
     loss_sync_every: int = 1         # read the loss back to the host every k steps (CUDA: 1 stalls the GPU queue)
+    selection: str = "best_epoch"    # "best_epoch": the epoch with the lowest validation MAE (early stopping on);
+                                     # "last_epoch": the end of the cosine schedule — no pick among noisy epochs
+                                     # scored on a few dozen images. Either way the init model competes at the end.
     seed: int = 0
     progress: bool = False
     max_seconds: float | None = None  # wall-clock budget: stop after the epoch that crosses it
@@ -111,8 +125,14 @@ class TrainConfig:
 
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
-    "light": TrainConfig(model=PRESETS["light"], epochs=20, teacher_epochs=8, teacher_decay_epochs=6,
-                         mask_grad=False),
+    # From scratch (no --init). The mask gradient flows, as in the paper: ~20 % slower per step on this CPU
+    # (9.2 vs 11.5 images/s at 256/128, docs/benchmarks.md).
+    "light": TrainConfig(model=PRESETS["light"], epochs=20, teacher_epochs=8, teacher_decay_epochs=6),
+    # The default with --init (`ml.train --init starter`): a short end-to-end fine-tune of a trained network. No
+    # teacher forcing (its segmenter is trained), BatchNorm statistics frozen at the init's (TrainConfig.freeze_bn),
+    # the end of the cosine schedule shipped unless the init scores better on the same validation images.
+    "finetune": TrainConfig(model=PRESETS["light"], epochs=10, lr=3e-4, warmup_fraction=0.1, teacher_epochs=0,
+                            teacher_decay_epochs=0, selection="last_epoch", mc_samples=8),
     # `make run`'s starter (~120 images): 120 train / 40 val phantoms, val MAE 28 vs 67.5 for the mean predictor
     # with seed 0 but 57 / 56 with seeds 1 / 2 (not yet reliable), mask IoU 0.84, 24 epochs, ~130 CPU-s on one
     # core. lr 1e-3 beat 2e-3 / 3e-3 here; batch 8 beat 4 and 16 (sweep in docs/paper-tables.md).
@@ -268,6 +288,13 @@ def exact_batchnorm_statistics(model: torch.nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+def freeze_batchnorm(model: torch.nn.Module) -> None:
+    """Every BatchNorm module to eval mode: it normalises with its stored statistics and no longer updates them."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
 def _set_age_stats(model: UnifiedNet, samples: list[Sample]) -> None:
     ages = torch.tensor([s.age_months for s in samples], dtype=torch.float32)
     head = model.regressor.head
@@ -280,6 +307,8 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     """Train on `samples`, validate on `val_ids` (default: stable 10% by id), write the best model to `out`."""
     t_start = time.perf_counter()
     callback = callback or TrainCallback()
+    if config.selection not in ("best_epoch", "last_epoch"):
+        raise ValueError(f"unknown selection {config.selection!r}; known: best_epoch, last_epoch")
     if len(samples) < 2:
         raise DataError(f"need at least 2 samples to train, got {len(samples)}")
     if config.threads:
@@ -339,6 +368,9 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     total_steps = max(config.epochs * len(loader), 1)
     reg_scale = float(config.reg_scale) if config.reg_scale else float(model.regressor.head.age_std)
     model.mask_grad = config.mask_grad
+    freeze_bn = config.freeze_bn if config.freeze_bn is not None else init is not None
+    if freeze_bn:  # nothing to re-estimate: the statistics are the init's throughout
+        config = replace(config, precise_bn_batches=0, final_bn_batches=0)
     use_amp = config.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -361,6 +393,8 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
         pbar = tqdm(total=config.epochs * len(loader), desc="train", unit="step", file=sys.stderr)
     for epoch in range(config.epochs):
         model.train()
+        if freeze_bn:
+            freeze_batchnorm(model)
         train_ds.epoch = epoch
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -420,7 +454,10 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
         curve.append(metrics)
         if sched is not None:
             sched.step(metrics["val_mae"])
-        if metrics["val_mae"] < best_mae:
+        if config.selection == "last_epoch":
+            best_mae, best_epoch = min(best_mae, metrics["val_mae"]), epoch + 1
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        elif metrics["val_mae"] < best_mae:
             best_mae, best_epoch, since_best = metrics["val_mae"], epoch + 1, 0
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
         else:
@@ -451,7 +488,8 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
                "interval_scores": conformal_scores(ev.pred - ev.true, std),
                "std_median": float(np.median(std)),  # what "unsure" is measured against (the review rule)
                "best_epoch": best_epoch, "init_val_mae": init_val_mae, "final_candidates": candidate_maes, "epochs": len(curve), "seconds": time.perf_counter() - t_start,
-               "load_seconds": load_seconds, "train_images_per_s": context.world_size * images_seen / max(wait_s + compute_s, 1e-9),
+               "load_seconds": load_seconds, "bn_frozen": freeze_bn,
+               "train_images_per_s": context.world_size * images_seen / max(wait_s + compute_s, 1e-9),
                "data_wait_fraction": wait_s / max(wait_s + compute_s, 1e-9), "n_train": len(train_s),
                "n_val": len(val_s), "device": device.type, "world_size": context.world_size, "val_ids": sorted(val_ids)}
     model.cpu()
@@ -514,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", help="JSON file with TrainConfig fields (model: {ModelConfig fields} or a preset name)")
     ap.add_argument("--init", help="checkpoint to start from (same architecture), or `starter`: the shipped weights")
     ap.add_argument("--epochs", type=int)
-    ap.add_argument("--preset", choices=sorted(TRAIN_PRESETS), default="light")
+    ap.add_argument("--preset", choices=sorted(TRAIN_PRESETS),
+                    help="default: finetune with --init, light without")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     if args.job:
@@ -522,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data or not args.out:
         ap.error("--data and --out are required (or --job)")
     try:
-        config = load_config(args.config, args.preset)
+        config = load_config(args.config, args.preset or ("finetune" if args.init else "light"))
         config = replace(config, progress=not args.quiet, **({"epochs": args.epochs} if args.epochs else {}))
         samples = read_folder(args.data)
         result = train(samples, config, Path(args.out), init=resolve_checkpoint(args.init) if args.init else None)

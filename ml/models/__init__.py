@@ -28,8 +28,8 @@ class ModelConfig:
     width: float = 0.125             # channel multiplier of the attention net (1.0 = Attention-92)
     segmenter: str | None = "tiny_fpn"   # None = the "no segmentation subnet" ablation
     seg_size: int = 96               # Mask R-CNN input side
-    work_size: int = 160             # images are padded square and resized to this before the model
-    crop_size: int = 96              # S: side of the masked crop fed to the regressor
+    work_size: int = 256             # images are padded square and resized to this before the model
+    crop_size: int = 128             # S: side of the masked crop fed to the regressor (cut from the work_size image)
     use_sex: bool = True
     no_attention: tuple[str, ...] = ()
     dropout: float = 0.2
@@ -58,7 +58,8 @@ class ModelConfig:
 
 PRESETS: dict[str, ModelConfig] = {
     # CPU preset: Attention-92's six attention modules with p=0, t=1 and one final unit (~2× fewer residual
-    # units), width 1/8, 96-px segmenter, 160-px canvas, 96-px crops: trains on a 2-core CPU in minutes.
+    # units), width 1/8, 96-px segmenter, 256-px canvas, 128-px crops (the hand is ~140 px on the canvas, so the crop
+    # keeps its detail; a 160-px canvas with 96-px crops read 2× worse, docs/benchmarks.md).
     "light": ModelConfig(),
     # Starter (`make run`, ~120 labelled images, minutes on 2 CPU cores): the light architecture at a 96-px
     # canvas with 64-px crops and no dropout (too few images/steps for dropout to pay).

@@ -59,6 +59,16 @@ def square_boxes(boxes: Tensor, margin: float) -> Tensor:
     return torch.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], dim=1)
 
 
+def masked_hand_crops(images: Tensor, masks: Tensor, boxes: Tensor, crop_size: int, margin: float) -> tuple[Tensor, Tensor]:
+    """The regressor's input before standardisation: image × mask resampled inside the squared box →
+    ([B, 1, S, S], square boxes [B, 4]). One function for the network and the crop cache (ml.crops), so a cached
+    crop is exactly what the network would cut from the same image and mask."""
+    square = square_boxes(boxes, margin)
+    crops = roi_align(images * masks, [bx.unsqueeze(0) for bx in square], output_size=crop_size,
+                      spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    return crops, square
+
+
 class UnifiedNet(nn.Module):
     """images [B, 1, H, W] in [0, 1], sex [B] in {-1 female, 0 unknown, +1 male} → UnifiedOutput.
 
@@ -112,10 +122,7 @@ class UnifiedNet(nn.Module):
             crops = images if images.shape[-2:] == size else F.interpolate(images, size=size, mode="bilinear",
                                                                            align_corners=False, antialias=True)
             return self._standardize(crops), square_boxes(det.boxes, 0.0)
-        boxes = square_boxes(det.boxes, self.margin)
-        masked = images * det.masks
-        crops = roi_align(masked, [bx.unsqueeze(0) for bx in boxes], output_size=self.crop_size,
-                          spatial_scale=1.0, sampling_ratio=2, aligned=True)
+        crops, boxes = masked_hand_crops(images, det.masks, det.boxes, self.crop_size, self.margin)
         return self._standardize(crops), boxes
 
     def _standardize(self, crops: Tensor) -> Tensor:

@@ -5,7 +5,6 @@ import hashlib
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,7 +54,9 @@ def test_the_paper_loss_decreases_on_a_tiny_set_with_nesterov_sgd(phantoms):
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
 
 
-def test_the_model_overfits_16_phantoms_to_under_3_months_within_a_minute(phantoms):
+def test_the_model_overfits_16_phantoms_to_under_3_months_within_150_steps(phantoms):
+    """A step budget, not a wall-clock one: seeded on one thread the run is the same on a quiet or a loaded box (it
+    reached 2.2 months at step 40 in 103 s on the loaded 2-core box, where the old 60-s budget failed it)."""
     torch.manual_seed(0)
     batch = fixed_batch(phantoms, 16)
     model = build_model(TINY)
@@ -63,8 +64,9 @@ def test_the_model_overfits_16_phantoms_to_under_3_months_within_a_minute(phanto
     head.age_mean.fill_(float(batch["age"].mean()))
     head.age_std.fill_(float(batch["age"].std()))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)  # capacity check: Adam gets there in fewer steps
-    start, mae = time.perf_counter(), float("inf")
-    while time.perf_counter() - start < 60 and mae >= 3.0:
+    steps, mae = 0, float("inf")
+    while steps < 150 and mae >= 3.0:
+        steps += 5
         for _ in range(5):
             model.train()
             loss, _ = total_loss(model, batch)
@@ -76,7 +78,7 @@ def test_the_model_overfits_16_phantoms_to_under_3_months_within_a_minute(phanto
         with torch.no_grad():
             _, ages = total_loss(model, batch)
         mae = float((ages - batch["age"]).abs().mean())
-    assert mae < 3.0, f"MAE {mae:.2f} months after {time.perf_counter() - start:.0f}s"
+    assert mae < 3.0, f"MAE {mae:.2f} months after {steps} steps"
 
 
 class Recorder(TrainCallback):
@@ -170,9 +172,9 @@ def test_skipping_the_segmenter_on_some_steps_still_trains(phantoms, tmp_path):
 
 
 def test_the_shipped_starter_weights_read_bone_age_on_phantoms_they_never_saw(tmp_path):
-    """ml/weights/starter-light.pt (what `make run` fine-tunes) on 48 new phantoms like the demo cohort's: far better
-    than predicting the mean age, with a hand mask that fits. (Training from scratch on ~120 images within a minute
-    does not get there on this CPU: docs/paper-tables.md.)"""
+    """ml/weights/starter-light.pt (what every fine-tune starts from) on 48 new phantoms like the demo cohort's: within
+    issue 12's 0.2× the mean predictor, with a hand mask that fits. Fixed weights and data: the number is fixed
+    (6.97 months vs 63.2 for the mean, 2026-12-06); the margin only absorbs float differences between machines."""
     from ml.checkpoint import SHIPPED_STARTER
     from ml.imaging import load_image
 
@@ -185,7 +187,7 @@ def test_the_shipped_starter_weights_read_bone_age_on_phantoms_they_never_saw(tm
     ages = torch.tensor([s.age_months for s in samples])
     mae = float(torch.tensor([abs(p.age_months - s.age_months) for p, s in zip(preds, samples)]).mean())
     mean_mae = float((ages - 114.0).abs().mean())  # 114 months: the middle of the phantoms' uniform 0-228 ages
-    assert mae < 0.6 * mean_mae, f"starter MAE {mae:.1f} vs mean predictor {mean_mae:.1f}"
+    assert mae < 9.0 and mae < 0.2 * mean_mae, f"starter MAE {mae:.1f} vs mean predictor {mean_mae:.1f}"
     assert min(p.score for p in preds) > 0.5, "the segmenter found no hand on some image"
 
 
@@ -224,3 +226,21 @@ def test_the_gpu_check_runs_on_the_cpu_with_a_tiny_step_count():
     result = check("light", steps=1, warmup=0, batch=2, infer_batches=1)
     assert result["device"] == "cpu" and result["amp"] == "off" and result["train_images_per_s"] > 0
     assert result["projected_epoch_minutes"] == pytest.approx(12611 / result["train_images_per_s"] / 60, rel=0.01)
+
+
+def test_a_fine_tune_keeps_the_init_batchnorm_statistics_and_ships_the_last_epoch_or_the_init(phantoms, tmp_path):
+    """Fine-tuning from `init` freezes BatchNorm statistics (training and evaluation normalise alike: no re-estimate,
+    no recalibrated candidate) and `last_epoch` ships the end of the schedule unless the init scores better."""
+    config = TrainConfig(model=TINY, epochs=1, batch_size=8, teacher_epochs=0, teacher_decay_epochs=0, mc_samples=0)
+    start = train(read_folder(phantoms), config, tmp_path / "start.pt")
+    assert start.metrics["bn_frozen"] is False
+    tuned = replace(config, epochs=2, lr=1e-3, selection="last_epoch")
+    result = train(read_folder(phantoms), tuned, tmp_path / "tuned.pt", init=start.checkpoint)
+    m = result.metrics
+    assert m["bn_frozen"] is True and m["best_epoch"] == 2
+    assert set(m["final_candidates"]) == {"init", "selected_epoch", "shipped"}
+    assert m["val_mae"] == pytest.approx(min(m["final_candidates"]["init"], m["final_candidates"]["selected_epoch"]))
+    stats = lambda path: {k: v for k, v in torch.load(path, weights_only=True)["state_dict"].items()
+                          if k.endswith(("running_mean", "running_var"))}
+    before, after = stats(start.checkpoint), stats(result.checkpoint)
+    assert before and all(torch.equal(before[k], after[k]) for k in before)

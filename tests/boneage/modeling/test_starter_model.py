@@ -65,7 +65,12 @@ def test_shipped_weights_are_fine_tuned_and_never_end_worse_than_they_started(ti
     assert "fine-tuning the shipped starter weights (tiny.pt)" in out.getvalue()
     assert version.status == "active"
     assert version.metrics["init_val_mae"] is not None
-    assert version.metrics["val_mae"] <= version.metrics["init_val_mae"] + 1e-6
+    # "Never worse than the start" holds by construction for the training loop's own figure: the init model and the
+    # fine-tuned one scored by the same `evaluate` on the same images with the same (frozen) BatchNorm statistics.
+    # `val_mae` is the gate's figure through the platform Predictor (DICOM decoding), a different measurement: it
+    # once read 27.09 against the loop's 26.94 for the init (the old flaky comparison of two measurements).
+    assert version.metrics["training_val_mae"] <= version.metrics["init_val_mae"] + 1e-9
+    assert version.metrics["bn_frozen"] is True
 
 
 def test_a_trainer_asking_for_the_starter_weights_where_none_ship_gets_a_clear_409(tiny_project, api_as, trainer,

@@ -1,0 +1,182 @@
+"""Regressor training on cached hand crops: the cheap first phase of the starter recipe (ml/weights/README.md).
+
+While the regressor learns on crops cut with the ground-truth mask (full teacher forcing) the segmenter plays no
+part in its loss, so running it every step only costs time (~70 % of a light-preset step on CPU). Here every
+image is decoded, masked and cropped once (`hand_crops`, the same `masked_hand_crops` the network uses), and the
+regressor trains on the cached crops with cheap batched augmentation in crop space. The segmenter and the joint
+loss come back in the end-to-end phase (`ml.train` with `--init`, mask gradient on).
+
+BatchNorm: the shipped statistics are exact averages over every (un-augmented) training crop, computed once after
+the last step with the final weights (`exact_bn_statistics`): a deterministic function of weights and data, so the
+number measured is the number shipped (no 4-batch re-estimate, no best-epoch pick on a few dozen images).
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ml.data import Sample, load_sample, mask_box
+from ml.models import UnifiedNet
+from ml.models.unified import masked_hand_crops, standardize_crops
+from ml.train import exact_batchnorm_statistics
+
+
+@dataclass(frozen=True)
+class CropCache:
+    crops: Tensor      # [N, 1, S, S] float16: image × ground-truth mask inside the squared box, not standardised
+    ages: Tensor       # [N] months
+    sex: Tensor        # [N] +1 male / -1 female / 0 unknown
+    ids: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def hand_crops(samples: list[Sample], work_size: int, crop_size: int, margin: float = 0.08,
+               segmenter: UnifiedNet | None = None, batch_size: int = 16) -> CropCache:
+    """Each sample decoded at `work_size` (as the network sees it) and cut to its hand crop: with the ground-truth
+    mask and box, or — `segmenter` given — with that network's own eval-mode detection (soft mask, predicted box),
+    i.e. exactly the crop it will feed its regressor at inference. The ground-truth crops are not that: a
+    regressor trained on them read the segmenter's crops 2.5× worse (docs/benchmarks.md)."""
+    crops = []
+    for k in range(0, len(samples), batch_size):
+        loaded = [load_sample(s, work_size) for s in samples[k:k + batch_size]]
+        images, masks = torch.stack([i for i, _ in loaded]), torch.stack([m for _, m in loaded])
+        if segmenter is None:
+            boxes = torch.stack([mask_box(m) for m in masks])
+        else:
+            segmenter.eval()
+            with torch.no_grad():
+                det = segmenter.segment(images)[1]
+            masks, boxes = det.masks, det.boxes
+        crops.append(masked_hand_crops(images, masks, boxes, crop_size, margin)[0].half())
+    ages = [float(s.age_months) for s in samples]
+    sexes = [0.0 if s.male is None else (1.0 if s.male else -1.0) for s in samples]
+    return CropCache(torch.cat(crops), torch.tensor(ages), torch.tensor(sexes), tuple(s.id for s in samples))
+
+
+def augment_crops(crops: Tensor, gen: torch.Generator, rotate: float = 12.0, scale: tuple[float, float] = (0.92, 1.08),
+                  shift: float = 0.04, gamma: float = 0.2) -> Tensor:
+    """Batched random rotation, zoom, shift, mirror and gamma of [B, 1, S, S] crops (one affine grid per crop).
+
+    Milder than the full-image augmentation of ml.data: the crop already removes position and most of the scale."""
+    b = crops.shape[0]
+    u = lambda lo, hi: lo + (hi - lo) * torch.rand(b, generator=gen)
+    angle = u(-rotate, rotate) * math.pi / 180
+    s = 1.0 / u(*scale)
+    flip = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle) * s, torch.sin(angle) * s
+    theta = torch.stack([torch.stack([cos * flip, -sin, u(-shift, shift) * 2], 1),
+                         torch.stack([sin * flip, cos, u(-shift, shift) * 2], 1)], 1)
+    grid = F.affine_grid(theta, list(crops.shape), align_corners=False)
+    out = F.grid_sample(crops, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp(min=0)
+    return out ** torch.exp(u(-gamma, gamma)).view(b, 1, 1, 1)
+
+
+@dataclass(frozen=True)
+class CropTrainConfig:
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.03
+    grad_clip: float = 10.0
+    sex_dropout: float = 0.1         # fraction of samples shown with sex unknown (the platform allows it)
+    augment: bool = True
+    seed: int = 0
+    max_seconds: float | None = None  # the cosine schedule ends at whichever comes first: epochs or this budget
+    eval_every: int = 1
+
+
+@dataclass
+class CropTrainResult:
+    val_mae: float | None            # with the final weights and exact BatchNorm statistics
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    epochs: int = 0
+    seconds: float = 0.0
+    images_per_s: float = 0.0
+
+
+def predict_crops(model: UnifiedNet, cache: CropCache, batch_size: int = 64) -> np.ndarray:
+    """Eval-mode ages [N] for cached crops (the regressor only; crops standardised as the network does)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for k in range(0, len(cache), batch_size):
+            crops = _prepare(model, cache.crops[k:k + batch_size].float())
+            out.append(model.regressor(crops, cache.sex[k:k + batch_size]).age.float())
+    return torch.cat(out).numpy().astype(float) if out else np.zeros(0)
+
+
+def exact_bn_statistics(model: UnifiedNet, cache: CropCache, batch_size: int = 64) -> None:
+    """The regressor's BatchNorm statistics := exact averages over every un-augmented crop of `cache`."""
+    with torch.no_grad(), exact_batchnorm_statistics(model.regressor):
+        for k in range(0, len(cache), batch_size):
+            model.regressor(_prepare(model, cache.crops[k:k + batch_size].float()), cache.sex[k:k + batch_size])
+    model.eval()
+
+
+def _prepare(model: UnifiedNet, crops: Tensor) -> Tensor:
+    return standardize_crops(crops) if model.standardize else crops
+
+
+def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache | None, config: CropTrainConfig,
+                             on_epoch: Callable[[dict[str, Any]], None] | None = None) -> CropTrainResult:
+    """Train `model.regressor` in place on cached crops (L1 on the normalised age; AdamW, warm-up + cosine to 0),
+    then set exact BatchNorm statistics over `train`. The segmenter is not touched."""
+    t0 = time.perf_counter()
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    reg = model.regressor
+    opt = torch.optim.AdamW(reg.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = max(len(train) // config.batch_size, 1)
+    total = config.epochs * steps_per_epoch
+    scale = float(reg.head.age_std)
+    step, seen, curve = 0, 0, []
+    for epoch in range(config.epochs):
+        reg.train()
+        perm = torch.randperm(len(train), generator=gen)
+        losses = []
+        for k in range(steps_per_epoch):
+            idx = perm[k * config.batch_size:(k + 1) * config.batch_size]
+            crops = train.crops[idx].float()
+            if config.augment:
+                crops = augment_crops(crops, gen)
+            sex = train.sex[idx] * (torch.rand(len(idx), generator=gen) >= config.sex_dropout)
+            progress = max(step / total, (time.perf_counter() - t0) / config.max_seconds if config.max_seconds else 0.0)
+            for group in opt.param_groups:
+                group["lr"] = _cosine(config.lr, min(progress, 1.0), config.warmup_fraction)
+            loss = (reg(_prepare(model, crops), sex).age.float() - train.ages[idx]).abs().mean() / scale
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(reg.parameters(), config.grad_clip)
+            opt.step()
+            losses.append(float(loss.detach()))
+            step, seen = step + 1, seen + len(idx)
+        row: dict[str, Any] = {"epoch": epoch + 1, "train_l1_months": float(np.mean(losses)) * scale,
+                               "lr": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 1)}
+        if val is not None and ((epoch + 1) % config.eval_every == 0):  # running statistics: a progress reading only
+            row["val_mae_running_bn"] = float(np.abs(predict_crops(model, val) - val.ages.numpy()).mean())
+        curve.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if config.max_seconds and time.perf_counter() - t0 > config.max_seconds:
+            break
+    train_seconds = time.perf_counter() - t0
+    exact_bn_statistics(model, train)
+    val_mae = float(np.abs(predict_crops(model, val) - val.ages.numpy()).mean()) if val is not None else None
+    return CropTrainResult(val_mae, curve, len(curve), time.perf_counter() - t0, seen / max(train_seconds, 1e-9))
+
+
+def _cosine(lr: float, progress: float, warmup: float) -> float:
+    if warmup > 0 and progress < warmup:
+        return lr * max(progress / warmup, 0.01)
+    return lr * 0.5 * (1.0 + math.cos(math.pi * (progress - warmup) / max(1.0 - warmup, 1e-9)))
