@@ -102,9 +102,16 @@ INTEGER_KEYS = ("epochs", "batch_size", "gpus", "folds")
 RUN_KINDS = ("train", "audit")
 
 
-def project_training_defaults(project: Project) -> dict[str, Any]:
+# A run that starts from trained weights (the starter, or the active model) takes ml.train's `finetune` schedule: no
+# teacher forcing (the segmenter is trained), a gentle learning rate, the end of the schedule shipped unless the start
+# scores better on the same validation studies (ml.train; BatchNorm statistics stay the start's).
+FINE_TUNE_SCHEDULE: dict[str, Any] = {"teacher_epochs": 0, "teacher_decay_epochs": 0, "selection": "last_epoch",
+                                      "warmup_fraction": 0.1, "lr": 3e-4, "epochs": 10}
+
+
+def project_training_defaults(project: Project, *, fine_tune: bool = False) -> dict[str, Any]:
     custom = (project.settings or {}).get("training", {})
-    base = default_training()
+    base = {**default_training(), **(FINE_TUNE_SCHEDULE if fine_tune else {})}
     return {**base, **{k: v for k, v in custom.items() if k != "model"},
             "model": {**base["model"], **custom.get("model", {})}}
 
@@ -134,7 +141,8 @@ def check_run_request(project: Project, data: dict[str, Any]) -> dict[str, Any]:
         if not SHIPPED_STARTER.is_file():
             raise ModelingError(409, "no_starter_weights", f"The starter weights ({SHIPPED_STARTER.name}) are not "
                                 "in this installation; start from scratch or from the active model.")
-    config = project_training_defaults(project)
+    fine_tune = init == "starter" or (init == "active" and active_version(project.pk) is not None)
+    config = project_training_defaults(project, fine_tune=fine_tune)
     for key, (low, high) in USER_KEYS.items():
         if key in data:
             value = data[key]
