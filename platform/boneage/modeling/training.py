@@ -129,7 +129,7 @@ def check_run_request(project: Project, data: dict[str, Any]) -> dict[str, Any]:
         raise ModelingError(400, "invalid", f"kind must be one of {', '.join(RUN_KINDS)}, not {kind!r}.")
     if kind != "audit" and "folds" in data:
         raise ModelingError(400, "invalid", "folds belongs to an audit run: send \"kind\": \"audit\" with it.")
-    init = data.get("init", "active" if kind == "train" else _audit_default_init())
+    init = data.get("init", _train_default_init(project) if kind == "train" else _audit_default_init())
     if kind == "audit" and init == "active":
         raise ModelingError(400, "invalid", "An audit cannot start from the active model: it trained on the labels the "
                             "audit questions. Use init \"starter\" (the default) or \"fresh\".")
@@ -155,6 +155,11 @@ def check_run_request(project: Project, data: dict[str, Any]) -> dict[str, Any]:
     if kind == "audit":
         config["kind"], config["folds"] = kind, int(data.get("folds", 5))
     return config
+
+
+def _train_default_init(project: Project) -> str:
+    """Fine-tuning is the default: the active model, or for a project's first run the shipped starter weights."""
+    return "active" if active_version(project.pk) is not None else _audit_default_init()
 
 
 def _audit_default_init() -> str:

@@ -142,6 +142,18 @@ class TestWhoMayTrainAndWhatTheyMaySend:
         assert response.status_code == 400 and message in response.json()["detail"], response.json()
         assert not TrainingRun.objects.exists()
 
+    def test_fine_tuning_is_the_default_the_starter_first_then_the_active_model(
+            self, project, owner, api_as, register_model, django_capture_on_commit_callbacks):
+        url = f"/api/projects/{project.pk}/training-runs/"
+        with django_capture_on_commit_callbacks(execute=False):
+            first = api_as(owner).post(url, {}, format="json").json()
+        assert first["config"]["init"] == "starter" and first["config"]["selection"] == "last_epoch"
+        TrainingRun.objects.all().delete()
+        register_model(project, status="active")
+        with django_capture_on_commit_callbacks(execute=False):
+            later = api_as(owner).post(url, {}, format="json").json()
+        assert later["config"]["init"] == "active" and later["config"]["teacher_epochs"] == 0
+
     def test_only_one_run_at_a_time(self, project, owner, api_as, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=False):
             first = api_as(owner).post(f"/api/projects/{project.pk}/training-runs/", {}, format="json")
