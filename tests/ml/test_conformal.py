@@ -45,3 +45,15 @@ def test_split_conformal_covers_the_stated_level_on_new_data_and_is_wider_where_
     assert 1.3 * 1.5 < multiplier < 1.3 * 1.8            # ≈ 1.3 · z90 = 2.14: it learned the under-confidence
     narrow, wide = (prediction_interval(100.0, s, multiplier, 0.0, 228.0) for s in (2.0, 20.0))
     assert narrow[1] - narrow[0] < wide[1] - wide[0]
+
+
+def test_an_std_that_orders_the_errors_perfectly_has_no_sparsification_area_and_a_useless_one_has_some():
+    from ml.uncertainty_eval import rank_errors
+
+    rng = np.random.default_rng(0)
+    errors = rng.exponential(8.0, size=400)
+    perfect = rank_errors(errors, errors * 0.5)           # the std is proportional to the error
+    useless = rank_errors(errors, rng.permutation(errors))  # the std is unrelated to it
+    assert perfect.spearman == pytest.approx(1.0) and perfect.ause == pytest.approx(0.0, abs=1e-9)
+    assert abs(useless.spearman) < 0.15 and useless.ause > 1.0
+    assert perfect.mae_surest_half < perfect.mae < perfect.mae_least_sure_half
