@@ -106,6 +106,7 @@ def barrier(context: Distributed) -> None:
         dist.barrier()
 
 
-def shutdown(context: Distributed) -> None:
-    if context.enabled and dist.is_initialized():
+def shutdown() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_initialized():
         dist.destroy_process_group()

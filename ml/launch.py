@@ -90,18 +90,16 @@ def train_in_processes(samples: list[Sample], config: TrainConfig, out: Path, *,
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                "-m", "ml.train", "--job", str(job_file), "--progress-file", str(progress_file), "--quiet"]
     curve: list[dict[str, Any]] = []
-    read = 0
-    with log_file.open("wb") as log:
+    pending = ""
+    with log_file.open("wb") as log, progress_file.open() as progress:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                    cwd=Path(__file__).resolve().parents[1])
         try:
             while True:
                 finished = process.poll() is not None
-                text = progress_file.read_text()
-                for line in text[read:].splitlines(keepends=True):
-                    if not line.endswith("\n"):
-                        break  # rank 0 is still writing it
-                    read += len(line)
+                pending += progress.read()  # only what rank 0 appended since the last poll
+                *lines, pending = pending.split("\n")  # the last piece may be a line rank 0 is still writing
+                for line in lines:
                     record = json.loads(line)
                     if record["event"] == "step":
                         callback.on_step(record["step"], record["loss"])

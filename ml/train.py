@@ -565,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, progress=not args.quiet, **({"epochs": args.epochs} if args.epochs else {}))
         samples = read_folder(args.data)
         result = train(samples, config, Path(args.out), init=resolve_checkpoint(args.init) if args.init else None)
-        distributed.shutdown(distributed.from_environment())
+        distributed.shutdown()
     except (DataError, CheckpointError, ValueError, OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -591,7 +591,7 @@ def _run_job(job_file: str, progress_file: str | None) -> int:
     callback = ProgressFile(Path(progress_file)) if progress_file and rank0 else None
     result = train(job.samples, job.config, job.out, callback=callback, init=job.init,
                    val_ids=set(job.val_ids) if job.val_ids is not None else None)
-    distributed.shutdown(distributed.from_environment())
+    distributed.shutdown()
     return 0 if result.checkpoint is not None or not rank0 else 1
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def run_audit(run: TrainingRun, samples: list, config: Any, init_path: Path | No
     _register(run, done, folds, time.monotonic() - started)
 
 
-def _discard(written: list[tuple[str, Path]]) -> None:
+def _discard(written: Sequence[tuple[str, Path | None]]) -> None:
     for name, out in written:
         discard(name, scratch=out)
 
@@ -91,7 +92,7 @@ def _register(run: TrainingRun, done: list, folds: int, seconds: float) -> None:
     with transaction.atomic():
         locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
         if locked.state not in (RunState.RUNNING, RunState.CANCELLING):
-            _discard([(name, Path()) for _, name, *_ in done])
+            _discard([(name, None) for _, name, *_ in done])  # stored files; the scratch copies are gone
             return
         studies = Study.objects.in_bulk([int(s.id) for *_, held, _ in done for s in held])
         for fold, name, result, train_samples, held, readings in done:

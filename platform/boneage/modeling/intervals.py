@@ -2,7 +2,8 @@
 split-conformal per model version (ml.uncertainty), clipped to the project's age range.
 
 A version trained by this code carries `metrics["interval_scores"]` (|error| / std on studies it did not train on);
-an older one without them falls back to the normal quantile, and `calibrated` says so.
+an older one without them falls back to the normal quantile, and `calibrated` says so. Build an IntervalRule once per
+(version, project) — e.g. once per worklist page — and apply it to each reading.
 """
 from __future__ import annotations
 
@@ -19,9 +20,25 @@ class Interval:
     calibrated: bool
 
 
+@dataclass(frozen=True)
+class IntervalRule:
+    multiplier: float
+    level: float
+    calibrated: bool
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, version_metrics: dict | None, project) -> IntervalRule:
+        scores = (version_metrics or {}).get("interval_scores")
+        level = project.interval_level
+        return cls(interval_multiplier(scores, level), level, bool(scores), project.min_age_months,
+                   project.max_age_months)
+
+    def around(self, age_months: float, std_months: float) -> Interval:
+        low, high = prediction_interval(age_months, std_months, self.multiplier, self.low, self.high)
+        return Interval(low, high, self.level, self.calibrated)
+
+
 def reading_interval(age_months: float, std_months: float, version_metrics: dict | None, project) -> Interval:
-    scores = (version_metrics or {}).get("interval_scores")
-    level = project.interval_level
-    multiplier = interval_multiplier(scores, level)
-    low, high = prediction_interval(age_months, std_months, multiplier, project.min_age_months, project.max_age_months)
-    return Interval(low, high, level, bool(scores))
+    return IntervalRule.of(version_metrics, project).around(age_months, std_months)

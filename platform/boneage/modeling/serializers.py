@@ -4,7 +4,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from boneage.modeling.actions import prediction_file_url
-from boneage.modeling.intervals import Interval, reading_interval
+from boneage.modeling.intervals import reading_interval
 from boneage.modeling.models import ModelVersion, Prediction, TrainingRun
 from ml.active import STRATEGIES
 
@@ -26,19 +26,19 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
                   "model_version", "model_name", "mask_url", "box", "score", "attention", "timings", "out_of_fold",
                   "device", "created_at"]
 
-    def _interval(self, prediction) -> Interval:
-        return reading_interval(prediction.age_months, prediction.std_months, prediction.model_version.metrics,
-                                prediction.study.project)
+    def to_representation(self, prediction):
+        self._interval = reading_interval(prediction.age_months, prediction.std_months,
+                                          prediction.model_version.metrics, prediction.study.project)  # once
+        return super().to_representation(prediction)
 
     def get_interval_months(self, prediction) -> list[float]:
-        interval = self._interval(prediction)
-        return [interval.low, interval.high]
+        return [self._interval.low, self._interval.high]
 
     def get_interval_level(self, prediction) -> float:
-        return prediction.study.project.interval_level
+        return self._interval.level
 
     def get_interval_calibrated(self, prediction) -> bool:
-        return self._interval(prediction).calibrated
+        return self._interval.calibrated
 
     def get_mask_url(self, prediction) -> str | None:
         return prediction_file_url(prediction.study_id, prediction.model_version_id, "mask") if prediction.mask else None

@@ -32,7 +32,7 @@ from boneage.annotations.models import AgeLabel
 from boneage.api import error_response
 from boneage.core.storage import png_bytes
 from boneage.modeling.actions import ModelingError, active_version, check_latest_prediction
-from boneage.modeling.intervals import reading_interval
+from boneage.modeling.intervals import IntervalRule
 from boneage.review.models import ReviewItem
 from boneage.review.visibility import BlindView, blind_view
 from boneage.studies.access import check_project, check_study
@@ -92,8 +92,7 @@ class WorklistRowSerializer(serializers.Serializer):
         if view is not None and view.model_hidden(study.pk, study.open_reviews):
             return {"age_months": None, "std_months": None, "interval_months": None, "model_version": study.pred_version,
                     "values_hidden": True}
-        project, version = self.context["project"], self.context["version"]
-        interval = reading_interval(study.pred_age, study.pred_std, version.metrics if version else None, project)
+        interval = self.context["interval_rule"].around(study.pred_age, study.pred_std)
         return {"age_months": study.pred_age, "std_months": study.pred_std, "interval_months": [interval.low, interval.high],
                 "interval_level": interval.level, "model_version": study.pred_version, "values_hidden": False}
 
@@ -190,7 +189,7 @@ class WorklistView(GenericAPIView):
             return error_response(400, "hidden_by_blind_review", "This project reviews blind: you see only your own "
                                   "labels, so the worklist cannot be ordered by label or by model–label gap.")
         page = self.paginate_queryset(blind_sort_keys(studies, view).order_by(*ORDERINGS[ordering], "-id"))
-        context = {"blind_view": view, "project": project, "version": version}
+        context = {"blind_view": view, "interval_rule": IntervalRule.of(version.metrics if version else None, project)}
         response = self.get_paginated_response(WorklistRowSerializer(page, many=True, context=context).data)
         response.data["active_model"] = {"id": version.pk, "name": version.name} if version else None
         return response
@@ -205,7 +204,7 @@ class WorklistRowView(APIView):
         from rest_framework.response import Response
 
         view = blind_view(study.project, request.user, role, study=study)
-        context = {"blind_view": view, "project": study.project, "version": version}
+        context = {"blind_view": view, "interval_rule": IntervalRule.of(version.metrics if version else None, study.project)}
         return Response(WorklistRowSerializer(row, context=context).data)
 
 
