@@ -37,12 +37,14 @@ function row(study) {
     el("td", { class: "muted small" }, fmt.when(study.created_at)));
 }
 
+let latestLoad = 0;  // a reload the live socket started must not overwrite the answer to a newer filter or ordering
 async function load({ append = false } = {}) {
   if (!append) offset = 0;
-  const params = query();
+  const params = query(), mine = ++latestLoad;
   params.set("limit", PAGE); params.set("offset", offset);
   history.replaceState(null, "", `?${query()}`);
   const response = await api(`/api/projects/${projectId}/worklist/?${params}`);
+  if (mine !== latestLoad) return;  // a newer load is under way: its answer is the one to show
   if (!response.ok) { toast(response.body.detail || "The worklist could not be loaded.", "error"); return; }
   const { results, count, active_model: model } = response.body;
   total = count;
