@@ -133,19 +133,23 @@ if urlparse(REDIS_URL).scheme not in ("redis", "rediss", "unix"):
 # its keys to redis-py's ConnectionPool.from_url); it still ends a read from a Redis that really stopped answering.
 CHANNELS_BLOCKING_POP_S = 5
 CHANNELS_REDIS_SOCKET_TIMEOUT_S = env_int("CHANNELS_REDIS_SOCKET_TIMEOUT_S", 30, minimum=CHANNELS_BLOCKING_POP_S + 5)
-CHANNELS_CAPACITY = env_int("CHANNELS_CAPACITY", 1000, minimum=100)
+# The channel layer: Redis pub/sub by default. channels-redis's list layer reads a process's messages one at a time
+# (four Redis round trips each, under one lock), so one Daphne process serving 50 sockets under a 20-labeler load fell
+# further behind every second (p50 delay 4 s → 24 s within a minute) until its 60-s message expiry dropped whole
+# events for every socket (22 % in 5 minutes). Pub/sub delivered the same load with p95 < 0.5 s and none lost
+# (docs/benchmarks.md, load). Pages still notice a gap in the events' seq numbers and reload (core.events).
+CHANNELS_CAPACITY = env_int("CHANNELS_CAPACITY", 1000, minimum=100)  # list layer only: events waiting per process
+CHANNELS_LAYER = env_choice("CHANNELS_LAYER", "pubsub", ("pubsub", "lists"))
+_CHANNELS_HOST = {"address": REDIS_URL, "socket_timeout": CHANNELS_REDIS_SOCKET_TIMEOUT_S, "socket_connect_timeout": 5,
+                  "socket_keepalive": True, "health_check_interval": 15}
+_CHANNELS_PREFIX = env_str("CHANNELS_PREFIX", "boneage") or "boneage"
 CHANNEL_LAYERS = {
     "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [_CHANNELS_HOST], "prefix": _CHANNELS_PREFIX},
+    } if CHANNELS_LAYER == "pubsub" else {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNELS_REDIS_SOCKET_TIMEOUT_S,
-                       "socket_connect_timeout": 5, "socket_keepalive": True, "health_check_interval": 15}],
-            "prefix": env_str("CHANNELS_PREFIX", "boneage") or "boneage",
-            # How many events may wait for one socket. channels-redis drops a group message silently when the
-            # socket's channel is full (default 100): 50 sockets under a 20-labeler load lost ~22 % of their events
-            # in bursts (docs/benchmarks.md, load). Pages also notice gaps (core.events: seq) and reload.
-            "capacity": CHANNELS_CAPACITY,
-        },
+        "CONFIG": {"hosts": [_CHANNELS_HOST], "prefix": _CHANNELS_PREFIX, "capacity": CHANNELS_CAPACITY},
     }
 }
 

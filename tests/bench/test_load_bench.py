@@ -3,8 +3,8 @@
 Each labeler (token auth, its own HTTP session) loops: worklist → next case → that study and its image → mask save
 (with the revision it read as base) → label save (with the label it read as base); a 409 means another labeler saved first, so
 it re-reads and tries once more, as the browser does. 50 sockets of other members stay open the whole time and count
-the `label.saved` events they receive. Afterwards every 201 must be a row in the database (no lost save), and the
-share of label events that reached every socket is printed.
+the `label.saved` events they receive. Afterwards every 201 must be a row in the database (no lost save), and every
+socket must have received every label event.
 
 `make bench PYTEST_ARGS="-k load_bench"`; LOAD_SECONDS (default 300) bounds the run, LOAD_LABELERS / LOAD_SOCKETS
 the concurrency. Traffic goes to loopback only.
@@ -214,6 +214,7 @@ def test_twenty_labelers_and_fifty_sockets_for_five_minutes(live_asgi_server, ce
     assert not tally.errors, tally.errors[:10]
     assert not socket_failures, socket_failures[:10]
     assert labels_saved == tally.created["label"] and masks_saved == tally.created["mask"], "a save was lost"
-    # Not asserted: under this load channels-redis still drops some group messages (docs/benchmarks.md, load); the
-    # pages notice the gap in the events' seq numbers and reload (tests/e2e/test_worklist_live_state.py).
     print(f"delivered to every socket: {events[0] / max(labels_saved, 1):.1%} of the label.saved events")
+    # Every event reaches every socket: with channels-redis's list layer 14–22 % were dropped here (its 60-s message
+    # expiry overtook a Daphne process that fell behind); the pub/sub layer keeps up (settings.CHANNELS_LAYER).
+    assert events[0] == labels_saved, "a socket missed label.saved events"

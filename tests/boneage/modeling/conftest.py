@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import time
 from pathlib import Path
 
@@ -92,22 +93,30 @@ def add_studies():
 
 @pytest.fixture
 def events():
-    """Subscribe to a project's live group; `.until(type)` collects messages up to that type."""
-    from asgiref.sync import async_to_sync
+    """Subscribe to a project's live group; `.until(type)` collects messages up to that type.
+
+    Subscribing and receiving run on one event loop of the listener's own (a thread): the pub/sub channel layer keeps
+    its subscriptions per event loop, so a receive on another loop (a new one per async_to_sync call) hears nothing.
+    """
     from boneage.live.events import project_group
     from channels.layers import get_channel_layer
 
     class Listener:
         def __init__(self):
             self.layer = get_channel_layer()
+            self.loop = asyncio.new_event_loop()
+            threading.Thread(target=self.loop.run_forever, name="test-listener", daemon=True).start()
             self.channel = None
             self.seen: list[dict] = []
+
+        def _run(self, coroutine):
+            return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
         def subscribe(self, project_id: int):
             async def go():
                 self.channel = await self.layer.new_channel()
                 await self.layer.group_add(project_group(project_id), self.channel)
-            async_to_sync(go)()
+            self._run(go())
             return self
 
         def until(self, predicate, timeout: float = 90.0) -> list[dict]:
@@ -140,6 +149,11 @@ def events():
                 finally:
                     if pending is not None:
                         pending.cancel()
-            return async_to_sync(go)()
+            return self._run(go())
 
-    return Listener()
+        def close(self):
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+    listener = Listener()
+    yield listener
+    listener.close()
