@@ -119,6 +119,10 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+elif _database["ENGINE"] == "django.db.backends.postgresql" and not env_bool("DB_JIT", False):
+    # PostgreSQL's JIT compiles any query its planner thinks costly: the worklist's "active" order at 100k studies
+    # spent 120 of its 188 ms compiling (docs/benchmarks.md, growth figures). Short app queries never earn it back.
+    _database.setdefault("OPTIONS", {})["options"] = "-c jit=off"
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

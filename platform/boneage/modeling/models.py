@@ -82,6 +82,8 @@ class Prediction(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["study", "model_version"], name="one_prediction_per_model")]
+        # the worklist's "by uncertainty" order walks it (web.api.NullsLastIds)
+        indexes = [models.Index(fields=["model_version", "-std_months", "-study"], name="prediction_by_std")]
 
 
 class ActiveScore(models.Model):
