@@ -1,0 +1,60 @@
+"""One interval level everywhere: a project that states 80 % intervals shows the same 80 % interval, with the same
+bounds the API gives, on the study page, in the worklist and in the review queue."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from playwright.sync_api import expect
+
+from tests.live_support import login
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+SCORES = [0.4, 0.7, 0.9, 1.1, 1.3, 1.6, 1.9, 2.2, 2.6, 3.0]  # the version's validation |error| / std
+
+
+@pytest.fixture
+def disagreement_at_80_percent(project, owner, make_user):
+    """A study labelled 100 months that the active model reads as 150 ± 5; the project states 80 % intervals."""
+    from boneage.modeling.models import ModelVersion, Prediction
+    from boneage.review.hooks import study_changed
+    from boneage.studies.actions import IngestFields, do_ingest, do_set_role
+
+    from tests.dicom_factory import png_bytes
+
+    project.interval_level = 0.8
+    project.save()
+    reviewer = make_user("rita_reviewer")
+    do_set_role(project, reviewer, "reviewer", actor=owner)
+    pixels = np.zeros((96, 80), np.uint8)
+    pixels[20:80, 20:60] = 200
+    study = do_ingest(project, owner, png_bytes(pixels), "hand.png", IngestFields(sex="F", bone_age_months=100)).study
+    version = ModelVersion.objects.create(project=project, name="v1", checkpoint="models/dummy.pt", sha256="0" * 64,
+                                          status="active", metrics={"val_mae": 9.0, "interval_scores": SCORES})
+    Prediction.objects.create(study=study, model_version=version, age_months=150, std_months=5, out_of_fold=True)
+    study_changed(study.pk, "prediction")
+    return reviewer, study
+
+
+def test_the_study_page_the_worklist_and_the_review_queue_state_the_projects_one_interval(
+        live_asgi_server, browser_page, api_as, disagreement_at_80_percent):
+    reviewer, study = disagreement_at_80_percent
+    latest = api_as(reviewer).get(f"/api/studies/{study.pk}/predictions/latest/").json()
+    low, high = latest["interval_months"]
+    assert latest["interval_level"] == 0.8 and low < 150 < high
+    stated = f"80% interval {low:.1f}–{high:.1f}"
+
+    page = browser_page
+    login(page, live_asgi_server, reviewer.username, f"{reviewer.username}-Pass-123")
+    page.goto(f"{live_asgi_server}/studies/{study.pk}/")
+    expect(page.locator("#pred-interval")).to_contain_text(stated)
+
+    page.goto(f"{live_asgi_server}/projects/{study.project_id}/")
+    reading = page.locator(f"tr[data-study='{study.pk}'] span[title*='interval']")
+    expect(reading).to_have_attribute("title", f"{stated} months (std 5.0)")
+    expect(reading).to_contain_text(f"{low:.0f}–{high:.0f}")
+
+    page.goto(f"{live_asgi_server}/projects/{study.project_id}/review/")
+    page.locator("#queue tr[data-item]").first.click()
+    page.locator("#detail").filter(has_text=f"150.0 months ({stated})").wait_for(timeout=10000)
+    assert "90%" not in page.locator("#detail").inner_text()
