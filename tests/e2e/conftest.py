@@ -37,6 +37,24 @@ def phantom_dicom(age_months: float, male: bool, seed: int, size: int = 512, wid
     return dicom_bytes(make_dicom_dataset(pixels, sex="M" if male else "F", age=age))
 
 
+def disagreeing_study(project, owner, version_metrics: dict | None = None):
+    """A study labelled 100 months that the active model (v1) reads out of fold as 150 ± 5: a review item."""
+    from boneage.modeling.models import ModelVersion, Prediction
+    from boneage.review.hooks import study_changed
+    from boneage.studies.actions import IngestFields, do_ingest
+
+    from tests.dicom_factory import png_bytes
+
+    pixels = np.zeros((96, 80), np.uint8)
+    pixels[20:80, 20:60] = 200
+    study = do_ingest(project, owner, png_bytes(pixels), "hand.png", IngestFields(sex="F", bone_age_months=100)).study
+    version = ModelVersion.objects.create(project=project, name="v1", checkpoint="models/dummy.pt", sha256="0" * 64,
+                                          status="active", metrics=version_metrics or {})
+    Prediction.objects.create(study=study, model_version=version, age_months=150, std_months=5, out_of_fold=True)
+    study_changed(study.pk, "prediction")
+    return study
+
+
 @pytest.fixture
 def ingest():
     """Store a study through the real ingest action (as an upload would), return it."""

@@ -2,10 +2,10 @@
 bounds the API gives, on the study page, in the worklist and in the review queue."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import disagreeing_study
 from tests.live_support import login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -16,23 +16,13 @@ SCORES = [0.4, 0.7, 0.9, 1.1, 1.3, 1.6, 1.9, 2.2, 2.6, 3.0]  # the version's val
 @pytest.fixture
 def disagreement_at_80_percent(project, owner, make_user):
     """A study labelled 100 months that the active model reads as 150 ± 5; the project states 80 % intervals."""
-    from boneage.modeling.models import ModelVersion, Prediction
-    from boneage.review.hooks import study_changed
-    from boneage.studies.actions import IngestFields, do_ingest, do_set_role
-
-    from tests.dicom_factory import png_bytes
+    from boneage.studies.actions import do_set_role
 
     project.interval_level = 0.8
     project.save()
     reviewer = make_user("rita_reviewer")
     do_set_role(project, reviewer, "reviewer", actor=owner)
-    pixels = np.zeros((96, 80), np.uint8)
-    pixels[20:80, 20:60] = 200
-    study = do_ingest(project, owner, png_bytes(pixels), "hand.png", IngestFields(sex="F", bone_age_months=100)).study
-    version = ModelVersion.objects.create(project=project, name="v1", checkpoint="models/dummy.pt", sha256="0" * 64,
-                                          status="active", metrics={"val_mae": 9.0, "interval_scores": SCORES})
-    Prediction.objects.create(study=study, model_version=version, age_months=150, std_months=5, out_of_fold=True)
-    study_changed(study.pk, "prediction")
+    study = disagreeing_study(project, owner, {"val_mae": 9.0, "interval_scores": SCORES})
     return reviewer, study
 
 

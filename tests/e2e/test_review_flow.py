@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.boneage.review.helpers import mask_file, rectangle
+from tests.e2e.conftest import disagreeing_study
 from tests.live_support import login, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -16,22 +17,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def disagreement(project, owner, make_user):
     """A study labelled 100 months that an out-of-fold model reads as 150 ± 5 months, and a reviewer."""
-    from boneage.modeling.models import ModelVersion, Prediction
-    from boneage.review.hooks import study_changed
     from boneage.review.models import ReviewItem
-    from boneage.studies.actions import IngestFields, do_ingest, do_set_role
-
-    from tests.dicom_factory import png_bytes
+    from boneage.studies.actions import do_set_role
 
     reviewer = make_user("rita_reviewer")
     do_set_role(project, reviewer, "reviewer", actor=owner)
-    pixels = np.zeros((96, 80), np.uint8)
-    pixels[20:80, 20:60] = 200
-    study = do_ingest(project, owner, png_bytes(pixels), "hand.png", IngestFields(sex="F", bone_age_months=100)).study
-    version = ModelVersion.objects.create(project=project, name="v1", checkpoint="models/dummy.pt", sha256="0" * 64,
-                                          status="active")
-    Prediction.objects.create(study=study, model_version=version, age_months=150, std_months=5, out_of_fold=True)
-    study_changed(study.pk, "prediction")
+    study = disagreeing_study(project, owner)
     return reviewer, study, ReviewItem.objects.get(study=study)
 
 
