@@ -1,0 +1,96 @@
+"""Re-prediction at RSNA scale (issue 17): a promotion re-predicts a 12,611-study project; its throughput as a ratio
+to the bare Predictor in the same run (target ≥ 0.8), and whether it stays flat from the first batches to the last.
+
+48 distinct phantom radiographs are ingested and derived for real; the other studies are bulk rows that share their
+derived files (speed does not depend on which pixels a study has). The model has the project's default architecture
+with untrained weights, as in test_worker_bench.py. `make bench PYTEST_ARGS="-k repredict_scale"`; REPREDICT_STUDIES
+trims the project (default 12,611: ≈ 25 min on the 2-core box).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.bench.test_worker_bench import THROUGHPUT_BATCH, phantom_png, register, starter_checkpoint
+
+pytestmark = [pytest.mark.bench, pytest.mark.django_db(transaction=True), pytest.mark.timeout(5400)]
+
+STUDIES = int(os.environ.get("REPREDICT_STUDIES", "12611"))
+DISTINCT = 48
+BARE_IMAGES = 256
+
+
+def seed_project(project, owner) -> None:
+    from boneage.studies.actions import IngestFields, do_ingest
+    from boneage.studies.derive import ensure_derived_images
+    from boneage.studies.models import Image, Study
+
+    templates = []
+    for i in range(DISTINCT):
+        result = do_ingest(project, owner, phantom_png(i), f"hand-{i}.png", IngestFields(sex="MF"[i % 2]))
+        assert result.study is not None, result.error
+        templates.append(ensure_derived_images(result.study.image))
+    for first in range(DISTINCT, STUDIES, 2000):
+        numbers = range(first, min(first + 2000, STUDIES))
+        studies = Study.objects.bulk_create([
+            Study(project=project, instance_key=f"bulk{n}", sop_instance_uid=f"1.2.826.0.1.{n}", external_id=str(n),
+                  sex="MF"[n % 2], original_name=f"{n}.png", checksum=f"{n:064d}", automask_state="done",
+                  created_by=owner) for n in numbers])
+        Image.objects.bulk_create([
+            Image(study=s, original=t.original, normalized=t.normalized, display=t.display, width=t.width,
+                  height=t.height, display_width=t.display_width, display_height=t.display_height,
+                  media_type=t.media_type)
+            for s, t in ((s, templates[n % DISTINCT]) for n, s in zip(numbers, studies))])
+
+
+def test_a_promotion_re_predicts_an_rsna_size_project(project, owner, tmp_path):
+    from boneage.modeling.actions import do_repredict_project, get_predictor
+    from boneage.modeling.models import ModelVersion, Prediction
+    from boneage.studies.derive import load_unit
+    from boneage.studies.models import Image
+
+    from ml.infer import Predictor
+
+    started = time.perf_counter()
+    seed_project(project, owner)
+    seeded_s = time.perf_counter() - started
+    checkpoint = starter_checkpoint(tmp_path)
+    units = [load_unit(image) for image in Image.objects.filter(study__project=project).order_by("study_id")[:DISTINCT]]
+    predictor = Predictor(checkpoint)
+    predictor.predict_batch(units[:2], [True, True])  # warm-up
+
+    def bare_throughput() -> float:
+        begun = time.perf_counter()
+        for i in range(0, BARE_IMAGES, THROUGHPUT_BATCH):
+            chunk = [units[(i + j) % DISTINCT] for j in range(THROUGHPUT_BATCH)]
+            predictor.predict_batch(chunk, [True] * len(chunk))
+        return BARE_IMAGES / (time.perf_counter() - begun)
+
+    bare_before = bare_throughput()
+    version = register(project, checkpoint, "v1")
+    get_predictor(version)  # loaded outside the timing, as the bare Predictor was
+    ticks: list[tuple[float, int]] = []
+    begun = time.perf_counter()
+    made = do_repredict_project(version.pk, batch_size=THROUGHPUT_BATCH,
+                                progress=lambda done, total: ticks.append((time.perf_counter(), done)))
+    platform_s = time.perf_counter() - begun
+    bare_after = bare_throughput()
+    bare = (bare_before + bare_after) / 2
+    assert made == STUDIES and Prediction.objects.filter(model_version=version).count() == STUDIES
+
+    def rate(first: int, last: int) -> float:
+        (t0, d0), (t1, d1) = ticks[first], ticks[last]
+        return (d1 - d0) / (t1 - t0)
+
+    tenth = max(len(ticks) // 10, 1)
+    loop_s = ticks[-1][0] - begun
+    platform = made / platform_s
+    print(f"\n{STUDIES} studies seeded in {seeded_s:.0f} s ({DISTINCT} ingested and derived, the rest sharing files)")
+    print(f"bare Predictor.predict_batch (before / after): {bare_before:.2f} / {bare_after:.2f} images/s")
+    print(f"re-prediction: {made} studies in {platform_s:.0f} s = {platform:.2f} studies/s "
+          f"(batches {loop_s:.0f} s, then scores and ranking {platform_s - loop_s:.0f} s)")
+    print(f"first tenth {rate(0, tenth):.2f} studies/s, last tenth {rate(-tenth - 1, -1):.2f} studies/s")
+    print(f"ratio to the bare predictor: {platform / bare:.2f} (target ≥ 0.8); {len(ticks)} progress events")
+    assert ModelVersion.objects.get(pk=version.pk).status == "active"
