@@ -118,13 +118,25 @@ def build_variant(cached: CachedSplit, variant: dict, seed: int) -> UnifiedNet:
     return model
 
 
-def run_variant_on_crops(name: str, variant: dict, cached: CachedSplit, config: CropTrainConfig, seed: int) -> dict:
+@dataclass
+class VariantRun:
+    row: dict          # one line of docs/paper-tables-rows.json
+    model: UnifiedNet  # inference-ready: segmented variants carry the frozen segmenter
+
+
+def train_variant_on_crops(name: str, variant: dict, cached: CachedSplit, config: CropTrainConfig,
+                           seed: int) -> VariantRun:
     """Train one variant's regressor from scratch on the cached inputs; score it on the test split."""
     t0 = time.perf_counter()
     model = build_variant(cached, variant, seed)
     inputs = cached.inputs_for(variant)
     result = train_regressor_on_crops(model, inputs.train, inputs.val, replace(config, seed=seed))
     test_mae = float(np.abs(predict_crops(model, inputs.test) - inputs.test.ages.numpy()).mean())
-    return {"recipe": "crops", "variant": name, "seed": seed, "test_mae": test_mae, "val_mae": result.val_mae,
-            "epochs": result.epochs, "seconds": time.perf_counter() - t0, "images_per_s": result.images_per_s,
-            "n_train": len(inputs.train), "n_val": len(inputs.val), "n_test": len(inputs.test)}
+    row = {"recipe": "crops", "variant": name, "seed": seed, "test_mae": test_mae, "val_mae": result.val_mae,
+           "epochs": result.epochs, "seconds": time.perf_counter() - t0, "images_per_s": result.images_per_s,
+           "n_train": len(inputs.train), "n_val": len(inputs.val), "n_test": len(inputs.test)}
+    return VariantRun(row, model)
+
+
+def run_variant_on_crops(name: str, variant: dict, cached: CachedSplit, config: CropTrainConfig, seed: int) -> dict:
+    return train_variant_on_crops(name, variant, cached, config, seed).row
