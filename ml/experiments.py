@@ -111,7 +111,8 @@ def paired_cell(rows: list[dict], name: str) -> str:
         return "no common seeds"
     if c.n == 1:
         return f"{c.mean_diff:+.2f} (1 seed, no t)"
-    return f"{c.mean_diff:+.2f} ± {c.sd_diff:.2f}, t = {c.t:+.2f}, p = {c.p:.3f} (n={c.n} pairs)"
+    p = f"p = {c.p:.3f}" if c.p >= 0.001 else "p < 0.001"
+    return f"{c.mean_diff:+.2f} ± {c.sd_diff:.2f}, t = {c.t:+.2f}, {p} (n={c.n} pairs)"
 
 
 def header(rows: list[dict], p: Plan) -> str:
