@@ -26,7 +26,7 @@ import torch
 from ml.checkpoint import load_checkpoint, save_checkpoint
 from ml.crops import CropTrainConfig, hand_crops, train_regressor_on_crops
 from ml.data import HandDataset, fingerprint, read_folder, split_ids
-from ml.models import PRESETS, build_model
+from ml.models import PRESETS, UnifiedNet, build_model
 from ml.train import _set_age_stats, evaluate, summarize
 
 
@@ -52,6 +52,15 @@ def merge(out: Path, folders: list[Path], limit: int | None = None) -> int:
     return len(rows)
 
 
+def adopt_segmenter(model: UnifiedNet, segmenter_from: Path) -> None:
+    """Copy an earlier checkpoint's segmenter weights into `model` (its input is resized to `seg_size` whatever the
+    canvas, so they carry over to any work size)."""
+    assert model.segmenter is not None
+    donor = load_checkpoint(segmenter_from).build()
+    assert donor.segmenter is not None
+    model.segmenter.load_state_dict(donor.segmenter.state_dict())
+
+
 def pretrain(data: Path, out: Path, segmenter_from: Path, work_size: int, crop_size: int, config: CropTrainConfig,
              val_fraction: float = 0.1, width: float | None = None, segmenter_crops: bool = True) -> dict:
     """Phase 1 of the starter recipe; returns its metrics (also stored in the checkpoint)."""
@@ -62,10 +71,7 @@ def pretrain(data: Path, out: Path, segmenter_from: Path, work_size: int, crop_s
     light = PRESETS["light"]
     model_config = replace(light, work_size=work_size, crop_size=crop_size, width=width or light.width)
     model = build_model(model_config)
-    assert model.segmenter is not None
-    donor = load_checkpoint(segmenter_from).build()
-    assert donor.segmenter is not None
-    model.segmenter.load_state_dict(donor.segmenter.state_dict())
+    adopt_segmenter(model, segmenter_from)
     _set_age_stats(model, train_s)
     # The segmenter is frozen in this phase: cut every crop once with its own detection (what inference feeds the
     # regressor), not with the ground-truth mask.
