@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.bench, pytest.mark.django_db(transaction=True), pytest
 
 STUDIES = int(os.environ.get("REPREDICT_STUDIES", "12611"))
 DISTINCT = 48
-BARE_IMAGES = 256
+BARE_IMAGES = int(os.environ.get("REPREDICT_BARE_IMAGES", "96"))
 
 
 def seed_project(project, owner) -> None:
@@ -46,7 +46,9 @@ def seed_project(project, owner) -> None:
 
 
 def test_a_promotion_re_predicts_an_rsna_size_project(project, owner, tmp_path):
+    import torch
     from boneage.modeling.actions import do_repredict_project, get_predictor
+    from boneage.modeling.conf import inference_threads
     from boneage.modeling.models import ModelVersion, Prediction
     from boneage.studies.derive import load_unit
     from boneage.studies.models import Image
@@ -68,7 +70,15 @@ def test_a_promotion_re_predicts_an_rsna_size_project(project, owner, tmp_path):
             predictor.predict_batch(chunk, [True] * len(chunk))
         return BARE_IMAGES / (time.perf_counter() - begun)
 
-    bare_before = bare_throughput()
+    def best_bare_throughput() -> float:
+        """The bare predictor at its best on this box: torch's default threads or the worker's inference threads."""
+        from boneage.modeling.actions import inference_threads
+
+        with inference_threads():
+            narrow = bare_throughput()
+        return max(bare_throughput(), narrow)
+
+    bare_before = best_bare_throughput()
     version = register(project, checkpoint, "v1")
     get_predictor(version)  # loaded outside the timing, as the bare Predictor was
     ticks: list[tuple[float, int]] = []
@@ -76,7 +86,7 @@ def test_a_promotion_re_predicts_an_rsna_size_project(project, owner, tmp_path):
     made = do_repredict_project(version.pk, batch_size=THROUGHPUT_BATCH,
                                 progress=lambda done, total: ticks.append((time.perf_counter(), done)))
     platform_s = time.perf_counter() - begun
-    bare_after = bare_throughput()
+    bare_after = best_bare_throughput()
     bare = (bare_before + bare_after) / 2
     assert made == STUDIES and Prediction.objects.filter(model_version=version).count() == STUDIES
 
@@ -88,7 +98,8 @@ def test_a_promotion_re_predicts_an_rsna_size_project(project, owner, tmp_path):
     loop_s = ticks[-1][0] - begun
     platform = made / platform_s
     print(f"\n{STUDIES} studies seeded in {seeded_s:.0f} s ({DISTINCT} ingested and derived, the rest sharing files)")
-    print(f"bare Predictor.predict_batch (before / after): {bare_before:.2f} / {bare_after:.2f} images/s")
+    print(f"bare Predictor.predict_batch, best of {torch.get_num_threads()} and {inference_threads()} torch threads "
+          f"(before / after): {bare_before:.2f} / {bare_after:.2f} images/s")
     print(f"re-prediction: {made} studies in {platform_s:.0f} s = {platform:.2f} studies/s "
           f"(batches {loop_s:.0f} s, then scores and ranking {platform_s - loop_s:.0f} s)")
     print(f"first tenth {rate(0, tenth):.2f} studies/s, last tenth {rate(-tenth - 1, -1):.2f} studies/s")

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Collection
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,20 @@ def local_path(name: str) -> Path:
 
 _PREDICTORS: OrderedDict[tuple[int, str], Any] = OrderedDict()
 _PREDICTORS_LOCK = threading.Lock()
+
+
+@contextmanager
+def inference_threads():
+    """torch runs on conf.inference_threads() threads inside, and on what it had before after (one task at a time
+    per worker process: a training task after this one gets its own setting back)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(conf.inference_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def get_predictor(version: ModelVersion):
@@ -331,8 +346,9 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
             progress(done, total)
         return stored
 
-    # Three stages overlap: decoding batch k+1, the network on batch k, PNG files of batch k-1.
-    with ThreadPoolExecutor(max_workers=1) as loader, ThreadPoolExecutor(max_workers=2) as writer:
+    # Three stages overlap: decoding batch k+1, the network on batch k, PNG files of batch k-1 (the network keeps
+    # to its share of the cores: conf.inference_threads).
+    with inference_threads(), ThreadPoolExecutor(max_workers=1) as loader, ThreadPoolExecutor(max_workers=2) as writer:
         pending = loader.submit(_load_units, batches[0]) if batches else None
         previous: tuple[list, int] | None = None
         for index in range(len(batches)):

@@ -1,6 +1,8 @@
 """Tunables of the modeling app, typed and read once (env overrides; settings.py keeps the Celery ones)."""
 from __future__ import annotations
 
+import os
+
 from django.conf import settings
 
 from boneage.env import env_int
@@ -19,6 +21,13 @@ def heartbeat_seconds() -> int:
 def stale_seconds() -> int:
     """A running training run without a heartbeat for this long belongs to a dead worker: it ends FAILED."""
     return max(_setting("MODELING_STALE_S", 60), 2 * heartbeat_seconds())
+
+
+def inference_threads() -> int:
+    """torch's threads while a worker predicts: half the cores, at least 1. The other half decodes the next batch
+    and writes the last one's files beside the network; with every core on the network they stole from it
+    (re-prediction 0.67 × the bare predictor on 2 cores, docs/benchmarks.md)."""
+    return _setting("INFERENCE_THREADS", max(1, (os.cpu_count() or 2) // 2))
 
 
 def training_hard_limit() -> int:
