@@ -57,3 +57,13 @@ def test_an_std_that_orders_the_errors_perfectly_has_no_sparsification_area_and_
     assert perfect.spearman == pytest.approx(1.0) and perfect.ause == pytest.approx(0.0, abs=1e-9)
     assert abs(useless.spearman) < 0.15 and useless.ause > 1.0
     assert perfect.mae_surest_half < perfect.mae < perfect.mae_least_sure_half
+
+
+def test_every_tta_view_keeps_the_image_shape_and_the_first_is_the_image_itself():
+    from ml.uncertainty_eval import TTA_VIEWS, tta_views
+
+    image = np.random.default_rng(0).random((61, 47)).astype(np.float32)
+    views = tta_views(image)
+    assert len(views) == len(TTA_VIEWS) and all(view.shape == image.shape for view in views)
+    assert np.array_equal(views[0], image) and np.array_equal(views[1], image[:, ::-1])
+    assert not any(np.array_equal(view, image) for view in views[2:])  # each other view really changes the image
