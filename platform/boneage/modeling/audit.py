@@ -2,7 +2,7 @@
 
 A model leans towards the labels it trained on, wrong ones included (review/rules.py), so a label can only be
 questioned by a model that never saw it. An audit run (`POST …/training-runs/ {"kind": "audit", "folds": 5}`) splits
-the labelled studies into k folds (a stable hash of the study id), trains one model per fold on the other folds (from
+the labelled studies into k near-equal folds (dealt in the order of a hash of the study id), trains one model per fold on the other folds (from
 the starter weights or from scratch, never from a model that trained on them), and stores its prediction of its own
 fold as an out-of-fold Prediction of an `audit` version. The review rules then judge every labelled study by it (the
 "model vs label" rule). Nothing is registered until every fold is done: a cancelled or failed audit keeps nothing.
@@ -26,9 +26,12 @@ from boneage.studies.models import Study
 MIN_TRAIN_PER_FOLD = 4
 
 
-def fold_of(study_id: str, folds: int) -> int:
-    """The fold a study belongs to: fixed by its id, so two audits of the same labels split them alike."""
-    return int(hashlib.sha256(f"audit:{study_id}".encode()).hexdigest(), 16) % folds
+def fold_groups(samples: list, folds: int) -> list[list]:
+    """k folds of near-equal size: the studies ordered by a hash of their id and dealt out in turn, so two audits of
+    the same labels split them alike and no fold is empty while there are k studies. (A fold per id hash alone left
+    a fold empty by chance: 3 folds of 12 studies, about 1 time in 40.)"""
+    ordered = sorted(samples, key=lambda s: hashlib.sha256(f"audit:{s.id}".encode()).hexdigest())
+    return [ordered[fold::folds] for fold in range(folds)]
 
 
 def fold_checkpoint_name(project_id: int, run_id: int, fold: int) -> str:
@@ -43,7 +46,7 @@ def run_audit(run: TrainingRun, samples: list, config: Any, init_path: Path | No
     from ml.infer import Predictor
     from ml.train import train
 
-    groups = [[s for s in samples if fold_of(s.id, folds) == fold] for fold in range(folds)]
+    groups = fold_groups(samples, folds)
     if any(len(samples) - len(held) < MIN_TRAIN_PER_FOLD or not held for held in groups):
         raise DataError(f"{len(samples)} labelled studies are too few for a {folds}-fold audit: every fold needs "
                         f"studies of its own and at least {MIN_TRAIN_PER_FOLD} to train on.")

@@ -49,3 +49,15 @@ def test_an_audit_that_would_leak_labels_or_makes_no_sense_is_refused(tiny_proje
     response = api_as(owner).post(f"/api/projects/{tiny_project.pk}/training-runs/", body, format="json")
     assert response.status_code == 400 and message in response.json()["detail"]
     assert not TrainingRun.objects.exists()
+
+
+def test_audit_folds_are_near_equal_and_the_same_for_the_same_labels_whatever_the_ids():
+    from types import SimpleNamespace
+
+    from boneage.modeling.audit import fold_groups
+
+    for first in range(0, 400, 13):  # study ids as a busy database hands them out
+        samples = [SimpleNamespace(id=str(first + i)) for i in range(12)]
+        groups = fold_groups(samples, 3)
+        assert sorted(len(g) for g in groups) == [4, 4, 4]
+        assert fold_groups(list(reversed(samples)), 3) == groups
