@@ -137,6 +137,3 @@ def train_variant_on_crops(name: str, variant: dict, cached: CachedSplit, config
            "n_train": len(inputs.train), "n_val": len(inputs.val), "n_test": len(inputs.test)}
     return VariantRun(row, model)
 
-
-def run_variant_on_crops(name: str, variant: dict, cached: CachedSplit, config: CropTrainConfig, seed: int) -> dict:
-    return train_variant_on_crops(name, variant, cached, config, seed).row

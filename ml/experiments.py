@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.ablation import cache_split, paired_t, run_variant_on_crops
+from ml.ablation import cache_split, paired_t, train_variant_on_crops
 from ml.crops import CropTrainConfig
 from ml.data import read_folder, split_ids
 from ml.imaging import load_image
@@ -239,7 +239,7 @@ def _crops_runner(p: Plan, samples: list, split: dict[str, str]):
     print(f"cached {len(samples)} crops and whole images in {cached.seconds:.0f} s", file=sys.stderr, flush=True)
     assert p.crop_config is not None
     config = p.crop_config
-    return lambda name, seed: run_variant_on_crops(name, VARIANTS[name], cached, config, seed)
+    return lambda name, seed: train_variant_on_crops(name, VARIANTS[name], cached, config, seed).row
 
 
 def main(argv: list[str] | None = None) -> int:

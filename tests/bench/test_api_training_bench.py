@@ -35,22 +35,24 @@ def phantom_case(i: int) -> tuple[bytes, float, bool]:
     return dicom_bytes(make_dicom_dataset(pixels, sex="M" if male else "F", age=f"{int(age // 12):03d}Y")), age, male
 
 
-def test_the_default_training_run_on_120_labelled_dicoms_reads_new_uploads(celery_worker, project, owner, api_as):
-    from boneage.modeling.models import ModelVersion, Prediction, TrainingRun
+def upload_case(client, project_id: int, i: int, labelled: bool) -> tuple[int, float]:
+    """Phantom case i as a DICOM upload (with its true age as `bone_age_months` when labelled): (study id, true age)."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
+    data, age, male = phantom_case(i)
+    fields = {"sex": "M" if male else "F"} | ({"bone_age_months": round(age, 1)} if labelled else {})
+    response = client.post(f"/api/projects/{project_id}/studies/",
+                           {"file": SimpleUploadedFile(f"case-{i}.dcm", data, "application/dicom"), **fields},
+                           format="multipart")
+    assert response.status_code == 201, response.content[:300]
+    return response.json()["id"], age
+
+
+def test_the_default_training_run_on_120_labelled_dicoms_reads_new_uploads(celery_worker, project, owner, api_as):
+    from boneage.modeling.models import ModelVersion, Prediction, TrainingRun
+
     client = api_as(owner)
-
-    def post_case(i: int, labelled: bool) -> tuple[int, float]:
-        data, age, male = phantom_case(i)
-        fields = {"sex": "M" if male else "F"} | ({"bone_age_months": round(age, 1)} if labelled else {})
-        response = client.post(f"/api/projects/{project.pk}/studies/",
-                               {"file": SimpleUploadedFile(f"case-{i}.dcm", data, "application/dicom"), **fields},
-                               format="multipart")
-        assert response.status_code == 201, response.content[:300]
-        return response.json()["id"], age
-
-    labelled = [post_case(i, True) for i in range(LABELLED)]
+    labelled = [upload_case(client, project.pk, i, True) for i in range(LABELLED)]
     started = time.monotonic()
     response = client.post(f"/api/projects/{project.pk}/training-runs/", {}, format="json")
     assert response.status_code == 201, response.json()
@@ -62,7 +64,7 @@ def test_the_default_training_run_on_120_labelled_dicoms_reads_new_uploads(celer
     version = ModelVersion.objects.get(pk=run.result_id)
     assert version.status == "active", version.metrics.get("gate")
 
-    new = [post_case(LABELLED + i, False) for i in range(NEW)]
+    new = [upload_case(client, project.pk, LABELLED + i, False) for i in range(NEW)]
     wait_for(lambda: Prediction.objects.filter(model_version=version, study_id__in=[s for s, _ in new]).count() == NEW,
              timeout=1500, what="predictions of the new uploads")
     predicted = {p.study_id: p.age_months for p in Prediction.objects.filter(model_version=version)}

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.bench.test_api_training_bench import phantom_case
+from tests.bench.test_api_training_bench import upload_case
 from tests.live_support import wait_for
 
 pytestmark = [pytest.mark.bench, pytest.mark.live, pytest.mark.django_db(transaction=True), pytest.mark.timeout(3600)]
@@ -22,17 +22,9 @@ TARGET_S = 600
 
 def test_a_five_fold_audit_of_200_labelled_studies(celery_worker, project, owner, api_as):
     from boneage.modeling.models import ModelVersion, Prediction, TrainingRun
-    from django.core.files.uploadedfile import SimpleUploadedFile
 
     client = api_as(owner)
-    truth = {}
-    for i in range(FIRST_CASE, FIRST_CASE + LABELLED):
-        data, age, male = phantom_case(i)
-        response = client.post(f"/api/projects/{project.pk}/studies/",
-                               {"file": SimpleUploadedFile(f"case-{i}.dcm", data, "application/dicom"),
-                                "sex": "M" if male else "F", "bone_age_months": round(age, 1)}, format="multipart")
-        assert response.status_code == 201, response.content[:300]
-        truth[response.json()["id"]] = age
+    truth = dict(upload_case(client, project.pk, i, True) for i in range(FIRST_CASE, FIRST_CASE + LABELLED))
     started = time.monotonic()
     response = client.post(f"/api/projects/{project.pk}/training-runs/", {"kind": "audit", "folds": FOLDS}, format="json")
     assert response.status_code == 201, response.json()

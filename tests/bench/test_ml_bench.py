@@ -6,7 +6,6 @@ so every image takes the full path (detection, mask paste, crop, regressor, 6 at
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import replace
@@ -22,19 +21,13 @@ from ml.data import read_folder
 from ml.infer import Predictor
 from ml.models import PRESETS, build_model, count_parameters
 from ml.train import TRAIN_PRESETS, train
+from tests.bench.results import BenchResults
 
 pytestmark = pytest.mark.bench
 if "ML_BENCH_THREADS" in os.environ:  # e.g. 1 on a shared CPU box, where 2 threads stall in OpenMP barriers
     torch.set_num_threads(int(os.environ["ML_BENCH_THREADS"]))
-OUT = Path("test-artifacts/ml-bench.json")
-RESULTS: dict[str, object] = {}
-
-
-def record(key: str, value: object) -> None:
-    RESULTS[key] = value
-    print(json.dumps({key: value}))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"device": str(_device()), "threads": torch.get_num_threads(), **RESULTS}, indent=1))
+record = BenchResults("test-artifacts/ml-bench.json",
+                      lambda: {"device": str(_device()), "threads": torch.get_num_threads()}).record
 
 
 def _device() -> torch.device:

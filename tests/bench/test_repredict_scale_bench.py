@@ -72,9 +72,9 @@ def test_a_promotion_re_predicts_an_rsna_size_project(project, owner, tmp_path):
 
     def best_bare_throughput() -> float:
         """The bare predictor at its best on this box: torch's default threads or the worker's inference threads."""
-        from boneage.modeling.actions import inference_threads
+        from boneage.modeling.actions import on_inference_threads
 
-        with inference_threads():
+        with on_inference_threads():
             narrow = bare_throughput()
         return max(bare_throughput(), narrow)
 

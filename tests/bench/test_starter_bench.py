@@ -9,11 +9,9 @@ Writes test-artifacts/starter-bench.json. The asserts catch regressions (2026-12
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,17 +21,10 @@ from ml.data import read_folder
 from ml.phantoms import generate_cohort
 from ml.starter import score
 from ml.train import TRAIN_PRESETS, train
+from tests.bench.results import BenchResults
 
 pytestmark = pytest.mark.bench
-OUT = Path("test-artifacts/starter-bench.json")
-RESULTS: dict[str, object] = {}
-
-
-def record(key: str, value: object) -> None:
-    RESULTS[key] = value
-    print(json.dumps({key: value}))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(RESULTS, indent=1))
+record = BenchResults("test-artifacts/starter-bench.json").record
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
-from ml.ablation import cache_split, paired_t, run_variant_on_crops, train_variant_on_crops
+from ml.ablation import cache_split, paired_t, train_variant_on_crops
 from ml.crops import CropTrainConfig, predict_crops
 from ml.data import HandDataset, collate, read_folder
 from ml.experiments import VARIANTS
@@ -49,6 +49,6 @@ def test_scoring_the_cached_inputs_is_the_full_networks_inference(cached):
 def test_a_run_is_a_function_of_its_seed(cached):
     split, _ = cached
     config = CropTrainConfig(epochs=1, batch_size=4)
-    a, b, c = (run_variant_on_crops("no_sex", VARIANTS["no_sex"], split, config, seed=s) for s in (3, 3, 4))
+    a, b, c = (train_variant_on_crops("no_sex", VARIANTS["no_sex"], split, config, seed=s).row for s in (3, 3, 4))
     assert a["test_mae"] == b["test_mae"] != c["test_mae"]
     assert (a["recipe"], a["n_train"], a["n_val"], a["n_test"]) == ("crops", 6, 2, 4)

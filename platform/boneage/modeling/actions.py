@@ -71,7 +71,7 @@ _PREDICTORS_LOCK = threading.Lock()
 
 
 @contextmanager
-def inference_threads():
+def on_inference_threads():
     """torch runs on conf.inference_threads() threads inside, and on what it had before after (one task at a time
     per worker process: a training task after this one gets its own setting back)."""
     import torch
@@ -348,7 +348,7 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
 
     # Three stages overlap: decoding batch k+1, the network on batch k, PNG files of batch k-1 (the network keeps
     # to its share of the cores: conf.inference_threads).
-    with inference_threads(), ThreadPoolExecutor(max_workers=1) as loader, ThreadPoolExecutor(max_workers=2) as writer:
+    with on_inference_threads(), ThreadPoolExecutor(max_workers=1) as loader, ThreadPoolExecutor(max_workers=2) as writer:
         pending = loader.submit(_load_units, batches[0]) if batches else None
         previous: tuple[list, int] | None = None
         for index in range(len(batches)):

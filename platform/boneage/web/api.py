@@ -137,10 +137,6 @@ def worklist_queryset(project, version):
     )
 
 
-def hides_sort_keys(view: BlindView) -> bool:
-    return view.model_hidden_q() is not None and view.label_hidden_q() is not None
-
-
 class NullsLastIds:
     """Study ids ordered by a nullable key, nulls last, read as two parts the database can each walk in index order:
     the rows with the key (a join the planner turns inner, so prediction_by_std serves it and stops at the page),
@@ -171,7 +167,7 @@ def blind_sort_keys(studies, view: BlindView):
     keys = {"sort_pred": F("pred_age"), "sort_std": F("pred_std"), "sort_label": F("label_months"),
             "sort_error": size_of_error}
     model_hidden, label_hidden = view.model_hidden_q(), view.label_hidden_q()
-    if model_hidden is None or label_hidden is None:  # not blind, or nothing hidden from this viewer (hides_sort_keys)
+    if model_hidden is None or label_hidden is None:  # not blind, or nothing hidden from this viewer
         return studies.annotate(**keys)
     hidden_by = {"sort_pred": model_hidden, "sort_std": model_hidden, "sort_label": label_hidden,
                  "sort_error": model_hidden | label_hidden}
@@ -220,11 +216,11 @@ class WorklistView(GenericAPIView):
         # Deferred join: sort and page the narrow rows (ids and sort keys), then load the page's 50 full rows.
         # Sorting 100k full rows spilled to disk and took 460 ms (docs/benchmarks.md, growth figures).
         ids = blind_sort_keys(studies, view).order_by(*ORDERINGS[ordering], "-id").values_list("pk", flat=True)
-        if ordering == "-uncertainty" and not hides_sort_keys(view):
+        if ordering == "-uncertainty" and view.hides_q() is None:  # no std hidden: sort by the raw column
             ids = NullsLastIds(studies.filter(pred_std__isnull=False).order_by(F("pred_std").desc(), "-id"),
                                studies.filter(pred_std__isnull=True).order_by("-id"), all_rows=studies)
         page_ids = self.paginate_queryset(ids)
-        loaded = worklist_queryset(project, version).in_bulk(page_ids)
+        loaded = studies.in_bulk(page_ids)
         page = [loaded[pk] for pk in page_ids]
         context = {"blind_view": view, "interval_rule": IntervalRule.of(version.metrics if version else None, project)}
         response = self.get_paginated_response(WorklistRowSerializer(page, many=True, context=context).data)

@@ -3,7 +3,7 @@ so a training task that runs next in the same process keeps its own."""
 from __future__ import annotations
 
 import torch
-from boneage.modeling.actions import inference_threads
+from boneage.modeling.actions import on_inference_threads
 
 
 def test_the_network_runs_on_the_configured_threads_and_the_setting_comes_back(settings):
@@ -11,7 +11,7 @@ def test_the_network_runs_on_the_configured_threads_and_the_setting_comes_back(s
     original = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        with inference_threads():
+        with on_inference_threads():
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
     finally:
@@ -24,7 +24,7 @@ def test_the_setting_comes_back_when_the_prediction_fails(settings):
     torch.set_num_threads(2)
     try:
         try:
-            with inference_threads():
+            with on_inference_threads():
                 raise RuntimeError("a batch failed")
         except RuntimeError:
             pass
