@@ -94,3 +94,29 @@ def test_the_predict_cli_writes_id_pred_std_and_reports_bad_input_in_one_line(pr
                           "--out", str(out)], check=False, capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "error:" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+
+def bilinear(array: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, array.shape[0] - 1), np.minimum(x0 + 1, array.shape[1] - 1)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    top = array[np.ix_(y0, x0)] * (1 - fx) + array[np.ix_(y0, x1)] * fx
+    bottom = array[np.ix_(y1, x0)] * (1 - fx) + array[np.ix_(y1, x1)] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+@pytest.mark.parametrize("side", [16, 35, 140])
+def test_attention_maps_on_a_coarse_grid_read_what_the_full_size_maps_read_at_the_cell_centres(predictor, side):
+    image = radiograph()  # 140 × 110
+    full = predictor.predict(image, True).attention
+    coarse = predictor.predict(image, True, attention_side=side).attention
+    step = -(-140 // side)
+    for name, small in coarse.items():
+        assert small.shape == (-(-140 // step), -(-110 // step)) and max(small.shape) <= side
+        # cell i's centre is at (i + 0.5) × step pixels; full-size pixel k's at k + 0.5
+        ys, xs = (np.arange(small.shape[0]) + 0.5) * step - 0.5, (np.arange(small.shape[1]) + 0.5) * step - 0.5
+        ys, xs = ys[ys <= 139], xs[xs <= 109]  # the last cell can reach past the image
+        error = np.abs(bilinear(full[name], ys, xs) - small[:len(ys), :len(xs)])
+        # bilinear twice smooths the crop's edge a little (outside the crop a map holds its minimum)
+        assert error.max() <= 0.15 * np.ptp(full[name]) + 1e-6 and np.median(error) <= 0.02 * np.ptp(full[name]) + 1e-6

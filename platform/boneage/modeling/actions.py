@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -28,15 +27,25 @@ from boneage.core.device import describe_device
 from boneage.core.errors import AppError
 from boneage.core.events import publish, publish_many
 from boneage.core.signals import model_promoted, studies_changed, study_changed
-from boneage.core.storage import local_file, png_bytes, save_atomic
+from boneage.core.storage import local_file
 from boneage.modeling import conf
 from boneage.modeling.models import ActiveScore, ModelStatus, ModelVersion, Prediction
+from boneage.modeling.prediction_files import (
+    PREDICTION_FILES,
+    SHEET,
+    ensure_prediction_file,
+    heatmap_png,
+    mask_png,
+    prediction_file_name,
+    prediction_file_url,
+    save_derived,
+    sheet_png,
+)
 from boneage.studies.derive import load_unit, record_failure
 from boneage.studies.models import Project, Study
 
 logger = logging.getLogger(__name__)
 
-PREDICTION_FILES = ("mask", "Att1_1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3")
 INIT_CHOICES = ("active", "fresh", "starter")  # starter: ml.checkpoint.SHIPPED_STARTER
 
 
@@ -48,15 +57,6 @@ class ModelingError(AppError):
 
 def checkpoint_name(project_id: int, run_id: int) -> str:
     return f"models/{project_id}/run-{run_id}.pt"
-
-
-def prediction_file_name(study: Study, version_id: int, part: str) -> str:
-    """Deterministic storage name of a prediction PNG: a second run overwrites the same file."""
-    return f"predictions/{study.project_id}/{study.pk}/v{version_id}/{part}.png"
-
-
-def prediction_file_url(study_id: int, version_id: int, part: str) -> str:
-    return f"/api/studies/{study_id}/predictions/{version_id}/{part}.png"
 
 
 def local_path(name: str) -> Path:
@@ -117,49 +117,6 @@ def _male(study: Study) -> bool | None:
     return {"M": True, "F": False}.get(study.sex)
 
 
-def save_derived(name: str, data: bytes) -> str:
-    """Atomic but not fsynced: prediction PNGs are derived data that a re-run recreates."""
-    return save_atomic(name, data, durable=False)
-
-
-def _png(array: np.ndarray) -> bytes:
-    """Fast PNG (zlib level 1): these files are rewritten on every promotion, speed beats size."""
-    return png_bytes(array, compress_level=1)
-
-
-_JET: np.ndarray | None = None
-
-
-def _jet_lut() -> np.ndarray:
-    """matplotlib's 'jet' as a 256×3 uint8 table (the same colours as ml.render.heatmap_rgb, ~10× faster)."""
-    global _JET
-    if _JET is None:
-        from matplotlib import colormaps
-
-        _JET = (colormaps["jet"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)
-    return _JET
-
-
-def _heatmap_png(map_: np.ndarray, unit: np.ndarray | None = None, alpha: int = 150) -> bytes:
-    """The attention map as an RGBA 'jet' overlay (min-max), no larger than HEATMAP_MAX_SIDE.
-
-    The maps are coarse by nature (Att3_* are 8×8 on a 64 px crop), so a small PNG loses nothing:
-    the browser scales it to the radiograph's box and draws it over the image.
-    """
-    step = max(1, int(np.ceil(max(map_.shape) / conf.HEATMAP_MAX_SIDE)))
-    small = np.nan_to_num(np.asarray(map_[::step, ::step], np.float32))
-    low, high = float(small.min()), float(small.max())
-    index = ((small - low) * (255.0 / (high - low))).astype(np.uint8) if high > low else np.zeros(small.shape, np.uint8)
-    rgba = np.empty((*small.shape, 4), np.uint8)
-    rgba[..., :3] = _jet_lut()[index]
-    rgba[..., 3] = alpha
-    return _png(rgba)
-
-
-def _mask_png(mask: np.ndarray) -> bytes:
-    return _png(np.where(np.asarray(mask) > 0, 255, 0).astype(np.uint8))
-
-
 # --- predictions ------------------------------------------------------------------------------------
 
 def do_predict_study(study_id: int, version_id: int | None = None) -> Prediction | None:
@@ -196,11 +153,11 @@ def do_predict_study(study_id: int, version_id: int | None = None) -> Prediction
     t_load = time.perf_counter()
     files: dict[str, str] = {}
     result = None
-    for event in predictor.predict_stream(unit, _male(study)):
+    for event in predictor.predict_stream(unit, _male(study), attention_side=conf.HEATMAP_MAX_SIDE):
         kind = event[0]
         if kind == "mask":
             _, mask, box, score = event
-            files["mask"] = save_derived(prediction_file_name(study, version.pk, "mask"), _mask_png(mask))
+            files["mask"] = save_derived(prediction_file_name(study, version.pk, "mask"), mask_png(mask))
             publish(study.project_id, "prediction.mask", study=study.pk, model_version=version.pk,
                     url=prediction_file_url(study.pk, version.pk, "mask"), box=[round(v, 1) for v in box],
                     score=round(float(score), 4))
@@ -209,7 +166,7 @@ def do_predict_study(study_id: int, version_id: int | None = None) -> Prediction
                     age_months=round(float(event[1]), 2), std_months=round(float(event[2]), 2))
         elif kind == "attention":
             _, name, map_ = event
-            files[name] = save_derived(prediction_file_name(study, version.pk, name), _heatmap_png(map_, unit))
+            files[name] = save_derived(prediction_file_name(study, version.pk, name), heatmap_png(map_))
             publish(study.project_id, "prediction.attention", study=study.pk, model_version=version.pk,
                     name=name, url=prediction_file_url(study.pk, version.pk, name))
         else:
@@ -299,7 +256,8 @@ def _predict_each(predictor, ok: list[tuple[Study, np.ndarray]]) -> list[tuple[t
     done = []
     for study, unit in ok:
         try:
-            done.append(((study, unit), predictor.predict_batch([unit], [_male(study)])[0]))
+            done.append(((study, unit), predictor.predict_batch([unit], [_male(study)],
+                                                               attention_side=conf.HEATMAP_MAX_SIDE)[0]))
         except Exception as exc:
             logger.exception("re-prediction: study %s failed", study.pk)
             _skip_study(study, f"{type(exc).__name__}: {exc}")
@@ -333,46 +291,49 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
     publish(project_id, "model.repredict.progress", model_version=version.pk, done=0, total=total)
     batches = [todo[i:i + batch_size] for i in range(0, total, batch_size)]
 
-    def write_files(study: Study, unit: np.ndarray, result, timings):
-        files = {"mask": save_derived(prediction_file_name(study, version.pk, "mask"), _mask_png(result.mask))}
-        for name, map_ in result.attention.items():
-            files[name] = save_derived(prediction_file_name(study, version.pk, name), _heatmap_png(map_, unit))
-        return study, result, files, timings
+    def write_files(study: Study, result) -> dict[str, str]:
+        files = {"mask": save_derived(prediction_file_name(study, version.pk, "mask"), mask_png(result.mask))}
+        if result.attention:  # one sheet now; each overlay is drawn from it on first view (prediction_files.py)
+            save_derived(prediction_file_name(study, version.pk, SHEET), sheet_png(result.attention))
+            files.update({name: prediction_file_name(study, version.pk, name) for name in result.attention})
+        return files
 
-    def store(futures, done: int) -> int:
-        stored = _store_batch(version, [f.result() for f in futures])
+    def write_and_store(pairs: list, timings: dict[str, float], done: int) -> int:
+        stored = _store_batch(version, [(study, result, write_files(study, result), timings)
+                                        for (study, _), result in pairs]) if pairs else 0
         publish(project_id, "model.repredict.progress", model_version=version.pk, done=done, total=total)
         if progress is not None:
             progress(done, total)
         return stored
 
-    # Three stages overlap: decoding batch k+1, the network on batch k, PNG files of batch k-1 (the network keeps
-    # to its share of the cores: conf.inference_threads).
-    with on_inference_threads(), ThreadPoolExecutor(max_workers=1) as loader, ThreadPoolExecutor(max_workers=2) as writer:
+    # Three stages overlap, each in its own thread: decoding batch k+1, the network on batch k, and the files and
+    # rows of batch k-1 (in order, one batch at a time). The network keeps to its share of the cores
+    # (conf.inference_threads) and the main thread does nothing else, so it never waits on the database.
+    written: list = []
+    with on_inference_threads(), ThreadPoolExecutor(max_workers=1) as loader, ThreadPoolExecutor(max_workers=1) as writer:
         pending = loader.submit(_load_units, batches[0]) if batches else None
-        previous: tuple[list, int] | None = None
         for index in range(len(batches)):
             loaded = pending.result() if pending is not None else []
             pending = loader.submit(_load_units, batches[index + 1]) if index + 1 < len(batches) else None
             if not ModelVersion.objects.filter(pk=version.pk, status=ModelStatus.ACTIVE).exists():
                 break  # superseded: the newer version re-predicts
             ok = [(s, u) for s, u in loaded if u is not None]
-            futures = []
+            pairs: list = []
+            t0 = time.perf_counter()
             if ok:
-                t0 = time.perf_counter()
                 try:
-                    pairs = list(zip(ok, predictor.predict_batch([u for _, u in ok], [_male(s) for s, _ in ok])))
+                    pairs = list(zip(ok, predictor.predict_batch([u for _, u in ok], [_male(s) for s, _ in ok],
+                                                                  attention_side=conf.HEATMAP_MAX_SIDE)))
                 except Exception:  # one bad study must not cost the whole batch its predictions
                     logger.exception("re-prediction: a batch failed; predicting its studies one by one")
                     pairs = _predict_each(predictor, ok)
-                per_study = {"batch_ms_per_study": round((time.perf_counter() - t0) * 1e3 / len(ok), 1)}
-                futures = [writer.submit(write_files, study, unit, result, per_study)
-                           for (study, unit), result in pairs]
-            if previous is not None:
-                made += store(*previous)
-            previous = (futures, sum(len(b) for b in batches[:index + 1]))
-        if previous is not None:
-            made += store(*previous)
+            per_study = {"batch_ms_per_study": round((time.perf_counter() - t0) * 1e3 / max(len(ok), 1), 1)}
+            if len(written) >= 2:  # at most two batches wait for their files: memory stays bounded
+                made += written.pop(0).result()
+            written.append(writer.submit(write_and_store, pairs, per_study, sum(len(b) for b in batches[:index + 1])))
+        made += sum(future.result() for future in written)
+        for stage in (loader, writer):  # each thread's own database connection (a failure record, the rows)
+            stage.submit(lambda: connection.close()).result()
     do_rescore_project(version.pk)  # the next-case ranking of the new model, before announcing it is done
     publish(project_id, "model.repredicted", model_version=version.pk, predicted=made, total=total)
     return made
@@ -404,8 +365,8 @@ def check_prediction_file(study: Study, version_id: int, part: str) -> str:
         raise ModelingError(404, "not_found", f"No prediction file {part!r}; known: {', '.join(PREDICTION_FILES)}.")
     if not ModelVersion.objects.filter(pk=version_id, project_id=study.project_id).exists():
         raise ModelingError(404, "not_found", "No such model version in this project.")
-    name = prediction_file_name(study, version_id, part)
-    if not default_storage.exists(name):
+    name = ensure_prediction_file(study, version_id, part)
+    if name is None:
         raise ModelingError(404, "not_found", "This part of the prediction is not ready (yet).")
     return name
 
