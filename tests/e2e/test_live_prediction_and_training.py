@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from boneage.modeling.models import ModelVersion
 from boneage.modeling.tasks import enqueue_prediction
+from django.core.files.storage import default_storage
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import TINY_TRAINING, phantom_dicom
@@ -67,6 +68,11 @@ def test_a_labeler_watches_the_prediction_and_all_six_attention_maps_stream_into
     expect(olivia.locator(f"tr[data-version='{v1.pk}']")).to_have_attribute("data-status", "retired")
     expect(max_.locator("#pred-model")).to_contain_text("v2", timeout=90_000)
     expect(max_.locator("#att-count")).to_have_text("6")
+    folder = f"predictions/{project.pk}/{study_id}/v{v2.pk}"
+    assert default_storage.exists(f"{folder}/attention-sheet.png") and not default_storage.exists(f"{folder}/Att3_3.png")
+    max_.locator("[data-att='Att3_3']").click()  # the re-prediction stored a sheet: this first view draws the overlay
+    max_.wait_for_function(f"(img => img && img.src.endsWith('/{v2.pk}/Att3_3.png') && img.complete && img.naturalWidth > 0)"
+                           "(document.querySelector('img.attention-layer'))")
 
 
 def test_a_trainer_starts_a_run_watches_the_progress_bar_and_curve_and_gets_a_new_active_model(
