@@ -6,7 +6,12 @@ Strategies (higher score = ask for a label sooner):
 - `diverse`: uncertainty × novelty, novelty = distance in (predicted age, sex) space to the nearest
   labelled study (so a batch does not spend its labels on near-duplicates of what is known).
 
-    python -m ml.active simulate [--quick] [--seeds 3] [--out docs/active-learning.png]
+Batch-only strategies (`BATCH_STRATEGIES`: a batch is chosen as a set in the learner's embedding space, so they
+have no per-study score and the platform's `?strategy=` does not offer them; `select_batch` and the simulation do):
+- `coreset`: k-center greedy (Sener & Savarese 2018) on the learner's penultimate features (`Learner.embed`);
+- `hybrid`: k-center greedy restricted to the `HYBRID_FACTOR`·k candidates with the largest std (Zhdanov 2019).
+
+    python -m ml.active simulate [--quick] [--seeds 3] [--strategies coreset hybrid random] [--out docs/active-learning.png]
 """
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from typing import Any, Protocol
 import numpy as np
 
 STRATEGIES = ("uncertainty", "random", "diverse")
+BATCH_STRATEGIES = ("coreset", "hybrid")
+HYBRID_FACTOR = 4         # hybrid: k-center greedy among the 4·k most uncertain candidates
 AGE_SCALE_MONTHS = 24.0   # one unit of novelty = two years of predicted age
 SEX_DISTANCE = 1.0        # a male and a female of the same age are one unit apart
 
@@ -45,6 +52,8 @@ def novelty(candidates: np.ndarray, labelled: np.ndarray) -> np.ndarray:
 def scores(strategy: str, keys: Sequence[str], std: Any, feats: np.ndarray | None = None,
            labelled_feats: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
     """One score per candidate for `strategy` (see the module docstring)."""
+    if strategy in BATCH_STRATEGIES:
+        raise ValueError(f"{strategy!r} picks a batch as a set and has no per-study score; use select_batch")
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
     std = np.asarray(std, float)
@@ -57,10 +66,76 @@ def scores(strategy: str, keys: Sequence[str], std: Any, feats: np.ndarray | Non
     return std * (0.5 + np.minimum(novelty(feats, lab), 2.0))
 
 
+def min_distances(points: np.ndarray, centres: np.ndarray, chunk: int = 32) -> np.ndarray:
+    """Euclidean distance of each point [N, D] to its nearest centre [M, D]; +inf everywhere when M = 0.
+
+    Computed as sqrt(Σ(a - b)²) per pair (no |a|² + |b|² - 2ab expansion), so a duplicate is exactly 0 away."""
+    points, centres = np.asarray(points, float), np.asarray(centres, float)
+    best = np.full(len(points), np.inf)
+    for start in range(0, len(centres), chunk):
+        block = centres[start:start + chunk]
+        d = np.sqrt(((points[:, None, :] - block[None, :, :]) ** 2).sum(-1))
+        best = np.minimum(best, d.min(axis=1))
+    return best
+
+
+def k_center_greedy(candidates: np.ndarray, labelled: np.ndarray, k: int,
+                    allowed: np.ndarray | None = None) -> list[int]:
+    """k-center greedy (Sener & Savarese, "Active Learning for Convolutional Neural Networks: A Core-Set
+    Approach", ICLR 2018): pick the candidate farthest from its nearest centre (the labelled points), make it a
+    centre, repeat k times. Batch-aware by construction: a pick's near-duplicates are ≈ 0 away from a centre once
+    it is picked, so they come last — in a batch as well as across rounds.
+
+    candidates [N, D], labelled [M, D] → k candidate indices in pick order. `allowed` [N] bool restricts the picks
+    (not the centres). With nothing labelled the first pick is the candidate nearest the candidates' mean.
+    Ties go to the lowest index (deterministic)."""
+    cand = np.asarray(candidates, float)
+    allowed = np.ones(len(cand), bool) if allowed is None else np.asarray(allowed, bool)
+    k = min(k, int(allowed.sum()))
+    if k <= 0:
+        return []
+    lab = np.asarray(labelled, float).reshape(-1, cand.shape[1])
+    first = None
+    if len(lab):
+        gap = min_distances(cand, lab)
+    else:
+        gap = np.full(len(cand), np.inf)
+        first = int(np.argmin(np.where(allowed, min_distances(cand, cand.mean(0, keepdims=True)), np.inf)))
+    gap[~allowed] = -np.inf
+    chosen: list[int] = []
+    while len(chosen) < k:
+        i = first if first is not None and not chosen else int(np.argmax(gap))
+        chosen.append(i)
+        gap = np.minimum(gap, min_distances(cand, cand[i:i + 1]))  # the pick is a centre for the next
+        gap[i] = -np.inf
+    return chosen
+
+
+def hybrid_batch(candidates: np.ndarray, labelled: np.ndarray, std: Any, k: int,
+                 factor: int = HYBRID_FACTOR) -> list[int]:
+    """Uncertainty pre-filter, then diversity (Zhdanov, "Diverse mini-batch Active Learning", arXiv:1901.05954,
+    2019: keep the β·k most informative candidates, then choose k spread-out ones among them — there by k-means,
+    here by k-center greedy on the same embedding as `coreset`, β = `factor`).
+
+    Ranking by raw MC std equals ranking by calibrated std: the calibration (`ml.uncertainty.calibrated_std`,
+    scale·(std + floor), scale > 0) is increasing."""
+    std = np.asarray(std, float)
+    allowed = np.zeros(len(std), bool)
+    allowed[np.argsort(-std, kind="stable")[:factor * k]] = True
+    return k_center_greedy(candidates, labelled, k, allowed)
+
+
 def select_batch(strategy: str, keys: Sequence[str], std: Any, feats: np.ndarray,
                  labelled_feats: np.ndarray, k: int, seed: int = 0) -> list[int]:
-    """Indices of the k candidates to label next. `diverse` is greedy: each pick counts as labelled for the next."""
+    """Indices of the k candidates to label next. `diverse` is greedy: each pick counts as labelled for the next.
+
+    For `coreset` and `hybrid`, feats / labelled_feats are the learner's embeddings [N, D] / [M, D]
+    (`Learner.embed`); for the others, `features(...)` [N, 2]."""
     k = min(k, len(keys))
+    if strategy == "coreset":
+        return k_center_greedy(feats, labelled_feats, k)
+    if strategy == "hybrid":
+        return hybrid_batch(feats, labelled_feats, std, k)
     if strategy != "diverse":
         s = scores(strategy, keys, std, seed=seed)
         return [int(i) for i in np.argsort(-s, kind="stable")[:k]]
@@ -154,11 +229,14 @@ class GPRegressor:
 
 
 class Learner(Protocol):
-    """What a simulation round needs of a regressor: refit on the labelled indices, then mean and std on others."""
+    """What a simulation round needs of a regressor: refit on the labelled indices, then mean and std on others,
+    and (for `coreset` / `hybrid`) an embedding [n, D] of any studies to measure distances in."""
 
     def fit(self, labelled: list[int]) -> None: ...
 
     def predict(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def embed(self, indices: np.ndarray) -> np.ndarray: ...
 
 
 class GPLearner:
@@ -175,6 +253,10 @@ class GPLearner:
         assert self.gp is not None
         return self.gp.predict(self.x[indices])
 
+    def embed(self, indices: np.ndarray) -> np.ndarray:
+        """The GP's own input: PCA'd HOG features + sex (the kernel's distances are measured here)."""
+        return self.x[np.asarray(indices, int)]
+
 
 def _gp_data(pool: int, test: int, components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     px, age, male = phantom_features(pool + test, seed=2027)
@@ -187,13 +269,17 @@ def _gp_data(pool: int, test: int, components: int) -> tuple[np.ndarray, np.ndar
 
 def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 1, 2), start: int = 50, step: int = 25,
              stop: int = 400, pool: int = 1000, test: int = 300, components: int = 96, regressor: str = "gp",
-             net_setup=None, log=print) -> dict:
+             net_setup=None, log=print, checkpoint: Callable[[dict], None] | None = None) -> dict:
     """Pool-based active learning on phantoms; returns {strategy: {labels: [mae per seed]}} and the setup.
 
     regressor: "gp" (GP on HOG features, minutes) or "network" (the attention net with MC dropout, ml.active_net).
+    checkpoint: called with the results so far (and seconds per strategy) after each (strategy, seed).
     """
     import time
 
+    unknown = [s for s in strategies if s not in STRATEGIES + BATCH_STRATEGIES]
+    if unknown:
+        raise ValueError(f"unknown strategies {unknown}; known: {', '.join(STRATEGIES + BATCH_STRATEGIES)}")
     t0 = time.perf_counter()
     if regressor == "gp":
         feats_x, age, male = _gp_data(pool, test, components)
@@ -214,7 +300,9 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
     test_idx = np.arange(pool, pool + test)
     log(f"{regressor} inputs of {pool + test} phantoms in {time.perf_counter() - t0:.0f} s")
     results: dict = {s: {} for s in strategies}
+    strategy_seconds: dict[str, float] = {}
     for strategy in strategies:
+        t_strategy = time.perf_counter()
         for seed in seeds:
             rng = np.random.default_rng(1000 + seed)
             labelled = list(rng.choice(pool, size=start, replace=False))  # the same start set for every strategy
@@ -229,13 +317,20 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
                 rest = np.setdiff1d(np.arange(pool), labelled)
                 pool_pred, pool_std = learner.predict(rest)
                 keys = [str(i) for i in rest]
-                feats = features(pool_pred, list(train_m[rest]))
-                lab_feats = features(train_y[labelled], list(train_m[labelled]))
+                if strategy in BATCH_STRATEGIES:  # distances in the learner's own embedding
+                    feats, lab_feats = learner.embed(rest), learner.embed(np.asarray(labelled))
+                else:
+                    feats = features(pool_pred, list(train_m[rest]))
+                    lab_feats = features(train_y[labelled], list(train_m[labelled]))
                 picks = select_batch(strategy, keys, pool_std, feats, lab_feats, min(step, stop - len(labelled)), seed=seed)
                 labelled += [int(rest[i]) for i in picks]
             log(f"{strategy:<12} seed {seed}: MAE {results[strategy][start][-1]:.1f} → {mae:.1f} months "
                 f"({time.perf_counter() - t0:.0f} s)")
-    return {"results": results, "seconds": time.perf_counter() - t0, "regressor": regressor, "mean_predictor_mae": float(
+            strategy_seconds[strategy] = time.perf_counter() - t_strategy
+            if checkpoint is not None:
+                checkpoint({"results": results, "strategy_seconds": strategy_seconds})
+    return {"results": results, "seconds": time.perf_counter() - t0, "strategy_seconds": strategy_seconds,
+            "regressor": regressor, "mean_predictor_mae": float(
         np.abs(test_y - train_y.mean()).mean()), "setup": {"pool": pool, "test": test, "start": start, "step": step,
                                                             "stop": stop, "seeds": list(seeds), **setup}}
 
@@ -279,6 +374,9 @@ def report(out: dict, png: str, md: str, command: str) -> str:
              "| labels | " + " | ".join(means) + " |", "|---:|" + "---:|" * len(means)]
     for n in sorted(next(iter(means.values()))):
         lines.append(f"| {n} | " + " | ".join(f"{means[s][n]:.2f} ± {np.std(res[s][n]):.2f}" for s in means) + " |")
+    if out.get("strategy_seconds"):
+        lines += ["", "Wall time per strategy (all seeds): " + ", ".join(
+            f"{s} {sec:.0f} s" for s, sec in out["strategy_seconds"].items()) + "."]
     summary = ""
     if target is not None:
         lines += ["", f"Random reaches {target:.2f} months at {max(means['random'])} labels."]
@@ -308,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="gp: GP on HOG features of the hand (minutes); network: the attention net with MC dropout "
                           "(ml.active_net; ~15 CPU-minutes per seed)")
     sim.add_argument("--seeds", type=int, default=3)
+    sim.add_argument("--strategies", nargs="+", choices=[*STRATEGIES, *BATCH_STRATEGIES], default=list(STRATEGIES),
+                     help="in this order (default: the platform's three)")
     sim.add_argument("--threads", type=int, default=1, help="torch threads (network regressor)")
     sim.add_argument("--pool", type=int, default=1000)
     sim.add_argument("--out", default="docs/active-learning.png")
@@ -317,10 +417,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    out = simulate(seeds=range(args.seeds), pool=args.pool, regressor=args.regressor)
-    if args.json:
-        from pathlib import Path
+    from pathlib import Path
 
+    def checkpoint(partial: dict) -> None:  # a stopped run keeps the (strategy, seed) curves it finished
+        if args.json:
+            Path(args.json).write_text(json.dumps({"partial": True, **partial}, indent=1))
+
+    out = simulate(strategies=args.strategies, seeds=range(args.seeds), pool=args.pool, regressor=args.regressor,
+                   checkpoint=checkpoint)
+    if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     summary = report(out, args.out, args.md, "python -m ml.active " + " ".join(sys.argv[1:] if argv is None else argv))
     print(f"label efficiency: {summary}plot {args.out}, table {args.md}")

@@ -8,6 +8,9 @@ Its uncertainty is MC-dropout std (`ml.uncertainty.mc_std`'s head sampling), exa
 Each round continues training from the previous round's weights (warm start: `first_epochs` on the start set,
 then `round_epochs` per round on everything labelled so far), then recomputes BatchNorm statistics over the
 labelled crops (precise BN) before predicting.
+
+`NetLearner.embed` gives the penultimate representation the `coreset` / `hybrid` strategies measure distances in:
+the trunk's pooled features (eval mode) + sex, i.e. the age head's input without its dropout.
 """
 from __future__ import annotations
 
@@ -66,6 +69,8 @@ class NetLearner:
         self.net = ResidualAttentionNet(width=setup.width, use_sex=True, dropout=0.2, pre_post=0, trunk=1,
                                         final_units=1)
         self.fitted = False
+        self._feats: torch.Tensor | None = None  # trunk features of the current weights, rows where _have
+        self._have = torch.zeros(len(self.x), dtype=torch.bool)
 
     def fit(self, labelled: list[int]) -> None:
         idx = torch.tensor(labelled)
@@ -95,6 +100,7 @@ class NetLearner:
                 step += 1
         self._precise_bn(idx)
         self.fitted = True
+        self._have[:] = False  # new weights: cached features are stale
 
     @torch.no_grad()
     def _precise_bn(self, idx: torch.Tensor) -> None:
@@ -111,8 +117,29 @@ class NetLearner:
         for start in range(0, len(indices), 128):
             chunk = torch.as_tensor(indices[start:start + 128])
             feats, sex = self.net.embed(self.x[chunk]), self.sex[chunk]
+            self._remember(chunk, feats)
             means.append(head(feats, sex))
             with mc_dropout(head, seed=start):
                 samples = head(feats.repeat(n, 1), sex.repeat(n)).view(n, len(chunk))
             stds.append(samples.std(dim=0))
         return torch.cat(means).numpy().astype(float), torch.cat(stds).numpy().astype(float)
+
+    def _remember(self, chunk: torch.Tensor, feats: torch.Tensor) -> None:
+        if self._feats is None:
+            self._feats = feats.new_zeros(len(self.x), feats.shape[1])
+        self._feats[chunk] = feats
+        self._have[chunk] = True
+
+    @torch.no_grad()
+    def embed(self, indices: np.ndarray) -> np.ndarray:
+        """[n, C + 1]: the trunk's global-average-pooled features of the current weights (eval mode, the fitted BN
+        statistics) and sex in {-1, +1} — the age head's input, before its dropout. Rows `predict` computed since
+        the last `fit` are reused, not recomputed."""
+        self.net.eval()
+        idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        missing = idx[~self._have[idx]]
+        for start in range(0, len(missing), 128):
+            chunk = missing[start:start + 128]
+            self._remember(chunk, self.net.embed(self.x[chunk]))
+        feats = self._feats[idx] if self._feats is not None else torch.zeros(0, 0)
+        return torch.cat([feats, self.sex[idx, None]], dim=1).numpy().astype(float)

@@ -1,0 +1,78 @@
+"""Core-set (k-center greedy) and hybrid batch selection: what holds by construction, on constructed points."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.active import (
+    BATCH_STRATEGIES,
+    HYBRID_FACTOR,
+    STRATEGIES,
+    hybrid_batch,
+    k_center_greedy,
+    min_distances,
+    scores,
+    select_batch,
+)
+
+
+def test_distances_to_the_nearest_centre_are_exact_and_a_duplicate_is_zero_away():
+    points = np.array([[0.0, 0.0], [3.0, 4.0], [1e6, 1e6 + 1]])
+    centres = np.array([[0.0, 0.0], [1e6, 1e6 + 1], [10.0, 0.0]])
+    assert list(min_distances(points, centres, chunk=2)) == [0.0, 5.0, 0.0]
+    assert np.isinf(min_distances(points, np.zeros((0, 2)))).all()
+
+
+def test_k_center_picks_the_candidate_farthest_from_the_labelled_first():
+    labelled = np.array([[0.0, 0.0]])
+    candidates = np.array([[1.0, 0.0], [9.0, 1.0], [10.0, 0.0], [0.0, -5.0]])
+    assert k_center_greedy(candidates, labelled, 1) == [2]
+    # then the one farthest from both the labelled point and that pick — not [9, 1], the runner-up from (0, 0)
+    assert k_center_greedy(candidates, labelled, 2) == [2, 3]
+
+
+def test_k_center_never_picks_a_duplicate_of_a_labelled_point_while_another_candidate_is_left():
+    rng = np.random.default_rng(0)
+    labelled = rng.normal(size=(5, 3))
+    fresh = rng.normal(size=(4, 3)) + 0.01
+    candidates = np.vstack([labelled, labelled, fresh])  # ten exact duplicates of labelled points, four new points
+    picks = k_center_greedy(candidates, labelled, 4)
+    assert sorted(picks) == [10, 11, 12, 13]
+    assert len(set(k_center_greedy(candidates, labelled, 14))) == 14  # and never the same index twice
+
+
+def test_a_batch_of_two_from_two_tight_clusters_takes_one_from_each():
+    rng = np.random.default_rng(1)
+    near, far = rng.normal(0, 0.01, size=(20, 4)), rng.normal(0, 0.01, size=(20, 4)) + 10.0
+    candidates = np.vstack([near, far])
+    labelled = np.full((1, 4), -10.0)  # far cluster is the farthest from it; the next pick must leave that cluster
+    picks = k_center_greedy(candidates, labelled, 2)
+    assert picks[0] >= 20 and picks[1] < 20
+    picks = k_center_greedy(candidates, np.zeros((0, 4)), 2)  # nothing labelled: still one per cluster
+    assert sorted(p >= 20 for p in picks) == [False, True]
+
+
+def test_hybrid_only_picks_among_the_most_uncertain_and_spreads_within_them():
+    rng = np.random.default_rng(2)
+    candidates = rng.normal(size=(60, 2))
+    candidates[:5] += 100.0  # the farthest points are the least uncertain: core-set alone would take them
+    std = np.linspace(0.0, 1.0, 60)
+    k = 3
+    top = set(np.argsort(-std)[:HYBRID_FACTOR * k])
+    labelled = np.zeros((1, 2))
+    picks = hybrid_batch(candidates, labelled, std, k)
+    assert len(picks) == k and set(picks) <= top
+    assert set(k_center_greedy(candidates, labelled, k)) & set(range(5))  # …as core-set alone does
+    inside = sorted(top)
+    assert [inside[i] for i in k_center_greedy(candidates[inside], labelled, k)] == picks
+
+
+def test_select_batch_dispatches_the_batch_strategies_and_scores_refuses_them():
+    candidates = np.array([[0.0], [1.0], [2.0], [3.0], [4.0], [9.0]])
+    keys = list("abcdef")
+    std = [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]  # top 4·1: the first four
+    assert select_batch("coreset", keys, std, candidates, np.array([[0.0]]), 1) == [5]
+    assert select_batch("hybrid", keys, std, candidates, np.array([[0.0]]), 1) == [3]
+    assert set(BATCH_STRATEGIES).isdisjoint(STRATEGIES)  # the platform's per-study strategies are unchanged
+    with pytest.raises(ValueError, match="no per-study score"):
+        scores("coreset", keys, std)
