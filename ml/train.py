@@ -18,7 +18,8 @@ Both: grad-norm clip, early stopping, best-epoch weights kept, precise BatchNorm
 Fine-tuning (`--init`, the default everywhere: `--init starter`, the platform's runs): the `finetune` preset —
 AdamW lr 3e-4, no teacher forcing, mask gradient on, BatchNorm statistics frozen at the init's (`freeze_bn`), the
 last epoch of the cosine schedule shipped (`selection="last_epoch"`) unless the init scores better on the same
-validation images by the same `evaluate` — so a fine-tune never ships worse there than it started, by construction.
+validation images by the same `evaluate` — so a fine-tune never ships worse there than it started, by construction
+(`init_competes=False` turns that off: ensemble members, which must be fine-tuned weights, not copies of the init).
 The starter itself is built in two phases (`ml.crops` on cached crops, then this loop): ml/weights/README.md.
 L_reg is the L1 error in months divided by `reg_scale` (default: the training labels' std, i.e. L1
 on the normalised age the head predicts). Teacher forcing: for the first `teacher_epochs` epochs
@@ -95,7 +96,9 @@ class TrainConfig:
     loss_sync_every: int = 1         # read the loss back to the host every k steps (CUDA: 1 stalls the GPU queue)
     selection: str = "best_epoch"    # "best_epoch": the epoch with the lowest validation MAE (early stopping on);
                                      # "last_epoch": the end of the cosine schedule — no pick among noisy epochs
-                                     # scored on a few dozen images. Either way the init model competes at the end.
+                                     # scored on a few dozen images. Either way the init model competes at the end…
+    init_competes: bool = True       # …unless False: a fine-tune then ships its own weights even when the init scores
+                                     # better (ensemble members must differ from the init: ml.uncertainty_eval)
     seed: int = 0
     progress: bool = False
     max_seconds: float | None = None  # wall-clock budget: stop after the epoch that crosses it
@@ -381,9 +384,11 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     if init is not None:  # a fine-tune never ends worse on validation than the model it started from
         ev0 = evaluate(model, val_ds, device, config.batch_size, should_stop=callback.should_stop)
         if ev0 is not None:
-            init_val_mae = best_mae = summarize(ev0)["val_mae"]
-            init_state = best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-            best_epoch = 0
+            init_val_mae = summarize(ev0)["val_mae"]
+            if config.init_competes:
+                best_mae = init_val_mae
+                init_state = best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+                best_epoch = 0
     step, cancelled = 0, False
     wait_s = compute_s = 0.0
     images_seen = 0

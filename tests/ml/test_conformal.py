@@ -67,3 +67,104 @@ def test_every_tta_view_keeps_the_image_shape_and_the_first_is_the_image_itself(
     assert len(views) == len(TTA_VIEWS) and all(view.shape == image.shape for view in views)
     assert np.array_equal(views[0], image) and np.array_equal(views[1], image[:, ::-1])
     assert not any(np.array_equal(view, image) for view in views[2:])  # each other view really changes the image
+
+
+def test_an_ensemble_reads_the_members_mean_and_their_spread_plus_what_each_member_is_unsure_of():
+    from ml.uncertainty_eval import pooled_spread
+
+    centre = np.array([10.0, 50.0, 120.0])
+    offset = np.array([0.0, 3.0, 8.0])
+    spread = pooled_spread(np.stack([centre - offset, centre + offset]))  # [members, studies]
+    assert np.allclose(spread.mean, centre) and np.allclose(spread.std, offset)
+    alike = pooled_spread(np.stack([centre, centre, centre]))
+    assert np.allclose(alike.std, 0.0)  # members that agree have no spread…
+    within = np.array([[3.0, 0.0, 4.0], [3.0, 0.0, 4.0], [3.0, 0.0, 4.0]])
+    assert np.allclose(pooled_spread(np.stack([centre] * 3), within).std, [3.0, 0.0, 4.0])  # …but keep their own std
+    both = pooled_spread(np.stack([centre - offset, centre + offset]), within[:2])
+    assert np.allclose(both.std, np.hypot(offset, within[0]))  # the law of total variance, members and MC dropout
+
+
+def test_members_with_views_pool_to_the_std_of_every_reading_and_one_member_is_tta_plus_mc():
+    from ml.uncertainty_eval import pooled_spread
+
+    rng = np.random.default_rng(0)
+    table = rng.normal(100.0, 10.0, size=(3, 6, 5))  # [members, views, studies]
+    pooled = pooled_spread(table)
+    assert np.allclose(pooled.mean, table.reshape(18, 5).mean(axis=0))
+    assert np.allclose(pooled.std, table.reshape(18, 5).std(axis=0))
+    mc = rng.uniform(1.0, 5.0, size=(1, 5))
+    single = pooled_spread(table[:1], mc)  # the old `--method both`: TTA mean, TTA and MC spreads in quadrature
+    assert np.allclose(single.mean, table[0].mean(axis=0)) and np.allclose(single.std, np.hypot(table[0].std(axis=0), mc[0]))
+    with pytest.raises(ValueError, match="within_std"):
+        pooled_spread(table, mc)
+
+
+def test_each_method_reads_its_own_rows_and_views_of_the_table():
+    from ml.uncertainty_eval import METHODS, aggregate
+
+    readings = np.arange(3 * 6 * 4, dtype=float).reshape(3, 6, 4)  # row 0: CKPT, rows 1-2: the members
+    mc = np.full((3, 4), 2.0)
+    mc[0] = 5.0
+    plain = aggregate(METHODS["mc"], readings, mc, slice(1, 3))
+    assert np.allclose(plain.mean, readings[0, 0]) and np.allclose(plain.std, 5.0)
+    members = aggregate(METHODS["ensemble"], readings, mc, slice(1, 3))
+    assert np.allclose(members.mean, readings[1:, 0].mean(axis=0)) and np.allclose(members.std, 12.0)  # rows 24 apart
+    assert np.allclose(aggregate(METHODS["ensemble+mc"], readings, mc, slice(1, 3)).std, np.hypot(12.0, 2.0))
+    assert np.allclose(aggregate(METHODS["ensemble+tta"], readings, mc, slice(1, 3)).mean, readings[1:].mean(axis=(0, 1)))
+
+
+def test_a_std_that_follows_the_error_scale_gives_narrower_intervals_at_the_same_coverage():
+    from ml.uncertainty_eval import interval_check
+
+    rng = np.random.default_rng(1)
+    std = rng.uniform(2.0, 20.0, size=2000)
+    errors = rng.normal(0.0, std)
+    informative, useless = interval_check(errors, std), interval_check(errors, rng.permutation(std))
+    assert abs(informative.coverage - 0.9) < 0.03 and abs(useless.coverage - 0.9) < 0.03  # conformal: by construction
+    assert informative.mean_width < 0.9 * informative.constant_width
+    assert informative.constant_width == useless.constant_width and useless.mean_width > informative.mean_width
+
+
+def test_the_sparsification_curve_is_the_mae_of_what_is_kept_and_the_bootstrap_pairs_the_methods():
+    from ml.uncertainty_eval import _sparsification, bootstrap_rankings
+
+    errors = np.array([4.0, 1.0, 3.0, 2.0])
+    assert np.allclose(_sparsification(errors, np.array([1, 3, 2, 0])), [2.5, 2.0, 1.5])  # drop 4, then 3, then 2
+    rng = np.random.default_rng(2)
+    errors = rng.exponential(8.0, size=300)
+    result = bootstrap_rankings({"useless": errors, "perfect": errors},
+                                {"useless": rng.permutation(errors), "perfect": errors}, "useless", resamples=200)
+    assert result["useless"].spearman_gain == (0.0, 0.0) and result["useless"].ause_gain == (0.0, 0.0)
+    assert result["perfect"].spearman_gain[0] > 0.5 and result["perfect"].ause_gain[0] > 0.5
+    assert result["perfect"].spearman[0] > 0.99 and result["useless"].spearman[0] < 0 < result["useless"].spearman[1]
+
+
+def test_a_std_that_only_knows_the_age_ranks_errors_overall_but_not_within_an_age_band():
+    from ml.uncertainty_eval import METHODS, aggregate, rank_errors, spearman_within_bands
+
+    rng = np.random.default_rng(3)
+    ages = rng.uniform(0.0, 228.0, size=3000)
+    errors = rng.normal(0.0, 3.0 + 5.0 * np.digitize(ages, (72.0, 144.0)))  # each older band errs more, and that is all
+    readings = (ages + errors)[None, None, :]
+    age_only = aggregate(METHODS["age"], readings, np.zeros((1, 3000)), slice(1, 1))
+    assert np.array_equal(age_only.std, np.maximum(readings[0, 0], 0.0))
+    assert rank_errors(errors, age_only.std).spearman > 0.3
+    assert abs(spearman_within_bands(errors, age_only.std, ages)) < 0.15
+
+
+def test_saved_readings_are_scored_again_without_models(tmp_path, capsys):
+    from ml.uncertainty_eval import main
+
+    rng = np.random.default_rng(4)
+    truth = rng.uniform(0.0, 228.0, size=40)
+    readings = truth + rng.normal(0.0, 5.0, size=(3, 6, 40))  # CKPT + 2 members, 6 views
+    np.savez(tmp_path / "r.npz", readings=readings, mc_std=rng.uniform(1.0, 9.0, size=(3, 40)), truth=truth,
+             models=np.array(["starter", "a.pt", "b.pt"]), views=np.arange(6), mc_samples=16)
+    assert main(["--from-saved", str(tmp_path / "r.npz"), "--method", "mc,ensemble+both", "--bootstrap", "20"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("mc: 40 studies: MAE") and lines[2].startswith("ensemble+both: 40 studies: MAE")
+    assert lines[3].startswith("mc: 95% bootstrap") and len(lines) == 5
+    np.savez(tmp_path / "plain.npz", readings=readings[:1, :1], mc_std=np.zeros((1, 40)), truth=truth,
+             models=np.array(["starter"]), views=np.arange(1), mc_samples=0)
+    with pytest.raises(SystemExit):
+        main(["--from-saved", str(tmp_path / "plain.npz"), "--method", "tta"])  # the views were never read

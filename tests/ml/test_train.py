@@ -134,6 +134,22 @@ def test_a_fine_tune_that_only_gets_worse_returns_the_model_it_started_from(phan
     assert m["val_mae"] == pytest.approx(m["init_val_mae"], abs=1e-4)
 
 
+def test_a_fine_tune_told_that_the_init_does_not_compete_ships_its_own_last_epoch(phantoms, tmp_path):
+    """Ensemble members (ml.uncertainty_eval --members) must be fine-tuned weights, not copies of the init: the init
+    is still scored (init_val_mae) but is no candidate, whatever it scores."""
+    config = TrainConfig(model=TINY, epochs=1, batch_size=8, teacher_epochs=0, teacher_decay_epochs=0, mc_samples=0)
+    start = train(read_folder(phantoms), config, tmp_path / "start.pt")
+    member = replace(config, epochs=2, lr=1e-3, selection="last_epoch", init_competes=False)
+    result = train(read_folder(phantoms), member, tmp_path / "member.pt", init=start.checkpoint)
+    m = result.metrics
+    assert m["init_val_mae"] is not None and m["best_epoch"] == 2, m
+    assert set(m["final_candidates"]) == {"selected_epoch", "shipped"} and m["final_candidates"]["shipped"] == "selected_epoch"
+    assert m["val_mae"] == pytest.approx(m["final_candidates"]["selected_epoch"])
+    weights = lambda path: torch.load(path, weights_only=True)["state_dict"]
+    before, after = weights(start.checkpoint), weights(result.checkpoint)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
 def test_the_split_is_stable_by_id_whatever_else_is_in_the_set():
     ids = [f"study-{i}" for i in range(400)]
     val = split_ids(ids)
