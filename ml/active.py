@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--quick", action="store_true", help="the GP stand-in (= --regressor gp); kept for old commands")
     sim.add_argument("--regressor", choices=["gp", "network"], default="gp",
                      help="gp: GP on HOG features of the hand (minutes); network: the attention net with MC dropout "
-                          "(ml.active_net; ~15 CPU-minutes per seed)")
+                          "(ml.active_net; 1.5–2.5 CPU-minutes per strategy and seed, docs/active-learning.md)")
     sim.add_argument("--seeds", type=int, default=3)
     sim.add_argument("--strategies", nargs="+", choices=[*STRATEGIES, *BATCH_STRATEGIES], default=list(STRATEGIES),
                      help="in this order (default: the platform's three)")
