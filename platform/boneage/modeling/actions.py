@@ -298,9 +298,9 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
             files.update({name: prediction_file_name(study, version.pk, name) for name in result.attention})
         return files
 
-    def write_and_store(pairs: list, timings: dict[str, float], done: int) -> int:
+    def write_and_store(results: list, timings: dict[str, float], done: int) -> int:
         stored = _store_batch(version, [(study, result, write_files(study, result), timings)
-                                        for (study, _), result in pairs]) if pairs else 0
+                                        for study, result in results]) if results else 0
         publish(project_id, "model.repredict.progress", model_version=version.pk, done=done, total=total)
         if progress is not None:
             progress(done, total)
@@ -330,7 +330,8 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
             per_study = {"batch_ms_per_study": round((time.perf_counter() - t0) * 1e3 / max(len(ok), 1), 1)}
             if len(written) >= 2:  # at most two batches wait for their files: memory stays bounded
                 made += written.pop(0).result()
-            written.append(writer.submit(write_and_store, pairs, per_study, sum(len(b) for b in batches[:index + 1])))
+            results = [(study, result) for (study, _), result in pairs]  # the decoded images are not kept waiting
+            written.append(writer.submit(write_and_store, results, per_study, sum(len(b) for b in batches[:index + 1])))
         made += sum(future.result() for future in written)
         for stage in (loader, writer):  # each thread's own database connection (a failure record, the rows)
             stage.submit(lambda: connection.close()).result()
