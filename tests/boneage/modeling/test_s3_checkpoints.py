@@ -36,3 +36,19 @@ def test_a_run_stores_its_checkpoint_in_the_bucket_and_its_model_predicts_from_t
     assert set(prediction.attention.values()) <= set(s3_storage.keys("predictions/"))
     assert files_under(temporary_media) == []
     assert TrainingRun.objects.get(pk=run.pk).result_id == version.pk
+
+
+def test_on_s3_a_re_prediction_stores_mask_and_sheet_in_the_bucket_and_an_overlay_is_drawn_there_on_first_view(
+        s3_storage, temporary_media, project, owner, member, register_model, add_studies, api_as):
+    from boneage.modeling.actions import do_repredict_project
+
+    studies = add_studies(project, owner, 2, labelled=False)
+    version = register_model(project)
+    assert do_repredict_project(version.pk, batch_size=2) == 2
+    folder = f"predictions/{project.pk}/{studies[0].pk}/v{version.pk}/"
+    assert sorted(key[len(folder):] for key in s3_storage.keys(folder)) == ["attention-sheet.png", "mask.png"]
+
+    response = api_as(member).get(f"/api/studies/{studies[0].pk}/predictions/{version.pk}/Att1_1.png")
+    assert response.status_code == 200 and b"".join(response.streaming_content).startswith(b"\x89PNG")
+    assert f"{folder}Att1_1.png" in s3_storage.keys(folder)
+    assert files_under(temporary_media) == []
