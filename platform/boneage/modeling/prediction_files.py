@@ -16,8 +16,9 @@ from PIL import Image as PILImage
 from boneage.core.storage import png_bytes, save_atomic
 from boneage.modeling import conf
 from boneage.studies.models import Study
+from ml.models.attention import ATTENTION_NAMES
 
-ATTENTION_PARTS = ("Att1_1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3")
+ATTENTION_PARTS = ATTENTION_NAMES  # the paper's six modules, as the network names its maps
 PREDICTION_FILES = ("mask", *ATTENTION_PARTS)
 SHEET = "attention-sheet"  # not served: the overlays are
 OVERLAY_ALPHA = 150

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound, PermissionDenied
 
+from boneage.modeling.prediction_files import ATTENTION_PARTS
 from boneage.review.visibility import blind_view
 from boneage.studies.access import (
     CAN_INGEST,
@@ -22,7 +23,6 @@ from boneage.studies.actions import IngestFields, check_ingest_fields, do_ingest
 from boneage.studies.ingest.errors import IngestError
 from boneage.studies.models import Membership
 
-ATTENTION_NAMES = ["Att1_1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3"]  # the paper's six modules
 # What each module attends to, as the paper reports it: early modules the whole hand, the Att3_x the carpals.
 ATTENTION_MODULES = [
     ("Att1_1", "early, high resolution: the outline of the whole hand"),
@@ -64,7 +64,7 @@ def study_page(request, study_id: int):
         raise Http404("No such study.")
     return render(request, "study.html", {"study": study, "project": study.project, "role": role,
                                           "can_label": role in CAN_LABEL, "can_review": role in CAN_REVIEW,
-                                          "attention_names": ATTENTION_NAMES, "attention_modules": ATTENTION_MODULES})
+                                          "attention_names": ATTENTION_PARTS, "attention_modules": ATTENTION_MODULES})
 
 
 @login_required

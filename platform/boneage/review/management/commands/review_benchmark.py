@@ -276,7 +276,6 @@ class Command(BaseCommand):
                                    "train_s": round(t_pred - t_fold, 1), "predict_s": round(time.perf_counter() - t_pred, 1)})
                 self.stdout.write(f"fold {k}: trained on {len(train_ids)} in {t_pred - t_fold:.0f} s "
                                   f"(val MAE {result.metrics.get('val_mae', float('nan')):.1f}), predicted {len(held)}")
-        if predictor_kind != "audit":
             timings["folds"] = time.perf_counter() - t1 - timings["import"]
 
         from boneage.review.management.commands._audit_benchmark import rescore_at_levels, score_queue
