@@ -146,7 +146,10 @@ CHANNELS_CAPACITY = env_int("CHANNELS_CAPACITY", 1000, minimum=100)  # list laye
 CHANNELS_LAYER = env_choice("CHANNELS_LAYER", "pubsub", ("pubsub", "lists"))
 _CHANNELS_HOST = {"address": REDIS_URL, "socket_timeout": CHANNELS_REDIS_SOCKET_TIMEOUT_S, "socket_connect_timeout": 5,
                   "socket_keepalive": True, "health_check_interval": 15}
-_CHANNELS_PREFIX = env_str("CHANNELS_PREFIX", "boneage") or "boneage"
+# Redis pub/sub channels ignore the database number (keys do not): two deployments, or two test runs, on one Redis
+# with different db numbers heard each other's events until the prefix carried the db number.
+_REDIS_DB = "".join(c for c in urlparse(REDIS_URL).path if c.isdigit()) or "0"
+_CHANNELS_PREFIX = env_str("CHANNELS_PREFIX", f"boneage{_REDIS_DB}") or f"boneage{_REDIS_DB}"
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
