@@ -50,7 +50,7 @@ from ml import distributed
 from ml.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint, save_checkpoint
 from ml.data import DataError, HandDataset, Sample, collate, fingerprint, read_folder, split_ids, targets_from_batch
 from ml.models import PRESETS, ModelConfig, UnifiedNet, build_model
-from ml.uncertainty import calibrated_std, conformal_scores, coverage90, fit_calibration, mc_std
+from ml.uncertainty import calibrated_std, conformal_scores, coverage90, fit_calibration, heldout_points, mc_std
 
 AGE_BANDS = ((0, 24), (24, 72), (72, 144), (144, 240))
 
@@ -491,6 +491,8 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
                "coverage90_note": "measured on the validation set the calibration was fitted on",
                # the platform's intervals at any level (ml.uncertainty.interval_multiplier): |error| / calibrated std
                "interval_scores": conformal_scores(ev.pred - ev.true, std),
+               # the same studies' readings, for an interval aware of where the model errs (ml.age_intervals)
+               "interval_heldout": heldout_points(ev.pred, ev.true, std),
                "std_median": float(np.median(std)),  # what "unsure" is measured against (the review rule)
                "best_epoch": best_epoch, "init_val_mae": init_val_mae, "final_candidates": candidate_maes, "epochs": len(curve), "seconds": time.perf_counter() - t_start,
                "load_seconds": load_seconds, "bn_frozen": freeze_bn,

@@ -88,6 +88,14 @@ def conformal_scores(errors: np.ndarray, std: np.ndarray) -> list[float]:
     return [round(float(s), 4) for s in np.sort(errors / std)]
 
 
+def heldout_points(pred: np.ndarray, label: np.ndarray, std: np.ndarray) -> dict[str, list[float]]:
+    """The held-out readings an age-aware interval is fitted on (ml.age_intervals), rounded for storage: the model's
+    age, the label and the calibrated std of every study it did not train on, in one order."""
+    return {"pred": [round(float(v), 2) for v in np.asarray(pred, float)],
+            "label": [round(float(v), 2) for v in np.asarray(label, float)],
+            "std": [round(float(v), 3) for v in np.asarray(std, float)]}
+
+
 def interval_multiplier(scores: list[float] | None, level: float) -> float:
     """q for `level` from stored scores; inf when there are too few of them for that level (the honest answer: the
     whole age range); the normal quantile when there are none (an uncalibrated model: said so where it is shown)."""

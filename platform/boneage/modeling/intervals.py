@@ -1,15 +1,23 @@
 """The interval stated with every model reading: the project's one level (Project.interval_level, 90% unless changed),
-split-conformal per model version (ml.uncertainty), clipped to the project's age range.
+split-conformal per model version, clipped to the project's age range.
 
-A version trained by this code carries `metrics["interval_scores"]` (|error| / std on studies it did not train on);
-an older one without them falls back to the normal quantile, and `calibrated` says so. Build an IntervalRule once per
-(version, project) — e.g. once per worklist page — and apply it to each reading.
+A version trained by this code carries `metrics["interval_heldout"]` (age, label and std of every study it did not
+train on): with METHOD set its interval is age-aware (ml.age_intervals: where the model reads low it reaches higher).
+An older version with only `metrics["interval_scores"]` (|error| / std) keeps the one symmetric multiplier of
+ml.uncertainty; one without either falls back to the normal quantile, and `calibrated` says so. Build an IntervalRule
+once per (version, project) — e.g. once per worklist page — and apply it to each reading.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ml.age_intervals import MIN_POINTS, AgeInterval, Method, fit_age_interval
 from ml.uncertainty import interval_multiplier, prediction_interval
+
+# None: every version keeps the one symmetric multiplier (the interval before issue 13) until the product-path
+# measurement in docs/benchmarks.md (issue 13, "age-aware intervals") picks a method; `manage.py review_rescore`
+# compares them on a finished benchmark project.
+METHOD: Method | None = None
 
 
 @dataclass(frozen=True)
@@ -27,16 +35,24 @@ class IntervalRule:
     calibrated: bool
     low: float
     high: float
+    age_aware: AgeInterval | None = None
 
     @classmethod
     def of(cls, version_metrics: dict | None, project) -> IntervalRule:
-        scores = (version_metrics or {}).get("interval_scores")
+        metrics = version_metrics or {}
+        scores, heldout = metrics.get("interval_scores"), metrics.get("interval_heldout")
         level = project.interval_level
-        return cls(interval_multiplier(scores, level), level, bool(scores), project.min_age_months,
-                   project.max_age_months)
+        aware = None
+        if METHOD is not None and heldout and len(heldout.get("pred") or ()) >= MIN_POINTS:
+            aware = fit_age_interval(heldout["pred"], heldout["label"], heldout["std"], level, METHOD)
+        return cls(interval_multiplier(scores, level), level, bool(scores) or aware is not None,
+                   project.min_age_months, project.max_age_months, aware)
 
     def around(self, age_months: float, std_months: float) -> Interval:
-        low, high = prediction_interval(age_months, std_months, self.multiplier, self.low, self.high)
+        if self.age_aware is not None:
+            low, high = self.age_aware.around(age_months, std_months, self.low, self.high)
+        else:
+            low, high = prediction_interval(age_months, std_months, self.multiplier, self.low, self.high)
         return Interval(low, high, self.level, self.calibrated)
 
 

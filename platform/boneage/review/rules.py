@@ -215,10 +215,14 @@ def model_vs_label(ev: Evidence, cfg: dict[str, Any]) -> Finding | None:
     delta = prediction.age_months - label.months
     std = max(prediction.std_months, 0.0)
     low, high = prediction.interval or (prediction.age_months - Z90 * std, prediction.age_months + Z90 * std)
-    edge = low if label.months < prediction.age_months else high  # the interval's end on the label's side
-    threshold = max(cfg["min_months"], abs(prediction.age_months - edge))
-    if abs(delta) <= threshold:
+    # The interval need not be centred on the reading (an age-aware one reaches higher where the model reads low):
+    # the label must lie outside it, and differ from the reading by more than min_months.
+    if low <= label.months <= high or abs(delta) <= cfg["min_months"]:
         return None
+    edge = low if label.months < low else high  # the end the label lies beyond
+    side = 1.0 if label.months > prediction.age_months else -1.0
+    beyond = (label.months - edge) * side > 0  # the label is past that end, seen from the reading
+    threshold = max(cfg["min_months"], (edge - prediction.age_months) * side) if beyond else cfg["min_months"]
     priority = abs(delta) / max(std, cfg["std_floor_months"])
     return Finding("model_vs_label", abs(delta), "months", priority, f"p{prediction.id}:l{label.id}", {
         "label": _label_json(label), "prediction": _prediction_json(prediction), "delta_months": round(delta, 2),

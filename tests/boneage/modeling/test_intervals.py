@@ -49,3 +49,42 @@ def test_a_model_without_calibration_scores_says_its_interval_assumes_normal_err
     ModelVersion.objects.update(metrics={"val_mae": 9.0})
     body = api_as(member).get(f"/api/studies/{predicted.pk}/predictions/latest/").json()
     assert body["interval_calibrated"] is False and body["interval_months"] == [1.8, 18.2]  # 10 ± 1.645 · 5
+
+
+# A model that reads every held-out hand 18–22 months low, with a std of 5: its age-aware interval sits above it.
+READS_LOW = {"pred": [100.0 + 3 * i for i in range(40)], "label": [120.0 + 3 * i + (i % 5) - 2 for i in range(40)],
+             "std": [5.0] * 40}
+
+
+@pytest.fixture
+def age_aware(monkeypatch):
+    """Age-aware intervals switched on (bias correction and signed multipliers) for versions with held-out readings."""
+    from boneage.modeling import intervals
+
+    from ml.age_intervals import Method
+
+    monkeypatch.setattr(intervals, "METHOD", Method(correct_bias=True, signed=True))
+
+
+def test_a_version_without_held_out_readings_keeps_the_one_symmetric_multiplier_exactly(project, age_aware):
+    from boneage.modeling.intervals import IntervalRule
+
+    from ml.uncertainty import interval_multiplier, prediction_interval
+
+    for metrics in ({"interval_scores": SCORES}, {"interval_scores": SCORES, "interval_heldout": {
+            key: values[:9] for key, values in READS_LOW.items()}}):  # 9 readings: too few to fit anything on
+        rule = IntervalRule.of(metrics, project)
+        assert rule.age_aware is None and rule.calibrated
+        for age, std in ((10.0, 5.0), (120.0, 8.0), (225.0, 12.0)):
+            interval = rule.around(age, std)
+            assert (interval.low, interval.high) == prediction_interval(age, std, interval_multiplier(SCORES, 0.9),
+                                                                        0.0, 240.0)
+
+
+def test_a_version_with_held_out_readings_states_an_interval_that_reaches_where_its_model_reads_low(api_as, member,
+                                                                                                    predicted, age_aware):
+    ModelVersion.objects.update(metrics={"val_mae": 9.0, "interval_scores": SCORES, "interval_heldout": READS_LOW})
+    body = api_as(member).get(f"/api/studies/{predicted.pk}/predictions/latest/").json()
+    low, high = body["interval_months"]
+    assert body["interval_calibrated"] is True and body["interval_level"] == 0.9
+    assert 10.0 < low < high <= 240.0  # the reading is 10 months; its model reads ~20 low, so the interval starts above

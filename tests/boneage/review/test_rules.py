@@ -234,3 +234,42 @@ def test_re_running_the_rules_twice_changes_nothing(make_study, model_version, p
     predict(study, model_version(), 150, 5)
     assert evaluate_study(study.pk) == {"opened": [], "updated": [], "closed": []}
     assert ReviewItem.objects.filter(study=study).count() == 1
+
+
+# A model that reads every held-out hand 18–22 months low, with a std of 5 (its version's stored held-out readings).
+READS_LOW = {"pred": [100.0 + 3 * i for i in range(40)], "label": [120.0 + 3 * i + (i % 5) - 2 for i in range(40)],
+             "std": [5.0] * 40}
+
+
+@pytest.fixture
+def age_aware(monkeypatch):
+    """Age-aware intervals switched on (bias correction and signed multipliers) for versions with held-out readings."""
+    from boneage.modeling import intervals
+
+    from ml.age_intervals import Method
+
+    monkeypatch.setattr(intervals, "METHOD", Method(correct_bias=True, signed=True))
+
+
+def test_a_label_where_the_model_usually_reads_it_is_not_flagged_however_far_from_the_reading(make_study, model_version,
+                                                                                             predict, age_aware):
+    version = model_version()
+    version.metrics = {"interval_heldout": READS_LOW}
+    version.save()
+    study = make_study(170)
+    predict(study, version, 150, 5)  # 20 months low, as this model reads every hand: inside its interval (168–172)
+    assert open_items(study, "model_vs_label") == []
+
+
+def test_a_label_below_an_interval_that_sits_above_the_reading_is_flagged_past_min_months(make_study, model_version,
+                                                                                         predict, age_aware):
+    version = model_version()
+    version.metrics = {"interval_heldout": READS_LOW}
+    version.save()
+    near, far = make_study(160), make_study(130)
+    predict(near, version, 150, 5)  # below the interval, but only 10 months from the reading: under min_months
+    predict(far, version, 150, 5)
+    assert open_items(near, "model_vs_label") == []
+    [item] = open_items(far, "model_vs_label")
+    low, high = item.evidence["prediction"]["interval_months"]
+    assert 150 < low < high and item.evidence["threshold_months"] == 12.0 and item.magnitude == pytest.approx(20)
