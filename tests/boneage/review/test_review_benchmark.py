@@ -71,3 +71,19 @@ def test_the_audit_benchmark_judges_every_imported_label_by_a_fold_model_that_ne
     assert [row["interval_level"] for row in result["at_levels"]] == [0.95]
     assert project.interval_level == queue["interval_level"] == 0.9
     assert set(result["seconds"]) >= {"cohort", "import", "pipeline", "training_run", "repredict", "audit_run", "rules"}
+
+    # Each fold keeps its held-out readings for the age-aware interval, and the queue can be scored again under other
+    # interval methods and floors without a model run; the project's settings come back as they were.
+    for version in folds:
+        heldout = version.metrics["interval_heldout"]
+        assert len(heldout["pred"]) == len(heldout["label"]) == len(heldout["std"]) == version.metrics["n_val"]
+    settings_before = Project.objects.get(pk=project.pk).settings
+    rescored = tmp_path / "rescored.json"
+    call_command("review_rescore", project=project.name, workdir=str(work), methods="plain,bias+signed",
+                 levels="0.9", min_months="12,20", top=4, json=str(rescored), stdout=io.StringIO())
+    rows = json.loads(rescored.read_text())["rows"]
+    assert [(row["method"], row["min_months"]) for row in rows] == [("plain", 12), ("plain", 20), ("bias+signed", 12),
+                                                                     ("bias+signed", 20)]
+    assert all(row["corrupted_in_top"] + len(row["missed"]) == result["corrupted"] for row in rows)
+    assert all(0 <= row["coverage_vs_truth"] <= 1 for row in rows)
+    assert Project.objects.get(pk=project.pk).settings == settings_before
