@@ -5,6 +5,7 @@ prediction.mask → prediction.age → prediction.attention ×6 → prediction.r
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,22 @@ from ml.checkpoint import Checkpoint, load_checkpoint
 from ml.data import to_square
 from ml.models import paste_to_image
 from ml.uncertainty import calibrated_std, mc_std
+
+
+@dataclass(frozen=True)
+class WorkImage:
+    """An image already padded to a square and resized to the network's work size (what `to_square` makes), with the
+    original's height and width: the predictor skips decoding and resizing the full-size image. Masks, boxes and
+    attention maps still come out in the original's coordinates."""
+    square: np.ndarray   # float32 side×side in [0, 1]
+    height: int
+    width: int
+
+
+def work_image(unit: np.ndarray, side: int) -> WorkImage:
+    """The full-size image (float [0, 1], H×W) as the predictor of a network with work size `side` would prepare it."""
+    square, _, _ = to_square(np.clip(np.asarray(unit, np.float32), 0, 1), side, "bilinear")
+    return WorkImage(square, int(unit.shape[0]), int(unit.shape[1]))
 
 
 @dataclass
@@ -45,9 +62,25 @@ class Predictor:
         self.mc_samples = int(self.checkpoint.train_config.get("mc_samples", 8))
         self.calibration = self.checkpoint.calibration or {"scale": 1.0, "floor": 0.0}
 
-    def _prepare(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[tuple[int, int, float]]]:
+    @functools.cached_property
+    def attention_cells(self) -> int:
+        """The finest attention map's side in cells (Att1_1: 32 on a 128 px crop; 0 without attention): a grid of
+        twice that over the image holds everything the maps show, since a map never covers more than the image."""
+        size = self.config.crop_size
+        with torch.no_grad():
+            out = self.model.regressor(torch.zeros(1, 1, size, size, device=self.device), self._sex([True], self.device))
+        return max((int(m.shape[-1]) for m in out.attention.values()), default=0)
+
+    def _prepare(self, images: Sequence[np.ndarray | WorkImage]) -> tuple[torch.Tensor, list[tuple[int, int, float]]]:
         batch, geometry = [], []
+        side = self.config.work_size
         for image in images:
+            if isinstance(image, WorkImage):
+                if image.square.shape != (side, side):
+                    raise ValueError(f"a work image of {image.square.shape} for a network that works at {side}×{side}")
+                batch.append(torch.from_numpy(np.asarray(image.square, np.float32)))
+                geometry.append((image.height, image.width, side / max(image.height, image.width)))
+                continue
             image = np.asarray(image, dtype=np.float32)
             if image.ndim != 2:
                 raise ValueError(f"expected a 2-D grey image, got shape {image.shape}")
@@ -71,7 +104,7 @@ class Predictor:
         return paste_to_image(map_.float(), crop_box / (scale * step), grid_h, grid_w).cpu().numpy().astype(np.float32)
 
     @torch.no_grad()
-    def predict_stream_batch(self, images: Sequence[np.ndarray], males: Sequence[bool | None], *,
+    def predict_stream_batch(self, images: Sequence[np.ndarray | WorkImage], males: Sequence[bool | None], *,
                              with_attention: bool = True, mc_samples: int | None = None,
                              attention_side: int | None = None) -> Iterator[tuple[Any, ...]]:
         """Per stage, for a batch: ("mask", masks, boxes, scores) → ("age", ages, stds) →
@@ -137,7 +170,7 @@ class Predictor:
         return self.predict_batch([image], [male], with_attention=with_attention, mc_samples=mc_samples,
                                   attention_side=attention_side)[0]
 
-    def predict_batch(self, images: Sequence[np.ndarray], males: Sequence[bool | None], *,
+    def predict_batch(self, images: Sequence[np.ndarray | WorkImage], males: Sequence[bool | None], *,
                       with_attention: bool = True, mc_samples: int | None = None,
                       attention_side: int | None = None) -> list[Prediction]:
         if len(images) != len(males):

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from ml.checkpoint import save_checkpoint
-from ml.infer import Predictor
+from ml.infer import Predictor, work_image
 from ml.models import ATTENTION_NAMES, ModelConfig, build_model
 from ml.render import heatmap_png_bytes, mask_png_bytes
 
@@ -120,3 +120,22 @@ def test_attention_maps_on_a_coarse_grid_read_what_the_full_size_maps_read_at_th
         error = np.abs(bilinear(full[name], ys, xs) - small[:len(ys), :len(xs)])
         # bilinear twice smooths the crop's edge a little (outside the crop a map holds its minimum)
         assert error.max() <= 0.15 * np.ptp(full[name]) + 1e-6 and np.median(error) <= 0.02 * np.ptp(full[name]) + 1e-6
+
+
+def test_a_work_image_predicts_what_the_full_image_predicts(predictor):
+    image = radiograph()
+    full = predictor.predict(image, True, mc_samples=0, attention_side=16)
+    prepared = predictor.predict(work_image(image, TINY.work_size), True, mc_samples=0, attention_side=16)
+    assert prepared.age_months == pytest.approx(full.age_months, abs=1e-4)
+    assert np.array_equal(prepared.mask, full.mask) and prepared.box == pytest.approx(full.box)
+    for name, map_ in full.attention.items():
+        np.testing.assert_allclose(prepared.attention[name], map_, atol=1e-5)
+
+
+def test_a_work_image_made_for_another_network_size_is_refused_with_both_sizes(predictor):
+    with pytest.raises(ValueError, match=r"\(64, 64\).*96×96"):
+        predictor.predict(work_image(radiograph(), 64), True)
+
+
+def test_the_finest_attention_map_has_a_quarter_of_the_crop_s_pixels_a_side(predictor):
+    assert predictor.attention_cells == TINY.crop_size // 4
