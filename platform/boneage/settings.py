@@ -218,6 +218,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES  # keep an upload in memory: no temp-file round trip
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES
 DISPLAY_MAX_SIDE = env_int("DISPLAY_MAX_SIDE", 1024, minimum=128)
+# Every study also keeps the network's input at this size (the default architecture's work_size): a re-prediction
+# decodes that small copy, not the full image (docs/benchmarks.md, re-prediction). Other work sizes decode in full.
+NETWORK_WORK_SIDE = env_int("NETWORK_WORK_SIDE", 256, minimum=32)
 
 # --- DICOMweb (docs/dicomweb.md) -----------------------------------------------------------------
 DICOMWEB_STOW_MAX_BYTES = env_int("DICOMWEB_STOW_MAX_BYTES", 4 * UPLOAD_MAX_BYTES, minimum=UPLOAD_MAX_BYTES)

@@ -54,12 +54,15 @@ def test_a_crash_between_file_write_and_commit_leaves_no_orphan(project, owner, 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_orphan_sweeper_removes_files_that_a_killed_process_left(project, owner, temporary_media):
+    from boneage.studies.derive import ensure_derived_images
     from django.core.management import call_command
 
     kept = do_ingest(project, owner, dicom_bytes(), "kept.dcm").study
+    derived = ensure_derived_images(kept.image)
     orphan = temporary_media / "studies" / str(project.pk) / "deadbeef" / "original.dcm"
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"left by a killed process")
     call_command("sweep_orphans", "--min-age-seconds", "0")
     assert not orphan.exists()
-    assert (temporary_media / kept.image.original).exists()
+    for name in (derived.original, derived.normalized, derived.display, derived.work):
+        assert name and (temporary_media / name).exists()

@@ -1,4 +1,4 @@
-"""Derived files of a study: the normalized 16-bit PNG and the display-size 8-bit PNG.
+"""Derived files of a study: the normalized 16-bit PNG, the display-size 8-bit PNG and the network's input copy.
 
 Made after commit on the cpu queue (so ingest stays close to raw decode speed) or on first view,
 whichever comes first; idempotent, atomic, and safe to run twice at once.
@@ -40,6 +40,29 @@ def load_unit(image: Image) -> np.ndarray:
     return decode_original(image)
 
 
+def load_work_image(image: Image, side: int):
+    """The study's network input at `side` (an ml.infer.WorkImage) from its work copy; None when it has none at that
+    size (derived before the copy existed, or another work size): the caller decodes the full image instead."""
+    from ml.imaging import load_image
+    from ml.infer import WorkImage
+
+    if not image.work or side != settings.NETWORK_WORK_SIDE:
+        return None
+    square = load_image(local_file(image.work))
+    if square.shape != (side, side):
+        return None
+    return WorkImage(square, image.height, image.width)
+
+
+def work_png(unit: np.ndarray) -> bytes:
+    """The network's input copy, made from the normalized image's 16-bit values so that it matches what the predictor
+    makes from the normalized PNG."""
+    from ml.infer import work_image
+
+    stored = unit_to_uint16(unit).astype(np.float32) / 65535.0
+    return png_bytes(unit_to_uint16(work_image(stored, settings.NETWORK_WORK_SIDE).square))
+
+
 def decode_original(image: Image) -> np.ndarray:
     return _decode(image).unit  # type: ignore[return-value]  # pixels=True always yields them
 
@@ -66,15 +89,16 @@ def ensure_derived_images(image: Image) -> Image:
     normalized = save_atomic(str(folder / f"normalized-{token}.png"), png_bytes(unit_to_uint16(unit)))
     shown = display_array(unit, settings.DISPLAY_MAX_SIDE)
     display = save_atomic(str(folder / f"display-{token}.png"), png_bytes(shown, compress_level=3))
+    work = save_atomic(str(folder / f"work-{token}.png"), work_png(unit))
     with transaction.atomic():
         locked = Image.objects.select_for_update().get(pk=image.pk)
         if locked.normalized and locked.display:  # someone else finished first: keep theirs
-            delete_quietly([normalized, display])
+            delete_quietly([normalized, display, work])
             return locked
-        locked.normalized, locked.display = normalized, display
+        locked.normalized, locked.display, locked.work = normalized, display, work
         locked.display_height, locked.display_width = shown.shape
         locked.value_black, locked.value_white = decoded.black_white or (None, None)
-        locked.save(update_fields=["normalized", "display", "display_height", "display_width", "value_black",
+        locked.save(update_fields=["normalized", "display", "work", "display_height", "display_width", "value_black",
                                    "value_white"])
     return locked
 

@@ -112,6 +112,8 @@ class Image(models.Model):
     # Derived after commit by the cpu queue (or on first view): ingest itself stays close to raw decode speed.
     normalized = models.CharField(max_length=255, blank=True, help_text="16-bit PNG, bright bone, full size")
     display = models.CharField(max_length=255, blank=True, help_text="8-bit PNG, display size")
+    work = models.CharField(max_length=255, blank=True,
+                            help_text="16-bit PNG: the network's input (padded square, NETWORK_WORK_SIDE a side)")
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     display_width = models.PositiveIntegerField(null=True, blank=True)

@@ -21,7 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         referenced = set()
-        for names in Image.objects.values_list("original", "normalized", "display"):
+        for names in Image.objects.values_list("original", "normalized", "display", "work"):
             referenced.update(name for name in names if name)
         referenced.update(MaskRevision.objects.values_list("mask", flat=True))
         cutoff = datetime.now(UTC) - timedelta(seconds=options["min_age_seconds"])
