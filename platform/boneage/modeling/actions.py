@@ -11,6 +11,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +36,14 @@ from boneage.modeling.prediction_files import (
     SHEET,
     ensure_prediction_file,
     heatmap_png,
+    heatmap_side,
     mask_png,
     prediction_file_name,
     prediction_file_url,
     save_derived,
     sheet_png,
 )
-from boneage.studies.derive import load_unit, record_failure
+from boneage.studies.derive import load_unit, load_work_image, record_failure
 from boneage.studies.models import Project, Study
 
 logger = logging.getLogger(__name__)
@@ -71,13 +73,13 @@ _PREDICTORS_LOCK = threading.Lock()
 
 
 @contextmanager
-def on_inference_threads():
-    """torch runs on conf.inference_threads() threads inside, and on what it had before after (one task at a time
-    per worker process: a training task after this one gets its own setting back)."""
+def on_threads(threads: int):
+    """torch runs on `threads` threads inside, and on what it had before after (one task at a time per worker
+    process: a training task after this one gets its own setting back)."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(conf.inference_threads())
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
@@ -149,11 +151,11 @@ def do_predict_study(study_id: int, version_id: int | None = None) -> Prediction
         return None
 
     publish(study.project_id, "prediction.started", study=study.pk, model_version=version.pk, model=version.name)
-    unit = load_unit(study.image)
+    unit = load_work_image(study.image, predictor.config.work_size) or load_unit(study.image)
     t_load = time.perf_counter()
     files: dict[str, str] = {}
     result = None
-    for event in predictor.predict_stream(unit, _male(study), attention_side=conf.HEATMAP_MAX_SIDE):
+    for event in predictor.predict_stream(unit, _male(study), attention_side=heatmap_side(predictor)):
         kind = event[0]
         if kind == "mask":
             _, mask, box, score = event
@@ -230,12 +232,22 @@ def _store_batch(version: ModelVersion, items: list[tuple[Study, Any, dict[str, 
     return len(rows)
 
 
-def _load_units(studies: list[Study]) -> list[tuple[Study, np.ndarray | None]]:
-    out: list[tuple[Study, np.ndarray | None]] = []
+def _close_connection_after(barrier: threading.Barrier) -> None:
+    """Close this helper thread's database connection (a failure record opens one); the barrier makes each of the
+    pool's two threads run one of the two calls."""
+    barrier.wait(timeout=60)
+    connection.close()
+
+
+def _load_units(studies: list[Study], work_side: int) -> list[tuple[Study, Any]]:
+    """Each study's network input: its small work copy when it has one at the network's size, else the full image
+    decoded (a 16-bit PNG of 512 px takes ~2.5 ms to inflate, its 256 px copy ~0.7: on a CPU worker the decoding
+    shares the cores with the network). None for a study that cannot be read (recorded on it)."""
+    out: list[tuple[Study, Any]] = []
     for study in studies:
         try:
-            unit = load_unit(study.image)
-            if unit.ndim != 2:
+            unit = load_work_image(study.image, work_side) or load_unit(study.image)
+            if isinstance(unit, np.ndarray) and unit.ndim != 2:
                 raise ValueError(f"expected one 2-D grey image, got shape {unit.shape}")
             out.append((study, unit))
         except Exception as exc:  # one unreadable study must not stop the others
@@ -251,13 +263,25 @@ def _skip_study(study: Study, detail: str) -> None:
     publish(study.project_id, "prediction.failed", study=study.pk, reason="study_failed", detail=detail[:500])
 
 
-def _predict_each(predictor, ok: list[tuple[Study, np.ndarray]]) -> list[tuple[tuple[Study, np.ndarray], Any]]:
+def _predict_all(predictor, ok: list[tuple[Study, Any]]) -> list[tuple[tuple[Study, Any], Any]]:
+    """(study, input) pairs with their predictions; a batch that fails is predicted study by study."""
+    if not ok:
+        return []
+    try:
+        return list(zip(ok, predictor.predict_batch([u for _, u in ok], [_male(s) for s, _ in ok],
+                                                    attention_side=heatmap_side(predictor))))
+    except Exception:  # one bad study must not cost the whole batch its predictions
+        logger.exception("re-prediction: a batch failed; predicting its studies one by one")
+        return _predict_each(predictor, ok)
+
+
+def _predict_each(predictor, ok: list[tuple[Study, Any]]) -> list[tuple[tuple[Study, Any], Any]]:
     """The batch failed: predict its studies one by one, skipping (and recording) those that fail alone."""
     done = []
     for study, unit in ok:
         try:
             done.append(((study, unit), predictor.predict_batch([unit], [_male(study)],
-                                                               attention_side=conf.HEATMAP_MAX_SIDE)[0]))
+                                                               attention_side=heatmap_side(predictor))[0]))
         except Exception as exc:
             logger.exception("re-prediction: study %s failed", study.pk)
             _skip_study(study, f"{type(exc).__name__}: {exc}")
@@ -268,11 +292,8 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
                          progress: Any = None) -> int:
     """Predict every study of the version's project that has no prediction of it yet, in batches.
 
-    The next batch's images are decoded in a thread while the network runs. Stops early when the
-    version is no longer active. Returns how many predictions it made.
+    Stops early when the version is no longer active. Returns how many predictions it made.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from ml.checkpoint import CheckpointError
 
     version = ModelVersion.objects.filter(pk=version_id).first()
@@ -290,51 +311,45 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
         return 0
     publish(project_id, "model.repredict.progress", model_version=version.pk, done=0, total=total)
     batches = [todo[i:i + batch_size] for i in range(0, total, batch_size)]
+    work_side = predictor.config.work_size
 
-    def write_files(study: Study, result) -> dict[str, str]:
-        files = {"mask": save_derived(prediction_file_name(study, version.pk, "mask"), mask_png(result.mask))}
-        if result.attention:  # one sheet now; each overlay is drawn from it on first view (prediction_files.py)
-            save_derived(prediction_file_name(study, version.pk, SHEET), sheet_png(result.attention))
-            files.update({name: prediction_file_name(study, version.pk, name) for name in result.attention})
-        return files
+    def write_files(pairs: list) -> list[dict[str, str]]:
+        out = []
+        for (study, _), result in pairs:
+            files = {"mask": save_derived(prediction_file_name(study, version.pk, "mask"), mask_png(result.mask))}
+            if result.attention:  # one sheet; each overlay is drawn from it on first view (prediction_files.py)
+                save_derived(prediction_file_name(study, version.pk, SHEET), sheet_png(result.attention))
+                files.update({name: prediction_file_name(study, version.pk, name) for name in result.attention})
+            out.append(files)
+        return out
 
-    def write_and_store(results: list, timings: dict[str, float], done: int) -> int:
-        stored = _store_batch(version, [(study, result, write_files(study, result), timings)
-                                        for study, result in results]) if results else 0
-        publish(project_id, "model.repredict.progress", model_version=version.pk, done=done, total=total)
-        if progress is not None:
-            progress(done, total)
-        return stored
-
-    # Three stages overlap, each in its own thread: decoding batch k+1, the network on batch k, and the files and
-    # rows of batch k-1 (in order, one batch at a time). The network keeps to its share of the cores
-    # (conf.inference_threads) and the main thread does nothing else, so it never waits on the database.
-    written: list = []
-    with on_inference_threads(), ThreadPoolExecutor(max_workers=1) as loader, ThreadPoolExecutor(max_workers=1) as writer:
-        pending = loader.submit(_load_units, batches[0]) if batches else None
-        for index in range(len(batches)):
-            loaded = pending.result() if pending is not None else []
-            pending = loader.submit(_load_units, batches[index + 1]) if index + 1 < len(batches) else None
+    # The network and the rest take turns, each with every core: the network runs a batch on
+    # conf.repredict_threads() threads; then the next batch is decoded (a helper thread) while that batch's files are
+    # encoded and written (the main thread and a helper) and its rows stored. Running a loader and a writer beside the
+    # network instead cost more than their CPU time on a 2-core box (OpenMP threads wait for a preempted peer):
+    # docs/benchmarks.md, re-prediction third pass.
+    with on_threads(conf.repredict_threads()), ThreadPoolExecutor(max_workers=2) as helpers:
+        loaded = _load_units(batches[0], work_side) if batches else []
+        for index, batch in enumerate(batches):
             if not ModelVersion.objects.filter(pk=version.pk, status=ModelStatus.ACTIVE).exists():
                 break  # superseded: the newer version re-predicts
             ok = [(s, u) for s, u in loaded if u is not None]
-            pairs: list = []
             t0 = time.perf_counter()
-            if ok:
-                try:
-                    pairs = list(zip(ok, predictor.predict_batch([u for _, u in ok], [_male(s) for s, _ in ok],
-                                                                  attention_side=conf.HEATMAP_MAX_SIDE)))
-                except Exception:  # one bad study must not cost the whole batch its predictions
-                    logger.exception("re-prediction: a batch failed; predicting its studies one by one")
-                    pairs = _predict_each(predictor, ok)
-            per_study = {"batch_ms_per_study": round((time.perf_counter() - t0) * 1e3 / max(len(ok), 1), 1)}
-            if len(written) >= 2:  # at most two batches wait for their files: memory stays bounded
-                made += written.pop(0).result()
-            results = [(study, result) for (study, _), result in pairs]  # the decoded images are not kept waiting
-            written.append(writer.submit(write_and_store, results, per_study, sum(len(b) for b in batches[:index + 1])))
-        made += sum(future.result() for future in written)
-        for stage in (loader, writer):  # each thread's own database connection (a failure record, the rows)
-            stage.submit(lambda: connection.close()).result()
+            pairs = _predict_all(predictor, ok)
+            timings = {"batch_ms_per_study": round((time.perf_counter() - t0) * 1e3 / max(len(ok), 1), 1)}
+            following = helpers.submit(_load_units, batches[index + 1], work_side) if index + 1 < len(batches) else None
+            half = len(pairs) // 2
+            other_half = helpers.submit(write_files, pairs[half:])
+            files = write_files(pairs[:half]) + other_half.result()
+            made += _store_batch(version, [(study, result, f, timings)
+                                           for ((study, _), result), f in zip(pairs, files)]) if pairs else 0
+            done = sum(len(b) for b in batches[:index + 1])
+            publish(project_id, "model.repredict.progress", model_version=version.pk, done=done, total=total)
+            if progress is not None:
+                progress(done, total)
+            loaded = following.result() if following is not None else []
+        for closed in [helpers.submit(_close_connection_after, barrier) for barrier in [threading.Barrier(2)] * 2]:
+            closed.result()
     do_rescore_project(version.pk)  # the next-case ranking of the new model, before announcing it is done
     publish(project_id, "model.repredicted", model_version=version.pk, predicted=made, total=total)
     return made

@@ -23,11 +23,10 @@ def stale_seconds() -> int:
     return max(_setting("MODELING_STALE_S", 60), 2 * heartbeat_seconds())
 
 
-def inference_threads() -> int:
-    """torch's threads while a worker predicts: half the cores, at least 1. The other half decodes the next batch
-    and writes the last one's files beside the network; with every core on the network they stole from it
-    (re-prediction 0.67 × the bare predictor on 2 cores, docs/benchmarks.md)."""
-    return _setting("INFERENCE_THREADS", max(1, (os.cpu_count() or 2) // 2))
+def repredict_threads() -> int:
+    """torch's threads while a worker re-predicts a project: every core. The decoding, files and rows take turns with
+    the network rather than running beside it (docs/benchmarks.md, re-prediction third pass)."""
+    return _setting("REPREDICT_THREADS", os.cpu_count() or 1)
 
 
 def training_hard_limit() -> int:

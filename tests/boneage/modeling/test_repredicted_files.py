@@ -11,6 +11,8 @@ from boneage.modeling.prediction_files import (
     SHEET,
     heat_index,
     heatmap_png,
+    heatmap_side,
+    mask_png,
     overlay_from_sheet,
     sheet_png,
 )
@@ -64,7 +66,8 @@ def test_a_re_predicted_study_gets_its_overlays_on_first_view(project, owner, me
     assert (folder / "Att3_1.png").exists() and not (folder / "Att2_1.png").exists()  # drawn when asked, once
 
     unit = load_unit(studies[0].image)
-    alone = get_predictor(version).predict(unit, studies[0].sex == "M", attention_side=128).attention["Att3_1"]
+    predictor = get_predictor(version)
+    alone = predictor.predict(unit, studies[0].sex == "M", attention_side=heatmap_side(predictor)).attention["Att3_1"]
     eager = pixels(heatmap_png(alone))
     assert drawn.shape == eager.shape and drawn.shape[2] == 4
     # the batch and one image at a time may differ in the last float bit: a colour index moves by at most one step
@@ -77,3 +80,37 @@ def test_an_overlay_of_a_study_without_a_sheet_is_not_ready(project, owner, memb
     (study,) = add_studies(project, owner, 1, labelled=False)
     response = api_as(member).get(f"/api/studies/{study.pk}/predictions/{version.pk}/Att1_1.png")
     assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+@pytest.mark.django_db(transaction=False)
+def test_the_mask_file_is_one_bit_and_reads_back_as_black_and_white():
+    mask = np.zeros((30, 20), np.uint8)
+    mask[5:25, 4:12] = 255
+    with Image.open(io.BytesIO(mask_png(mask))) as image:
+        assert image.mode == "1"
+        assert np.array_equal(np.asarray(image.convert("L")), mask)
+
+
+def test_a_study_keeps_the_network_s_input_and_a_re_prediction_reads_the_same_age_from_it(
+        project, owner, register_model, add_studies, temporary_media, settings):
+    from boneage.modeling.actions import do_repredict_project, get_predictor
+    from boneage.modeling.models import Prediction
+    from boneage.studies.derive import ensure_derived_images, load_unit, load_work_image
+
+    version = register_model(project)
+    predictor = get_predictor(version)
+    settings.NETWORK_WORK_SIDE = predictor.config.work_size  # the tiny test network works at 64 px
+    studies = add_studies(project, owner, 2, labelled=False)
+    images = [ensure_derived_images(study.image) for study in studies]
+    work = load_work_image(images[0], predictor.config.work_size)
+    full = load_unit(images[0])
+    assert work is not None and (work.height, work.width) == full.shape
+    assert load_work_image(images[0], predictor.config.work_size * 2) is None  # another network decodes in full
+
+    images[1].work = ""  # derived before the copy existed: read from the full image
+    images[1].save(update_fields=["work"])
+    assert do_repredict_project(version.pk, batch_size=2) == 2
+    for study in studies:
+        stored = Prediction.objects.get(study=study, model_version=version)
+        alone = predictor.predict(load_unit(study.image), study.sex == "M", mc_samples=0)
+        assert stored.age_months == pytest.approx(alone.age_months, abs=0.01)
