@@ -4,7 +4,7 @@ to the bare Predictor in the same run (target ≥ 0.8), and whether it stays fla
 48 distinct phantom radiographs are ingested and derived for real; the other studies are bulk rows that share their
 derived files (speed does not depend on which pixels a study has). The model is the shipped starter (the project's default
 architecture, trained: an untrained network's flat maps and masks compress 3-4× faster and flattered the platform). `make bench PYTEST_ARGS="-k repredict_scale"`; REPREDICT_STUDIES
-trims the project (default 12,611: ≈ 25 min on the 2-core box).
+trims the project (default 12,611: ≈ 4 min on the 2-core box).
 """
 from __future__ import annotations
 

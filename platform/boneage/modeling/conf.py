@@ -37,6 +37,6 @@ PREDICT_SOFT_LIMIT_S = 120
 PREDICT_HARD_LIMIT_S = 180
 REPREDICT_SOFT_LIMIT_S = 3000
 REPREDICT_HARD_LIMIT_S = 3300
-REPREDICT_BATCH = 32             # 94 vs 83 studies/s at 8 on the 2-core box (docs/benchmarks.md, re-prediction)
+REPREDICT_BATCH = 64             # 87 vs 82 studies/s at 32 on the 2-core box (docs/benchmarks.md, re-prediction third pass)
 HEATMAP_MAX_SIDE = 128          # attention maps are coarse (8×8 to 16×16 on the crop): small RGBA overlays
 NEXT_CASE_TOP_K = 10
