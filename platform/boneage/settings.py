@@ -221,6 +221,9 @@ DISPLAY_MAX_SIDE = env_int("DISPLAY_MAX_SIDE", 1024, minimum=128)
 # Every study also keeps the network's input at this size (the default architecture's work_size): a re-prediction
 # decodes that small copy, not the full image (docs/benchmarks.md, re-prediction). Other work sizes decode in full.
 NETWORK_WORK_SIDE = env_int("NETWORK_WORK_SIDE", 256, minimum=32)
+# A re-prediction writes batch k's files while the network predicts k+1: "auto" = on an accelerator only (on a CPU the
+# network needs every core; boneage.modeling.conf.repredict_overlaps).
+REPREDICT_OVERLAP = env_choice("REPREDICT_OVERLAP", "auto", ("auto", "on", "off"))
 
 # --- DICOMweb (docs/dicomweb.md) -----------------------------------------------------------------
 DICOMWEB_STOW_MAX_BYTES = env_int("DICOMWEB_STOW_MAX_BYTES", 4 * UPLOAD_MAX_BYTES, minimum=UPLOAD_MAX_BYTES)

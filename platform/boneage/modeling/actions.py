@@ -323,14 +323,30 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
             out.append(files)
         return out
 
-    # The network and the rest take turns, each with every core: the network runs a batch on
-    # conf.repredict_threads() threads; then the next batch is decoded (a helper thread) while that batch's files are
-    # encoded and written (the main thread and a helper) and its rows stored. Running a loader and a writer beside the
-    # network instead cost more than their CPU time on a 2-core box (OpenMP threads wait for a preempted peer):
-    # docs/benchmarks.md, re-prediction third pass.
-    with on_threads(conf.repredict_threads()), ThreadPoolExecutor(max_workers=2) as helpers:
+    def finish(pairs: list, timings: dict[str, float], done: int) -> int:
+        """Write a predicted batch's files (two threads), store its rows, say how far the project is."""
+        half = len(pairs) // 2
+        other_half = helpers.submit(write_files, pairs[half:])
+        files = write_files(pairs[:half]) + other_half.result()
+        stored = _store_batch(version, [(study, result, f, timings)
+                                        for ((study, _), result), f in zip(pairs, files)]) if pairs else 0
+        publish(project_id, "model.repredict.progress", model_version=version.pk, done=done, total=total)
+        if progress is not None:
+            progress(done, total)
+        return stored
+
+    # On a CPU the network and the rest take turns, each with every core: the network runs a batch on
+    # conf.repredict_threads() threads, then the next batch decodes (a helper thread) while this one's files are
+    # written (two threads) and its rows stored. Running them beside a 2-thread network instead cost it more than their
+    # own CPU time (OpenMP threads wait for a preempted peer): docs/benchmarks.md, re-prediction third pass. On an
+    # accelerator the network does not need the cores, so the files and rows of batch k run (one batch at a time, in
+    # order) while the device predicts batch k+1.
+    overlap = conf.repredict_overlaps(predictor.device.type)
+    finishing: list = []
+    with on_threads(conf.repredict_threads()), ThreadPoolExecutor(max_workers=2) as helpers, \
+            ThreadPoolExecutor(max_workers=1) as finisher:
         loaded = _load_units(batches[0], work_side) if batches else []
-        for index, batch in enumerate(batches):
+        for index in range(len(batches)):
             if not ModelVersion.objects.filter(pk=version.pk, status=ModelStatus.ACTIVE).exists():
                 break  # superseded: the newer version re-predicts
             ok = [(s, u) for s, u in loaded if u is not None]
@@ -338,16 +354,17 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
             pairs = _predict_all(predictor, ok)
             timings = {"batch_ms_per_study": round((time.perf_counter() - t0) * 1e3 / max(len(ok), 1), 1)}
             following = helpers.submit(_load_units, batches[index + 1], work_side) if index + 1 < len(batches) else None
-            half = len(pairs) // 2
-            other_half = helpers.submit(write_files, pairs[half:])
-            files = write_files(pairs[:half]) + other_half.result()
-            made += _store_batch(version, [(study, result, f, timings)
-                                           for ((study, _), result), f in zip(pairs, files)]) if pairs else 0
             done = sum(len(b) for b in batches[:index + 1])
-            publish(project_id, "model.repredict.progress", model_version=version.pk, done=done, total=total)
-            if progress is not None:
-                progress(done, total)
+            if overlap:
+                if len(finishing) >= 2:  # at most two batches wait for their files: memory stays bounded
+                    made += finishing.pop(0).result()
+                finishing.append(finisher.submit(finish, pairs, timings, done))
+            else:
+                made += finish(pairs, timings, done)
             loaded = following.result() if following is not None else []
+        made += sum(future.result() for future in finishing)
+        # each thread's own database connection (a failure record, the rows)
+        finisher.submit(lambda: connection.close()).result()
         for closed in [helpers.submit(_close_connection_after, barrier) for barrier in [threading.Barrier(2)] * 2]:
             closed.result()
     do_rescore_project(version.pk)  # the next-case ranking of the new model, before announcing it is done

@@ -29,6 +29,13 @@ def repredict_threads() -> int:
     return _setting("REPREDICT_THREADS", os.cpu_count() or 1)
 
 
+def repredict_overlaps(device_type: str) -> bool:
+    """Whether a re-prediction writes batch k's files and rows while the network predicts batch k+1: settings.
+    REPREDICT_OVERLAP "on", "off", or "auto" (the default: on an accelerator, where the network leaves the cores free)."""
+    choice = settings.REPREDICT_OVERLAP
+    return choice == "on" or (choice == "auto" and device_type != "cpu")
+
+
 def training_hard_limit() -> int:
     return int(settings.TRAINING_HARD_TIME_LIMIT_S)
 

@@ -31,3 +31,12 @@ def test_the_setting_comes_back_when_the_prediction_fails():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(original)
+
+
+def test_overlap_is_on_by_default_only_where_an_accelerator_runs_the_network(settings):
+    settings.REPREDICT_OVERLAP = "auto"
+    assert conf.repredict_overlaps("cuda") and not conf.repredict_overlaps("cpu")
+    settings.REPREDICT_OVERLAP = "on"
+    assert conf.repredict_overlaps("cpu")
+    settings.REPREDICT_OVERLAP = "off"
+    assert not conf.repredict_overlaps("cuda")

@@ -114,3 +114,27 @@ def test_a_study_keeps_the_network_s_input_and_a_re_prediction_reads_the_same_ag
         stored = Prediction.objects.get(study=study, model_version=version)
         alone = predictor.predict(load_unit(study.image), study.sex == "M", mc_samples=0)
         assert stored.age_months == pytest.approx(alone.age_months, abs=0.01)
+
+
+@pytest.mark.parametrize("overlap", ["on", "off"])
+def test_a_re_prediction_stores_the_same_predictions_and_files_with_or_without_overlap(
+        overlap, project, owner, register_model, add_studies, temporary_media, settings):
+    """On a GPU worker the files and rows of one batch are written while the device predicts the next ("auto" turns
+    that on there); here both ways run on the CPU and must give the same result, in order, with live progress."""
+    from boneage.modeling.actions import do_repredict_project, get_predictor
+    from boneage.modeling.models import Prediction
+    from boneage.studies.derive import load_unit
+
+    settings.REPREDICT_OVERLAP = overlap
+    version = register_model(project)
+    studies = add_studies(project, owner, 5, labelled=False)
+    ticks: list[int] = []
+    assert do_repredict_project(version.pk, batch_size=2, progress=lambda done, total: ticks.append(done)) == 5
+    assert ticks == [2, 4, 5]
+    predictor = get_predictor(version)
+    for study in studies:
+        stored = Prediction.objects.get(study=study, model_version=version)
+        alone = predictor.predict(load_unit(study.image), study.sex == "M", mc_samples=0)
+        assert stored.age_months == pytest.approx(alone.age_months, abs=0.01)
+        folder = temporary_media / "predictions" / str(project.pk) / str(study.pk) / f"v{version.pk}"
+        assert sorted(p.name for p in folder.iterdir()) == sorted(["mask.png", f"{SHEET}.png"])
