@@ -97,7 +97,7 @@ def leftovers(media_root: Path, project) -> list[str]:
 
     owned = set()
     for image in Image.objects.filter(study__project=project):
-        owned.update(name for name in (image.original, image.normalized, image.display) if name)
+        owned.update(name for name in (image.original, image.normalized, image.display, image.work) if name)
     folders = {str(Path(name).parent) for name in owned}
     found = []
     root = media_root / "studies" / str(project.pk)

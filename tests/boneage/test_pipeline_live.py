@@ -48,7 +48,7 @@ def test_an_ingested_study_gets_derived_images_and_a_canny_mask_from_the_worker(
 
     revision = wait_for(canny_mask)
     image = Image.objects.get(study_id=study_id)
-    assert image.normalized and image.display
+    assert image.normalized and image.display and image.work
     assert Study.objects.get(pk=study_id).automask_state == "done"
     assert 0.05 < revision.area_fraction < 0.8 and revision.quality is not None
     import io

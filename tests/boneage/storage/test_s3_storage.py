@@ -34,7 +34,7 @@ def test_an_upload_its_derived_images_and_its_mask_live_in_the_bucket_and_nothin
     mask = do_save_mask(study, np.ones((160, 160), dtype=bool), source="expert", author=owner, enforce_base=False)
 
     keys = s3_storage.keys()
-    assert image.original in keys and image.normalized in keys and image.display in keys
+    assert image.original in keys and image.normalized in keys and image.display in keys and image.work in keys
     assert mask.mask in keys
     assert files_under(temporary_media) == []
 
