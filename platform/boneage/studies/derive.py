@@ -64,6 +64,25 @@ def work_png(unit: np.ndarray) -> bytes:
     return png_bytes(unit_to_uint16(work_image(stored, settings.NETWORK_WORK_SIDE).square), compress_level=0)
 
 
+def ensure_work_copy(image: Image) -> str | None:
+    """Give a study derived before work copies existed its network-input copy, made from the normalized PNG (the same
+    pixels deriving would have written). Returns the copy's name; None when the image has no normalized PNG yet
+    (deriving will write both). Safe to run twice at once: the first row update wins, the other file is deleted."""
+    if image.work:
+        return image.work
+    if not image.normalized:
+        return None
+    from ml.imaging import load_image
+
+    unit = load_image(local_file(image.normalized))
+    work = save_atomic(str(PurePosixPath(image.normalized).parent / f"work-{uuid.uuid4().hex[:8]}.png"), work_png(unit))
+    if Image.objects.filter(pk=image.pk, work="").update(work=work) == 0:
+        delete_quietly([work])
+        return Image.objects.values_list("work", flat=True).get(pk=image.pk)
+    image.work = work
+    return work
+
+
 def decode_original(image: Image) -> np.ndarray:
     return _decode(image).unit  # type: ignore[return-value]  # pixels=True always yields them
 
