@@ -43,7 +43,7 @@ from boneage.modeling.prediction_files import (
     save_derived,
     sheet_png,
 )
-from boneage.studies.derive import load_unit, load_work_image, record_failure
+from boneage.studies.derive import load_network_input, record_failure
 from boneage.studies.models import Project, Study
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def do_predict_study(study_id: int, version_id: int | None = None) -> Prediction
         return None
 
     publish(study.project_id, "prediction.started", study=study.pk, model_version=version.pk, model=version.name)
-    unit = load_work_image(study.image, predictor.config.work_size) or load_unit(study.image)
+    unit = load_network_input(study.image, predictor.config.work_size)
     t_load = time.perf_counter()
     files: dict[str, str] = {}
     result = None
@@ -232,21 +232,13 @@ def _store_batch(version: ModelVersion, items: list[tuple[Study, Any, dict[str, 
     return len(rows)
 
 
-def _close_connection_after(barrier: threading.Barrier) -> None:
-    """Close this helper thread's database connection (a failure record opens one); the barrier makes each of the
-    pool's two threads run one of the two calls."""
-    barrier.wait(timeout=60)
-    connection.close()
-
-
 def _load_units(studies: list[Study], work_side: int) -> list[tuple[Study, Any]]:
-    """Each study's network input: its small work copy when it has one at the network's size, else the full image
-    decoded (a 16-bit PNG of 512 px takes ~2.5 ms to inflate, its 256 px copy ~0.7: on a CPU worker the decoding
-    shares the cores with the network). None for a study that cannot be read (recorded on it)."""
+    """Each study's network input (load_network_input: its work copy, or the full image decoded), in a helper thread;
+    None for a study that cannot be read (recorded on it)."""
     out: list[tuple[Study, Any]] = []
     for study in studies:
         try:
-            unit = load_work_image(study.image, work_side) or load_unit(study.image)
+            unit = load_network_input(study.image, work_side)
             if isinstance(unit, np.ndarray) and unit.ndim != 2:
                 raise ValueError(f"expected one 2-D grey image, got shape {unit.shape}")
             out.append((study, unit))
@@ -254,6 +246,8 @@ def _load_units(studies: list[Study], work_side: int) -> list[tuple[Study, Any]]
             logger.exception("re-prediction: cannot load study %s", study.pk)
             _skip_study(study, f"{type(exc).__name__}: {exc}")
             out.append((study, None))
+    if any(unit is None for _, unit in out):
+        connection.close()  # the failure record opened this helper thread's own database connection
     return out
 
 
@@ -345,7 +339,7 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
     finishing: list = []
     with on_threads(conf.repredict_threads()), ThreadPoolExecutor(max_workers=2) as helpers, \
             ThreadPoolExecutor(max_workers=1) as finisher:
-        loaded = _load_units(batches[0], work_side) if batches else []
+        loaded = helpers.submit(_load_units, batches[0], work_side).result() if batches else []
         for index in range(len(batches)):
             if not ModelVersion.objects.filter(pk=version.pk, status=ModelStatus.ACTIVE).exists():
                 break  # superseded: the newer version re-predicts
@@ -354,7 +348,7 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
             pairs = _predict_all(predictor, ok)
             timings = {"batch_ms_per_study": round((time.perf_counter() - t0) * 1e3 / max(len(ok), 1), 1)}
             following = helpers.submit(_load_units, batches[index + 1], work_side) if index + 1 < len(batches) else None
-            done = sum(len(b) for b in batches[:index + 1])
+            done = min(total, (index + 1) * batch_size)
             if overlap:
                 if len(finishing) >= 2:  # at most two batches wait for their files: memory stays bounded
                     made += finishing.pop(0).result()
@@ -363,10 +357,7 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
                 made += finish(pairs, timings, done)
             loaded = following.result() if following is not None else []
         made += sum(future.result() for future in finishing)
-        # each thread's own database connection (a failure record, the rows)
-        finisher.submit(lambda: connection.close()).result()
-        for closed in [helpers.submit(_close_connection_after, barrier) for barrier in [threading.Barrier(2)] * 2]:
-            closed.result()
+        finisher.submit(lambda: connection.close()).result()  # the finisher's own database connection (the rows)
     do_rescore_project(version.pk)  # the next-case ranking of the new model, before announcing it is done
     publish(project_id, "model.repredicted", model_version=version.pk, predicted=made, total=total)
     return made

@@ -54,13 +54,19 @@ def load_work_image(image: Image, side: int):
     return WorkImage(square, image.height, image.width)
 
 
-def work_png(unit: np.ndarray) -> bytes:
-    """The network's input copy, made from the normalized image's 16-bit values so that it matches what the predictor
-    makes from the normalized PNG. Stored uncompressed: 128 KB at 256 px instead of ~80, and inflating it took 1.1 ms
-    against 0.5 (it is read on every re-prediction, on the cores the network needs)."""
+def load_network_input(image: Image, work_side: int):
+    """What the predictor of a network with this work size reads for the study: its work copy when it has one at that
+    size, else the full image (load_unit)."""
+    return load_work_image(image, work_side) or load_unit(image)
+
+
+def work_png(values: np.ndarray) -> bytes:
+    """The network's input copy, made from the normalized image's 16-bit values (`values`, uint16) so that it matches
+    what the predictor makes from the normalized PNG. Stored uncompressed: 128 KB at 256 px instead of ~80, and
+    inflating it took 1.1 ms against 0.5 (it is read on every re-prediction, on the cores the network needs)."""
     from ml.infer import work_image
 
-    stored = unit_to_uint16(unit).astype(np.float32) / 65535.0
+    stored = values.astype(np.float32) / 65535.0
     return png_bytes(unit_to_uint16(work_image(stored, settings.NETWORK_WORK_SIDE).square), compress_level=0)
 
 
@@ -74,8 +80,8 @@ def ensure_work_copy(image: Image) -> str | None:
         return None
     from ml.imaging import load_image
 
-    unit = load_image(local_file(image.normalized))
-    work = save_atomic(str(PurePosixPath(image.normalized).parent / f"work-{uuid.uuid4().hex[:8]}.png"), work_png(unit))
+    values = unit_to_uint16(load_image(local_file(image.normalized)))
+    work = save_atomic(str(PurePosixPath(image.normalized).parent / f"work-{uuid.uuid4().hex[:8]}.png"), work_png(values))
     if Image.objects.filter(pk=image.pk, work="").update(work=work) == 0:
         delete_quietly([work])
         return Image.objects.values_list("work", flat=True).get(pk=image.pk)
@@ -106,10 +112,11 @@ def ensure_derived_images(image: Image) -> Image:
         raise
     folder = PurePosixPath(image.original).parent
     token = uuid.uuid4().hex[:8]
-    normalized = save_atomic(str(folder / f"normalized-{token}.png"), png_bytes(unit_to_uint16(unit)))
+    values = unit_to_uint16(unit)
+    normalized = save_atomic(str(folder / f"normalized-{token}.png"), png_bytes(values))
     shown = display_array(unit, settings.DISPLAY_MAX_SIDE)
     display = save_atomic(str(folder / f"display-{token}.png"), png_bytes(shown, compress_level=3))
-    work = save_atomic(str(folder / f"work-{token}.png"), work_png(unit))
+    work = save_atomic(str(folder / f"work-{token}.png"), work_png(values))
     with transaction.atomic():
         locked = Image.objects.select_for_update().get(pk=image.pk)
         if locked.normalized and locked.display:  # someone else finished first: keep theirs
