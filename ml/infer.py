@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ml.checkpoint import Checkpoint, load_checkpoint
 from ml.data import to_square
 from ml.models import paste_to_image
+from ml.tta import check_method, spread, view_ages
 from ml.uncertainty import calibrated_std, mc_std
 
 
@@ -60,6 +61,8 @@ class Predictor:
         self.model = self.checkpoint.build().to(self.device).eval()
         self.config = self.checkpoint.model_config
         self.mc_samples = int(self.checkpoint.train_config.get("mc_samples", 8))
+        # what the checkpoint's calibration was fitted on (ml.tta); checkpoints from before the setting read "mc"
+        self.uncertainty = check_method(str(self.checkpoint.train_config.get("uncertainty", "mc")))
         self.calibration = self.checkpoint.calibration or {"scale": 1.0, "floor": 0.0}
 
     @functools.cached_property
@@ -106,10 +109,13 @@ class Predictor:
     @torch.no_grad()
     def predict_stream_batch(self, images: Sequence[np.ndarray | WorkImage], males: Sequence[bool | None], *,
                              with_attention: bool = True, mc_samples: int | None = None,
-                             attention_side: int | None = None) -> Iterator[tuple[Any, ...]]:
+                             attention_side: int | None = None,
+                             uncertainty: str | None = None) -> Iterator[tuple[Any, ...]]:
         """Per stage, for a batch: ("mask", masks, boxes, scores) → ("age", ages, stds) →
         ("attention", name, maps) ×6 → ("done", predictions). Lists are per image. `attention_side`: the maps'
-        longest side at most this many cells (see _to_image); None: the original image's size."""
+        longest side at most this many cells (see _to_image); None: the original image's size. `uncertainty`: "mc"
+        or "both" (ml.tta); None: the checkpoint's own, the one its calibration fits. Masks and maps come from the
+        plain view."""
         t0 = time.perf_counter()
         x, geometry = self._prepare(images)
         sex = self._sex(males, self.device)
@@ -129,11 +135,13 @@ class Predictor:
         t2 = time.perf_counter()
         yield ("mask", masks, boxes, scores)
         out = model.regressor(crops, sex)
-        ages = out.age.float().cpu().numpy()
+        method = self.uncertainty if uncertainty is None else check_method(uncertainty)
+        views = view_ages(model, x, sex) if method == "both" else None
         t3 = time.perf_counter()
         n_mc = self.mc_samples if mc_samples is None else mc_samples
-        raw = mc_std(model.regressor, crops, sex, n_mc).cpu().numpy() if n_mc >= 2 else np.zeros(len(ages))
-        stds = calibrated_std(raw, self.calibration)
+        reading = spread(out.age, views, mc_std(model.regressor, crops, sex, n_mc))
+        ages = reading.age.cpu().numpy()
+        stds = calibrated_std(reading.raw_std.cpu().numpy(), self.calibration)
         t4 = time.perf_counter()
         yield ("age", [float(a) for a in ages], [float(s) for s in stds])
         attention: list[dict[str, np.ndarray]] = [{} for _ in geometry]
@@ -145,16 +153,17 @@ class Predictor:
                 yield ("attention", name, per_image)
         t5 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "segment": (t2 - t1) * 1e3, "regress": (t3 - t2) * 1e3,
-                   "mc_dropout": (t4 - t3) * 1e3, "attention": (t5 - t4) * 1e3, "total": (t5 - t0) * 1e3}
+                   "uncertainty": (t4 - t3) * 1e3, "attention": (t5 - t4) * 1e3, "total": (t5 - t0) * 1e3}
         preds = [Prediction(float(ages[i]), float(stds[i]), masks[i], boxes[i], scores[i], attention[i], dict(timings))
                  for i in range(len(geometry))]
         yield ("done", preds)
 
     def predict_stream(self, image: np.ndarray, male: bool | None, *, with_attention: bool = True,
-                       mc_samples: int | None = None, attention_side: int | None = None) -> Iterator[tuple[Any, ...]]:
+                       mc_samples: int | None = None, attention_side: int | None = None,
+                       uncertainty: str | None = None) -> Iterator[tuple[Any, ...]]:
         """("mask", mask, box, score) → ("age", age, std) → ("attention", name, map) ×6 → ("done", Prediction)."""
         for event in self.predict_stream_batch([image], [male], with_attention=with_attention, mc_samples=mc_samples,
-                                               attention_side=attention_side):
+                                               attention_side=attention_side, uncertainty=uncertainty):
             kind = event[0]
             if kind == "mask":
                 yield ("mask", event[1][0], event[2][0], event[3][0])
@@ -166,20 +175,21 @@ class Predictor:
                 yield ("done", event[1][0])
 
     def predict(self, image: np.ndarray, male: bool | None, *, with_attention: bool = True,
-                mc_samples: int | None = None, attention_side: int | None = None) -> Prediction:
+                mc_samples: int | None = None, attention_side: int | None = None,
+                uncertainty: str | None = None) -> Prediction:
         return self.predict_batch([image], [male], with_attention=with_attention, mc_samples=mc_samples,
-                                  attention_side=attention_side)[0]
+                                  attention_side=attention_side, uncertainty=uncertainty)[0]
 
     def predict_batch(self, images: Sequence[np.ndarray | WorkImage], males: Sequence[bool | None], *,
                       with_attention: bool = True, mc_samples: int | None = None,
-                      attention_side: int | None = None) -> list[Prediction]:
+                      attention_side: int | None = None, uncertainty: str | None = None) -> list[Prediction]:
         if len(images) != len(males):
             raise ValueError(f"{len(images)} images but {len(males)} sex values")
         if not len(images):
             return []
         result: list[Prediction] = []
         for event in self.predict_stream_batch(images, males, with_attention=with_attention, mc_samples=mc_samples,
-                                               attention_side=attention_side):
+                                               attention_side=attention_side, uncertainty=uncertainty):
             if event[0] == "done":
                 result = event[1]
         return result

@@ -201,7 +201,8 @@ def read_studies(predictors: Sequence[Predictor], images: list[np.ndarray], male
     mc = np.zeros((len(predictors), len(images)))
     for m, predictor in enumerate(predictors):
         for v, batch in enumerate(views):
-            out = predictor.predict_batch(list(batch), males, with_attention=False, mc_samples=mc_samples if v == 0 else 0)
+            out = predictor.predict_batch(list(batch), males, with_attention=False, mc_samples=mc_samples if v == 0 else 0,
+                                          uncertainty="mc")  # the views are this table's: none inside the predictor
             readings[m, v] = [r.age_months for r in out]
             if v == 0 and mc_samples >= 2:
                 mc[m] = [r.std_months for r in out]
@@ -257,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bootstrap", type=int, default=0,
                     help="this many paired resamples of the studies: 95%% intervals of ρ and AUSE, and of each method's "
                          "gain over the first method named")
+    ap.add_argument("--product", action="store_true",
+                    help="also score CKPT's Predictor as the platform runs it with uncertainty `both` (views of the work "
+                         "canvas, ml.tta) and `mc`, with their CPU-ms per study on --time-studies studies")
     ap.add_argument("--save", help="write the readings (models × views × studies), MC stds and true ages to this .npz")
     ap.add_argument("--from-saved", help="score the readings a --save run wrote instead (no CKPT, DATA or --members: "
                                          "its models; no --time-studies)")
@@ -313,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(samples)} studies, {len(needed)} model(s), {readings.shape[1]} view(s), {mc_samples} MC samples: "
           f"{time.perf_counter() - start:.0f} s on {torch.get_num_threads()} thread(s)")
     report(methods, readings, mc, truth, members, args.bootstrap)
+    if args.product:
+        score_product(predictors[0], samples, truth, args.mc_samples, args.time_studies)
     if args.time_studies:
         sample = samples[:args.time_studies]
         images, males = [load_image(s.image_path) for s in sample], [s.male for s in sample]
@@ -322,6 +328,37 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {cpu_ms:.0f} CPU-ms per study ({wall_ms:.0f} ms wall; age and std, no attention maps; "
                   f"{len(sample)} studies, one at a time, {torch.get_num_threads()} thread(s))")
     return 0
+
+
+def score_product(predictor: Predictor, samples: list, truth: np.ndarray, mc_samples: int, time_studies: int) -> None:
+    """The platform's own readings (Predictor with uncertainty "both" and "mc"), scored like the methods above; the
+    std is the checkpoint's calibration of the raw spread, a monotone map, so ρ and AUSE do not depend on it."""
+    from ml.imaging import load_image
+
+    for method in ("both", "mc"):
+        ages, stds = [], []
+        for i in range(0, len(samples), 16):
+            chunk = samples[i:i + 16]
+            out = predictor.predict_batch([load_image(s.image_path) for s in chunk], [s.male for s in chunk],
+                                          with_attention=False, mc_samples=mc_samples, uncertainty=method)
+            ages += [p.age_months for p in out]
+            stds += [p.std_months for p in out]
+        errors, std = np.array(ages) - truth, np.array(stds)
+        r, interval = rank_errors(errors, std), interval_check(errors, std)
+        line = (f"product {method}: {r.n} studies: MAE {r.mae:.2f} months, Spearman(std, |error|) {r.spearman:.3f} "
+                f"({spearman_within_bands(errors, std, truth):.3f} within age bands), AUSE {r.ause:.2f} months; "
+                f"90% interval covers {interval.coverage:.3f}, mean width {interval.mean_width:.1f} months")
+        if time_studies:
+            import time as clock
+
+            images = [load_image(s.image_path) for s in samples[:time_studies]]
+            predictor.predict_batch(images[:1], [True], with_attention=False, uncertainty=method)  # warm-up
+            cpu = clock.process_time()
+            for image, s in zip(images, samples[:time_studies]):
+                predictor.predict_batch([image], [s.male], with_attention=False, mc_samples=mc_samples,
+                                        uncertainty=method)
+            line += f"; {(clock.process_time() - cpu) * 1e3 / len(images):.0f} CPU-ms per study"
+        print(line)
 
 
 def report(methods: dict[str, Method], readings: np.ndarray, mc: np.ndarray, truth: np.ndarray, members: slice,
