@@ -40,14 +40,14 @@ def test_the_rule_uses_the_projects_one_interval_level(make_study, model_version
     project.interval_level = 0.95
     project.save()
     study = make_study(100)
-    predict(study, model_version(), 118, 10)  # 18 months: inside 1.96 × 10 (95%), outside 1.645 × 10 (90%)
+    predict(study, model_version(), 124, 13)  # 24 months: inside 1.96 × 13 (95%), outside 1.645 × 13 (90%)
     assert open_items(study) == []
     project.interval_level = 0.9
     project.save()
     evaluate_study(study.pk)
     [item] = open_items(study, "model_vs_label")
     assert item.evidence["prediction"]["interval_level"] == 0.9
-    assert item.evidence["prediction"]["interval_months"] == [101.6, 134.4]  # what the study page states: 118 ∓ 16.4
+    assert item.evidence["prediction"]["interval_months"] == [102.6, 145.4]  # what the study page states: 124 ∓ 21.4
 
 
 def test_a_model_that_trained_on_the_study_does_not_judge_its_label(make_study, model_version, predict):
@@ -219,14 +219,14 @@ def test_a_disabled_rule_closes_its_items_when_the_rules_re_run(make_study, mode
     assert open_items(study) == []
 
 
-def test_a_stricter_threshold_from_the_project_settings_opens_more(make_study, model_version, predict, project):
+def test_a_lower_floor_from_the_project_settings_opens_more(make_study, model_version, predict, project):
     study = make_study(100)
-    predict(study, model_version(), 115, 4)  # 15 months > max(12, 2.24 × 4): opens by default
-    assert len(open_items(study, "model_vs_label")) == 1
-    project.settings = {"review": {"model_vs_label": {"min_months": 20}}}
+    predict(study, model_version(), 115, 4)  # 15 months: outside 100 ± 1.645 × 4, but under the default 20-month floor
+    assert open_items(study, "model_vs_label") == []
+    project.settings = {"review": {"model_vs_label": {"min_months": 12}}}
     project.save()
     evaluate_study(study.pk)
-    assert open_items(study, "model_vs_label") == []
+    assert len(open_items(study, "model_vs_label")) == 1
 
 
 def test_re_running_the_rules_twice_changes_nothing(make_study, model_version, predict):
@@ -266,10 +266,10 @@ def test_a_label_below_an_interval_that_sits_above_the_reading_is_flagged_past_m
     version = model_version()
     version.metrics = {"interval_heldout": READS_LOW}
     version.save()
-    near, far = make_study(160), make_study(130)
+    near, far = make_study(160), make_study(125)
     predict(near, version, 150, 5)  # below the interval, but only 10 months from the reading: under min_months
     predict(far, version, 150, 5)
     assert open_items(near, "model_vs_label") == []
     [item] = open_items(far, "model_vs_label")
     low, high = item.evidence["prediction"]["interval_months"]
-    assert 150 < low < high and item.evidence["threshold_months"] == 12.0 and item.magnitude == pytest.approx(20)
+    assert 150 < low < high and item.evidence["threshold_months"] == 20.0 and item.magnitude == pytest.approx(25)
