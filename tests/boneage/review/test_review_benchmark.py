@@ -72,11 +72,13 @@ def test_the_audit_benchmark_judges_every_imported_label_by_a_fold_model_that_ne
     assert project.interval_level == queue["interval_level"] == 0.9
     assert set(result["seconds"]) >= {"cohort", "import", "pipeline", "training_run", "repredict", "audit_run", "rules"}
 
-    # Each fold keeps its held-out readings for the age-aware interval, and the queue can be scored again under other
-    # interval methods and floors without a model run; the project's settings come back as they were.
+    # Each fold keeps the other folds' held-out readings for its interval (the cross-fold calibration), and the queue can
+    # be scored again under other interval methods and floors without a model run; the project's settings come back.
     for version in folds:
         heldout = version.metrics["interval_heldout"]
-        assert len(heldout["pred"]) == len(heldout["label"]) == len(heldout["std"]) == version.metrics["n_val"]
+        others = N - len(version.validation_study_ids)
+        assert len(heldout["pred"]) == len(heldout["label"]) == len(heldout["std"]) == others
+        assert len(version.metrics["interval_scores"]) == others
     settings_before = Project.objects.get(pk=project.pk).settings
     rescored = tmp_path / "rescored.json"
     call_command("review_rescore", project=project.name, workdir=str(work), methods="plain,bias+signed",
