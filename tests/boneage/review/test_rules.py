@@ -8,6 +8,7 @@ import pytest
 from boneage.audit.models import AuditEvent
 from boneage.review.actions import evaluate_study
 from boneage.review.models import ReviewItem
+from boneage.studies.models import Project
 
 from tests.boneage.review.helpers import open_items
 
@@ -273,3 +274,22 @@ def test_a_label_below_an_interval_that_sits_above_the_reading_is_flagged_past_m
     [item] = open_items(far, "model_vs_label")
     low, high = item.evidence["prediction"]["interval_months"]
     assert 150 < low < high and item.evidence["threshold_months"] == 20.0 and item.magnitude == pytest.approx(25)
+
+
+def test_a_second_rescore_of_a_project_being_rescored_is_refused_and_changes_nothing(project, tmp_path):
+    from boneage.review.management.commands.review_rescore import rescore_lock
+    from django.core.management import CommandError, call_command
+
+    settings_before = Project.objects.get(pk=project.pk).settings
+    held = rescore_lock(project.pk)
+    assert held.acquire(blocking=False)
+    try:
+        with pytest.raises(CommandError, match="is being re-scored by another review_rescore run"):
+            call_command("review_rescore", project=project.name, workdir=str(tmp_path), methods="plain", levels="0.9",
+                         min_months="20")
+    finally:
+        held.release()
+    assert Project.objects.get(pk=project.pk).settings == settings_before
+    after = rescore_lock(project.pk)
+    assert after.acquire(blocking=False)  # the holder's release freed it: the refused run took nothing
+    after.release()

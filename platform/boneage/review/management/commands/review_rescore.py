@@ -6,7 +6,8 @@
 No model runs: the predictions and each version's stored held-out readings are what the benchmark left; for every
 combination the rules re-run over the project (`evaluate_project`, what a settings change triggers) with
 `boneage.modeling.intervals.METHOD` set to that method, and the queue is read as the API orders it (`score_queue`).
-The project's settings and METHOD are restored afterwards.
+The project's settings and METHOD are restored afterwards. One run per project at a time (a Redis lock): two would
+overwrite each other's settings between re-running the rules and reading the queue.
 
 Methods: `plain` is the interval before issue 13 (one symmetric multiplier from `interval_scores`); the others are
 ml.age_intervals.Method spelled with `+`: `symmetric`, `signed`, `bands`, `bias`, e.g. `bias+signed+bands`. `bands`
@@ -24,6 +25,15 @@ from django.core.management.base import BaseCommand, CommandError
 from ml.age_intervals import Method
 
 BANDS = (76.0, 152.0)
+LOCK_SECONDS = 6 * 3600  # a run that dies frees its project after this long
+
+
+def rescore_lock(project_id: int):
+    """The lock a re-scoring run holds on its project (redis-py's Lock: released by its owner, or on expiry)."""
+    import redis
+    from django.conf import settings
+
+    return redis.Redis.from_url(settings.REDIS_URL).lock(f"boneage:review_rescore:{project_id}", timeout=LOCK_SECONDS)
 
 
 def parse_method(text: str) -> Method | None:
@@ -54,15 +64,27 @@ class Command(BaseCommand):
         parser.add_argument("--json", default=None, help="write every row here")
 
     def handle(self, *args, **options):
-        from boneage.modeling import intervals
-        from boneage.review.actions import evaluate_project
-        from boneage.review.management.commands._audit_benchmark import score_queue
-        from boneage.review.rules import merge_settings, review_settings
-        from boneage.studies.models import Project, Study
+        from boneage.studies.models import Project
 
         project = Project.objects.filter(name=options["project"]).first()
         if project is None:
             raise CommandError(f"no project {options['project']!r}")
+        lock = rescore_lock(project.pk)
+        if not lock.acquire(blocking=False):
+            raise CommandError(f"project {project.name!r} is being re-scored by another review_rescore run; wait for it "
+                               "to finish (two runs would overwrite each other's settings and queue)")
+        try:
+            self._rescore(project, options)
+        finally:
+            lock.release()
+
+    def _rescore(self, project, options) -> None:
+        from boneage.modeling import intervals
+        from boneage.review.actions import evaluate_project
+        from boneage.review.management.commands._audit_benchmark import score_queue
+        from boneage.review.rules import merge_settings, review_settings
+        from boneage.studies.models import Study
+
         work = Path(options["workdir"])
         truth, labels = read_ages(work / "cohort" / "labels.csv"), read_ages(work / "labels-corrupted.csv")
         corrupted = {eid: (truth[eid], labels[eid]) for eid in truth if abs(truth[eid] - labels[eid]) > 1e-6}
