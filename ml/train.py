@@ -187,7 +187,7 @@ class Evaluation:
     male: np.ndarray                 # +1 / -1 / 0
     mask_iou: np.ndarray
     ids: list[str]
-    plain: np.ndarray | None = None  # the plain view's readings where `pred` averages test-time views (ml.tta)
+    plain: np.ndarray                # the plain view's readings (`pred` averages test-time views with "both", ml.tta)
 
 
 def pick_device() -> torch.device:
@@ -257,7 +257,7 @@ def evaluate(model: UnifiedNet, dataset: HandDataset, device: torch.device, batc
         sexes.append(batch["sex"])
     cat = lambda xs: torch.cat(xs).numpy().astype(float)
     return Evaluation(cat(preds), cat(stds), cat(trues), cat(sexes), cat(ious),
-                      [dataset.samples[i].id for i in range(len(dataset))], cat(plains) if uncertainty == "both" else None)
+                      [dataset.samples[i].id for i in range(len(dataset))], cat(plains))
 
 
 def summarize(ev: Evaluation) -> dict[str, Any]:
@@ -501,7 +501,7 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     std = calibrated_std(ev.raw_std, calibration)
     # val_mae stays the plain reading's, the figure the epochs and the init were chosen on; val_mae_reading is the
     # reading the predictions show (the views' mean with uncertainty "both"), the one the intervals are around
-    metrics = {**summarize(ev if ev.plain is None else replace(ev, pred=ev.plain)),
+    metrics = {**summarize(replace(ev, pred=ev.plain)),
                "val_mae_reading": float(np.abs(ev.pred - ev.true).mean()), "uncertainty": config.uncertainty,
                "coverage90": coverage90(ev.pred - ev.true, std),
                "coverage90_note": "measured on the validation set the calibration was fitted on",

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.stats import spearmanr
 
+from ml.tta import VIEWS as TTA_VIEWS
+from ml.tta import ZOOM
 from ml.uncertainty import calibrated_std, conformal_scores, fit_calibration, interval_multiplier
 
 if TYPE_CHECKING:
@@ -70,11 +72,9 @@ def rank_errors(errors: np.ndarray, std: np.ndarray) -> Ranking:
                    float(errors[surest[half:]].mean()))
 
 
-TTA_VIEWS = ("identity", "mirror", "gamma 0.8", "gamma 1.25", "zoom in 6 %", "zoom out 6 %")
-
-
 def tta_views(image: np.ndarray) -> list[np.ndarray]:
-    """The image as TTA_VIEWS, each the same shape as the input (zoom keeps the centre, edge-padded outwards)."""
+    """The full-size image as TTA_VIEWS (ml.tta.VIEWS, which the product makes on the work canvas), each the same shape
+    as the input (zoom keeps the centre, edge-padded outwards)."""
     from scipy.ndimage import zoom as rescale
 
     def zoomed(factor: float) -> np.ndarray:
@@ -88,7 +88,7 @@ def tta_views(image: np.ndarray) -> list[np.ndarray]:
         return np.pad(scaled, ((top, h - sh - top), (left, w - sw - left)), mode="edge")
 
     clipped = np.clip(image, 0.0, 1.0)
-    return [image, np.ascontiguousarray(image[:, ::-1]), clipped ** 0.8, clipped ** 1.25, zoomed(1.06), zoomed(1 / 1.06)]
+    return [image, np.ascontiguousarray(image[:, ::-1]), clipped ** 0.8, clipped ** 1.25, zoomed(ZOOM), zoomed(1 / ZOOM)]
 
 
 @dataclass(frozen=True)
@@ -349,15 +349,13 @@ def score_product(predictor: Predictor, samples: list, truth: np.ndarray, mc_sam
                 f"({spearman_within_bands(errors, std, truth):.3f} within age bands), AUSE {r.ause:.2f} months; "
                 f"90% interval covers {interval.coverage:.3f}, mean width {interval.mean_width:.1f} months")
         if time_studies:
-            import time as clock
-
             images = [load_image(s.image_path) for s in samples[:time_studies]]
             predictor.predict_batch(images[:1], [True], with_attention=False, uncertainty=method)  # warm-up
-            cpu = clock.process_time()
+            cpu = time.process_time()
             for image, s in zip(images, samples[:time_studies]):
                 predictor.predict_batch([image], [s.male], with_attention=False, mc_samples=mc_samples,
                                         uncertainty=method)
-            line += f"; {(clock.process_time() - cpu) * 1e3 / len(images):.0f} CPU-ms per study"
+            line += f"; {(time.process_time() - cpu) * 1e3 / len(images):.0f} CPU-ms per study"
         print(line)
 
 
