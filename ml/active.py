@@ -12,6 +12,7 @@ have no per-study score and the platform's `?strategy=` does not offer them; `se
 - `hybrid`: k-center greedy restricted to the `HYBRID_FACTOR`·k candidates with the largest std (Zhdanov 2019).
 
     python -m ml.active simulate [--quick] [--seeds 3] [--strategies coreset hybrid random] [--out docs/active-learning.png]
+    python -m ml.active simulate --regressor starter [--scanner other] --seeds 5   # the product's regime
 """
 from __future__ import annotations
 
@@ -269,10 +270,12 @@ def _gp_data(pool: int, test: int, components: int) -> tuple[np.ndarray, np.ndar
 
 def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 1, 2), start: int = 50, step: int = 25,
              stop: int = 400, pool: int = 1000, test: int = 300, components: int = 96, regressor: str = "gp",
-             net_setup=None, log=print, checkpoint: Callable[[dict], None] | None = None) -> dict:
+             net_setup=None, starter_setup=None, cache_dir: str = "var", log=print, checkpoint: Callable[[dict], None] | None = None) -> dict:
     """Pool-based active learning on phantoms; returns {strategy: {labels: [mae per seed]}} and the setup.
 
-    regressor: "gp" (GP on HOG features, minutes) or "network" (the attention net with MC dropout, ml.active_net).
+    regressor: "gp" (GP on HOG features, minutes), "network" (the attention net from scratch with MC dropout,
+    ml.active_net) or "starter" (the shipped starter's head fine-tuned each round, the `both` std; ml.active_starter).
+    cache_dir: where the starter regressor keeps its features (ml.active_starter.cached_starter_features).
     checkpoint: called with the results so far (and seconds per strategy) after each (strategy, seed).
     """
     import time
@@ -294,11 +297,26 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
         crops, age, male = phantom_crops(pool + test, seed=2027, setup=net_setup)
         make = lambda seed: NetLearner(crops, age, male, net_setup, seed)
         setup = asdict(net_setup)
+    elif regressor == "starter":
+        from dataclasses import asdict
+
+        from ml.active_starter import StarterHeadLearner, StarterSetup, cached_starter_features, starter_head
+
+        starter_setup = starter_setup or StarterSetup()
+        trunk_feats, age, male = cached_starter_features(pool + test, seed=2027, setup=starter_setup,
+                                                           cache_dir=cache_dir, log=log)
+        head = starter_head(starter_setup)
+        make = lambda seed: StarterHeadLearner(trunk_feats, age, male, starter_setup, seed, head=head)
+        setup = asdict(starter_setup)
     else:
-        raise ValueError(f"unknown regressor {regressor!r}; known: gp, network")
+        raise ValueError(f"unknown regressor {regressor!r}; known: gp, network, starter")
     train_y, train_m, test_y = age[:pool], male[:pool], age[pool:]
     test_idx = np.arange(pool, pool + test)
     log(f"{regressor} inputs of {pool + test} phantoms in {time.perf_counter() - t0:.0f} s")
+    reference: dict | None = None
+    if regressor == "starter":  # what the project reads with before any of its labels: the bar labels must beat
+        reference = {"label": "the starter alone",
+                     "mae": float(np.abs(make(0).predict(test_idx)[0] - age[pool:]).mean())}
     results: dict = {s: {} for s in strategies}
     strategy_seconds: dict[str, float] = {}
     for strategy in strategies:
@@ -330,7 +348,7 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
             if checkpoint is not None:
                 checkpoint({"results": results, "strategy_seconds": strategy_seconds})
     return {"results": results, "seconds": time.perf_counter() - t0, "strategy_seconds": strategy_seconds,
-            "regressor": regressor, "mean_predictor_mae": float(
+            "regressor": regressor, "reference": reference, "mean_predictor_mae": float(
         np.abs(test_y - train_y.mean()).mean()), "setup": {"pool": pool, "test": test, "start": start, "step": step,
                                                             "stop": stop, "seeds": list(seeds), **setup}}
 
@@ -361,10 +379,15 @@ def report(out: dict, png: str, md: str, command: str) -> str:
         sd = np.array([np.std(c[n]) for n in ns])
         ax.plot(ns, m, marker="o", ms=3, label=s)
         ax.fill_between(ns, m - sd, m + sd, alpha=0.15)
-    ax.axhline(out["mean_predictor_mae"], color="grey", ls=":", label="predict the mean")
+    reference = out.get("reference")
+    if reference:  # the curves sit within a month of it, far below the mean predictor: zoom on them
+        ax.axhline(reference["mae"], color="black", ls="--", label=f"{reference['label']} ({reference['mae']:.2f})")
+    else:
+        ax.axhline(out["mean_predictor_mae"], color="grey", ls=":", label="predict the mean")
     ax.set_xlabel("labelled studies")
     ax.set_ylabel("test MAE (months)")
-    ax.set_title(f"Label efficiency on phantoms ({out.get('regressor', 'gp')} regressor; mean ± sd over seeds)")
+    ax.set_title(f"Label efficiency on phantoms ({out.get('regressor', 'gp')} regressor; mean ± sd over seeds)\n"
+                 f"predicting the mean: {out['mean_predictor_mae']:.1f} months", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -378,6 +401,8 @@ def report(out: dict, png: str, md: str, command: str) -> str:
         lines += ["", "Wall time per strategy (all seeds): " + ", ".join(
             f"{s} {sec:.0f} s" for s, sec in out["strategy_seconds"].items()) + "."]
     summary = ""
+    if reference:
+        lines += ["", f"{reference['label'].capitalize()}, before any label: {reference['mae']:.2f} months."]
     if target is not None:
         lines += ["", f"Random reaches {target:.2f} months at {max(means['random'])} labels."]
         for s, curve in means.items():
@@ -402,12 +427,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     sim = sub.add_parser("simulate", help="label-efficiency experiment on phantoms")
     sim.add_argument("--quick", action="store_true", help="the GP stand-in (= --regressor gp); kept for old commands")
-    sim.add_argument("--regressor", choices=["gp", "network"], default="gp",
+    sim.add_argument("--regressor", choices=["gp", "network", "starter"], default="gp",
                      help="gp: GP on HOG features of the hand (minutes); network: the attention net with MC dropout "
-                          "(ml.active_net; 1.5–2.5 CPU-minutes per strategy and seed, docs/active-learning.md)")
+                          "(ml.active_net; 1.5–2.5 CPU-minutes per strategy and seed, docs/active-learning.md); starter: the shipped "
+                          "starter's head fine-tuned on frozen features each round, the product's regime "
+                          "(ml.active_starter; 4 minutes of features once, then seconds per strategy and seed)")
     sim.add_argument("--seeds", type=int, default=3)
     sim.add_argument("--strategies", nargs="+", choices=[*STRATEGIES, *BATCH_STRATEGIES], default=list(STRATEGIES),
                      help="in this order (default: the platform's three)")
+    sim.add_argument("--scanner", choices=["same", "other"], default="same",
+                     help="starter regressor: 'other' passes the project's images through another scanner's contrast, "
+                          "blur and noise first (ml.active_starter.other_scanner)")
     sim.add_argument("--threads", type=int, default=1, help="torch threads (network regressor)")
     sim.add_argument("--pool", type=int, default=1000)
     sim.add_argument("--out", default="docs/active-learning.png")
@@ -423,8 +453,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps({"partial": True, **partial}, indent=1))
 
+    starter_setup = None
+    if args.regressor == "starter":
+        from ml.active_starter import StarterSetup
+
+        starter_setup = StarterSetup(scanner=args.scanner)
+    elif args.scanner != "same":
+        ap.error("--scanner applies to --regressor starter only")
     out = simulate(strategies=args.strategies, seeds=range(args.seeds), pool=args.pool, regressor=args.regressor,
-                   checkpoint=checkpoint)
+                   starter_setup=starter_setup, checkpoint=checkpoint)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     summary = report(out, args.out, args.md, "python -m ml.active " + " ".join(sys.argv[1:] if argv is None else argv))
