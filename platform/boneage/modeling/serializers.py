@@ -99,3 +99,13 @@ class NextCaseSerializer(serializers.Serializer):
     rank = serializers.IntegerField(allow_null=True)
     model_version = serializers.IntegerField(allow_null=True)
     reason = serializers.CharField(allow_blank=True)
+
+
+class TrainingDefaultsSerializer(serializers.Serializer):
+    """GET/PATCH /api/projects/{p}/training-defaults/ (boneage.modeling.defaults)."""
+
+    custom = serializers.DictField(help_text="what the project sets (epochs, batch_size, lr, max_seconds, uncertainty, "
+                                   "auto_retrain_after_labels); a field it does not set takes the platform's default")
+    fine_tune = serializers.DictField(help_text="what a run from the starter or the active model starts with")
+    from_scratch = serializers.DictField(help_text="what a run with init \"fresh\" starts with")
+    platform = serializers.DictField(help_text="{fine_tune, from_scratch}: the values of a project that sets nothing")

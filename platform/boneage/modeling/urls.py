@@ -8,6 +8,8 @@ api: list = [
     path("studies/<int:study_id>/predictions/<int:version_id>/<str:part>.png", views.PredictionFileView.as_view(),
          name="api-prediction-file"),
     path("projects/<int:project_id>/training-runs/", views.ProjectTrainingRunsView.as_view(), name="api-training-runs"),
+    path("projects/<int:project_id>/training-defaults/", views.ProjectTrainingDefaultsView.as_view(),
+         name="api-training-defaults"),
     path("training-runs/<int:run_id>/", views.TrainingRunDetailView.as_view(), name="api-training-run"),
     path("training-runs/<int:run_id>/cancel/", views.TrainingRunCancelView.as_view(), name="api-training-run-cancel"),
     path("projects/<int:project_id>/models/", views.ProjectModelsView.as_view(), name="api-models"),

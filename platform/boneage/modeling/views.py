@@ -18,11 +18,13 @@ from boneage.modeling.actions import (
     do_next_case,
     do_promote,
 )
+from boneage.modeling.defaults import do_update_training_defaults, training_defaults
 from boneage.modeling.models import ModelStatus, ModelVersion, TrainingRun
 from boneage.modeling.serializers import (
     LatestPredictionSerializer,
     ModelVersionSerializer,
     NextCaseSerializer,
+    TrainingDefaultsSerializer,
     TrainingRunCreateSerializer,
     TrainingRunSerializer,
 )
@@ -85,6 +87,24 @@ class ProjectTrainingRunsView(GenericAPIView):
         config = check_run_request(project, dict(request.data.items()) if hasattr(request.data, "items") else request.data)
         run = do_start_training(project, actor=request.user, config=config)
         return Response(TrainingRunSerializer(run).data, status=201)
+
+
+class ProjectTrainingDefaultsView(APIView):
+    parser_classes = [JSONParser, FormParser]
+
+    @extend_schema(responses={200: TrainingDefaultsSerializer, 404: ERROR},
+                   summary="What the project's training runs start with unless a run's request says otherwise")
+    def get(self, request, project_id: int):
+        project, _ = check_project(request.user, project_id)
+        return Response(TrainingDefaultsSerializer(training_defaults(project)).data)
+
+    @extend_schema(request={"application/json": {"type": "object", "additionalProperties": True}},
+                   responses={200: TrainingDefaultsSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+                   summary="Change the project's training defaults (admin); null puts a field back to the default")
+    def patch(self, request, project_id: int):
+        project, _ = check_project(request.user, project_id, ("admin",))
+        patch = dict(request.data.items()) if hasattr(request.data, "items") else request.data
+        return Response(TrainingDefaultsSerializer(do_update_training_defaults(project, patch, actor=request.user)).data)
 
 
 class TrainingRunDetailView(APIView):

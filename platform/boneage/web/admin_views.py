@@ -11,6 +11,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound, PermissionDenied
 
+from boneage.modeling import defaults as training
+from boneage.modeling.actions import ModelingError
 from boneage.review import rules
 from boneage.review.actions import ReviewError, do_update_settings
 from boneage.studies.access import check_project
@@ -109,6 +111,8 @@ def settings_page(request, project, role):
         errors = _save_promotion(request, project)
     elif request.method == "POST" and request.POST.get("form") == "review":
         errors = _save_review(request, project)
+    elif request.method == "POST" and request.POST.get("form") == "training":
+        errors = _save_training(request, project)
     if request.method == "POST" and not errors:
         messages.success(request, "Saved.")
         return redirect("project-settings", project_id=project.pk)
@@ -123,7 +127,36 @@ def settings_page(request, project, role):
     return render(request, "project_settings.html", {
         "project": project, "role": role, "nav": "settings", "errors": errors, "review_fields": review_fields,
         "blind": current["blind"], "lease_minutes": current["lease_minutes"],
-        "explanations": rules.EXPLANATIONS, "form": request.POST})
+        "explanations": rules.EXPLANATIONS, "form": request.POST, "training_fields": _training_fields(request, project,
+                                                                                                    errors)})
+
+
+def _training_fields(request, project, errors: dict[str, str]) -> list[dict]:
+    """One row per training default: what the project sets (blank: the default, shown as a placeholder)."""
+    current = training.training_defaults(project)
+    rows = []
+    for name in training.FIELDS:
+        bounds = training.AUTO_RETRAIN_BOUNDS if name == training.AUTO_RETRAIN else training.NUMBERS.get(name)
+        value = request.POST.get(name) if request.POST.get("form") == "training" else current.custom.get(name, "")
+        fine, scratch = (_shown(current.platform[kind][name]) for kind in ("fine_tune", "from_scratch"))
+        rows.append({"name": name, "value": "" if value is None else value, "help": training.HELP[name],
+                     "bounds": bounds, "choices": training.CHOICES.get(name), "error": errors.get(name),
+                     "default": fine if fine == scratch else f"{fine} (fine-tune), {scratch} (from scratch)"})
+    return rows
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _save_training(request, project) -> dict[str, str]:
+    """All fields or none: the first bad one is named next to its field and nothing is stored."""
+    try:
+        training.do_update_training_defaults(project, {name: request.POST.get(name, "") for name in training.FIELDS},
+                                             actor=request.user)
+    except ModelingError as error:
+        return {error.extra.get("field", "training"): error.detail}
+    return {}
 
 
 def _save_project(request, project) -> dict[str, str]:
