@@ -164,6 +164,23 @@ async function loadAnalysis(active) {
 }
 
 // --- start / cancel ------------------------------------------------------------------------------
+// The epochs field's placeholder says what a run gets when it is left blank: the project's training defaults
+// (settings page), which differ between a fine-tune (active model, starter) and a run from scratch.
+let defaults = null;
+function showDefaultEpochs() {
+  const form = $("#run-form");
+  if (!form || !defaults) return;
+  const kind = form.elements.init.value === "fresh" ? defaults.from_scratch : defaults.fine_tune;
+  form.elements.epochs.placeholder = `default ${kind.epochs}`;
+  const limit = kind.max_seconds ? `, at most ${kind.max_seconds} s` : "";
+  form.elements.epochs.title = `Blank: ${kind.epochs} epochs, lr ${kind.lr}${limit} `
+    + `(the project's training defaults, set by an admin on the settings page)`;
+}
+async function loadDefaults() {
+  const response = await api(`/api/projects/${projectId}/training-defaults/`);
+  if (response.ok) { defaults = response.body; showDefaultEpochs(); }
+}
+$("#run-form")?.elements.init.addEventListener("change", showDefaultEpochs);
 $("#run-form")?.addEventListener("submit", async (e) => {
   e.preventDefault();
   const form = new FormData(e.target), json = { init: form.get("init") };
@@ -209,3 +226,4 @@ live.on("model.repredicted", () => loadVersions());
 
 loadRuns();
 loadVersions();
+if (canTrain) loadDefaults();

@@ -141,11 +141,14 @@ def _training_fields(request, project, errors: dict[str, str]) -> list[dict]:
         fine, scratch = (_shown(current.platform[kind][name]) for kind in ("fine_tune", "from_scratch"))
         rows.append({"name": name, "value": "" if value is None else value, "help": training.HELP[name],
                      "bounds": bounds, "choices": training.CHOICES.get(name), "error": errors.get(name),
-                     "default": fine if fine == scratch else f"{fine} (fine-tune), {scratch} (from scratch)"})
+                     "placeholder": fine if fine == scratch else f"{fine} / {scratch}",
+                     "default": fine if fine == scratch else f"{fine} for a fine-tune, {scratch} from scratch"})
     return rows
 
 
 def _shown(value) -> str:
+    if value is None:
+        return "no limit"
     return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 

@@ -85,7 +85,7 @@ def test_the_settings_page_saves_them_and_shows_a_bad_value_next_to_its_input(cl
     client.force_login(owner)
     page_url = f"/projects/{project.pk}/settings/"
     page = client.get(page_url).content.decode()
-    assert 'id="training-form"' in page and 'placeholder="0.0003 (fine-tune)' in page
+    assert 'id="training-form"' in page and 'placeholder="0.0003 / 0.002"' in page and "0.0003 for a fine-tune, 0.002 from scratch" in page
     fields = {"form": "training", "epochs": "4", "batch_size": "", "lr": "", "max_seconds": "300",
               "uncertainty": "mc", "auto_retrain_after_labels": "0"}
     assert client.post(page_url, fields).status_code == 302
