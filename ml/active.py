@@ -284,6 +284,7 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
     if unknown:
         raise ValueError(f"unknown strategies {unknown}; known: {', '.join(STRATEGIES + BATCH_STRATEGIES)}")
     t0 = time.perf_counter()
+    reference: dict | None = None  # a reading before any label, where the regressor has one (the starter's)
     if regressor == "gp":
         feats_x, age, male = _gp_data(pool, test, components)
         make: Callable[[int], Learner] = lambda seed: GPLearner(feats_x, age)
@@ -308,15 +309,13 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
         head = starter_head(starter_setup)
         make = lambda seed: StarterHeadLearner(trunk_feats, age, male, starter_setup, seed, head=head)
         setup = asdict(starter_setup)
+        untrained = make(0).predict(np.arange(pool, pool + test))[0]  # the bar the project's labels must beat
+        reference = {"label": "the starter alone", "mae": float(np.abs(untrained - age[pool:]).mean())}
     else:
         raise ValueError(f"unknown regressor {regressor!r}; known: gp, network, starter")
     train_y, train_m, test_y = age[:pool], male[:pool], age[pool:]
     test_idx = np.arange(pool, pool + test)
     log(f"{regressor} inputs of {pool + test} phantoms in {time.perf_counter() - t0:.0f} s")
-    reference: dict | None = None
-    if regressor == "starter":  # what the project reads with before any of its labels: the bar labels must beat
-        reference = {"label": "the starter alone",
-                     "mae": float(np.abs(make(0).predict(test_idx)[0] - age[pool:]).mean())}
     results: dict = {s: {} for s in strategies}
     strategy_seconds: dict[str, float] = {}
     for strategy in strategies:

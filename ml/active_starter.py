@@ -43,6 +43,10 @@ class StarterSetup:
     mc_samples: int = 16
     scanner: str = "same"        # "other": the project's images come from another scanner (`other_scanner`)
 
+    def __post_init__(self) -> None:
+        if self.scanner not in SCANNERS:
+            raise ValueError(f"unknown scanner {self.scanner!r}; known: {', '.join(SCANNERS)}")
+
 
 SCANNERS = ("same", "other")
 
@@ -166,12 +170,11 @@ def cached_starter_features(n: int, seed: int, setup: StarterSetup, cache_dir: s
                             log=print) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`starter_features`, kept in `cache_dir` under a name that holds the cohort, the rendering and the weights' hash
     (four minutes on one thread for 1,300 phantoms; every strategy and seed reads the same features)."""
-    import hashlib
     from pathlib import Path
 
-    from ml.checkpoint import resolve_checkpoint
+    from ml.checkpoint import file_sha256, resolve_checkpoint
 
-    digest = hashlib.sha256(resolve_checkpoint(setup.checkpoint).read_bytes()).hexdigest()[:12]
+    digest = file_sha256(resolve_checkpoint(setup.checkpoint))[:12]
     scanner = "" if setup.scanner == "same" else f"-{setup.scanner}-scanner"
     path = Path(cache_dir) / f"al-starter-{seed}-{n}-{setup.render_size}-{setup.distractors}{scanner}-{digest}.npz"
     if path.exists():

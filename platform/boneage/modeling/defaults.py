@@ -15,7 +15,7 @@ from django.db import transaction
 
 from boneage.audit.actions import do_record
 from boneage.modeling.actions import ModelingError
-from boneage.modeling.training import INTEGER_KEYS, USER_KEYS, project_training_defaults
+from boneage.modeling.training import INTEGER_KEYS, USER_KEYS, check_number, project_training_defaults
 from boneage.studies.models import Project
 from ml.tta import UNCERTAINTY_METHODS
 
@@ -44,22 +44,22 @@ class TrainingDefaults:
 
 
 def training_defaults(project: Project) -> TrainingDefaults:
-    blank = _effective_values(Project(settings={}))
-    return TrainingDefaults(*_effective_values(project), platform={"fine_tune": blank[1], "from_scratch": blank[2]})
+    blank = Project(settings={})
+    return TrainingDefaults(_custom(project.settings or {}), _effective(project, True), _effective(project, False),
+                            platform={"fine_tune": _effective(blank, True), "from_scratch": _effective(blank, False)})
 
 
-def _effective_values(project: Project) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    settings = project.settings or {}
+def _custom(settings: Mapping[str, Any]) -> dict[str, Any]:
     custom = {key: value for key, value in settings.get("training", {}).items() if key in FIELDS}
     if AUTO_RETRAIN in settings:
         custom[AUTO_RETRAIN] = settings[AUTO_RETRAIN]
-    auto = int(settings.get(AUTO_RETRAIN, 0) or 0)
+    return custom
 
-    def effective(fine_tune: bool) -> dict[str, Any]:
-        config = project_training_defaults(project, fine_tune=fine_tune)
-        return {**{key: config.get(key) for key in (*NUMBERS, *CHOICES)}, AUTO_RETRAIN: auto}
 
-    return custom, effective(True), effective(False)
+def _effective(project: Project, fine_tune: bool) -> dict[str, Any]:
+    config = project_training_defaults(project, fine_tune=fine_tune)
+    return {**{key: config.get(key) for key in (*NUMBERS, *CHOICES)},
+            AUTO_RETRAIN: int((project.settings or {}).get(AUTO_RETRAIN, 0) or 0)}
 
 
 def check_training_defaults(patch: Any) -> dict[str, Any]:
@@ -84,19 +84,13 @@ def check_training_defaults(patch: Any) -> dict[str, Any]:
 
 
 def _number(key: str, value: Any) -> int | float:
-    low, high = AUTO_RETRAIN_BOUNDS if key == AUTO_RETRAIN else NUMBERS[key]
-    whole = key == AUTO_RETRAIN or key in INTEGER_KEYS
     if isinstance(value, str):  # a form's field
         try:
             value = float(value.strip())
         except ValueError:
             raise ModelingError(400, "invalid", f"{key} must be a number, not {value!r}.", field=key) from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ModelingError(400, "invalid", f"{key} must be a number between {low:g} and {high:g}, not {value!r}.",
-                            field=key)
-    if whole and value != int(value):
-        raise ModelingError(400, "invalid", f"{key} must be a whole number, not {value!r}.", field=key)
-    return int(value) if whole else float(value)
+    bounds = AUTO_RETRAIN_BOUNDS if key == AUTO_RETRAIN else NUMBERS[key]
+    return check_number(key, value, bounds, whole=key == AUTO_RETRAIN or key in INTEGER_KEYS)
 
 
 def do_update_training_defaults(project: Project, patch: Any, *, actor=None) -> TrainingDefaults:
@@ -106,7 +100,7 @@ def do_update_training_defaults(project: Project, patch: Any, *, actor=None) -> 
         locked = Project.objects.select_for_update().get(pk=project.pk)
         settings = dict(locked.settings or {})
         training = dict(settings.get("training", {}))
-        before = training_defaults(locked).custom
+        before = _custom(settings)
         for key, value in checked.items():
             target = settings if key == AUTO_RETRAIN else training
             if value is None:
@@ -115,7 +109,7 @@ def do_update_training_defaults(project: Project, patch: Any, *, actor=None) -> 
                 target[key] = value
         settings["training"] = training
         locked.settings = settings
-        after = training_defaults(locked).custom
+        after = _custom(settings)
         if after != before:
             locked.save(update_fields=["settings"])
             do_record("project.training_defaults_changed", locked, actor=actor, project=locked, before=before,

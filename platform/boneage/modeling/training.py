@@ -143,18 +143,24 @@ def check_run_request(project: Project, data: dict[str, Any]) -> dict[str, Any]:
                                 "in this installation; start from scratch or from the active model.")
     fine_tune = init == "starter" or (init == "active" and active_version(project.pk) is not None)
     config = project_training_defaults(project, fine_tune=fine_tune)
-    for key, (low, high) in USER_KEYS.items():
+    for key, bounds in USER_KEYS.items():
         if key in data:
-            value = data[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-                raise ModelingError(400, "invalid", f"{key} must be a number between {low:g} and {high:g}, not {value!r}.")
-            if key in INTEGER_KEYS and value != int(value):
-                raise ModelingError(400, "invalid", f"{key} must be a whole number, not {value!r}.")
-            config[key] = int(value) if key in INTEGER_KEYS else float(value)
+            config[key] = check_number(key, data[key], bounds, whole=key in INTEGER_KEYS)
     config["init"] = init
     if kind == "audit":
         config["kind"], config["folds"] = kind, int(data.get("folds", 5))
     return config
+
+
+def check_number(key: str, value: Any, bounds: tuple[float, float], *, whole: bool) -> int | float:
+    """A run's or a project's numeric training setting, in bounds (a whole number where `whole`); a 400 naming it."""
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ModelingError(400, "invalid", f"{key} must be a number between {low:g} and {high:g}, not {value!r}.",
+                            field=key)
+    if whole and value != int(value):
+        raise ModelingError(400, "invalid", f"{key} must be a whole number, not {value!r}.", field=key)
+    return int(value) if whole else float(value)
 
 
 def _train_default_init(project: Project) -> str:
