@@ -270,11 +270,12 @@ def _gp_data(pool: int, test: int, components: int) -> tuple[np.ndarray, np.ndar
 
 def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 1, 2), start: int = 50, step: int = 25,
              stop: int = 400, pool: int = 1000, test: int = 300, components: int = 96, regressor: str = "gp",
-             net_setup=None, starter_setup=None, cache_dir: str = "var", log=print, checkpoint: Callable[[dict], None] | None = None) -> dict:
+             net_setup=None, starter_setup=None, sites_setup=None, cache_dir: str = "var", log=print, checkpoint: Callable[[dict], None] | None = None) -> dict:
     """Pool-based active learning on phantoms; returns {strategy: {labels: [mae per seed]}} and the setup.
 
     regressor: "gp" (GP on HOG features, minutes), "network" (the attention net from scratch with MC dropout,
-    ml.active_net) or "starter" (the shipped starter's head fine-tuned each round, the `both` std; ml.active_starter).
+    ml.active_net), "starter" (the shipped starter's head fine-tuned each round, the `both` std; ml.active_starter)
+    or "sites" (the starter's whole regressor fine-tuned each round on a two-site archive; ml.active_sites).
     cache_dir: where the starter regressor keeps its features (ml.active_starter.cached_starter_features).
     checkpoint: called with the results so far (and seconds per strategy) after each (strategy, seed).
     """
@@ -285,6 +286,7 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
         raise ValueError(f"unknown strategies {unknown}; known: {', '.join(STRATEGIES + BATCH_STRATEGIES)}")
     t0 = time.perf_counter()
     reference: dict | None = None  # a reading before any label, where the regressor has one (the starter's)
+    test_groups: dict[str, np.ndarray] = {}  # name → mask over the test set, for an MAE per group
     if regressor == "gp":
         feats_x, age, male = _gp_data(pool, test, components)
         make: Callable[[int], Learner] = lambda seed: GPLearner(feats_x, age)
@@ -311,12 +313,32 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
         setup = asdict(starter_setup)
         untrained = make(0).predict(np.arange(pool, pool + test))[0]  # the bar the project's labels must beat
         reference = {"label": "the starter alone", "mae": float(np.abs(untrained - age[pool:]).mean())}
+    elif regressor == "sites":
+        from dataclasses import asdict
+
+        from ml.active_sites import SitesSetup, StarterRegressorLearner, cached_site_crops, starter_regressor
+
+        sites_setup = sites_setup or SitesSetup()
+        data = cached_site_crops(pool + test, seed=2027, setup=sites_setup, cache_dir=cache_dir, log=log)
+        age, male, new_site = data["age"], data["male"], data["new_site"]
+        net = starter_regressor(sites_setup)
+        make = lambda seed: StarterRegressorLearner(data["crops"], age, male, sites_setup, seed, regressor=net)
+        setup = {**asdict(sites_setup), "new_site_in_pool": int(new_site[:pool].sum()),
+                 "new_site_in_test": int(new_site[pool:].sum())}
+        untrained = make(0).predict(np.arange(pool, pool + test))[0]
+        errors = np.abs(untrained - age[pool:])
+        test_groups = {"new site": new_site[pool:], "first site": ~new_site[pool:]}
+        reference = {"label": "the starter alone", "mae": float(errors.mean()),
+                     "mae_new_site": float(errors[new_site[pool:]].mean()),
+                     "mae_first_site": float(errors[~new_site[pool:]].mean())}
     else:
-        raise ValueError(f"unknown regressor {regressor!r}; known: gp, network, starter")
+        raise ValueError(f"unknown regressor {regressor!r}; known: gp, network, starter, sites")
     train_y, train_m, test_y = age[:pool], male[:pool], age[pool:]
     test_idx = np.arange(pool, pool + test)
     log(f"{regressor} inputs of {pool + test} phantoms in {time.perf_counter() - t0:.0f} s")
     results: dict = {s: {} for s in strategies}
+    picked: dict = {s: {} for s in strategies}  # the labelled indices at the end, per strategy and seed
+    by_group: dict = {g: {s: {} for s in strategies} for g in test_groups}
     strategy_seconds: dict[str, float] = {}
     for strategy in strategies:
         t_strategy = time.perf_counter()
@@ -329,10 +351,16 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
                 pred, _ = learner.predict(test_idx)
                 mae = float(np.abs(pred - test_y).mean())
                 results[strategy].setdefault(len(labelled), []).append(mae)
+                for group, mask in test_groups.items():
+                    by_group[group][strategy].setdefault(len(labelled), []).append(
+                        float(np.abs(pred - test_y)[mask].mean()))
                 if len(labelled) >= stop:
                     break
                 rest = np.setdiff1d(np.arange(pool), labelled)
-                pool_pred, pool_std = learner.predict(rest)
+                if strategy == "random":  # needs neither readings nor spreads of the pool
+                    pool_pred, pool_std = np.zeros(len(rest)), np.zeros(len(rest))
+                else:
+                    pool_pred, pool_std = learner.predict(rest)
                 keys = [str(i) for i in rest]
                 if strategy in BATCH_STRATEGIES:  # distances in the learner's own embedding
                     feats, lab_feats = learner.embed(rest), learner.embed(np.asarray(labelled))
@@ -341,12 +369,14 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
                     lab_feats = features(train_y[labelled], list(train_m[labelled]))
                 picks = select_batch(strategy, keys, pool_std, feats, lab_feats, min(step, stop - len(labelled)), seed=seed)
                 labelled += [int(rest[i]) for i in picks]
+            picked[strategy][seed] = [int(i) for i in labelled]
             log(f"{strategy:<12} seed {seed}: MAE {results[strategy][start][-1]:.1f} → {mae:.1f} months "
                 f"({time.perf_counter() - t0:.0f} s)")
             strategy_seconds[strategy] = time.perf_counter() - t_strategy
             if checkpoint is not None:
-                checkpoint({"results": results, "strategy_seconds": strategy_seconds})
-    return {"results": results, "seconds": time.perf_counter() - t0, "strategy_seconds": strategy_seconds,
+                checkpoint({"results": results, "strategy_seconds": strategy_seconds, "labelled": picked,
+                            "by_group": by_group})
+    return {"results": results, "labelled": picked, "by_group": by_group, "seconds": time.perf_counter() - t0, "strategy_seconds": strategy_seconds,
             "regressor": regressor, "reference": reference, "mean_predictor_mae": float(
         np.abs(test_y - train_y.mean()).mean()), "setup": {"pool": pool, "test": test, "start": start, "step": step,
                                                             "stop": stop, "seeds": list(seeds), **setup}}
@@ -426,11 +456,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     sim = sub.add_parser("simulate", help="label-efficiency experiment on phantoms")
     sim.add_argument("--quick", action="store_true", help="the GP stand-in (= --regressor gp); kept for old commands")
-    sim.add_argument("--regressor", choices=["gp", "network", "starter"], default="gp",
+    sim.add_argument("--regressor", choices=["gp", "network", "starter", "sites"], default="gp",
                      help="gp: GP on HOG features of the hand (minutes); network: the attention net with MC dropout "
                           "(ml.active_net; 1.5–2.5 CPU-minutes per strategy and seed, docs/active-learning.md); starter: the shipped "
                           "starter's head fine-tuned on frozen features each round, the product's regime "
-                          "(ml.active_starter; 4 minutes of features once, then seconds per strategy and seed)")
+                          "(ml.active_starter; 4 minutes of features once, then seconds per strategy and seed); sites: the starter's "
+                          "whole regressor fine-tuned each round on an archive from two sites (ml.active_sites; 8–11 "
+                          "CPU-minutes per strategy and seed at --step 50)")
     sim.add_argument("--seeds", type=int, default=3)
     sim.add_argument("--strategies", nargs="+", choices=[*STRATEGIES, *BATCH_STRATEGIES], default=list(STRATEGIES),
                      help="in this order (default: the platform's three)")
@@ -439,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
                           "blur and noise first (ml.active_starter.other_scanner)")
     sim.add_argument("--threads", type=int, default=1, help="torch threads (network regressor)")
     sim.add_argument("--pool", type=int, default=1000)
+    sim.add_argument("--step", type=int, default=25, help="labels acquired per round, from 50 to --stop")
+    sim.add_argument("--stop", type=int, default=400)
     sim.add_argument("--out", default="docs/active-learning.png")
     sim.add_argument("--md", default="docs/active-learning.md")
     sim.add_argument("--json", default=None)
@@ -460,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.scanner != "same":
         ap.error("--scanner applies to --regressor starter only")
     out = simulate(strategies=args.strategies, seeds=range(args.seeds), pool=args.pool, regressor=args.regressor,
-                   starter_setup=starter_setup, checkpoint=checkpoint)
+                   step=args.step, stop=args.stop, starter_setup=starter_setup, checkpoint=checkpoint)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     summary = report(out, args.out, args.md, "python -m ml.active " + " ".join(sys.argv[1:] if argv is None else argv))
