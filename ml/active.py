@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from itertools import pairwise
 from typing import Any, Protocol
 
 import numpy as np
@@ -382,71 +381,6 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
                                                             "stop": stop, "seeds": list(seeds), **setup}}
 
 
-def labels_to_reach(curve: dict[int, float], target: float) -> float | None:
-    """First label count (linear interpolation) at which a mean-MAE curve reaches `target`."""
-    points = sorted(curve.items())
-    for (n0, m0), (n1, m1) in pairwise(points):
-        if m0 <= target:
-            return float(n0)
-        if m1 <= target:
-            return n0 + (n1 - n0) * (m0 - target) / (m0 - m1)
-    return float(points[0][0]) if points and points[0][1] <= target else None
-
-
-def report(out: dict, png: str, md: str, command: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    res = out["results"]
-    means = {s: {n: float(np.mean(v)) for n, v in sorted(c.items())} for s, c in res.items()}
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for s, c in res.items():
-        ns = sorted(c)
-        m = np.array([np.mean(c[n]) for n in ns])
-        sd = np.array([np.std(c[n]) for n in ns])
-        ax.plot(ns, m, marker="o", ms=3, label=s)
-        ax.fill_between(ns, m - sd, m + sd, alpha=0.15)
-    reference = out.get("reference")
-    if reference:  # the curves sit within a month of it, far below the mean predictor: zoom on them
-        ax.axhline(reference["mae"], color="black", ls="--", label=f"{reference['label']} ({reference['mae']:.2f})")
-    else:
-        ax.axhline(out["mean_predictor_mae"], color="grey", ls=":", label="predict the mean")
-    ax.set_xlabel("labelled studies")
-    ax.set_ylabel("test MAE (months)")
-    ax.set_title(f"Label efficiency on phantoms ({out.get('regressor', 'gp')} regressor; mean ± sd over seeds)\n"
-                 f"predicting the mean: {out['mean_predictor_mae']:.1f} months", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png, dpi=120)
-    target = means["random"][max(means["random"])] if "random" in means else None
-    lines = [f"Command: `{command}` ({out['seconds']:.0f} s on the shared 2-core CPU).", "",
-             "| labels | " + " | ".join(means) + " |", "|---:|" + "---:|" * len(means)]
-    for n in sorted(next(iter(means.values()))):
-        lines.append(f"| {n} | " + " | ".join(f"{means[s][n]:.2f} ± {np.std(res[s][n]):.2f}" for s in means) + " |")
-    if out.get("strategy_seconds"):
-        lines += ["", "Wall time per strategy (all seeds): " + ", ".join(
-            f"{s} {sec:.0f} s" for s, sec in out["strategy_seconds"].items()) + "."]
-    summary = ""
-    if reference:
-        lines += ["", f"{reference['label'].capitalize()}, before any label: {reference['mae']:.2f} months."]
-    if target is not None:
-        lines += ["", f"Random reaches {target:.2f} months at {max(means['random'])} labels."]
-        for s, curve in means.items():
-            if s == "random":
-                continue
-            need = labels_to_reach(curve, target)
-            saving = f"{100 * (1 - need / max(means['random'])):.0f}% fewer" if need is not None else "not reached"
-            lines.append(f"- {s} reaches it at {'—' if need is None else f'{need:.0f}'} labels ({saving}).")
-            summary += f"{s}: {'not reached' if need is None else f'{need:.0f} labels'}; "
-    Path_md = __import__("pathlib").Path(md)
-    Path_md.write_text(Path_md.read_text().split("<!-- results -->")[0] + "<!-- results -->\n\n" + "\n".join(lines) + "\n"
-                       if Path_md.exists() and "<!-- results -->" in Path_md.read_text() else "\n".join(lines) + "\n")
-    return summary
-
-
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
@@ -476,7 +410,27 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--out", default="docs/active-learning.png")
     sim.add_argument("--md", default="docs/active-learning.md")
     sim.add_argument("--json", default=None)
+    rep = sub.add_parser("report", help="the plot and table of finished simulate runs, merged (other strategies, "
+                                        "same experiment)")
+    rep.add_argument("runs", nargs="+", help="simulate --json files")
+    rep.add_argument("--out", required=True)
+    rep.add_argument("--md", required=True)
+    rep.add_argument("--json", default=None, help="also write the merged run here")
     args = ap.parse_args(argv)
+    if args.command == "report":
+        from pathlib import Path
+
+        from ml.active_report import load_run, merge_runs, report
+
+        try:
+            out = merge_runs([load_run(Path(f).read_text()) for f in args.runs])
+        except (OSError, ValueError) as exc:
+            ap.error(str(exc))
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1))
+        summary = report(out, args.out, args.md, "python -m ml.active " + " ".join(sys.argv[1:] if argv is None else argv))
+        print(f"label efficiency: {summary}plot {args.out}, table {args.md}")
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)
@@ -497,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
                    step=args.step, stop=args.stop, starter_setup=starter_setup, checkpoint=checkpoint)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
+    from ml.active_report import report
+
     summary = report(out, args.out, args.md, "python -m ml.active " + " ".join(sys.argv[1:] if argv is None else argv))
     print(f"label efficiency: {summary}plot {args.out}, table {args.md}")
     return 0

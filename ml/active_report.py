@@ -1,0 +1,127 @@
+"""The label-efficiency experiment's results: the plot and markdown table of `python -m ml.active simulate`, and
+`python -m ml.active report`, which merges runs of other strategies on the same experiment (run side by side)."""
+from __future__ import annotations
+
+from itertools import pairwise
+
+import numpy as np
+
+
+def labels_to_reach(curve: dict[int, float], target: float) -> float | None:
+    """First label count (linear interpolation) at which a mean-MAE curve reaches `target`."""
+    points = sorted(curve.items())
+    for (n0, m0), (n1, m1) in pairwise(points):
+        if m0 <= target:
+            return float(n0)
+        if m1 <= target:
+            return n0 + (n1 - n0) * (m0 - target) / (m0 - m1)
+    return float(points[0][0]) if points and points[0][1] <= target else None
+
+
+def load_run(text: str) -> dict:
+    """A simulate JSON back as `simulate` returned it: label counts as int keys again (JSON made them strings)."""
+    import json
+
+    out = json.loads(text)
+    if out.get("partial"):
+        raise ValueError("this run stopped before its end (partial: true); rerun it or report the full ones")
+    by_count = lambda curves: {s: {int(n): v for n, v in c.items()} for s, c in curves.items()}
+    out["results"] = by_count(out["results"])
+    out["by_group"] = {g: by_count(c) for g, c in out.get("by_group", {}).items()}
+    out["labelled"] = {s: {int(seed): v for seed, v in runs.items()} for s, runs in out.get("labelled", {}).items()}
+    return out
+
+
+def merge_runs(runs: list[dict]) -> dict:
+    """Runs of other strategies on the same experiment (e.g. side by side on two cores) → one result to report."""
+    first = runs[0]
+    for other in runs[1:]:
+        for key in ("regressor", "setup", "reference", "mean_predictor_mae"):
+            if other.get(key) != first.get(key):
+                raise ValueError(f"the runs differ in {key}: {first.get(key)!r} vs {other.get(key)!r}")
+        if set(other["results"]) & set(first["results"]):
+            raise ValueError(f"two runs have {sorted(set(other['results']) & set(first['results']))}")
+    merged = {**first, "seconds": sum(r["seconds"] for r in runs)}
+    for key in ("results", "labelled", "strategy_seconds"):
+        merged[key] = {k: v for r in runs for k, v in r.get(key, {}).items()}
+    merged["by_group"] = {g: {k: v for r in runs for k, v in r["by_group"][g].items()} for g in first.get("by_group", {})}
+    return merged
+
+
+def group_tables(out: dict) -> list[str]:
+    """Markdown: the test MAE within each test group, and the share of each strategy's labels from the new site."""
+    lines: list[str] = []
+    for group, curves in out.get("by_group", {}).items():
+        lines += ["", f"Test MAE on the {group}'s studies, mean ± sd over seeds:", "",
+                  "| labels | " + " | ".join(curves) + " |", "|---:|" + "---:|" * len(curves)]
+        for n in sorted(next(iter(curves.values()))):
+            lines.append(f"| {n} | " + " | ".join(f"{np.mean(c[n]):.2f} ± {np.std(c[n]):.2f}" for c in curves.values())
+                         + " |")
+    if out.get("regressor") == "sites" and out.get("labelled"):
+        from ml.active_sites import from_new_site
+
+        share = out["setup"]["new_site_share"]
+        pool_share = out["setup"]["new_site_in_pool"] / out["setup"]["pool"]
+        lines += ["", f"Share of the labelled studies from the new site at the end (the pool holds {pool_share:.0%}):",
+                  ""]
+        for s, runs in out["labelled"].items():
+            shares = [np.mean([from_new_site(2027, i, share) for i in picked]) for picked in runs.values()]
+            lines.append(f"- {s}: {np.mean(shares):.0%} ({', '.join(f'{x:.0%}' for x in shares)} per seed)")
+    return lines
+
+
+def report(out: dict, png: str, md: str, command: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = out["results"]
+    means = {s: {n: float(np.mean(v)) for n, v in sorted(c.items())} for s, c in res.items()}
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for s, c in res.items():
+        ns = sorted(c)
+        m = np.array([np.mean(c[n]) for n in ns])
+        sd = np.array([np.std(c[n]) for n in ns])
+        ax.plot(ns, m, marker="o", ms=3, label=s)
+        ax.fill_between(ns, m - sd, m + sd, alpha=0.15)
+    reference = out.get("reference")
+    if reference:  # the curves sit within a month of it, far below the mean predictor: zoom on them
+        ax.axhline(reference["mae"], color="black", ls="--", label=f"{reference['label']} ({reference['mae']:.2f})")
+    else:
+        ax.axhline(out["mean_predictor_mae"], color="grey", ls=":", label="predict the mean")
+    ax.set_xlabel("labelled studies")
+    ax.set_ylabel("test MAE (months)")
+    ax.set_title(f"Label efficiency on phantoms ({out.get('regressor', 'gp')} regressor; mean ± sd over seeds)\n"
+                 f"predicting the mean: {out['mean_predictor_mae']:.1f} months", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    target = means["random"][max(means["random"])] if "random" in means else None
+    lines = [f"Command: `{command}` ({out['seconds']:.0f} s on the shared 2-core CPU).", "",
+             "| labels | " + " | ".join(means) + " |", "|---:|" + "---:|" * len(means)]
+    for n in sorted(next(iter(means.values()))):
+        lines.append(f"| {n} | " + " | ".join(f"{means[s][n]:.2f} ± {np.std(res[s][n]):.2f}" for s in means) + " |")
+    if out.get("strategy_seconds"):
+        lines += ["", "Wall time per strategy (all seeds): " + ", ".join(
+            f"{s} {sec:.0f} s" for s, sec in out["strategy_seconds"].items()) + "."]
+    summary = ""
+    if reference:
+        lines += ["", f"{reference['label'].capitalize()}, before any label: {reference['mae']:.2f} months."]
+        if "mae_new_site" in reference:
+            lines[-1] += (f" New site {reference['mae_new_site']:.2f}, first site {reference['mae_first_site']:.2f}.")
+    lines += group_tables(out)
+    if target is not None:
+        lines += ["", f"Random reaches {target:.2f} months at {max(means['random'])} labels."]
+        for s, curve in means.items():
+            if s == "random":
+                continue
+            need = labels_to_reach(curve, target)
+            saving = f"{100 * (1 - need / max(means['random'])):.0f}% fewer" if need is not None else "not reached"
+            lines.append(f"- {s} reaches it at {'—' if need is None else f'{need:.0f}'} labels ({saving}).")
+            summary += f"{s}: {'not reached' if need is None else f'{need:.0f} labels'}; "
+    Path_md = __import__("pathlib").Path(md)
+    Path_md.write_text(Path_md.read_text().split("<!-- results -->")[0] + "<!-- results -->\n\n" + "\n".join(lines) + "\n"
+                       if Path_md.exists() and "<!-- results -->" in Path_md.read_text() else "\n".join(lines) + "\n")
+    return summary

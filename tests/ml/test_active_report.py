@@ -1,0 +1,55 @@
+"""`python -m ml.active report`: runs of other strategies on the same experiment, merged into one plot and table."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ml.active import main
+from ml.active_report import load_run, merge_runs
+
+
+def run(strategies: dict[str, dict[int, list[float]]], **extra) -> dict:
+    return {"results": strategies, "labelled": {s: {0: [1, 2]} for s in strategies},
+            "strategy_seconds": {s: 10.0 for s in strategies}, "seconds": 30.0, "regressor": "network",
+            "reference": None, "mean_predictor_mae": 60.0, "setup": {"pool": 10, "seeds": [0]}, **extra}
+
+
+def test_a_run_read_back_from_json_counts_labels_in_numbers_so_100_comes_after_50():
+    back = load_run(json.dumps(run({"random": {50: [9.0], 100: [8.0]}})))
+    assert list(back["results"]["random"]) == [50, 100] and back["labelled"]["random"] == {0: [1, 2]}
+
+
+def test_two_runs_of_other_strategies_merge_into_one_with_both_and_their_seconds_added():
+    merged = merge_runs([run({"random": {50: [9.0]}}), run({"hybrid": {50: [8.5]}})])
+    assert set(merged["results"]) == {"random", "hybrid"} == set(merged["strategy_seconds"])
+    assert merged["seconds"] == 60.0
+
+
+@pytest.mark.parametrize("second, message", [
+    (run({"random": {50: [7.0]}}), "two runs have ['random']"),
+    (run({"hybrid": {50: [7.0]}}, setup={"pool": 20, "seeds": [0]}), "the runs differ in setup"),
+])
+def test_runs_that_are_not_parts_of_one_experiment_are_refused_with_the_reason(second, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        merge_runs([run({"random": {50: [9.0]}}), second])
+
+
+def test_the_report_command_names_an_unfinished_run_and_writes_nothing(tmp_path, capsys):
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"partial": True, **run({"random": {50: [9.0]}})}))
+    with pytest.raises(SystemExit) as stopped:
+        main(["report", str(partial), "--out", str(tmp_path / "p.png"), "--md", str(tmp_path / "t.md")])
+    assert stopped.value.code == 2 and "stopped before its end" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["partial.json"]
+
+
+def test_the_report_command_writes_the_merged_plot_table_and_json(tmp_path):
+    for name, strategies in (("a", {"random": {50: [9.0], 100: [8.0]}}), ("b", {"hybrid": {50: [9.0], 100: [7.0]}})):
+        (tmp_path / f"{name}.json").write_text(json.dumps(run(strategies)))
+    assert main(["report", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(tmp_path / "p.png"),
+                 "--md", str(tmp_path / "t.md"), "--json", str(tmp_path / "m.json")]) == 0
+    table = (tmp_path / "t.md").read_text()
+    assert "| 100 | 8.00 ± 0.00 | 7.00 ± 0.00 |" in table and "hybrid reaches it at" in table
+    assert set(json.loads((tmp_path / "m.json").read_text())["results"]) == {"random", "hybrid"}
+    assert (tmp_path / "p.png").stat().st_size > 0
