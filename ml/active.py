@@ -397,7 +397,9 @@ def main(argv: list[str] | None = None) -> int:
                           "(ml.active_starter; 4 minutes of features once, then seconds per strategy and seed); sites: the starter's "
                           "whole regressor fine-tuned each round on an archive from two sites (ml.active_sites; 8–11 "
                           "CPU-minutes per strategy and seed at --step 50)")
-    sim.add_argument("--seeds", type=int, default=3)
+    sim.add_argument("--seeds", type=int, default=3, help="how many seeds")
+    sim.add_argument("--first-seed", type=int, default=0, help="seeds first-seed … first-seed + seeds − 1 (more seeds "
+                                                               "for a finished run: merge them with `report`)")
     sim.add_argument("--strategies", nargs="+", choices=[*STRATEGIES, *BATCH_STRATEGIES], default=list(STRATEGIES),
                      help="in this order (default: the platform's three)")
     sim.add_argument("--scanner", choices=["same", "other"], default="same",
@@ -447,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         starter_setup = StarterSetup(scanner=args.scanner)
     elif args.scanner != "same":
         ap.error("--scanner applies to --regressor starter only")
-    out = simulate(strategies=args.strategies, seeds=range(args.seeds), pool=args.pool, regressor=args.regressor,
+    out = simulate(strategies=args.strategies, seeds=range(args.first_seed, args.first_seed + args.seeds),
+                   pool=args.pool, regressor=args.regressor,
                    step=args.step, stop=args.stop, starter_setup=starter_setup, checkpoint=checkpoint)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))

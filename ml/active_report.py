@@ -32,20 +32,67 @@ def load_run(text: str) -> dict:
     return out
 
 
+def _by_seed(curves: dict, seeds: list[int]) -> dict:
+    """{strategy: {labels: [mae per seed, in `seeds` order]}} → {strategy: {seed: {labels: mae}}}."""
+    return {s: {seed: {n: values[i] for n, values in c.items() if i < len(values)} for i, seed in enumerate(seeds)}
+            for s, c in curves.items()}
+
+
+def _by_count(runs: dict) -> dict:
+    """The inverse of _by_seed, seeds in ascending order (per strategy: strategies may have other seeds)."""
+    return {s: {n: [runs[s][seed][n] for seed in sorted(runs[s])] for n in next(iter(runs[s].values()))}
+            for s in runs}
+
+
 def merge_runs(runs: list[dict]) -> dict:
-    """Runs of other strategies on the same experiment (e.g. side by side on two cores) → one result to report."""
+    """Runs of the same experiment with other strategies or other seeds (e.g. side by side on two cores) → one
+    result to report. A (strategy, seed) in two runs is refused, as are runs of another setup."""
     first = runs[0]
+    plain = lambda run: {k: v for k, v in run["setup"].items() if k != "seeds"}
     for other in runs[1:]:
-        for key in ("regressor", "setup", "reference", "mean_predictor_mae"):
-            if other.get(key) != first.get(key):
-                raise ValueError(f"the runs differ in {key}: {first.get(key)!r} vs {other.get(key)!r}")
-        if set(other["results"]) & set(first["results"]):
-            raise ValueError(f"two runs have {sorted(set(other['results']) & set(first['results']))}")
-    merged = {**first, "seconds": sum(r["seconds"] for r in runs)}
-    for key in ("results", "labelled", "strategy_seconds"):
-        merged[key] = {k: v for r in runs for k, v in r.get(key, {}).items()}
-    merged["by_group"] = {g: {k: v for r in runs for k, v in r["by_group"][g].items()} for g in first.get("by_group", {})}
+        for key, a, b in [(k, first.get(k), other.get(k)) for k in ("regressor", "reference", "mean_predictor_mae")] + [
+                ("setup", plain(first), plain(other))]:
+            if a != b:
+                raise ValueError(f"the runs differ in {key}: {a!r} vs {b!r}")
+    tables = ["results", *(("by_group", g) for g in first.get("by_group", {}))]
+    seeded: dict = {}
+    for run in runs:
+        seeds = run["setup"]["seeds"]
+        for table in tables:
+            curves = run["results"] if table == "results" else run["by_group"][table[1]]
+            for strategy, per_seed in _by_seed(curves, seeds).items():
+                into = seeded.setdefault(table, {}).setdefault(strategy, {})
+                if table == "results" and set(per_seed) & set(into):
+                    raise ValueError(f"two runs have {strategy} seed {min(set(per_seed) & set(into))}")
+                into.update(per_seed)
+    merged = {**first, "seconds": sum(r["seconds"] for r in runs), "results": _by_count(seeded["results"]),
+              "by_group": {t[1]: _by_count(seeded[t]) for t in tables[1:]},
+              "seeds_by_strategy": {s: sorted(c) for s, c in seeded["results"].items()}}
+    merged["setup"] = {**first["setup"], "seeds": sorted({seed for r in runs for seed in r["setup"]["seeds"]})}
+    merged["labelled"] = {}
+    for run in runs:
+        for strategy, per_seed in run.get("labelled", {}).items():
+            merged["labelled"].setdefault(strategy, {}).update(per_seed)
+    merged["strategy_seconds"] = {}
+    for run in runs:
+        for strategy, sec in run.get("strategy_seconds", {}).items():
+            merged["strategy_seconds"][strategy] = merged["strategy_seconds"].get(strategy, 0.0) + sec
     return merged
+
+
+def paired_at_stop(res: dict, seeds: dict) -> list[str]:
+    """Markdown: each strategy minus random on the same seed (the same start set) at the last label count."""
+    if "random" not in res:
+        return []
+    stop = max(res["random"])
+    random = dict(zip(seeds["random"], res["random"][stop]))
+    lines = ["", f"Per seed at {stop} labels, strategy − random on the same start set (months):", ""]
+    for st, curve in res.items():
+        if st == "random" or stop not in curve:
+            continue
+        diffs = [v - random[seed] for seed, v in zip(seeds[st], curve[stop]) if seed in random]
+        lines.append(f"- {st}: " + ", ".join(f"{d:+.2f}" for d in diffs) + f" (mean {np.mean(diffs):+.2f})")
+    return lines
 
 
 def group_tables(out: dict) -> list[str]:
@@ -106,6 +153,10 @@ def report(out: dict, png: str, md: str, command: str) -> str:
     if out.get("strategy_seconds"):
         lines += ["", "Wall time per strategy (all seeds): " + ", ".join(
             f"{s} {sec:.0f} s" for s, sec in out["strategy_seconds"].items()) + "."]
+    seeds = out.get("seeds_by_strategy") or {st: out["setup"]["seeds"] for st in res}
+    if len({tuple(v) for v in seeds.values()}) > 1:
+        lines += ["", "Seeds: " + ", ".join(f"{st} {', '.join(map(str, v))}" for st, v in seeds.items()) + "."]
+    lines += paired_at_stop(res, seeds)
     summary = ""
     if reference:
         lines += ["", f"{reference['label'].capitalize()}, before any label: {reference['mae']:.2f} months."]

@@ -27,7 +27,7 @@ def test_two_runs_of_other_strategies_merge_into_one_with_both_and_their_seconds
 
 
 @pytest.mark.parametrize("second, message", [
-    (run({"random": {50: [7.0]}}), "two runs have ['random']"),
+    (run({"random": {50: [7.0]}}), "two runs have random seed 0"),
     (run({"hybrid": {50: [7.0]}}, setup={"pool": 20, "seeds": [0]}), "the runs differ in setup"),
 ])
 def test_runs_that_are_not_parts_of_one_experiment_are_refused_with_the_reason(second, message):
@@ -53,3 +53,11 @@ def test_the_report_command_writes_the_merged_plot_table_and_json(tmp_path):
     assert "| 100 | 8.00 ± 0.00 | 7.00 ± 0.00 |" in table and "hybrid reaches it at" in table
     assert set(json.loads((tmp_path / "m.json").read_text())["results"]) == {"random", "hybrid"}
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_runs_of_more_seeds_for_a_strategy_add_to_its_curve_in_seed_order():
+    more = run({"random": {50: [8.0, 7.0]}}, setup={"pool": 10, "seeds": [3, 4]})
+    merged = merge_runs([more, run({"random": {50: [9.0]}, "hybrid": {50: [6.0]}})])
+    assert merged["results"]["random"][50] == [9.0, 8.0, 7.0] and merged["results"]["hybrid"][50] == [6.0]
+    assert merged["seeds_by_strategy"] == {"random": [0, 3, 4], "hybrid": [0]}
+    assert merged["setup"]["seeds"] == [0, 3, 4]
