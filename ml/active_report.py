@@ -2,6 +2,7 @@
 `python -m ml.active report`, which merges runs of other strategies on the same experiment (run side by side)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
@@ -16,6 +17,44 @@ def labels_to_reach(curve: dict[int, float], target: float) -> float | None:
         if m1 <= target:
             return n0 + (n1 - n0) * (m0 - target) / (m0 - m1)
     return float(points[0][0]) if points and points[0][1] <= target else None
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    """MAE = a + b·(n / 100)^(−c), fitted by least squares to every seed's points of one strategy. On a flat, noisy
+    curve the first crossing of the mean (`labels_to_reach`) is decided by the noise; the fit is not."""
+    a: float
+    b: float
+    c: float
+
+    @classmethod
+    def fit(cls, curve: dict[int, list[float]]) -> LearningCurve | None:
+        import warnings
+
+        from scipy.optimize import OptimizeWarning, curve_fit
+
+        if len(curve) < 4:  # three parameters: fewer label counts do not pin them down
+            return None
+        n = np.array([k for k, values in curve.items() for _ in values], float)
+        mae = np.array([v for values in curve.values() for v in values], float)
+        law = lambda x, a, b, c: a + b * np.power(x / 100.0, -c)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)  # the covariance is not used
+            try:
+                (a, b, c), _ = curve_fit(law, n, mae, p0=(mae.min() * 0.9, 1.0, 0.5),
+                                         bounds=([0, 0, 0], [np.inf, np.inf, 5]), maxfev=20000)
+            except RuntimeError:
+                return None
+        return cls(float(a), float(b), float(c))
+
+    def mae(self, labels: float) -> float:
+        return self.a + self.b * (labels / 100.0) ** (-self.c)
+
+    def labels_to_reach(self, target: float) -> float | None:
+        """None where the curve levels off at or above the target."""
+        if target <= self.a or self.b <= 0 or self.c <= 0:
+            return None
+        return 100.0 * (self.b / (target - self.a)) ** (1 / self.c)
 
 
 def load_run(text: str) -> dict:
@@ -163,8 +202,20 @@ def report(out: dict, png: str, md: str, command: str) -> str:
         if "mae_new_site" in reference:
             lines[-1] += (f" New site {reference['mae_new_site']:.2f}, first site {reference['mae_first_site']:.2f}.")
     lines += group_tables(out)
+    random_fit = LearningCurve.fit(res["random"]) if "random" in res else None
+    if random_fit is not None:
+        stop = max(res["random"])
+        fitted = random_fit.mae(stop)
+        lines += ["", (f"Fitted learning curves (MAE = a + b·(n/100)^(−c) over every seed's points): random's reads "
+                       f"{fitted:.2f} at {stop} labels.")]
+        for s, curve in res.items():
+            fit = LearningCurve.fit(curve) if s != "random" else None
+            need = fit.labels_to_reach(fitted) if fit is not None else None
+            if s != "random":
+                lines.append(f"- {s}'s fit reaches it at " + ("—: it levels off above it" if need is None else
+                             f"{need:.0f} labels ({100 * (1 - need / stop):.0f}% fewer)"))
     if target is not None:
-        lines += ["", f"Random reaches {target:.2f} months at {max(means['random'])} labels."]
+        lines += ["", f"Random's mean reaches {target:.2f} months at {max(means['random'])} labels."]
         for s, curve in means.items():
             if s == "random":
                 continue

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from ml.active import main
-from ml.active_report import load_run, merge_runs
+from ml.active_report import LearningCurve, labels_to_reach, load_run, merge_runs
 
 
 def run(strategies: dict[str, dict[int, list[float]]], **extra) -> dict:
@@ -61,3 +62,20 @@ def test_runs_of_more_seeds_for_a_strategy_add_to_its_curve_in_seed_order():
     assert merged["results"]["random"][50] == [9.0, 8.0, 7.0] and merged["results"]["hybrid"][50] == [6.0]
     assert merged["seeds_by_strategy"] == {"random": [0, 3, 4], "hybrid": [0]}
     assert merged["setup"]["seeds"] == [0, 3, 4]
+
+
+def test_a_fitted_learning_curve_recovers_a_known_power_law_through_noise():
+    rng = np.random.default_rng(0)
+    truth = lambda n: 6.0 + 3.0 * (n / 100) ** -0.8
+    curve = {n: [truth(n) + e for e in rng.normal(0, 0.05, 5)] for n in range(50, 401, 50)}
+    fit = LearningCurve.fit(curve)
+    assert fit is not None and fit.mae(400) == pytest.approx(truth(400), abs=0.1)
+    assert fit.labels_to_reach(truth(200)) == pytest.approx(200, rel=0.1)
+    assert fit.labels_to_reach(fit.a - 0.1) is None  # below where the curve levels off: never reached
+
+
+def test_the_fit_judges_a_flat_noisy_curve_by_its_trend_where_the_first_crossing_of_the_mean_does_not():
+    flat = {50: [8.3], 100: [7.6], 150: [7.5], 200: [7.2], 250: [7.4], 300: [7.0], 350: [7.0], 400: [7.1]}
+    assert labels_to_reach({n: v[0] for n, v in flat.items()}, 7.1) < 300  # the noise at 300 decides
+    fit = LearningCurve.fit(flat)
+    assert fit is not None and fit.labels_to_reach(fit.mae(400)) == pytest.approx(400, rel=1e-6)
