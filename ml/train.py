@@ -404,6 +404,7 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
     step, cancelled = 0, False
     wait_s = compute_s = 0.0
     images_seen = 0
+    skipped_steps = 0  # CPU steps skipped for a non-finite gradient
     pbar = None
     if config.progress:
         from tqdm import tqdm
@@ -443,8 +444,22 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            scaler.step(opt)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            # One non-finite gradient (e.g. from a degenerate box) would make every weight NaN for good. A GradScaler
+            # skips such a step itself; on the CPU it is skipped here (reading the norm costs nothing there); on a
+            # GPU without a scaler its entries are zeroed on the device, to keep the step free of host syncs.
+            if scaler.is_enabled():
+                scaler.step(opt)
+            elif device.type == "cpu":
+                if bool(torch.isfinite(grad_norm)):
+                    opt.step()
+                else:
+                    skipped_steps += 1
+            else:
+                for param in model.parameters():
+                    if param.grad is not None:
+                        param.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+                opt.step()
             scaler.update()
             step += 1
             images_seen += b
@@ -511,7 +526,7 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
                "interval_heldout": heldout_points(ev.pred, ev.true, std),
                "std_median": float(np.median(std)),  # what "unsure" is measured against (the review rule)
                "best_epoch": best_epoch, "init_val_mae": init_val_mae, "final_candidates": candidate_maes, "epochs": len(curve), "seconds": time.perf_counter() - t_start,
-               "load_seconds": load_seconds, "bn_frozen": freeze_bn,
+               "load_seconds": load_seconds, "bn_frozen": freeze_bn, "skipped_steps": skipped_steps,
                "train_images_per_s": context.world_size * images_seen / max(wait_s + compute_s, 1e-9),
                "data_wait_fraction": wait_s / max(wait_s + compute_s, 1e-9), "n_train": len(train_s),
                "n_val": len(val_s), "device": device.type, "world_size": context.world_size, "val_ids": sorted(val_ids)}

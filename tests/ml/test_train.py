@@ -260,3 +260,14 @@ def test_a_fine_tune_keeps_the_init_batchnorm_statistics_and_ships_the_last_epoc
                           if k.endswith(("running_mean", "running_var"))}
     before, after = stats(start.checkpoint), stats(result.checkpoint)
     assert before and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_step_with_a_non_finite_gradient_is_skipped_so_no_weight_becomes_nan(phantoms, tmp_path):
+    """A learning rate of 1e4 without clipping sends the loss to infinity within a few steps; before the skip, the
+    next step's NaN gradient made every weight NaN (a fine-tune on this CPU did that at lr 1e-3, test above)."""
+    config = TrainConfig(model=TINY, epochs=2, batch_size=4, teacher_epochs=0, teacher_decay_epochs=0, mc_samples=0,
+                         lr=1e4, weight_decay=0.0, grad_clip=1e30, warmup_fraction=0.0, precise_bn_batches=0)
+    result = train(read_folder(phantoms), config, tmp_path / "m.pt")
+    assert result.metrics["skipped_steps"] >= 1
+    weights = torch.load(result.checkpoint, weights_only=True)["state_dict"]
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
