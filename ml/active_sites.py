@@ -29,8 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ml.models.attention import ResidualAttentionNet
-from ml.tta import VIEWS, augmented_views, spread
-from ml.uncertainty import mc_dropout
+from ml.tta import VIEWS, augmented_views, head_spread
 
 
 @dataclass(frozen=True)
@@ -177,16 +176,11 @@ class StarterRegressorLearner:
         """(mean over the views [n], the `both` raw std [n]) in months."""
         self.net.eval()
         ages, stds = [], []
-        head, n = self.net.head, self.setup.mc_samples
         for start in range(0, len(indices), 64):
             chunk = torch.as_tensor(np.asarray(indices[start:start + 64], dtype=np.int64))
-            sex = self.sex[chunk]
             feats = [self.net.embed(self.x[chunk, v].float()) for v in range(len(VIEWS))]
             self._remember(chunk, feats[0])
-            readings = torch.stack([head(f, sex) for f in feats])
-            with mc_dropout(head, seed=self.seed):
-                samples = head(feats[0].repeat(n, 1), sex.repeat(n)).view(n, len(chunk))
-            reading = spread(readings[0], readings[1:], samples.std(dim=0))
+            reading = head_spread(self.net.head, feats, self.sex[chunk], self.setup.mc_samples, self.seed)
             ages.append(reading.age)
             stds.append(reading.raw_std)
         return torch.cat(ages).numpy().astype(float), torch.cat(stds).numpy().astype(float)

@@ -27,8 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ml.models.attention import AgeHead
-from ml.tta import VIEWS, augmented_views, spread
-from ml.uncertainty import mc_dropout
+from ml.tta import VIEWS, augmented_views, head_spread
 
 
 @dataclass(frozen=True)
@@ -153,12 +152,9 @@ class StarterHeadLearner:
         """(mean over the views [n], the `both` raw std [n]) in months."""
         self.head.eval()
         idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-        feats, sex = self.x[idx], self.sex[idx]
-        readings = torch.stack([self.head(feats[:, v], sex) for v in range(feats.shape[1])])
-        n = self.setup.mc_samples
-        with mc_dropout(self.head, seed=self.seed):
-            samples = self.head(feats[:, 0].repeat(n, 1), sex.repeat(n)).view(n, len(idx))
-        reading = spread(readings[0], readings[1:], samples.std(dim=0))
+        feats = self.x[idx]
+        reading = head_spread(self.head, [feats[:, v] for v in range(feats.shape[1])], self.sex[idx],
+                              self.setup.mc_samples, self.seed)
         return reading.age.numpy().astype(float), reading.raw_std.numpy().astype(float)
 
     def embed(self, indices: np.ndarray) -> np.ndarray:

@@ -57,6 +57,18 @@ def spread(plain_age: Tensor, other_ages: Tensor | None, mc_std: Tensor) -> Spre
     return Spread(readings.mean(dim=0), variance.clamp(min=0).sqrt())
 
 
+@torch.no_grad()
+def head_spread(head: nn.Module, feats_by_view: list[Tensor], sex: Tensor, mc_samples: int, seed: int) -> Spread:
+    """The `both` reading from the age head's inputs of every view (the plain view first): the head on each view,
+    MC dropout on the plain one (dropout modules only, a fixed seed), pooled by `spread`."""
+    from ml.uncertainty import mc_dropout
+
+    readings = torch.stack([head(feats, sex) for feats in feats_by_view])
+    with mc_dropout(head, seed=seed):
+        samples = head(feats_by_view[0].repeat(mc_samples, 1), sex.repeat(mc_samples)).view(mc_samples, len(sex))
+    return spread(readings[0], readings[1:], samples.std(dim=0))
+
+
 def check_method(name: str) -> str:
     if name not in UNCERTAINTY_METHODS:
         raise ValueError(f"unknown uncertainty method {name!r}; known: {', '.join(UNCERTAINTY_METHODS)}")
