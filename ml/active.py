@@ -324,12 +324,10 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
         make = lambda seed: StarterRegressorLearner(data["crops"], age, male, sites_setup, seed, regressor=net)
         setup = {**asdict(sites_setup), "new_site_in_pool": int(new_site[:pool].sum()),
                  "new_site_in_test": int(new_site[pool:].sum())}
-        untrained = make(0).predict(np.arange(pool, pool + test))[0]
-        errors = np.abs(untrained - age[pool:])
+        errors = np.abs(make(0).predict(np.arange(pool, pool + test))[0] - age[pool:])
         test_groups = {"new site": new_site[pool:], "first site": ~new_site[pool:]}
         reference = {"label": "the starter alone", "mae": float(errors.mean()),
-                     "mae_new_site": float(errors[new_site[pool:]].mean()),
-                     "mae_first_site": float(errors[~new_site[pool:]].mean())}
+                     **{f"mae_{g.replace(' ', '_')}": float(errors[m].mean()) for g, m in test_groups.items()}}
     else:
         raise ValueError(f"unknown regressor {regressor!r}; known: gp, network, starter, sites")
     train_y, train_m, test_y = age[:pool], male[:pool], age[pool:]
@@ -348,11 +346,11 @@ def simulate(strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0, 
             while True:
                 learner.fit(labelled)
                 pred, _ = learner.predict(test_idx)
-                mae = float(np.abs(pred - test_y).mean())
+                errors = np.abs(pred - test_y)
+                mae = float(errors.mean())
                 results[strategy].setdefault(len(labelled), []).append(mae)
                 for group, mask in test_groups.items():
-                    by_group[group][strategy].setdefault(len(labelled), []).append(
-                        float(np.abs(pred - test_y)[mask].mean()))
+                    by_group[group][strategy].setdefault(len(labelled), []).append(float(errors[mask].mean()))
                 if len(labelled) >= stop:
                     break
                 rest = np.setdiff1d(np.arange(pool), labelled)

@@ -71,9 +71,9 @@ def load_run(text: str) -> dict:
     return out
 
 
-def _by_seed(curves: dict, seeds: list[int]) -> dict:
-    """{strategy: {labels: [mae per seed, in `seeds` order]}} → {strategy: {seed: {labels: mae}}}."""
-    return {s: {seed: {n: values[i] for n, values in c.items() if i < len(values)} for i, seed in enumerate(seeds)}
+def _by_seed(curves: dict, seeds: dict[str, list[int]]) -> dict:
+    """{strategy: {labels: [mae per seed, in that strategy's `seeds` order]}} → {strategy: {seed: {labels: mae}}}."""
+    return {s: {seed: {n: values[i] for n, values in c.items() if i < len(values)} for i, seed in enumerate(seeds[s])}
             for s, c in curves.items()}
 
 
@@ -96,7 +96,7 @@ def merge_runs(runs: list[dict]) -> dict:
     tables = ["results", *(("by_group", g) for g in first.get("by_group", {}))]
     seeded: dict = {}
     for run in runs:
-        seeds = run["setup"]["seeds"]
+        seeds = run.get("seeds_by_strategy") or {s: run["setup"]["seeds"] for s in run["results"]}  # merged: its own
         for table in tables:
             curves = run["results"] if table == "results" else run["by_group"][table[1]]
             for strategy, per_seed in _by_seed(curves, seeds).items():
@@ -139,19 +139,22 @@ def label_savings(res: dict, seeds: dict) -> tuple[list[str], str]:
         if s == "random":
             continue
         common = [seed for seed in seeds[s] if seed in seeds["random"]]
-        random = _on_seeds(res["random"], seeds["random"], common)
+        random, own = _on_seeds(res["random"], seeds["random"], common), _on_seeds(curve, seeds[s], common)
         target = float(np.mean(random[stop]))
-        need = labels_to_reach({n: float(np.mean(v)) for n, v in _on_seeds(curve, seeds[s], common).items()}, target)
-        random_fit, fit = LearningCurve.fit(random), LearningCurve.fit(_on_seeds(curve, seeds[s], common))
-        fitted = f"random's fit reads {random_fit.mae(stop):.2f} at {stop}; {s}'s fit reaches it at " + (
-            _fewer(fit.labels_to_reach(random_fit.mae(stop)), stop) if fit else "—") if random_fit else "no fit"
+        need = labels_to_reach({n: float(np.mean(v)) for n, v in own.items()}, target)
+        random_fit, fit = LearningCurve.fit(random), LearningCurve.fit(own)
+        if random_fit is None:
+            fitted = "no fit"
+        else:
+            reached = _fewer(fit.labels_to_reach(random_fit.mae(stop)), stop) if fit else "—"
+            fitted = f"random's fit reads {random_fit.mae(stop):.2f} at {stop}; {s}'s fit reaches it at {reached}"
         lines.append(f"- {s} (seeds {', '.join(map(str, common))}): random's mean reads {target:.2f} at {stop} labels; "
                      f"{s}'s mean reaches it at {_fewer(need, stop)}. Fitted curves: {fitted}.")
         summary += f"{s}: {'not reached' if need is None else f'{need:.0f} labels'}; "
-    own = {n: float(np.mean(v)) for n, v in res["random"].items()}
-    itself = labels_to_reach(own, own[stop])
+    random_mean = {n: float(np.mean(v)) for n, v in res["random"].items()}
+    itself = labels_to_reach(random_mean, random_mean[stop])
     lines.append(f"- random itself (seeds {', '.join(map(str, seeds['random']))}): its mean first reaches its own "
-                 f"{stop}-label MAE ({own[stop]:.2f}) at {_fewer(itself, stop)} — the first crossing's noise floor on "
+                 f"{stop}-label MAE ({random_mean[stop]:.2f}) at {_fewer(itself, stop)} — the first crossing's noise floor on "
                  "this curve; a fit reaches its own value at the last count by construction.")
     head = (f"Labels to reach random's MAE at {stop} (first crossing of the mean curve, linear interpolation; fitted: "
             "MAE = a + b·(n/100)^(−c) over every seed's points):")

@@ -79,3 +79,10 @@ def test_the_fit_judges_a_flat_noisy_curve_by_its_trend_where_the_first_crossing
     assert labels_to_reach({n: v[0] for n, v in flat.items()}, 7.1) < 300  # the noise at 300 decides
     fit = LearningCurve.fit(flat)
     assert fit is not None and fit.labels_to_reach(fit.mae(400)) == pytest.approx(400, rel=1e-6)
+
+
+def test_a_merged_run_reports_again_with_each_strategys_own_seeds(tmp_path):
+    more = run({"random": {50: [8.0, 7.0]}}, setup={"pool": 10, "seeds": [3, 4]})
+    merged = merge_runs([more, run({"random": {50: [9.0]}, "hybrid": {50: [6.0]}})])
+    again = merge_runs([load_run(json.dumps(merged))])
+    assert again["results"] == merged["results"] and again["seeds_by_strategy"] == merged["seeds_by_strategy"]
