@@ -49,6 +49,8 @@ class Prediction:
     score: float                              # detection score (0: no hand found, whole image used)
     attention: dict[str, np.ndarray] = field(default_factory=dict)  # name → float32 H×W logits
     timings: dict[str, float] = field(default_factory=dict)         # ms
+    # float32 [C]: the plain view's pooled trunk features, the age head's input (ml.active's core-set distances)
+    embedding: np.ndarray | None = None
 
 
 class Predictor:
@@ -140,6 +142,7 @@ class Predictor:
         t3 = time.perf_counter()
         n_mc = self.mc_samples if mc_samples is None else mc_samples
         reading = spread(out.age, views, mc_std(model.regressor, crops, sex, n_mc))
+        embeddings = out.features.float().cpu().numpy() if out.features is not None else [None] * len(geometry)
         ages = reading.age.cpu().numpy()
         stds = calibrated_std(reading.raw_std.cpu().numpy(), self.calibration)
         t4 = time.perf_counter()
@@ -154,8 +157,8 @@ class Predictor:
         t5 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "segment": (t2 - t1) * 1e3, "regress": (t3 - t2) * 1e3,
                    "uncertainty": (t4 - t3) * 1e3, "attention": (t5 - t4) * 1e3, "total": (t5 - t0) * 1e3}
-        preds = [Prediction(float(ages[i]), float(stds[i]), masks[i], boxes[i], scores[i], attention[i], dict(timings))
-                 for i in range(len(geometry))]
+        preds = [Prediction(float(ages[i]), float(stds[i]), masks[i], boxes[i], scores[i], attention[i], dict(timings),
+                            embeddings[i]) for i in range(len(geometry))]
         yield ("done", preds)
 
     def predict_stream(self, image: np.ndarray, male: bool | None, *, with_attention: bool = True,

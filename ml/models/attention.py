@@ -76,6 +76,7 @@ class AttentionModule(nn.Module):
 class RegressorOutput:
     age: Tensor  # [B] months
     attention: dict[str, Tensor]  # name → [B, h, w] channel-mean of the mask logits
+    features: Tensor | None = None  # [B, C] the head's input (GAP of the trunk): what core-set active learning compares
 
 
 class AgeHead(nn.Module):
@@ -158,4 +159,4 @@ class ResidualAttentionNet(nn.Module):
 
     def forward(self, x: Tensor, sex: Tensor) -> RegressorOutput:
         feats, attention = self.trunk(x)
-        return RegressorOutput(self.head(feats, sex), attention)
+        return RegressorOutput(self.head(feats, sex), attention, feats)

@@ -25,4 +25,5 @@ class VGG16Regressor(nn.Module):
         return self.features(x.expand(-1, 3, -1, -1)).mean(dim=(2, 3))
 
     def forward(self, x: Tensor, sex: Tensor) -> RegressorOutput:
-        return RegressorOutput(self.head(self.embed(x), sex), {})
+        feats = self.embed(x)
+        return RegressorOutput(self.head(feats, sex), {}, feats)

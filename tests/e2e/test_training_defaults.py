@@ -22,6 +22,8 @@ def test_the_models_page_shows_the_default_epochs_and_follows_the_settings_page(
     admin.goto(f"{live_asgi_server}/projects/{project.pk}/settings/")
     admin.fill("#training-form input[name=epochs]", "7")
     admin.select_option("#training-form select[name=uncertainty]", "mc")
+    expect(admin.locator("#training-form select[name=next_case_strategy] option").first).to_have_text("default (coreset)")
+    admin.select_option("#training-form select[name=next_case_strategy]", "random")
     admin.click("#training-form button[type=submit]")
     expect(admin.locator(".messages")).to_contain_text("Saved")
     expect(admin.locator("#training-form input[name=epochs]")).to_have_value("7")
@@ -30,3 +32,4 @@ def test_the_models_page_shows_the_default_epochs_and_follows_the_settings_page(
     expect(epochs).to_have_attribute("placeholder", "default 7")
     project.refresh_from_db()
     assert project.settings["training"] == {"epochs": 7, "uncertainty": "mc"}
+    assert project.settings["next_case_strategy"] == "random"

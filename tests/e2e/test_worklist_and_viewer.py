@@ -49,6 +49,8 @@ def test_a_labeler_uploads_several_files_and_sees_each_outcome_and_the_new_rows_
 
     page.get_by_role("button", name="Next case →").click()  # without a model: the oldest unlabelled study
     page.wait_for_url(f"{live_asgi_server}/studies/**")
+    expect(page.locator("#chosen-by")).to_have_text(
+        "Next case by oldest, because the project has no model yet: the oldest unlabelled study.")
     expect(page.locator("#viewport")).to_have_attribute("data-first-image", "shown")
 
 

@@ -7,7 +7,10 @@ import pytest
 from ml.active import (
     BATCH_STRATEGIES,
     HYBRID_FACTOR,
+    NEXT_CASE_STRATEGIES,
     STRATEGIES,
+    coreset_points,
+    coreset_scores,
     hybrid_batch,
     k_center_greedy,
     min_distances,
@@ -76,3 +79,49 @@ def test_select_batch_dispatches_the_batch_strategies_and_scores_refuses_them():
     assert set(BATCH_STRATEGIES).isdisjoint(STRATEGIES)  # the platform's per-study strategies are unchanged
     with pytest.raises(ValueError, match="no per-study score"):
         scores("coreset", keys, std)
+
+
+# --- coreset as one score per study (what the platform's next case serves) ---------------------------
+
+def _cloud(seed: int, n: int = 120, labelled: int = 8, dim: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, dim)), rng.normal(size=(labelled, dim))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sorting_by_coreset_score_gives_the_k_center_greedy_order(seed):
+    candidates, labelled = _cloud(seed)
+    order = np.argsort(-coreset_scores(candidates, labelled), kind="stable")
+    assert list(order) == k_center_greedy(candidates, labelled, len(candidates))
+
+
+@pytest.mark.parametrize("depth", [1, 10, 60])
+def test_below_the_ranked_depth_every_score_is_at_most_the_last_ranked_picks(depth):
+    candidates, labelled = _cloud(3)
+    score = coreset_scores(candidates, labelled, depth=depth)
+    greedy = k_center_greedy(candidates, labelled, depth)
+    assert list(np.argsort(-score, kind="stable")[:depth]) == greedy
+    rest = np.setdiff1d(np.arange(len(candidates)), greedy)
+    assert score[rest].max() <= score[greedy[-1]]
+    assert np.allclose(score[rest], min_distances(candidates[rest], np.vstack([labelled, candidates[greedy]])))
+
+
+def test_with_nothing_labelled_every_score_is_finite_and_the_order_is_still_greedy():
+    candidates, _ = _cloud(4)
+    score = coreset_scores(candidates, np.zeros((0, candidates.shape[1])))
+    assert np.isfinite(score).all()
+    assert list(np.argsort(-score, kind="stable")) == k_center_greedy(candidates, np.zeros((0, 6)), len(candidates))
+    assert len(coreset_scores(np.zeros((0, 6)), candidates)) == 0
+
+
+def test_a_near_duplicate_of_a_labelled_study_scores_last():
+    labelled = np.array([[0.0, 0.0], [10.0, 0.0]])
+    candidates = np.array([[10.0, 0.001], [5.0, 5.0], [0.0, 0.002], [-3.0, 1.0]])
+    score = coreset_scores(candidates, labelled)
+    assert set(np.argsort(score)[:2]) == {0, 2} and np.argmax(score) == 1
+
+
+def test_coreset_points_add_the_sex_as_one_coordinate_and_the_platform_serves_coreset():
+    points = coreset_points(np.ones((3, 4), np.float32), [True, False, None])
+    assert points.shape == (3, 5) and list(points[:, -1]) == [1.0, -1.0, 0.0]
+    assert NEXT_CASE_STRATEGIES == (*STRATEGIES, "coreset")

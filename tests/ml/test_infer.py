@@ -139,3 +139,19 @@ def test_a_work_image_made_for_another_network_size_is_refused_with_both_sizes(p
 
 def test_the_finest_attention_map_has_a_quarter_of_the_crop_s_pixels_a_side(predictor):
     assert predictor.attention_cells == TINY.crop_size // 4
+
+
+def test_a_prediction_carries_the_age_heads_input_as_its_embedding(predictor):
+    """The features core-set compares: the plain view's pooled trunk features, what the regressor's `embed` gives."""
+    image = radiograph()
+    prediction = predictor.predict(image, True, with_attention=False)
+    assert prediction.embedding is not None and prediction.embedding.dtype == np.float32
+    unit = work_image(image, TINY.work_size)
+    with torch.no_grad():
+        x = torch.from_numpy(unit.square)[None, None]
+        _, det = predictor.model.segment(x)
+        crops, _ = predictor.model.crop(x, det)
+        expected = predictor.model.regressor.embed(crops)[0].numpy()
+    assert prediction.embedding.shape == expected.shape and np.allclose(prediction.embedding, expected, atol=1e-5)
+    other = predictor.predict(radiograph(seed=1), True, with_attention=False).embedding
+    assert not np.allclose(other, prediction.embedding)

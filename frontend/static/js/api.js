@@ -77,6 +77,34 @@ export function toast(message, kind = "info") {
   setTimeout(() => item.remove(), kind === "error" ? 8000 : 3500);
 }
 
+// Why "Next case" chose a study, said on the study page it opens (the response's strategy, rank and reason).
+const CHOSEN_BECAUSE = {
+  coreset: "the least like the studies already labelled, in the model's features",
+  uncertainty: "the model is least sure of its reading",
+  diverse: "the model is unsure and its age is unlike the labelled ones",
+  random: "a random pick, so the labels stay a representative sample",
+  oldest: "the oldest unlabelled study",
+};
+const INSTEAD_BECAUSE = {
+  no_model: "the project has no model yet", not_scored_yet: "the model has not scored the studies yet",
+  coreset_not_ranked: "core-set has not ranked this model's studies yet",
+};
+
+/** Go to the study "Next case" answered with, remembering (for this tab) why it was chosen. */
+export function openNextCase(body) {
+  sessionStorage.setItem(`chosen:${body.study}`, JSON.stringify({ strategy: body.strategy, rank: body.rank, reason: body.reason }));
+  location.assign(body.study_url);
+}
+
+/** One sentence on why "Next case" opened this study, or null when it was opened another way. */
+export function chosenBecause(studyId) {
+  const chosen = JSON.parse(sessionStorage.getItem(`chosen:${studyId}`) || "null");
+  if (!chosen) return null;
+  const rank = chosen.rank ? ` (rank ${chosen.rank})` : "";
+  const instead = INSTEAD_BECAUSE[chosen.reason] ? `, because ${INSTEAD_BECAUSE[chosen.reason]}` : "";
+  return `Next case by ${chosen.strategy}${rank}${instead}: ${CHOSEN_BECAUSE[chosen.strategy] || "its score"}.`;
+}
+
 /** "Next case" that does not hand back what this labeler just passed over while other cases wait. */
 export async function nextCaseUrl(projectId, leaving = null) {
   const key = `skipped:${projectId}`;

@@ -1,5 +1,5 @@
 // The study page: viewer + mask editor + age entry + the live prediction with its attention maps.
-import { api, el, fmt, nextCaseUrl, toast } from "./api.js";
+import { api, chosenBecause, el, fmt, nextCaseUrl, openNextCase, toast } from "./api.js";
 import { drafts } from "./drafts.js";
 import { renderHistory } from "./history.js";
 import { connectLive } from "./live.js";
@@ -22,6 +22,8 @@ function windowReadout(wl) {
   return `W ${Math.round(Math.abs(wl.width * span))} L ${Math.round(valueBlack + wl.center * span)}`;
 }
 const $ = (selector) => document.querySelector(selector);
+const chosen = chosenBecause(studyId);  // opened by "Next case": say why this study
+if (chosen) Object.assign($("#chosen-by"), { textContent: chosen, hidden: false });
 const state = { base: null, dirty: false, masks: [], label: null, attention: {}, shownAttention: "", userPicked: false,
                 modelMaskUrl: null, cannyUrl: null };
 window.__study = state;  // for the browser tests
@@ -493,7 +495,7 @@ const actions = {
   help: () => $("#help-dialog").showModal(), "close-help": () => $("#help-dialog").close(),
   "next-case": async () => {
     const response = await nextCaseUrl(projectId, studyId);  // this study counts as passed over
-    if (response.ok) location.assign(response.body.study_url);
+    if (response.ok) openNextCase(response.body);
     else toast(response.body.detail || "No next case.", response.status === 404 ? "info" : "error");
   },
 };

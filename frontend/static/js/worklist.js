@@ -1,6 +1,6 @@
 // Worklist: one request per page of rows, filters and sorting (incl. active learning), live rows,
 // next case, and an upload area with per-file progress and the API's per-file errors.
-import { api, el, fmt, nextCaseUrl, toast, uploadFile } from "./api.js";
+import { api, el, fmt, nextCaseUrl, openNextCase, toast, uploadFile } from "./api.js";
 import { connectLive } from "./live.js";
 
 const page = document.getElementById("worklist-page");
@@ -104,7 +104,7 @@ function uploadErrorText(code, answer) {
 
 async function nextCase() {
   const response = await nextCaseUrl(projectId);
-  if (response.ok) location.assign(response.body.study_url);
+  if (response.ok) openNextCase(response.body);
   else toast(response.body.detail || "No next case.", response.status === 404 ? "info" : "error");
 }
 document.getElementById("next-case")?.addEventListener("click", nextCase);

@@ -6,7 +6,7 @@ to tell it something.
 |---|---|---|---|
 | `study_ingested` | studies.do_ingest, inside the ingest transaction, after the study is stored | study, actor, bone_age_months | annotations (the upload's bone age as an import label), pipeline (derive on commit) |
 | `label_saved` | annotations, inside the transaction that created the AgeLabel | label | modeling (auto-retrain after N expert labels, on commit) |
-| `study_changed` | annotations (mask, label), modeling (prediction), on commit | study_id, reason | review (the disagreement rules) |
+| `study_changed` | annotations (mask, label), modeling (prediction), on commit | study_id, reason | review (the disagreement rules), pipeline (label, prediction: the core-set ranking on the cpu queue) |
 | `studies_changed` | modeling (a batch re-prediction), on commit | study_ids, reason | review (its rules on the cpu queue) |
 | `model_promoted` | modeling.do_promote, inside its transaction | version_id | pipeline (re-predict the project on commit) |
 | `review_settings_changed` | review.do_update_settings, inside its transaction | project_id | review.hooks (the project's rules again, in a task on commit) |

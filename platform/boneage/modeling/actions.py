@@ -30,6 +30,8 @@ from boneage.core.events import publish, publish_many
 from boneage.core.signals import model_promoted, studies_changed, study_changed
 from boneage.core.storage import local_file
 from boneage.modeling import conf
+from boneage.modeling.coreset import STRATEGY as CORESET
+from boneage.modeling.coreset import embedding_bytes, rank_version
 from boneage.modeling.models import ActiveScore, ModelStatus, ModelVersion, Prediction
 from boneage.modeling.prediction_files import (
     PREDICTION_FILES,
@@ -191,7 +193,8 @@ def prediction_fields(study: Study, result, files: dict[str, str], timings: dict
     return {"age_months": float(result.age_months), "std_months": float(result.std_months),
             "mask": files.get("mask", ""), "box": [float(v) for v in result.box], "score": float(result.score),
             "attention": {k: v for k, v in files.items() if k != "mask"}, "timings": timings,
-            "device": describe_device(), "out_of_fold": str(study.pk) not in trained_on}
+            "device": describe_device(), "out_of_fold": str(study.pk) not in trained_on,
+            "embedding": embedding_bytes(result.embedding)}
 
 
 def _store_prediction(study: Study, version: ModelVersion, result, files: dict[str, str],
@@ -435,6 +438,7 @@ def do_rescore_project(version_id: int) -> int:
                        .select_related("study"))
     with transaction.atomic():
         _score_studies(version, predictions)
+        rank_version(version)  # the core-set order, over all of them at once
         publish(version.project_id, "active.ranked", model_version=version.pk, scored=len(predictions))
     return len(predictions)
 
@@ -449,12 +453,18 @@ class NextCase:
     reason: str = ""
 
 
-def check_strategy(value: str | None) -> str:
-    from ml.active import STRATEGIES
+def project_strategy(project: Project) -> str:
+    """The strategy the project's next case uses when the request names none (project setting, else the platform's)."""
+    return str((project.settings or {}).get(conf.NEXT_CASE_SETTING) or conf.NEXT_CASE_DEFAULT_STRATEGY)
 
-    strategy = (value or "uncertainty").strip()
-    if strategy not in STRATEGIES:
-        raise ModelingError(400, "invalid_strategy", f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}.")
+
+def check_strategy(value: str | None, project: Project | None = None) -> str:
+    from ml.active import NEXT_CASE_STRATEGIES
+
+    strategy = (value or "").strip() or (project_strategy(project) if project else conf.NEXT_CASE_DEFAULT_STRATEGY)
+    if strategy not in NEXT_CASE_STRATEGIES:
+        raise ModelingError(400, "invalid_strategy",
+                            f"strategy must be one of {', '.join(NEXT_CASE_STRATEGIES)}, not {strategy!r}.")
     return strategy
 
 
@@ -472,14 +482,20 @@ def do_next_case(project: Project, strategy: str, *, top_k: int = conf.NEXT_CASE
             top = list(ActiveScore.objects.select_for_update(skip_locked=True, of=("self",))
                        .filter(model_version=version, strategy=strategy, study__project=project)
                        .exclude(labelled).select_related("study").order_by("-score", "study_id")[:top_k])
+            ranked = {s.pk: rank for rank, s in enumerate(top, start=1)}  # in the strategy's order, skips included
             top = [s for s in top if s.study_id not in skip] or top
             if top:
-                ranked = {s.pk: rank for rank, s in enumerate(top, start=1)}
                 epoch = timezone.make_aware(timezone.datetime(1970, 1, 1))
                 chosen = min(top, key=lambda s: (s.last_served_at or epoch, ranked[s.pk]))
                 chosen.last_served_at = timezone.now()
                 chosen.save(update_fields=["last_served_at"])
                 return NextCase(chosen.study, strategy, chosen.score, version, ranked[chosen.pk])
+        if strategy == CORESET:
+            # Not ranked yet (a prediction without an embedding, or a ranking still waiting on the cpu queue): the
+            # uncertainty order is the next best informed one, and the response says so.
+            case = do_next_case(project, "uncertainty", top_k=top_k, skip=skip)
+            case.reason = case.reason or "coreset_not_ranked"
+            return case
     # No scores yet: the least recently served of the k oldest unlabelled studies, so labelers asking at the same time
     # spread over them instead of all opening the oldest (the load test's 470 conflicts in a minute).
     unlabelled = (Study.objects.filter(project=project).exclude(Exists(AgeLabel.objects.filter(study=OuterRef("pk"))))

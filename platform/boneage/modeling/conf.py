@@ -47,3 +47,7 @@ REPREDICT_HARD_LIMIT_S = 3300
 REPREDICT_BATCH = 64             # 87 vs 82 studies/s at 32 on the 2-core box (docs/benchmarks.md, re-prediction third pass)
 HEATMAP_MAX_SIDE = 128          # attention maps are coarse (8×8 to 16×16 on the crop): small RGBA overlays
 NEXT_CASE_TOP_K = 10
+NEXT_CASE_SETTING = "next_case_strategy"  # a project setting beside `training` (boneage.modeling.defaults)
+# coreset: the one strategy that saved labels in any measured regime (40 % on a two-site archive) and tied random in
+# the others; uncertainty was the worst in every one (docs/active-learning.md)
+NEXT_CASE_DEFAULT_STRATEGY = "coreset"

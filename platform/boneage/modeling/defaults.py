@@ -1,5 +1,6 @@
 """A project's training defaults: what each of its training runs starts from unless the run's request says otherwise
-(`Project.settings["training"]`, plus `auto_retrain_after_labels`), and how an admin changes them (the settings page,
+(`Project.settings["training"]`, plus two settings of the labelling loop beside it: `auto_retrain_after_labels` and
+`next_case_strategy`), and how an admin changes them (the settings page,
 `PATCH /api/projects/{p}/training-defaults/`).
 
 A blank or null value puts a field back to the platform's default. A change is all or nothing: one bad field refuses
@@ -14,15 +15,19 @@ from typing import Any
 from django.db import transaction
 
 from boneage.audit.actions import do_record
+from boneage.modeling import conf
 from boneage.modeling.actions import ModelingError
 from boneage.modeling.training import INTEGER_KEYS, USER_KEYS, check_number, project_training_defaults
 from boneage.studies.models import Project
+from ml.active import NEXT_CASE_STRATEGIES
 from ml.tta import UNCERTAINTY_METHODS
 
 NUMBERS = {key: USER_KEYS[key] for key in ("epochs", "batch_size", "lr", "max_seconds")}  # what a run may override
-CHOICES = {"uncertainty": UNCERTAINTY_METHODS}
 AUTO_RETRAIN = "auto_retrain_after_labels"  # a project setting beside `training`: 0 = off
 AUTO_RETRAIN_BOUNDS = (0, 100_000)
+NEXT_CASE = conf.NEXT_CASE_SETTING  # beside `training` too: what "Next case" serves when the request names nothing
+CHOICES = {"uncertainty": UNCERTAINTY_METHODS, NEXT_CASE: NEXT_CASE_STRATEGIES}
+BESIDE_TRAINING = (AUTO_RETRAIN, NEXT_CASE)  # stored at the top of Project.settings, not in its "training"
 FIELDS = (*NUMBERS, *CHOICES, AUTO_RETRAIN)
 HELP = {
     "epochs": "passes over the labelled studies",
@@ -32,6 +37,9 @@ HELP = {
     "uncertainty": "mc: MC dropout around the plain reading; both: the mean of six test-time views with their spread "
                    "pooled with MC dropout (better ranked errors, ~4× the CPU per prediction)",
     AUTO_RETRAIN: "start a run by itself after this many new expert labels (0 = never)",
+    NEXT_CASE: "which unlabelled study \"Next case\" opens: coreset, the most unlike the labelled ones in the model's "
+               "features (saved 40 % of the labels on a two-site archive); uncertainty, the model's least sure; "
+               "diverse, unsure and unlike the labelled ages; random, a representative sample (docs/active-learning.md)",
 }
 
 
@@ -50,16 +58,18 @@ def training_defaults(project: Project) -> TrainingDefaults:
 
 
 def _custom(settings: Mapping[str, Any]) -> dict[str, Any]:
-    custom = {key: value for key, value in settings.get("training", {}).items() if key in FIELDS}
-    if AUTO_RETRAIN in settings:
-        custom[AUTO_RETRAIN] = settings[AUTO_RETRAIN]
+    custom = {key: value for key, value in settings.get("training", {}).items()
+              if key in FIELDS and key not in BESIDE_TRAINING}
+    custom.update({key: settings[key] for key in BESIDE_TRAINING if key in settings})
     return custom
 
 
 def _effective(project: Project, fine_tune: bool) -> dict[str, Any]:
     config = project_training_defaults(project, fine_tune=fine_tune)
-    return {**{key: config.get(key) for key in (*NUMBERS, *CHOICES)},
-            AUTO_RETRAIN: int((project.settings or {}).get(AUTO_RETRAIN, 0) or 0)}
+    settings = project.settings or {}
+    return {**{key: config.get(key) for key in (*NUMBERS, *CHOICES) if key not in BESIDE_TRAINING},
+            AUTO_RETRAIN: int(settings.get(AUTO_RETRAIN, 0) or 0),
+            NEXT_CASE: settings.get(NEXT_CASE) or conf.NEXT_CASE_DEFAULT_STRATEGY}
 
 
 def check_training_defaults(patch: Any) -> dict[str, Any]:
@@ -102,7 +112,7 @@ def do_update_training_defaults(project: Project, patch: Any, *, actor=None) -> 
         training = dict(settings.get("training", {}))
         before = _custom(settings)
         for key, value in checked.items():
-            target = settings if key == AUTO_RETRAIN else training
+            target = settings if key in BESIDE_TRAINING else training
             if value is None:
                 target.pop(key, None)
             else:

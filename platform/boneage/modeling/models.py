@@ -77,6 +77,8 @@ class Prediction(models.Model):
     timings = models.JSONField(default=dict)
     out_of_fold = models.BooleanField(default=False, help_text="made by a model that did not train on this study")
     device = models.CharField(max_length=128, blank=True, default="", help_text="host/device the worker ran it on")
+    embedding = models.BinaryField(null=True, blank=True, editable=False,
+                                   help_text="float32 little-endian: the age head's input features (core-set next case)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

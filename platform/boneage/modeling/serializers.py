@@ -6,7 +6,7 @@ from rest_framework import serializers
 from boneage.modeling.actions import prediction_file_url
 from boneage.modeling.intervals import reading_interval
 from boneage.modeling.models import ModelVersion, Prediction, TrainingRun
-from ml.active import STRATEGIES
+from ml.active import NEXT_CASE_STRATEGIES
 
 
 class LatestPredictionSerializer(serializers.ModelSerializer):
@@ -93,12 +93,14 @@ class TrainingRunCreateSerializer(serializers.Serializer):
 class NextCaseSerializer(serializers.Serializer):
     study = serializers.IntegerField()
     study_url = serializers.CharField()
-    strategy = serializers.ChoiceField(choices=[*STRATEGIES, "oldest"],
-                                       help_text="oldest: no scores yet, so the oldest unlabelled study")
+    strategy = serializers.ChoiceField(choices=[*NEXT_CASE_STRATEGIES, "oldest"],
+                                       help_text="the strategy that chose the study: oldest when nothing is scored "
+                                       "yet, uncertainty when coreset has not ranked the model's studies yet")
     score = serializers.FloatField(allow_null=True)
     rank = serializers.IntegerField(allow_null=True)
     model_version = serializers.IntegerField(allow_null=True)
-    reason = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(allow_blank=True, help_text="why the strategy differs from the one asked for: "
+                                   "no_model, not_scored_yet, coreset_not_ranked")
 
 
 class TrainingDefaultsSerializer(serializers.Serializer):

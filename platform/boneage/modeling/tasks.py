@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from boneage.core.events import publish
 from boneage.modeling import conf
 from boneage.modeling.actions import do_predict_study, do_repredict_project
+from boneage.modeling.coreset import do_rank_project, take_pending
 from boneage.modeling.training import reap_stale_runs, run_training
 from boneage.studies.models import Study
 
@@ -53,6 +54,14 @@ def train_run(run_id: int) -> None:
              soft_time_limit=conf.REPREDICT_SOFT_LIMIT_S, time_limit=conf.REPREDICT_HARD_LIMIT_S)
 def repredict_project(version_id: int) -> None:
     do_repredict_project(version_id)  # ends with the new next-case scores
+
+
+@shared_task(name="modeling.rank_coreset", acks_late=True, reject_on_worker_lost=True, soft_time_limit=300,
+             time_limit=360)
+def rank_coreset(project_id: int) -> None:
+    """cpu queue (numpy only): the project's core-set order after labels or predictions (boneage.modeling.coreset)."""
+    take_pending(project_id)  # before reading: a label that commits from here on schedules the next ranking
+    do_rank_project(project_id)
 
 
 def _reap_once() -> None:

@@ -31,7 +31,7 @@ from boneage.modeling.serializers import (
 from boneage.modeling.training import check_run_request, do_cancel_run, do_start_training
 from boneage.review.visibility import model_values_hidden
 from boneage.studies.access import ANY_ROLE, CAN_LABEL, CAN_TRAIN, check_project, check_study
-from ml.active import STRATEGIES
+from ml.active import NEXT_CASE_STRATEGIES
 
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}}
 
@@ -148,7 +148,9 @@ class PromoteModelView(APIView):
 
 class NextCaseView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("strategy", OpenApiTypes.STR, enum=list(STRATEGIES)),
+        parameters=[OpenApiParameter("strategy", OpenApiTypes.STR, enum=list(NEXT_CASE_STRATEGIES),
+                                     description="left out: the project's next_case_strategy setting (default "
+                                     "coreset)"),
                     OpenApiParameter("skip", OpenApiTypes.STR, description="comma-separated study ids just passed over: "
                                      "served again only when nothing else waits")],
         responses={200: NextCaseSerializer, 400: ERROR, 404: ERROR},
@@ -157,7 +159,7 @@ class NextCaseView(APIView):
     def get(self, request, project_id: int):
         project, _ = check_project(request.user, project_id, CAN_LABEL)
         skip = {int(part) for part in request.query_params.get("skip", "").split(",") if part.strip().isdigit()}
-        case = do_next_case(project, check_strategy(request.query_params.get("strategy")), skip=skip)
+        case = do_next_case(project, check_strategy(request.query_params.get("strategy"), project), skip=skip)
         return Response(NextCaseSerializer({
             "study": case.study.pk, "study_url": f"/studies/{case.study.pk}/", "strategy": case.strategy,
             "score": case.score, "rank": case.rank, "model_version": case.model_version.pk if case.model_version else None,

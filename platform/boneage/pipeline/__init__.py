@@ -3,6 +3,7 @@
     ingest (studies.do_ingest) ─ study_ingested ─▶ derive (studies.post_ingest, cpu)
         ─▶ automask (annotations.automask, cpu) ─▶ predict (modeling.predict_study, gpu)
         ─ study_changed ─▶ review rules (review, on commit)
+                        └▶ the core-set next-case order (modeling.rank_coreset, cpu; also after a label)
 
 and after a promotion: model_promoted ─▶ re-predict the project (modeling.repredict, gpu) ─ studies_changed ─▶
 review rules. Each stage is one action of the app that owns its rows (studies.derive.do_derive,

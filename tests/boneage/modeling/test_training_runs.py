@@ -41,9 +41,10 @@ def test_a_trainer_retrains_watches_progress_and_the_better_model_is_promoted_an
     assert version.validation_study_ids and set(version.training_study_ids).isdisjoint(version.validation_study_ids)
     assert AuditEvent.objects.filter(verb="model.promoted", object_id=str(version.pk)).exists()
     assert Prediction.objects.filter(model_version=version).count() == 17  # every study re-predicted
-    assert ActiveScore.objects.filter(model_version=version, study__in=unlabelled).count() == 3 * 3
+    assert ActiveScore.objects.filter(model_version=version, study__in=unlabelled).count() == 3 * 4  # 4 strategies
     next_case = api_as(member).get(f"/api/projects/{project.pk}/next-case/").json()
     assert next_case["study"] in {s.pk for s in unlabelled} and next_case["model_version"] == version.pk
+    assert next_case["strategy"] == "coreset"  # the default, ranked on the embeddings the re-prediction stored
 
     # One validation figure per version: the gate's, through the platform's Predictor, on the registry and the API.
     assert version.metrics["gate"]["reason"] == "first_model"
