@@ -52,7 +52,7 @@ def test_each_app_hears_of_the_others_through_the_core_signals():
         found = (entry[1]() if isinstance(entry[1], weakref.ReferenceType) else entry[1] for entry in signal.receivers)
         return {receiver.__module__ for receiver in found if receiver is not None}
 
-    assert receivers(signals.study_changed) == {"boneage.review.hooks"}
+    assert receivers(signals.study_changed) == {"boneage.review.hooks", "boneage.pipeline.receivers"}  # + core-set
     assert receivers(signals.studies_changed) == {"boneage.review.hooks"}
     assert receivers(signals.study_ingested) == {"boneage.annotations.actions", "boneage.pipeline.receivers"}
     assert receivers(signals.label_saved) == {"boneage.modeling.training"}
