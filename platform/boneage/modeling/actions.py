@@ -458,6 +458,15 @@ def project_strategy(project: Project) -> str:
     return str((project.settings or {}).get(conf.NEXT_CASE_SETTING) or conf.NEXT_CASE_DEFAULT_STRATEGY)
 
 
+def ranking_strategy(project: Project, version: ModelVersion | None) -> str:
+    """The scores the worklist's "most informative first" follows: the ones "Next case" serves by default (the
+    project's strategy; uncertainty while core-set has not ranked the version, as do_next_case falls back)."""
+    strategy = project_strategy(project)
+    if strategy == CORESET and not ActiveScore.objects.filter(model_version=version, strategy=CORESET).exists():
+        return "uncertainty"
+    return strategy
+
+
 def check_strategy(value: str | None, project: Project | None = None) -> str:
     from ml.active import NEXT_CASE_STRATEGIES
 

@@ -31,7 +31,7 @@ from rest_framework.views import APIView
 from boneage.annotations.models import AgeLabel
 from boneage.api import error_response
 from boneage.core.storage import png_bytes
-from boneage.modeling.actions import ModelingError, active_version, check_latest_prediction
+from boneage.modeling.actions import ModelingError, active_version, check_latest_prediction, ranking_strategy
 from boneage.modeling.intervals import IntervalRule
 from boneage.review.models import ReviewItem
 from boneage.review.visibility import BlindView, blind_view
@@ -117,15 +117,16 @@ def worklist_queryset(project, version):
     # docs/benchmarks.md, growth figures).
     studies = project.studies.select_related("image").annotate(
         active_prediction=FilteredRelation("predictions", condition=Q(predictions__model_version=version)),
-        active_uncertainty=FilteredRelation("active_scores", condition=Q(active_scores__model_version=version,
-                                                                         active_scores__strategy="uncertainty")),
+        # "most informative first" follows the scores "Next case" serves by default (the project's strategy)
+        active_ranking=FilteredRelation("active_scores", condition=Q(
+            active_scores__model_version=version, active_scores__strategy=ranking_strategy(project, version))),
     ).annotate(
         label_months=Subquery(labels.values("months")[:1], output_field=FloatField()),
         label_author=Subquery(labels.values("author_id")[:1], output_field=IntegerField()),
         pred_age=F("active_prediction__age_months"),
         pred_std=F("active_prediction__std_months"),
         pred_version=F("active_prediction__model_version_id"),
-        active_score=F("active_uncertainty__score"),
+        active_score=F("active_ranking__score"),
         open_reviews=Case(When(Exists(open_items), then=Value(1)), default=Value(0), output_field=IntegerField()),
     )
     return studies.annotate(

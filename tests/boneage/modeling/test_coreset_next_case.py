@@ -159,3 +159,19 @@ def test_an_embedding_is_stored_as_little_endian_float32():
     vector = np.array([1.5, -2.0, 3.25], np.float32)
     assert embedding_bytes(vector) == vector.astype("<f4").tobytes() and len(embedding_bytes(vector)) == 12
     assert np.array_equal(embedding_array(embedding_bytes(vector)), vector) and embedding_bytes(None) is None
+
+
+def test_the_worklists_most_informative_first_is_the_order_next_case_serves(project, owner, member, groups, api_as):
+    from boneage.modeling.actions import do_rescore_project
+
+    version, by_group = groups
+    do_rescore_project(version.pk)
+    url = f"/api/projects/{project.pk}/worklist/?ordering=active&state=unlabeled"
+    coreset = ActiveScore.objects.filter(model_version=version, strategy="coreset").order_by("-score", "study_id")
+    first_rows = [row["id"] for row in api_as(member).get(url).json()["results"][:2]]
+    assert first_rows == [s.study_id for s in coreset[:2]]
+    assert [_group_of(s, by_group) for s in first_rows] == ["far", "other"]
+    api_as(owner).patch(f"/api/projects/{project.pk}/training-defaults/", {"next_case_strategy": "random"},
+                        format="json")
+    top_random = ActiveScore.objects.filter(model_version=version, strategy="random").order_by("-score").first()
+    assert api_as(member).get(url).json()["results"][0]["id"] == top_random.study_id
