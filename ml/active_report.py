@@ -2,10 +2,14 @@
 `python -m ml.active report`, which merges runs of other strategies on the same experiment (run side by side)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
+
+MAE_ROUNDING = 0.01  # months: two runs' reference MAEs closer than this are the same experiment on another CPU
 
 
 def labels_to_reach(curve: dict[int, float], target: float) -> float | None:
@@ -83,6 +87,16 @@ def _by_count(runs: dict) -> dict:
             for s in runs}
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with the starter's reference MAEs allowed to differ by another CPU's float rounding (0.0002 months
+    between the two machines the two-site runs used), never by a different experiment's."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=0.0, abs_tol=MAE_ROUNDING)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
 def merge_runs(runs: list[dict]) -> dict:
     """Runs of the same experiment with other strategies or other seeds (e.g. side by side on two cores) → one
     result to report. A (strategy, seed) in two runs is refused, as are runs of another setup."""
@@ -91,7 +105,7 @@ def merge_runs(runs: list[dict]) -> dict:
     for other in runs[1:]:
         for key, a, b in [(k, first.get(k), other.get(k)) for k in ("regressor", "reference", "mean_predictor_mae")] + [
                 ("setup", plain(first), plain(other))]:
-            if a != b:
+            if not _same(a, b):
                 raise ValueError(f"the runs differ in {key}: {a!r} vs {b!r}")
     tables = ["results", *(("by_group", g) for g in first.get("by_group", {}))]
     seeded: dict = {}

@@ -27,13 +27,24 @@ def test_two_runs_of_other_strategies_merge_into_one_with_both_and_their_seconds
     assert merged["seconds"] == 60.0
 
 
+STARTER = {"label": "the starter alone", "mae": 8.20292}
+
+
 @pytest.mark.parametrize("second, message", [
-    (run({"random": {50: [7.0]}}), "two runs have random seed 0"),
-    (run({"hybrid": {50: [7.0]}}, setup={"pool": 20, "seeds": [0]}), "the runs differ in setup"),
+    (run({"random": {50: [7.0]}}, reference=STARTER), "two runs have random seed 0"),
+    (run({"hybrid": {50: [7.0]}}, reference=STARTER, setup={"pool": 20, "seeds": [0]}), "the runs differ in setup"),
+    (run({"hybrid": {50: [7.0]}}, reference={**STARTER, "mae": 8.25}), "the runs differ in reference"),
 ])
 def test_runs_that_are_not_parts_of_one_experiment_are_refused_with_the_reason(second, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        merge_runs([run({"random": {50: [9.0]}}), second])
+        merge_runs([run({"random": {50: [9.0]}}, reference=STARTER), second])
+
+
+def test_runs_whose_starter_reference_differs_by_another_cpus_rounding_merge():
+    """The same experiment on two machines: the starter's MAE 8.20292 on one, 8.20312 on the other."""
+    first = run({"random": {50: [9.0]}}, reference=STARTER)
+    second = run({"hybrid": {50: [8.5]}}, reference={**STARTER, "mae": 8.20312})
+    assert set(merge_runs([first, second])["results"]) == {"random", "hybrid"}
 
 
 def test_the_report_command_names_an_unfinished_run_and_writes_nothing(tmp_path, capsys):
