@@ -125,3 +125,18 @@ def test_coreset_points_add_the_sex_as_one_coordinate_and_the_platform_serves_co
     points = coreset_points(np.ones((3, 4), np.float32), [True, False, None])
     assert points.shape == (3, 5) and list(points[:, -1]) == [1.0, -1.0, 0.0]
     assert NEXT_CASE_STRATEGIES == (*STRATEGIES, "coreset")
+
+
+@pytest.mark.parametrize("block_values", [1 << 24, 7, 1])
+def test_nearest_centre_distances_do_not_depend_on_the_block_size(block_values):
+    rng = np.random.default_rng(5)
+    points, centres = rng.normal(size=(40, 3)), rng.normal(size=(25, 3))
+    brute = np.sqrt(((points[:, None, :] - centres[None, :, :]) ** 2).sum(-1)).min(axis=1)
+    assert np.allclose(min_distances(points, centres, block_values=block_values), brute)
+
+
+def test_diverse_novelty_is_the_distance_to_the_nearest_labelled_study():
+    from ml.active import novelty
+
+    labelled = np.array([[0.0, 0.5], [4.0, -0.5]])
+    assert np.allclose(novelty(np.array([[1.0, 0.5], [4.0, -0.5], [3.0, 0.5]]), labelled), [1.0, 0.0, np.sqrt(2.0)])
