@@ -82,6 +82,8 @@ def min_distances(points: np.ndarray, centres: np.ndarray, chunk: int = 1024,
     points, centres = np.asarray(points, float), np.asarray(centres, float)
     if len(centres) == 0 or len(points) == 0:
         return np.full(len(points), np.inf)
+    if len(centres) == 1:  # each k-center pick: no nearest centre to find, one pass instead of three
+        return np.sqrt(((points - centres[0]) ** 2).sum(1))
     chunk = max(1, min(chunk, block_values // len(points)))
     squared = (points ** 2).sum(1)
     best, nearest = np.full(len(points), np.inf), np.zeros(len(points), int)
@@ -115,7 +117,7 @@ def _greedy(candidates: np.ndarray, labelled: np.ndarray, k: int,
     not allowed)."""
     cand = np.asarray(candidates, float)
     allowed = np.ones(len(cand), bool) if allowed is None else np.asarray(allowed, bool)
-    k = min(k, int(allowed.sum()))
+    k = max(0, min(k, int(allowed.sum())))
     lab = np.asarray(labelled, float).reshape(-1, cand.shape[1])
     first = None
     if len(lab):
@@ -127,7 +129,7 @@ def _greedy(candidates: np.ndarray, labelled: np.ndarray, k: int,
     gap[~allowed] = -np.inf
     chosen: list[int] = []
     radii: list[float] = []
-    while len(chosen) < max(k, 0):
+    while len(chosen) < k:
         i = first if first is not None and not chosen else int(np.argmax(gap))
         chosen.append(i)
         radii.append(float(gap[i]))
@@ -154,8 +156,7 @@ def coreset_scores(candidates: np.ndarray, labelled: np.ndarray, depth: int = CO
     labelled scores 1 above every other score. Cost: depth · N distances of D numbers."""
     if len(candidates) == 0:
         return np.zeros(0)
-    chosen, radii, rest = _greedy(candidates, labelled, min(depth, len(candidates)))
-    out = np.asarray(rest, float).copy()
+    chosen, radii, out = _greedy(candidates, labelled, min(depth, len(candidates)))
     out[chosen] = radii
     finite = out[np.isfinite(out)]
     out[np.isposinf(out)] = (finite.max() if len(finite) else 0.0) + 1.0

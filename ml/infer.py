@@ -142,7 +142,7 @@ class Predictor:
         t3 = time.perf_counter()
         n_mc = self.mc_samples if mc_samples is None else mc_samples
         reading = spread(out.age, views, mc_std(model.regressor, crops, sex, n_mc))
-        embeddings = out.features.float().cpu().numpy() if out.features is not None else [None] * len(geometry)
+        embeddings = out.features.float().cpu().numpy()
         ages = reading.age.cpu().numpy()
         stds = calibrated_std(reading.raw_std.cpu().numpy(), self.calibration)
         t4 = time.perf_counter()

@@ -76,7 +76,7 @@ class AttentionModule(nn.Module):
 class RegressorOutput:
     age: Tensor  # [B] months
     attention: dict[str, Tensor]  # name → [B, h, w] channel-mean of the mask logits
-    features: Tensor | None = None  # [B, C] the head's input (GAP of the trunk): what core-set active learning compares
+    features: Tensor  # [B, C] the head's input (GAP of the trunk): what core-set active learning compares
 
 
 class AgeHead(nn.Module):

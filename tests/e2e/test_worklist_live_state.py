@@ -34,7 +34,7 @@ def test_a_removed_members_open_page_goes_offline_at_once(live_asgi_server, proj
 
 def test_a_page_that_missed_an_event_notices_the_gap_and_reloads_what_it_shows(
         live_asgi_server, project, owner, member, page_as):
-    from boneage.core.events import _redis, _sequence_key
+    from boneage.core.events import _sequence_key, redis_client
     from boneage.studies.models import Image, Study
 
     page = page_as(member)
@@ -47,7 +47,7 @@ def test_a_page_that_missed_an_event_notices_the_gap_and_reloads_what_it_shows(
     study = Study.objects.create(project=project, instance_key="k-lost", original_name="lost-event.png",
                                  checksum="0" * 64, created_by=owner)
     Image.objects.create(study=study, original="studies/lost.png", width=64, height=64, media_type="image/png")
-    _redis().incr(_sequence_key(project.pk))
+    redis_client().incr(_sequence_key(project.pk))
     publish(project.pk, "model.repredict.progress", model_version=1, done=1, total=2)  # the next event: a gap
     expect(page.locator("#worklist-body tr[data-study]")).to_have_count(1)
     expect(page.locator("#worklist-body")).to_contain_text("lost-event.png")

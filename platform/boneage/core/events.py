@@ -179,7 +179,8 @@ def _sequence_key(project_id: int) -> str:
     return f"{getattr(settings, 'CHANNELS_PREFIX', 'boneage')}:event-seq:{project_id}"
 
 
-def _redis():
+def redis_client():
+    """The process's one Redis client, with timeouts so a stalled Redis never hangs a request."""
     import redis
 
     global _redis_client
@@ -194,14 +195,14 @@ _redis_client = None
 def current_sequence(project_id: int) -> int | None:
     """The `seq` of the project's latest event (0 before any); None when Redis cannot say."""
     try:
-        return int(_redis().get(_sequence_key(project_id)) or 0)
+        return int(redis_client().get(_sequence_key(project_id)) or 0)
     except Exception:  # noqa: BLE001 — without a number the page simply cannot detect a gap
         return None
 
 
 def _number(project_id: int, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     try:
-        last = int(_redis().incrby(_sequence_key(project_id), len(messages)))
+        last = int(redis_client().incrby(_sequence_key(project_id), len(messages)))
     except Exception:  # noqa: BLE001 — unnumbered events still leave
         logger.warning("could not number the events of project %s", project_id)
         return messages

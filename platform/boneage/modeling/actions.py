@@ -46,7 +46,7 @@ from boneage.modeling.prediction_files import (
     sheet_png,
 )
 from boneage.studies.derive import load_network_input, record_failure
-from boneage.studies.models import Project, Study
+from boneage.studies.models import Project, Study, is_male
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def active_version(project_id: int) -> ModelVersion | None:
 
 
 def _male(study: Study) -> bool | None:
-    return {"M": True, "F": False}.get(study.sex)
+    return is_male(study.sex)
 
 
 # --- predictions ------------------------------------------------------------------------------------
@@ -407,7 +407,7 @@ def _labelled_features(project_id: int) -> np.ndarray:
     latest: dict[int, tuple[float, str]] = {}
     for study_id, months, sex in rows:
         latest[study_id] = (months, sex)
-    return features([m for m, _ in latest.values()], [{"M": True, "F": False}.get(s) for _, s in latest.values()])
+    return features([m for m, _ in latest.values()], [is_male(s) for _, s in latest.values()])
 
 
 def _score_studies(version: ModelVersion, predictions: list[Prediction]) -> None:
@@ -418,7 +418,7 @@ def _score_studies(version: ModelVersion, predictions: list[Prediction]) -> None
         return
     keys = [str(p.study_id) for p in predictions]
     std = [p.std_months for p in predictions]
-    feats = features([p.age_months for p in predictions], [{"M": True, "F": False}.get(p.study.sex) for p in predictions])
+    feats = features([p.age_months for p in predictions], [is_male(p.study.sex) for p in predictions])
     labelled = _labelled_features(version.project_id)
     rows = [ActiveScore(study_id=prediction.study_id, model_version=version, strategy=strategy, score=float(value))
             for strategy in STRATEGIES
@@ -426,6 +426,15 @@ def _score_studies(version: ModelVersion, predictions: list[Prediction]) -> None
     # One upsert instead of a get + save per (study, strategy); last_served_at survives a re-score.
     ActiveScore.objects.bulk_create(rows, batch_size=1000, update_conflicts=True, update_fields=["score"],
                                     unique_fields=["study", "model_version", "strategy"])
+
+
+def do_rank_project(project_id: int) -> int:
+    """Re-rank the core-set order of the project's active model (the cpu task's action); 0 when it has none."""
+    version = active_version(project_id)
+    if version is None:
+        return 0
+    with transaction.atomic():
+        return rank_version(version)
 
 
 def do_rescore_project(version_id: int) -> int:
@@ -467,10 +476,10 @@ def ranking_strategy(project: Project, version: ModelVersion | None) -> str:
     return strategy
 
 
-def check_strategy(value: str | None, project: Project | None = None) -> str:
+def check_strategy(value: str | None, project: Project) -> str:
     from ml.active import NEXT_CASE_STRATEGIES
 
-    strategy = (value or "").strip() or (project_strategy(project) if project else conf.NEXT_CASE_DEFAULT_STRATEGY)
+    strategy = (value or "").strip() or project_strategy(project)
     if strategy not in NEXT_CASE_STRATEGIES:
         raise ModelingError(400, "invalid_strategy",
                             f"strategy must be one of {', '.join(NEXT_CASE_STRATEGIES)}, not {strategy!r}.")

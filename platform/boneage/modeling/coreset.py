@@ -6,22 +6,19 @@ storing the greedy order as one ActiveScore per study (`ml.active.coreset_scores
 of that order as it serves any ranked list, so labelers asking at once get a spread-out batch.
 
 The order depends on which studies are labelled, so it is recomputed after a label or a new prediction
-(`schedule_ranking` → the `modeling.rank_coreset` cpu task, at most one waiting per project) and at the end of a
-project's re-prediction (`do_rescore_project`).
+(`schedule_ranking` → the `modeling.rank_coreset` cpu task → `actions.do_rank_project`, at most one waiting per
+project) and at the end of a project's re-prediction (`do_rescore_project`).
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import numpy as np
-from django.conf import settings
-from django.db import transaction
 
 from boneage.annotations.models import AgeLabel
-from boneage.modeling.models import ActiveScore, ModelStatus, ModelVersion, Prediction
-
-logger = logging.getLogger(__name__)
+from boneage.core.events import redis_client
+from boneage.modeling.models import ActiveScore, ModelVersion, Prediction
+from boneage.studies.models import is_male
 
 STRATEGY = "coreset"
 PENDING_SECONDS = 300  # a waiting ranking's marker expires even if its task is lost, so ranking never stops for good
@@ -50,7 +47,7 @@ def rank_version(version: ModelVersion) -> int:
         return 0
     labelled = set(AgeLabel.objects.filter(study__project_id=version.project_id).values_list("study_id", flat=True))
     points = coreset_points(np.stack([embedding_array(blob) for _, blob, _ in rows]),
-                            [{"M": True, "F": False}.get(sex) for *_, sex in rows])
+                            [is_male(sex) for *_, sex in rows])
     is_labelled = np.array([study_id in labelled for study_id, *_ in rows])
     candidates = [study_id for (study_id, *_), done in zip(rows, is_labelled) if not done]
     scores = coreset_scores(points[~is_labelled], points[is_labelled])
@@ -62,42 +59,27 @@ def rank_version(version: ModelVersion) -> int:
     return len(candidates)
 
 
-def do_rank_project(project_id: int) -> int:
-    """Re-rank the project's active model (the cpu task's action); 0 when the project has none."""
-    version = ModelVersion.objects.filter(project_id=project_id, status=ModelStatus.ACTIVE).first()
-    if version is None:
-        return 0
-    with transaction.atomic():
-        return rank_version(version)
-
-
 def _pending_key(project_id: int) -> str:
     return f"boneage:coreset-pending:{project_id}"
-
-
-def _redis():
-    import redis
-
-    return redis.Redis.from_url(settings.REDIS_URL)
 
 
 def schedule_ranking(project_id: int, enqueue: Callable[[int], None]) -> bool:
     """Enqueue a re-ranking unless one is already waiting for this project: a burst of labels or predictions costs
     one ranking, not one each. The task clears the marker before it reads (`take_pending`), so a label that arrives
     while it runs schedules another. False when one was already waiting."""
-    if not _redis().set(_pending_key(project_id), 1, nx=True, ex=PENDING_SECONDS):
+    if not redis_client().set(_pending_key(project_id), 1, nx=True, ex=PENDING_SECONDS):
         return False
     try:
         enqueue(project_id)
     except Exception:
-        _redis().delete(_pending_key(project_id))
+        redis_client().delete(_pending_key(project_id))
         raise
     return True
 
 
 def take_pending(project_id: int) -> None:
-    _redis().delete(_pending_key(project_id))
+    redis_client().delete(_pending_key(project_id))
 
 
-__all__ = ["STRATEGY", "do_rank_project", "embedding_array", "embedding_bytes", "rank_version", "schedule_ranking",
+__all__ = ["STRATEGY", "embedding_array", "embedding_bytes", "rank_version", "schedule_ranking",
            "take_pending"]

@@ -16,7 +16,7 @@ from django.db import transaction
 
 from boneage.audit.actions import do_record
 from boneage.modeling import conf
-from boneage.modeling.actions import ModelingError
+from boneage.modeling.actions import ModelingError, project_strategy
 from boneage.modeling.training import INTEGER_KEYS, USER_KEYS, check_number, project_training_defaults
 from boneage.studies.models import Project
 from ml.active import NEXT_CASE_STRATEGIES
@@ -66,10 +66,9 @@ def _custom(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def _effective(project: Project, fine_tune: bool) -> dict[str, Any]:
     config = project_training_defaults(project, fine_tune=fine_tune)
-    settings = project.settings or {}
     return {**{key: config.get(key) for key in (*NUMBERS, *CHOICES) if key not in BESIDE_TRAINING},
-            AUTO_RETRAIN: int(settings.get(AUTO_RETRAIN, 0) or 0),
-            NEXT_CASE: settings.get(NEXT_CASE) or conf.NEXT_CASE_DEFAULT_STRATEGY}
+            AUTO_RETRAIN: int((project.settings or {}).get(AUTO_RETRAIN, 0) or 0),
+            NEXT_CASE: project_strategy(project)}
 
 
 def check_training_defaults(patch: Any) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from django.db import connection, transaction
 
 from boneage.core.events import publish
 from boneage.modeling import conf
-from boneage.modeling.actions import do_predict_study, do_repredict_project
-from boneage.modeling.coreset import do_rank_project, take_pending
+from boneage.modeling.actions import do_predict_study, do_rank_project, do_repredict_project
+from boneage.modeling.coreset import take_pending
 from boneage.modeling.training import reap_stale_runs, run_training
 from boneage.studies.models import Study
 

@@ -39,7 +39,7 @@ from boneage.modeling.actions import (
 from boneage.modeling.gate import GatePolicy, decide
 from boneage.modeling.models import ModelStatus, ModelVersion, RunState, TrainingRun
 from boneage.studies.derive import ensure_derived_images
-from boneage.studies.models import Project, Study
+from boneage.studies.models import Project, Study, is_male
 
 logger = logging.getLogger(__name__)
 
@@ -332,7 +332,7 @@ def training_samples(project: Project) -> tuple[list, dict[str, str]]:
         mask = (masks.filter(source__in=(MaskSource.EXPERT, MaskSource.REVIEW)).first()
                 or masks.filter(source=MaskSource.CANNY).first())
         samples.append(Sample(str(study.pk), local_path(image.normalized), local_path(mask.mask) if mask else None,
-                              float(label.months), {"M": True, "F": False}.get(study.sex)))
+                              float(label.months), is_male(study.sex)))
         label_sources[str(study.pk)] = label.source
     return samples, label_sources
 

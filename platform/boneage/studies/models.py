@@ -73,6 +73,11 @@ class Sex(models.TextChoices):
     UNKNOWN = "", "Unknown"
 
 
+def is_male(sex: str) -> bool | None:
+    """A stored sex as the network's input takes it: True, False, or None when unknown."""
+    return {"M": True, "F": False}.get(sex)  # Sex.MALE, Sex.FEMALE
+
+
 class Study(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="studies")
     # The dedupe key: the SOPInstanceUID for DICOM, "sha256:<hex>" for PNG/JPEG.
