@@ -54,6 +54,8 @@ class Checkpoint:
     fingerprint: str = ""
     code_version: str = ""
     created: float = 0.0
+    # the out-of-distribution reference (ml.ood.OODReference.to_payload); {} for checkpoints written before it
+    ood: dict[str, Any] = field(default_factory=dict)
 
     def build(self) -> UnifiedNet:
         """The model with these weights (raises CheckpointError if they do not fit the architecture)."""
@@ -76,7 +78,8 @@ def file_sha256(path: Path) -> str:
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, model_config: ModelConfig, *,
                     train_config: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
-                    calibration: dict[str, float] | None = None, fingerprint: str = "") -> str:
+                    calibration: dict[str, float] | None = None, fingerprint: str = "",
+                    ood: dict[str, Any] | None = None) -> str:
     """Atomically write the checkpoint; returns its sha256. A crash leaves either the old file or the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,6 +89,23 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, model_config: Mode
         "train_config": train_config or {}, "metrics": metrics or {}, "calibration": calibration or {},
         "fingerprint": fingerprint, "code_version": code_version(), "created": time.time(),
     }
+    if ood:
+        payload["ood"] = ood
+    return _write_atomic(path, payload)
+
+
+def store_ood_reference(path: str | Path, ood: dict[str, Any]) -> str:
+    """Rewrite a checkpoint with `ood` (ml.ood.OODReference.to_payload) as its out-of-distribution reference, all
+    else byte-for-byte as loaded (weights, configs, metrics, created); returns the new sha256. How the shipped starter
+    got its reference (ml/weights/README.md)."""
+    path = Path(path)
+    load_checkpoint(path)  # refuses a foreign or corrupt file before anything is written
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload["ood"] = ood
+    return _write_atomic(path, payload)
+
+
+def _write_atomic(path: Path, payload: dict[str, Any]) -> str:
     buf = io.BytesIO()
     torch.save(payload, buf)
     data = buf.getvalue()
@@ -126,5 +146,5 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path}: incompatible model config: {exc}") from None
     ckpt = Checkpoint(config, payload["state_dict"], payload.get("train_config", {}), payload.get("metrics", {}),
                       payload.get("calibration", {}), payload.get("fingerprint", ""), payload.get("code_version", ""),
-                      payload.get("created", 0.0))
+                      payload.get("created", 0.0), payload.get("ood") or {})
     return ckpt

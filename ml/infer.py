@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from ml.checkpoint import Checkpoint, load_checkpoint
 from ml.data import to_square
 from ml.models import paste_to_image
+from ml.ood import UNKNOWN, OODReference, OODResult
 from ml.tta import check_method, spread, view_ages
 from ml.uncertainty import calibrated_std, mc_std
 
@@ -51,6 +52,11 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)         # ms
     # float32 [C]: the plain view's pooled trunk features, the age head's input (ml.active's core-set distances)
     embedding: np.ndarray | None = None
+    # outside this model's experience (ml.ood): the flag, its reason in words ("no reference: …" when the checkpoint
+    # cannot tell, then outside is False), and the feature distance over the version's threshold (nan: no reference)
+    outside: bool = False
+    outside_reason: str = UNKNOWN.reason
+    ood_score: float = float("nan")
 
 
 class Predictor:
@@ -66,6 +72,15 @@ class Predictor:
         # what the checkpoint's calibration was fitted on (ml.tta); checkpoints from before the setting read "mc"
         self.uncertainty = check_method(str(self.checkpoint.train_config.get("uncertainty", "mc")))
         self.calibration = self.checkpoint.calibration or {"scale": 1.0, "floor": 0.0}
+        # what the model has seen (ml.ood); None for checkpoints written before it: every reading then says so
+        self.ood_reference: OODReference | None = OODReference.from_payload(self.checkpoint.ood)
+
+    def assess(self, embedding: np.ndarray | None, hand_score: float | None,
+               mask_quality: float | None = None) -> OODResult:
+        """Is this film outside the model's experience? (ml.ood; UNKNOWN without a reference in the checkpoint.)"""
+        if self.ood_reference is None:
+            return UNKNOWN
+        return self.ood_reference.assess(embedding, hand_score, mask_quality)
 
     @functools.cached_property
     def attention_cells(self) -> int:
@@ -157,8 +172,9 @@ class Predictor:
         t5 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "segment": (t2 - t1) * 1e3, "regress": (t3 - t2) * 1e3,
                    "uncertainty": (t4 - t3) * 1e3, "attention": (t5 - t4) * 1e3, "total": (t5 - t0) * 1e3}
+        verdicts = [self.assess(embeddings[i], scores[i]) for i in range(len(geometry))]
         preds = [Prediction(float(ages[i]), float(stds[i]), masks[i], boxes[i], scores[i], attention[i], dict(timings),
-                            embeddings[i]) for i in range(len(geometry))]
+                            embeddings[i], v.outside, v.reason, v.score) for i, v in enumerate(verdicts)]
         yield ("done", preds)
 
     def predict_stream(self, image: np.ndarray, male: bool | None, *, with_attention: bool = True,

@@ -530,9 +530,13 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
                "train_images_per_s": context.world_size * images_seen / max(wait_s + compute_s, 1e-9),
                "data_wait_fraction": wait_s / max(wait_s + compute_s, 1e-9), "n_train": len(train_s),
                "n_val": len(val_s), "device": device.type, "world_size": context.world_size, "val_ids": sorted(val_ids)}
+    # --- issue 29: the out-of-distribution reference (ml.ood): training films' embeddings, threshold on validation ---
+    from ml.ood import reference_for_model
+    ood = reference_for_model(model, train_ds, val_ds, device, config.batch_size)
+    # ---
     model.cpu()
     sha = save_checkpoint(out, model, config.model, train_config=config.to_dict(), metrics=metrics,
-                          calibration=calibration, fingerprint=fingerprint(train_s))
+                          calibration=calibration, fingerprint=fingerprint(train_s), ood=ood)
     distributed.barrier(context)
     return TrainResult(Path(out), sha, metrics, curve, False)
 

@@ -89,7 +89,10 @@ def test_the_predict_cli_writes_id_pred_std_and_reports_bad_input_in_one_line(pr
                           "--out", str(out)], check=False, capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     rows = list(csv.DictReader(out.open()))
-    assert [r["id"] for r in rows] == ["s0", "s1"] and set(rows[0]) == {"id", "pred_months", "std_months"}
+    assert [r["id"] for r in rows] == ["s0", "s1"]
+    assert list(rows[0]) == ["id", "pred_months", "std_months", "outside", "outside_reason"]
+    # a checkpoint without an out-of-distribution reference reads, and says it cannot tell
+    assert {r["outside"] for r in rows} == {"false"} and rows[0]["outside_reason"].startswith("no reference")
     bad = subprocess.run([sys.executable, "-m", "ml.predict", "--ckpt", str(data / "labels.csv"), "--data", str(data),
                           "--out", str(out)], check=False, capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and "error:" in bad.stderr
