@@ -10,7 +10,7 @@ const projectId = root.dataset.project;
 const canReview = root.dataset.canReview === "true";
 const me = root.dataset.user;
 const REASONS = { model_vs_label: "model vs label", label_vs_label: "label vs label", mask_vs_mask: "mask vs mask",
-                  model_unsure: "model unsure" };
+                  model_unsure: "model unsure", model_outside: "outside this model's experience" };
 const $ = (selector, scope = document) => scope.querySelector(selector);
 const state = { selected: null, items: [], next: null, shown: "" };
 
@@ -18,6 +18,7 @@ const fmt = (value, digits = 1) => (value === null || value === undefined ? "—
 
 function size(item) {
   if (item.magnitude === null) return "hidden";
+  if (item.unit === "ratio") return `${fmt(item.magnitude, 1)}× threshold`;  // model_outside: distance over threshold
   return item.unit === "dice" ? `Dice ${fmt(1 - item.magnitude, 2)}` : `${fmt(item.magnitude)} mo`;
 }
 
@@ -112,6 +113,7 @@ function values(item) {
   }
   if (ev.delta_months !== undefined) add("Difference", `${fmt(ev.delta_months)} months (flag above ${fmt(ev.threshold_months)})`);
   if (ev.spread_months !== undefined) add("Spread", `${fmt(ev.spread_months)} months`);
+  if (ev.outside_reason !== undefined) add("Outside this model's experience", ev.outside_reason);
   if (ev.dice !== undefined) add("Dice", `${fmt(ev.dice, 3)} between ${ev.between} (flag below ${ev.min_dice})`);
   if (item.my_blind_read !== null && item.my_blind_read !== undefined) add("Your blind reading", `${fmt(item.my_blind_read)} months`);
   return dl;

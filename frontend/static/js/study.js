@@ -272,6 +272,13 @@ function showAge(age, std, range = null, level = null) {
     (chrono != null ? ` · ${age - chrono >= 0 ? "+" : ""}${(age - chrono).toFixed(1)} mo vs chronological` : "");
   step("age");
 }
+// outside the model's experience (ml.ood): the reading is a guess and its interval the project's whole age range
+function showOutside(p) {
+  const note = $("#pred-outside");
+  note.hidden = !(p && p.outside_experience);
+  note.textContent = note.hidden ? "" : `Outside this model's experience: ${p.outside_reason}. ` +
+    "Treat the reading as a guess; label this film (and others like it) and train.";
+}
 function step(name, done = true) { const li = document.querySelector(`#pred-steps [data-step=${name}]`); if (li) li.classList.toggle("done", done); }
 function resetPrediction() {
   state.attention = {};
@@ -322,6 +329,7 @@ async function loadPrediction() {
     resetPrediction();
     $("#pred-model").textContent = p.model_name ? `· ${p.model_name}` : "";
     showAge(p.age_months, p.std_months, p.interval_months, p.interval_level);
+    showOutside(p);
     if (p.mask_url) await showModelMask(p.mask_url);
     for (const name of ATTENTION) if (p.attention && p.attention[name]) addAttention(name, p.attention[name]);
     predictionState("ready");
@@ -333,8 +341,11 @@ async function loadPrediction() {
 
 async function showStoredInterval() {
   const response = await api(`/api/studies/${studyId}/predictions/latest/`);
-  if (response.ok) showAge(response.body.age_months, response.body.std_months, response.body.interval_months,
-    response.body.interval_level);
+  if (response.ok) {
+    showAge(response.body.age_months, response.body.std_months, response.body.interval_months,
+      response.body.interval_level);
+    showOutside(response.body);
+  }
 }
 
 // --- history: who / when / what / before → after, newest first (history.js) ---------------------------
@@ -355,7 +366,7 @@ function loadHistory() {  // a burst of live events (a decision saves a label, t
 const reviewItemId = Number(new URLSearchParams(location.search).get("review_item")) || null;
 const review = { item: null, active: false };
 const REVIEW_REASONS = { model_vs_label: "model vs label", label_vs_label: "label vs label", mask_vs_mask: "mask vs mask",
-                         model_unsure: "model unsure" };
+                         model_unsure: "model unsure", model_outside: "outside this model's experience" };
 
 function reviewSay(text, kind = "", { offerPlain = false } = {}) {
   const banner = $("#review-banner");

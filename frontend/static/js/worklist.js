@@ -32,7 +32,8 @@ function row(study) {
     el("td", { class: "num" }, study.chronological_age_months == null ? "—" : fmt.ym(study.chronological_age_months)),
     el("td", { class: "num" }, study.label_hidden ? el("span", { class: "muted", title: "Blind review: someone else's label" }, "hidden")
       : study.label_months == null ? el("span", { class: "muted" }, "—") : fmt.ym(study.label_months)),
-    el("td", { class: "num" }, prediction),
+    el("td", { class: "num" }, prediction, p && p.outside_experience  // ml.ood: the reading is a guess; why, on hover
+      ? el("div", { class: "outside-tag", title: p.outside_reason }, "outside this model's experience") : ""),
     el("td", {}, el("span", { class: `badge ${study.state}` }, STATE_TEXT[study.state] || study.state)),
     el("td", { class: "muted small" }, fmt.when(study.created_at)));
 }

@@ -84,9 +84,10 @@ def export_sr(study: Study) -> DerivedObject:
         readings.append(Reading(label.months, reader=_person_name(label.author) if label.author else f"{label.source}^"))
     if prediction is not None:  # the interval every page states (the project's level, conformal, clipped)
         interval = reading_interval(prediction.age_months, prediction.std_months, prediction.model_version.metrics,
-                                    study.project)
+                                    study.project, prediction.outside)
         readings.append(Reading(prediction.age_months, std_months=prediction.std_months,
                                 interval=(interval.low, interval.high), interval_level=interval.level,
+                                outside_reason=prediction.outside_reason if prediction.outside else "",
                                 algorithm=Algorithm("Bone age residual attention network", prediction.model_version.name)))
     created = max(x.created_at for x in (label, prediction) if x is not None)
     series_uid, sop_uid = _uids(study, "sr", key)

@@ -39,6 +39,7 @@ class Reading:
     interval: tuple[float, float] | None = None
     interval_level: float = 0.9
     std_months: float | None = None
+    outside_reason: str = ""  # the model's reading is outside its experience (ml.ood): why, in words
 
 
 # Type 2 attributes highdicom copies from the source: present (maybe empty) in every derived object.
@@ -131,8 +132,11 @@ def _interval_properties(reading: Reading) -> hd.sr.MeasurementProperties | None
         for concept, bound in zip(interval_concepts(reading.interval_level), reading.interval):
             values.append(hd.sr.NumContentItem(name=concept, value=round(bound, 2), unit=codes.UCUM.Month,
                                                relationship_type="HAS PROPERTIES"))
+    description = "Model uncertainty"
+    if reading.outside_reason:  # the interval is then the project's whole age range (boneage.modeling.intervals)
+        description += f". Outside this model's experience: {reading.outside_reason}"
     return hd.sr.MeasurementProperties(measurement_statistical_properties=hd.sr.MeasurementStatisticalProperties(
-        values=values, description="Model uncertainty"))
+        values=values, description=description))
 
 
 def _observation_context(readings: list[Reading]) -> hd.sr.ObservationContext:

@@ -7,6 +7,7 @@ modeling rows.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -194,7 +195,10 @@ def prediction_fields(study: Study, result, files: dict[str, str], timings: dict
             "mask": files.get("mask", ""), "box": [float(v) for v in result.box], "score": float(result.score),
             "attention": {k: v for k, v in files.items() if k != "mask"}, "timings": timings,
             "device": describe_device(), "out_of_fold": str(study.pk) not in trained_on,
-            "embedding": embedding_bytes(result.embedding)}
+            "embedding": embedding_bytes(result.embedding),
+            # outside the model's experience (ml.ood): judged by the predictor against the version's reference
+            "outside": bool(result.outside), "outside_reason": str(result.outside_reason),
+            "ood_score": float(result.ood_score) if math.isfinite(result.ood_score) else None}
 
 
 def _store_prediction(study: Study, version: ModelVersion, result, files: dict[str, str],

@@ -6,6 +6,16 @@ train on): with METHOD set its interval is age-aware (ml.age_intervals: where th
 An older version with only `metrics["interval_scores"]` (|error| / std) keeps the one symmetric multiplier of
 ml.uncertainty; one without either falls back to the normal quantile, and `calibrated` says so. Build an IntervalRule
 once per (version, project) — e.g. once per worklist page — and apply it to each reading.
+
+A reading outside the model's experience (ml.ood: `Prediction.outside`) gets no narrow interval: it is widened to the
+project's whole age range (`widened`). Why widen and not withhold: the interval's promise is "holds the truth 90 % of
+the time", and a model's calibration says nothing about films unlike those it was validated on (the phantom starter's
+±1.645σ held the truth for 17 % of real films, issue 29; docs/benchmarks.md has the measurement); the whole range is
+the only interval that still keeps that promise, so every consumer keeps one meaning for one field — the pages, the
+API, the SR export and the model-vs-label rule, which with a withheld interval would fall back to the narrow normal
+one (age ± 1.645σ, review.rules) and accuse correct labels on the strength of a reading the model cannot vouch for.
+Shown as the whole range beside "outside this model's experience" and its reason, it reads as what it is: no
+information, which a user sees at a glance without a special case in every client.
 """
 from __future__ import annotations
 
@@ -26,6 +36,7 @@ class Interval:
     high: float
     level: float
     calibrated: bool
+    widened: bool = False  # the reading is outside the model's experience: the project's whole age range
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,9 @@ class IntervalRule:
         return cls(interval_multiplier(scores, level), level, bool(scores) or aware is not None,
                    project.min_age_months, project.max_age_months, aware)
 
-    def around(self, age_months: float, std_months: float) -> Interval:
+    def around(self, age_months: float, std_months: float, outside: bool = False) -> Interval:
+        if outside:
+            return Interval(self.low, self.high, self.level, self.calibrated, widened=True)
         if self.age_aware is not None:
             low, high = self.age_aware.around(age_months, std_months, self.low, self.high)
         else:
@@ -56,5 +69,6 @@ class IntervalRule:
         return Interval(low, high, self.level, self.calibrated)
 
 
-def reading_interval(age_months: float, std_months: float, version_metrics: dict | None, project) -> Interval:
-    return IntervalRule.of(version_metrics, project).around(age_months, std_months)
+def reading_interval(age_months: float, std_months: float, version_metrics: dict | None, project,
+                     outside: bool = False) -> Interval:
+    return IntervalRule.of(version_metrics, project).around(age_months, std_months, outside)

@@ -79,6 +79,11 @@ class Prediction(models.Model):
     device = models.CharField(max_length=128, blank=True, default="", help_text="host/device the worker ran it on")
     embedding = models.BinaryField(null=True, blank=True, editable=False,
                                    help_text="float32 little-endian: the age head's input features (core-set next case)")
+    # outside this model's experience (ml.ood, issue 29): the flag at the version's threshold, why in words, and the
+    # feature distance over the threshold (> 1: beyond it; null: the version has no reference or the row is older)
+    outside = models.BooleanField(default=False, help_text="the film is outside this model's experience")
+    outside_reason = models.TextField(blank=True, default="", help_text="why, in words")
+    ood_score = models.FloatField(null=True, blank=True, help_text="feature distance / the version's threshold")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -19,16 +19,24 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
     interval_level = serializers.SerializerMethodField()
     interval_calibrated = serializers.SerializerMethodField(help_text="false: the model predates conformal "
                                                             "calibration and the interval assumes normal errors")
+    outside_experience = serializers.BooleanField(source="outside", help_text="the film is outside this model's "
+                                                  "experience (ml.ood): the interval is then the project's whole age "
+                                                  "range")
+    outside_reason = serializers.CharField(help_text="why, in words; empty when inside; 'no reference: …' when the "
+                                           "model version cannot tell")
+    ood_score = serializers.FloatField(allow_null=True, help_text="feature distance over the version's threshold "
+                                       "(> 1: beyond it)")
 
     class Meta:
         model = Prediction
         fields = ["id", "study", "age_months", "std_months", "interval_months", "interval_level", "interval_calibrated",
-                  "model_version", "model_name", "mask_url", "box", "score", "attention", "timings", "out_of_fold",
+                  "outside_experience", "outside_reason", "ood_score", "model_version", "model_name", "mask_url", "box", "score", "attention", "timings", "out_of_fold",
                   "device", "created_at"]
 
     def to_representation(self, prediction):
         self._interval = reading_interval(prediction.age_months, prediction.std_months,
-                                          prediction.model_version.metrics, prediction.study.project)  # once
+                                          prediction.model_version.metrics, prediction.study.project,
+                                          prediction.outside)  # once
         return super().to_representation(prediction)
 
     def get_interval_months(self, prediction) -> list[float]:

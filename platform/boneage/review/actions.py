@@ -82,11 +82,12 @@ def gather_evidence(study: Study, cache: StudyAgreement | None) -> rules.Evidenc
     prediction_row = None
     if prediction is not None:
         interval = reading_interval(prediction.age_months, prediction.std_months, prediction.model_version.metrics,
-                                    study.project)
+                                    study.project, prediction.outside)
         prediction_row = rules.PredictionRow(prediction.pk, prediction.model_version_id, prediction.model_version.name,
                                              prediction.age_months, prediction.std_months, prediction.out_of_fold,
                                              prediction.created_at, prediction.mask, (interval.low, interval.high),
-                                             interval.level, (prediction.model_version.metrics or {}).get("std_median"))
+                                             interval.level, (prediction.model_version.metrics or {}).get("std_median"),
+                                             prediction.outside, prediction.outside_reason, prediction.ood_score)
     evidence = rules.Evidence(label=_label_row(current) if current else None,
                               expert_labels=[_label_row(label) for label in experts.values()],
                               newest_review_label=_label_row(newest_review) if newest_review else None,

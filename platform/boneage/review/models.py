@@ -17,6 +17,7 @@ class Reason(models.TextChoices):
     LABEL_VS_LABEL = "label_vs_label", "Label vs label"
     MASK_VS_MASK = "mask_vs_mask", "Mask vs mask"
     MODEL_UNSURE = "model_unsure", "Model unsure"
+    MODEL_OUTSIDE = "model_outside", "Outside the model's experience"
 
 
 class ItemState(models.TextChoices):

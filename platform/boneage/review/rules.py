@@ -22,7 +22,10 @@ import numpy as np
 UNSURE_CAP = 1.4
 Z90 = 1.6448536269514722  # a prediction row without its interval (tests, old rows): the normal 90% one
 
-RULES = ("model_vs_label", "label_vs_label", "mask_vs_mask", "model_unsure")
+RULES = ("model_vs_label", "label_vs_label", "mask_vs_mask", "model_unsure", "model_outside")
+# model_outside ranks above every disagreement (the others stay below 2,400: 240 months over the smallest std floor, 0.1):
+# a reading the model cannot vouch for is looked at before the readings it can (issue 29)
+OUTSIDE_PRIORITY = 10_000.0
 
 DEFAULTS: dict[str, Any] = {
     # min_months 20, not 12: on 1,000-study audits of two cohorts it cut false alarms at the same recall
@@ -31,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "label_vs_label": {"enabled": True, "max_months": 12.0, "reader_sd_months": 6.0},
     "mask_vs_mask": {"enabled": True, "min_dice": 0.90},
     "model_unsure": {"enabled": True, "ratio": 2.0, "max_std_months": 18.0},
+    "model_outside": {"enabled": True},
     "blind": False,
     "lease_minutes": 15,
 }
@@ -71,6 +75,13 @@ EXPLANATIONS: dict[str, dict[str, str]] = {
         "ratio": "flag when the std exceeds this many times the model's usual (median validation) std",
         "max_std_months": "the threshold for a model without a validation record of its std",
         "priority": "1.4 × (1 − e^(−std / threshold)): always below a disagreement that passed its threshold",
+    },
+    "model_outside": {
+        "summary": "The film is outside this model's experience: its features are farther from the model's training "
+                   "films than all but 1 in 100 of the films it was validated on, or no hand was found on it. Its "
+                   "reading is a guess (the interval shown is the project's whole age range), so these studies come "
+                   "first in the queue: label them, or dismiss the ones that are not hand radiographs.",
+        "priority": "10,000 + the distance over the model's threshold: above every other rule",
     },
     "blind": {"summary": "Blind review: the reviewer sees the image alone, enters an age, and only then sees the "
                          "labelers' and the model's values (less anchoring). Labelers never see other labelers' "
@@ -169,6 +180,9 @@ class PredictionRow:
     interval: tuple[float, float] | None = None    # the project's interval (boneage.modeling.intervals)
     interval_level: float | None = None
     usual_std: float | None = None                 # the model's median calibrated std on its validation studies
+    outside: bool = False                          # outside the model's experience (ml.ood) and why
+    outside_reason: str = ""
+    ood_score: float | None = None
 
 
 @dataclass
@@ -286,8 +300,21 @@ def model_unsure(ev: Evidence, cfg: dict[str, Any]) -> Finding | None:
                                          "usual_std_months": prediction.usual_std})
 
 
+def model_outside(ev: Evidence, cfg: dict[str, Any]) -> Finding | None:
+    prediction = ev.prediction
+    if prediction is None or not prediction.outside:
+        return None
+    review = ev.newest_review_label
+    if review is not None and review.created_at >= prediction.created_at:
+        return None  # a reviewer has read the film since
+    score = prediction.ood_score if prediction.ood_score is not None and math.isfinite(prediction.ood_score) else 0.0
+    return Finding("model_outside", score, "ratio", OUTSIDE_PRIORITY + min(score, 999.0), f"p{prediction.id}",
+                   {"prediction": _prediction_json(prediction), "outside_reason": prediction.outside_reason,
+                    "ood_score": round(score, 3)})
+
+
 RULE_FUNCTIONS = {"model_vs_label": model_vs_label, "label_vs_label": label_vs_label,
-                  "mask_vs_mask": mask_vs_mask, "model_unsure": model_unsure}
+                  "mask_vs_mask": mask_vs_mask, "model_unsure": model_unsure, "model_outside": model_outside}
 
 
 def run_rules(ev: Evidence, settings: dict[str, Any]) -> dict[str, Finding]:

@@ -38,7 +38,7 @@ class ReviewItemsView(GenericAPIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("reason", OpenApiTypes.STR, many=True, description="model_vs_label, label_vs_label, "
-                                     "mask_vs_mask, model_unsure (repeat or comma-separate)"),
+                                     "mask_vs_mask, model_unsure, model_outside (repeat or comma-separate)"),
                     OpenApiParameter("state", OpenApiTypes.STR, enum=["open", "claimed", "unclaimed", "resolved",
                                                                       "dismissed", "closed", "all"])],
         responses={200: ReviewItemSerializer(many=True), 400: ERROR, 404: ERROR},

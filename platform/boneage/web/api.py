@@ -33,6 +33,7 @@ from boneage.api import error_response
 from boneage.core.storage import png_bytes
 from boneage.modeling.actions import ModelingError, active_version, check_latest_prediction, ranking_strategy
 from boneage.modeling.intervals import IntervalRule
+from boneage.modeling.outside import outside_summary
 from boneage.review.models import ReviewItem
 from boneage.review.visibility import BlindView, blind_view
 from boneage.studies.access import check_project, check_study
@@ -89,12 +90,15 @@ class WorklistRowSerializer(serializers.Serializer):
         if study.pred_age is None:
             return None
         view = self.context.get("blind_view")  # the model's age: hidden like /predictions/latest/ (visibility.py)
+        # outside the model's experience (ml.ood): shown even in blind review, it tells nothing of the age
+        outside = {"outside_experience": bool(study.pred_outside), "outside_reason": study.pred_outside_reason or ""}
         if view is not None and view.model_hidden(study.pk, study.open_reviews):
             return {"age_months": None, "std_months": None, "interval_months": None, "model_version": study.pred_version,
-                    "values_hidden": True}
-        interval = self.context["interval_rule"].around(study.pred_age, study.pred_std)
+                    "values_hidden": True, **outside}
+        interval = self.context["interval_rule"].around(study.pred_age, study.pred_std, outside["outside_experience"])
         return {"age_months": study.pred_age, "std_months": study.pred_std, "interval_months": [interval.low, interval.high],
-                "interval_level": interval.level, "model_version": study.pred_version, "values_hidden": False}
+                "interval_level": interval.level, "model_version": study.pred_version, "values_hidden": False,
+                **outside}
 
     def get_state(self, study) -> str:
         if study.open_reviews:
@@ -126,6 +130,8 @@ def worklist_queryset(project, version):
         pred_age=F("active_prediction__age_months"),
         pred_std=F("active_prediction__std_months"),
         pred_version=F("active_prediction__model_version_id"),
+        pred_outside=F("active_prediction__outside"),
+        pred_outside_reason=F("active_prediction__outside_reason"),
         active_score=F("active_ranking__score"),
         open_reviews=Case(When(Exists(open_items), then=Value(1)), default=Value(0), output_field=IntegerField()),
     )
@@ -226,6 +232,9 @@ class WorklistView(GenericAPIView):
         context = {"blind_view": view, "interval_rule": IntervalRule.of(version.metrics if version else None, project)}
         response = self.get_paginated_response(WorklistRowSerializer(page, many=True, context=context).data)
         response.data["active_model"] = {"id": version.pk, "name": version.name} if version else None
+        # the banner's count (modeling.outside): most films outside the active model's experience, and what to do
+        summary = outside_summary(project.pk) if version else None
+        response.data["outside_summary"] = summary.as_json() if summary else None
         return response
 
 

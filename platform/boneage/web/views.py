@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound, PermissionDenied
 
+from boneage.modeling.outside import outside_summary
 from boneage.modeling.prediction_files import ATTENTION_PARTS
 from boneage.review.visibility import blind_view
 from boneage.studies.access import (
@@ -52,6 +53,7 @@ def projects_page(request):
 def worklist_page(request, project_id: int):
     project, role = _project_or_404(request.user, project_id)
     return render(request, "worklist.html", {"project": project, "role": role, "nav": "worklist",
+                                             "outside": outside_summary(project.pk),
                                              "can_ingest": role in CAN_INGEST, "can_label": role in CAN_LABEL,
                                              "labels_hidden": blind_view(project, request.user, role).every_study})
 
@@ -71,7 +73,7 @@ def study_page(request, study_id: int):
 def models_page(request, project_id: int):
     project, role = _project_or_404(request.user, project_id)
     return render(request, "models.html", {"project": project, "role": role, "can_train": role in CAN_TRAIN,
-                                           "nav": "models"})
+                                           "nav": "models", "outside": outside_summary(project.pk)})
 
 
 @login_required

@@ -146,3 +146,17 @@ def test_the_study_page_links_the_dicom_downloads_only_for_dicom_studies(api_as,
     assert f'href="/api/studies/{study.pk}/export/seg/"' in page and f'href="/api/studies/{study.pk}/export/sr/"' in page
     png = do_ingest(project, owner, png_bytes(np.full((64, 48), 90, np.uint8)), "b.png").study
     assert "export/seg" not in api_as(owner).get(f"/studies/{png.pk}/").content.decode()
+
+
+def test_the_sr_says_when_the_models_reading_is_outside_its_experience_and_states_the_whole_age_range(
+        api_as, dicom_study, member, project):
+    study, _ = dicom_study
+    prediction = _prediction(study, project)
+    Prediction.objects.filter(pk=prediction.pk).update(outside=True, ood_score=3.2, outside_reason=(
+        "the film's features are unlike anything this model was trained on (distance 38.1, threshold 11.8)"))
+    sr = hd.sr.srread(io.BytesIO(api_as(member).get(f"/api/studies/{study.pk}/export/sr/").content))
+    texts: list[str] = []
+    sr.walk(lambda _, element: texts.append(str(element.value)) if element.keyword == "TextValue" else None)
+    assert ("Model uncertainty. Outside this model's experience: the film's features are unlike anything this model "
+            "was trained on (distance 38.1, threshold 11.8)") in texts
+    assert "Lower limit of 90% prediction interval" in str(sr) and "'240.0'" in str(sr)  # the whole age range

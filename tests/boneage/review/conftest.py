@@ -69,10 +69,11 @@ def predict(committed):
     from boneage.modeling.models import Prediction
     from boneage.review.hooks import study_changed
 
-    def make(study, version, age, std, *, out_of_fold=True, mask: np.ndarray | None = None):
+    def make(study, version, age, std, *, out_of_fold=True, mask: np.ndarray | None = None, **fields):
         with committed():
             prediction = Prediction.objects.create(study=study, model_version=version, age_months=age, std_months=std,
-                                                   out_of_fold=out_of_fold, mask=mask_file(mask) if mask is not None else "")
+                                                   out_of_fold=out_of_fold, mask=mask_file(mask) if mask is not None else "",
+                                                   **fields)
             from django.db import transaction
 
             transaction.on_commit(lambda: study_changed(study.pk, "prediction"))
