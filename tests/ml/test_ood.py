@@ -29,9 +29,9 @@ def gaussian(n: int, c: int = 4, seed: int = 0) -> np.ndarray:
 def test_the_distance_of_a_shifted_film_is_known_exactly():
     """Training features ±1 on each of 4 axes (mean 0, covariance I, no shrinkage needed): a film shifted by 3 along
     one axis is 3 away, by (3, 4) is 5 away."""
-    train = np.concatenate([np.eye(4), -np.eye(4)]) * 2.0  # variance 8/8 = 1 per axis
+    train = np.concatenate([np.eye(4), -np.eye(4)]) * 2.0  # variance 8/8 = 1 per axis; 2 films per feature
     ref = fit_reference(train, np.zeros((1, 4)))
-    assert ref.shrinkage == pytest.approx(0.0, abs=1e-9)
+    assert ref.shrinkage == 0.0  # the sample covariance
     np.testing.assert_allclose(ref.distances(np.array([[3.0, 0, 0, 0], [3.0, 4.0, 0, 0], [0, 0, 0, 0]])),
                                [3.0, 5.0, 0.0], atol=1e-5)
 
@@ -53,7 +53,7 @@ def test_shrinkage_keeps_a_reference_with_fewer_films_than_features_invertible()
     _, cov, shrinkage = ledoit_wolf(gaussian(10, 32, seed=4))
     assert 0 < shrinkage <= 1 and np.all(np.linalg.eigvalsh(cov) > 0)
     ref = fit_reference(gaussian(10, 32, seed=4), gaussian(5, 32, seed=5))
-    assert np.isfinite(ref.distances(gaussian(3, 32, seed=6))).all()
+    assert ref.shrinkage == pytest.approx(shrinkage) and np.isfinite(ref.distances(gaussian(3, 32, seed=6))).all()
 
 
 def test_a_film_far_from_the_training_features_is_outside_with_its_distance_and_threshold_in_words():
