@@ -99,7 +99,7 @@ def fingerprint(samples: list[Sample]) -> str:
     return h.hexdigest()
 
 
-_AUTOMASK_MEMO: dict[tuple[str, int, int], np.ndarray] = {}
+_AUTOMASK_MEMO: dict[tuple[str, int, int, int], np.ndarray] = {}
 
 
 def mask_cache_dir() -> Path:
@@ -109,12 +109,14 @@ def mask_cache_dir() -> Path:
 
 
 def automask_cached(image_path: Path, image: np.ndarray) -> np.ndarray:
-    """The `ml.automask` Canny mask (uint8 0/255) of an image file, cached by (path, mtime, size).
+    """The `ml.automask` Canny mask (uint8 0/255) of an image file, cached by (path, mtime, size, automask version).
 
     Falls back to `threshold_mask` if the Canny mask is empty (automask found no hand).
     """
+    from ml.automask import VERSION
+
     st = image_path.stat()
-    key = (str(image_path.resolve()), st.st_mtime_ns, st.st_size)
+    key = (str(image_path.resolve()), st.st_mtime_ns, st.st_size, VERSION)
     if key in _AUTOMASK_MEMO:
         return _AUTOMASK_MEMO[key]
     name = hashlib.sha1(repr(key).encode()).hexdigest() + ".png"

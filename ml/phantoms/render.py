@@ -10,9 +10,12 @@ from scipy import ndimage
 
 from ml.imaging import unit_to_uint16
 from ml.phantoms.anatomy import CARPAL_SHAPE, Ellipsoid, HandLayout, Tube, build_hand
+from ml.phantoms.filmlook import real_film_look
 from ml.phantoms.raster import draw_ellipsoid, draw_polygon, draw_soft, draw_tube
 
-DISTRACTOR_MODES = ("none", "random", "shortcut")
+# "real": the random distractors plus what real films showed (ml.phantoms.filmlook): light panels, grain and banding,
+# a tilted or landscape film, a second hand more often, a wider exposure range
+DISTRACTOR_MODES = ("none", "random", "shortcut", "real")
 AGE_BRACKETS = (0.0, 60.0, 120.0, 168.0, 1e9)  # shortcut tag type = bracket index in the train half
 SHORTCUT_STYLES = ("square", "ring", "bar", "triangle")
 
@@ -180,7 +183,7 @@ def render(age_months: float, male: bool, seed: int, *, size: int | None = 512,
     left = bool(rng.random() < 0.8)  # bone-age films are usually left hands
 
     lay = build_hand(age, male, rng)
-    want_second = distractors != "none" and rng.random() < 0.15
+    want_second = distractors != "none" and rng.random() < (0.3 if distractors == "real" else 0.15)
     side = float(rng.choice([-1.0, 1.0]))
     pose = _place(lay, h, w, rng, left, shift=0.12 * side if want_second else 0.0)
 
@@ -254,9 +257,13 @@ def render(age_months: float, male: bool, seed: int, *, size: int | None = 512,
     if burn.any():
         v = np.where(burn > 0, burn, v)
     v = np.clip(v, 0.0, 1.0)
+    mask = (hand & field_in).astype(np.uint8) * 255
+    film_look: dict = {}
+    if distractors == "real":
+        v, mask, film_look = real_film_look(v, mask, rng)
     lo_v, hi_v = float(v.min()), float(v.max())
     unit = (v - lo_v) / max(hi_v - lo_v, 1e-6)
-    mask = (hand & field_in).astype(np.uint8) * 255
+    h, w = unit.shape
 
     meta = {
         "boneage": round(age, 3), "male": bool(male), "sex": "M" if male else "F",
@@ -269,7 +276,7 @@ def render(age_months: float, male: bool, seed: int, *, size: int | None = 512,
                               for name, (xy, _, _) in CARPAL_SHAPE.items()},
         "imaging": {"blur_px": round(blur, 3), "heel": round(heel_amp, 3), "photons": round(photons, 1),
                     "gamma": round(gamma, 3), "kv": round(kv, 3)},
-        "distractors": records,
+        "distractors": records, "film_look": film_look,
     }
     return Phantom(unit_to_uint16(unit), mask, meta)
 

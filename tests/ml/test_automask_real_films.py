@@ -1,0 +1,118 @@
+"""ml.automask on what real films show (issue 28): light panels, film-edge strips, tilted scans, landscape films, a
+second hand. Built scenes whose right answer is known by construction, then the real-look phantoms (ml.phantoms
+distractors "real"). The real films themselves are a benchmark (tests/bench/test_real_films_bench.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from ml.automask import SOLID_PANEL, _cut_thin_attachments, _solidity, automask, dice
+from ml.phantoms import render
+from ml.phantoms.cohort import sample_subject
+
+
+def hand_shape(h: int = 400, w: int = 320) -> np.ndarray:
+    """A palm, a forearm leaving the film at the bottom, four fingers and a thumb: bool (h, w)."""
+    canvas = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(canvas)
+    draw.ellipse((90, 170, 230, 300), fill=255)
+    draw.rectangle((120, 260, 200, h), fill=255)
+    for k, x in enumerate((95, 130, 165, 200)):
+        draw.rounded_rectangle((x, 50 + 12 * abs(k - 1.5), x + 24, 220), radius=11, fill=255)
+    draw.polygon([(95, 240), (40, 160), (58, 148), (120, 215)], fill=255)
+    return np.asarray(canvas) > 0
+
+
+def film(hand: np.ndarray, *, background: float = 0.08, tissue: float = 0.6, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = np.where(hand, tissue, background).astype(np.float32)
+    return np.clip(image + 0.01 * rng.standard_normal(hand.shape).astype(np.float32), 0, 1)
+
+
+def test_a_hand_on_a_light_panel_is_masked_as_the_hand_not_the_panel():
+    hand = hand_shape()
+    panel = np.zeros_like(hand)
+    panel[30:, 20:300] = True
+    image = film(hand)
+    image[panel & ~hand] = 0.35  # the scanner's light box: lighter than the film, darker than the hand
+    result = automask(image)
+    assert dice(result.mask, hand) >= 0.9
+    assert (result.mask > 0).sum() < 0.7 * panel.sum()
+
+
+def test_a_strip_along_the_film_edge_that_touches_the_forearm_is_cut_off():
+    hand = hand_shape()
+    image = film(hand)
+    image[-6:, :] = 0.6  # a bright film-edge strip, joined to the forearm where it leaves the film
+    mask = automask(image).mask > 0
+    assert not mask[-3:, :60].any() and not mask[-3:, -60:].any()
+    assert dice(mask, hand) >= 0.9
+
+
+def test_thin_attachments_are_cut_where_they_meet_the_hand_and_the_fingers_stay():
+    hand = hand_shape()
+    with_frame = hand.copy()
+    with_frame[-5:, :] = True  # a frame strip along the bottom edge
+    with_frame[:, :4] = True   # and up the left edge
+    cut = _cut_thin_attachments(with_frame)
+    assert dice(cut, hand) >= 0.97
+    assert cut[60:120].sum() == hand[60:120].sum()  # the finger rows are untouched
+
+
+def test_a_film_scanned_tilted_onto_a_black_canvas_is_masked_inside_the_film():
+    hand = hand_shape()
+    image = film(hand, background=0.2)
+    tilted = np.asarray(Image.fromarray(image, mode="F").rotate(18, Image.Resampling.BILINEAR, expand=True,
+                                                                 fillcolor=0.0))
+    truth = np.asarray(Image.fromarray(hand.astype(np.uint8) * 255).rotate(18, Image.Resampling.NEAREST,
+                                                                            expand=True, fillcolor=0)) > 0
+    assert dice(automask(tilted).mask, truth) >= 0.9
+
+
+def test_a_landscape_film_is_masked_like_the_upright_one():
+    hand = hand_shape()
+    upright = automask(film(hand)).mask
+    turned = automask(np.rot90(film(hand)).copy()).mask
+    assert dice(np.rot90(upright), turned) >= 0.95
+
+
+def test_a_filled_rectangle_is_not_scored_as_a_good_hand():
+    image = np.full((400, 320), 0.08, np.float32)
+    image[60:340, 50:270] = 0.6
+    result = automask(image)
+    assert result.quality < 0.75  # the threshold below which a labeler checks the mask first
+
+
+def test_solidity_tells_a_hand_from_a_panel():
+    panel = np.zeros((400, 320), bool)
+    panel[30:380, 20:300] = True
+    assert _solidity(hand_shape()) < SOLID_PANEL < _solidity(panel)
+
+
+@pytest.fixture(scope="module")
+def real_look() -> list:
+    """24 phantoms with real films' look (fixed seeds): panels, grain, tilts, landscape films, second hands."""
+    out = []
+    for i in range(24):
+        age, male, seed = sample_subject(77, i)
+        out.append(render(age, male, seed, size=320, distractors="real"))
+    return out
+
+
+def test_real_look_phantoms_carry_what_real_films_show(real_look):
+    looks = [ph.meta["film_look"] for ph in real_look]
+    assert any("panel" in look for look in looks)
+    assert any("tilt_deg" in look or "rot90" in look for look in looks)
+    assert any(d["kind"] == "second_hand" for ph in real_look for d in ph.meta["distractors"])
+    for ph in real_look:  # the mask moves with the image
+        assert ph.mask.shape == ph.image.shape and ph.mask.any()
+
+
+def test_the_automask_holds_on_most_real_look_phantoms_and_its_quality_flags_the_rest(real_look):
+    results = [automask(ph.image) for ph in real_look]
+    scores = np.array([dice(r.mask, ph.mask) for r, ph in zip(results, real_look)])
+    quality = np.array([r.quality for r in results])
+    assert np.median(scores) >= 0.9, scores.round(2)
+    # a poor mask scores lower than a good one on average: the quality score orders them
+    assert quality[scores < 0.85].mean() < quality[scores >= 0.85].mean()
