@@ -318,8 +318,10 @@ def _set_age_stats(model: UnifiedNet, samples: list[Sample]) -> None:
 
 
 def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _Callback | None = None,
-          init: Path | None = None, val_ids: set[str] | None = None) -> TrainResult:
-    """Train on `samples`, validate on `val_ids` (default: stable 10% by id), write the best model to `out`."""
+          init: Path | None = None, val_ids: set[str] | None = None,
+          extra_metrics: dict[str, Any] | None = None) -> TrainResult:
+    """Train on `samples`, validate on `val_ids` (default: stable 10% by id), write the best model to `out`.
+    `extra_metrics`: stored beside the run's own metrics (the recipe's earlier stages, ml.recipe)."""
     t_start = time.perf_counter()
     callback = callback or TrainCallback()
     if config.selection not in ("best_epoch", "last_epoch"):
@@ -529,7 +531,8 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
                "load_seconds": load_seconds, "bn_frozen": freeze_bn, "skipped_steps": skipped_steps,
                "train_images_per_s": context.world_size * images_seen / max(wait_s + compute_s, 1e-9),
                "data_wait_fraction": wait_s / max(wait_s + compute_s, 1e-9), "n_train": len(train_s),
-               "n_val": len(val_s), "device": device.type, "world_size": context.world_size, "val_ids": sorted(val_ids)}
+               "n_val": len(val_s), "device": device.type, "world_size": context.world_size, "val_ids": sorted(val_ids),
+               **(extra_metrics or {})}
     # --- issue 29: the out-of-distribution reference (ml.ood): training films' embeddings, threshold on validation ---
     from ml.ood import reference_for_model
     ood = reference_for_model(model, train_ds, val_ds, device, config.batch_size)
@@ -595,7 +598,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init", help="checkpoint to start from (same architecture), or `starter`: the shipped weights")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--preset", choices=sorted(TRAIN_PRESETS),
-                    help="default: finetune with --init, light without")
+                    help="default: finetune with --init; with neither --init, --preset nor --config, the staged "
+                         "default recipe (ml.recipe: segmenter, regressor on its crops, joint)")
+    ap.add_argument("--max-seconds", type=float, help="the default recipe's wall-clock budget (default 3300)")
+    ap.add_argument("--recipe-config", help="JSON file with the default recipe's fields (ml.recipe.RecipeConfig)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     if args.job:
@@ -603,6 +609,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data or not args.out:
         ap.error("--data and --out are required (or --job)")
     try:
+        if not (args.init or args.preset or args.config or args.epochs):
+            from ml import recipe  # imports this module: the recipe's last stage is `train`
+
+            settings = json.loads(Path(args.recipe_config).read_text()) if args.recipe_config else {}
+            if args.max_seconds:
+                settings["max_seconds"] = args.max_seconds
+            result = recipe.run(read_folder(args.data), Path(args.out), recipe.recipe_config(settings), quiet=args.quiet)
+            return _summary(result)
         config = load_config(args.config, args.preset or ("finetune" if args.init else "light"))
         config = replace(config, progress=not args.quiet, **({"epochs": args.epochs} if args.epochs else {}))
         samples = read_folder(args.data)
@@ -614,6 +628,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted, no checkpoint written", file=sys.stderr)
         return 130
+    return _summary(result)
+
+
+def _summary(result: TrainResult) -> int:
     m = result.metrics
     if result.checkpoint is None:  # a rank other than 0 under torchrun: rank 0 reports
         return 0

@@ -64,6 +64,9 @@ PRESETS: dict[str, ModelConfig] = {
     # Starter (`make run`, ~120 labelled images, minutes on 2 CPU cores): the light architecture at a 96-px
     # canvas with 64-px crops and no dropout (too few images/steps for dropout to pay).
     "starter": ModelConfig(work_size=96, crop_size=64, dropout=0.0),
+    # The default recipe (ml.recipe, `ml.train --data DIR --out CKPT`): a 512-px canvas keeps a half-resolution real
+    # film's hand at ~400 px, cut to 224-px crops (bone age lives in the epiphyses and carpals); a 128-px segmenter.
+    "real": ModelConfig(seg_size=128, work_size=512, crop_size=224),
     "paper": ModelConfig(width=1.0, segmenter="resnet50_fpn", seg_size=512, work_size=512, crop_size=512,
                          att_pre_post=1, att_trunk=2, final_units=3),
 }

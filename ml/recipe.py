@@ -1,0 +1,171 @@
+"""The default recipe: what `python -m ml.train --data DIR --out CKPT` runs with no other flag, for real films or phantoms.
+
+End-to-end training of the whole network from scratch at a resolution that shows the epiphyses costs hours on a CPU,
+and the fine-tune of the phantom starter at its 64-px crops read real films at 25.7 months (issue 28). So the
+network is trained in three stages, each on what the next one will see:
+
+1. **Segmenter** (Mask R-CNN) on the Canny masks of `ml.automask`, as the paper trains it, starting from the shipped
+   starter's segmenter weights (a hand detector already; its BatchNorm statistics are re-estimated here, in train
+   mode, on these films, never kept at phantom statistics).
+2. **Regressor** from scratch on the crops the trained segmenter cuts in eval mode (`ml.crops`: cached once, cheap
+   batched augmentation), so it learns on exactly what inference feeds it; exact BatchNorm statistics at the end.
+3. **Joint** (`ml.train.train` with the `finetune` settings): a short end-to-end pass with L_cls + L_box + L_mask +
+   L_reg and the mask gradient, which also calibrates the intervals and writes the checkpoint like every other run.
+   It competes with its own start on the validation set, so it never ships worse than stage 2.
+
+The model is `PRESETS["real"]`: a 512-px canvas and 224-px crops (the light preset's 256/128 halves a real hand's
+detail). Every stage has a share of one wall-clock budget (`RecipeConfig.max_seconds`, 55 min by default: 1,000
+half-resolution RSNA films on this 2-core CPU).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from ml.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+from ml.crops import CropTrainConfig, hand_crops, train_regressor_on_crops
+from ml.data import DataError, HandDataset, Sample, collate, fingerprint, split_ids, targets_from_batch
+from ml.models import PRESETS, ModelConfig, UnifiedNet, build_model
+from ml.train import TRAIN_PRESETS, TrainCallback, TrainResult, _set_age_stats, train
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    model: ModelConfig = field(default_factory=lambda: PRESETS["real"])
+    max_seconds: float = 3300.0         # the whole recipe; stages get the shares below of what is left
+    seg_share: float = 0.22
+    crops_share: float = 0.78           # of what is left after the segmenter and the crop cache
+    seg_epochs: int = 8
+    seg_lr: float = 1e-3
+    seg_batch_size: int = 8
+    seg_init: str | None = "starter"    # segmenter weights to start from (a checkpoint path or `starter`), None: scratch
+    crops: CropTrainConfig = field(default_factory=lambda: CropTrainConfig(epochs=80, batch_size=32, lr=2e-3))
+    joint_epochs: int = 1
+    val_fraction: float = 0.1
+    seed: int = 0
+    threads: int | None = None
+
+
+def recipe_config(data: dict[str, Any]) -> RecipeConfig:
+    """A RecipeConfig from JSON-like data (`model`: ModelConfig fields over the real preset or a preset name, `crops`:
+    CropTrainConfig fields); unknown keys are refused by name."""
+    known = {f.name for f in fields(RecipeConfig)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown recipe config keys {sorted(unknown)}; known: {sorted(known)}")
+    data = dict(data)
+    model = data.pop("model", None)
+    if isinstance(model, str):
+        if model not in PRESETS:
+            raise ValueError(f"unknown model preset {model!r}; known: {sorted(PRESETS)}")
+        data["model"] = PRESETS[model]
+    elif isinstance(model, dict):
+        data["model"] = ModelConfig.from_dict({**PRESETS["real"].to_dict(), **model})
+    if isinstance(data.get("crops"), dict):
+        data["crops"] = CropTrainConfig(**data["crops"])
+    return RecipeConfig(**data)
+
+
+def train_segmenter(model: UnifiedNet, dataset: HandDataset, epochs: int, lr: float, batch_size: int, seed: int,
+                    max_seconds: float, log: Any = None) -> dict[str, Any]:
+    """Stage 1: the segmenter alone on its Mask R-CNN losses (targets: the dataset's masks), AdamW + cosine."""
+    assert model.segmenter is not None
+    seg = model.segmenter
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=True, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(seed), drop_last=len(dataset) > batch_size)
+    opt = torch.optim.AdamW(seg.parameters(), lr=lr, weight_decay=1e-4)
+    total = max(epochs * len(loader), 1)
+    step, curve = 0, []
+    for epoch in range(epochs):
+        seg.train()
+        dataset.epoch = epoch
+        losses = []
+        for batch in loader:
+            progress = min(max(step / total, (time.perf_counter() - t0) / max_seconds), 1.0)
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1.0 + torch.cos(torch.tensor(progress * torch.pi)).item())
+            parts, _ = seg(batch["image"], targets_from_batch(batch), detect=False)
+            loss = sum(parts.values(), torch.zeros(()))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(seg.parameters(), 10.0)
+            if torch.isfinite(loss):
+                opt.step()
+            losses.append(float(loss.detach()))
+            step += 1
+        row = {"stage": "segmenter", "epoch": epoch + 1, "loss": sum(losses) / max(len(losses), 1),
+               "seconds": round(time.perf_counter() - t0, 1)}
+        curve.append(row)
+        if log:
+            log(row)
+        if time.perf_counter() - t0 > max_seconds:
+            break
+    seg.eval()
+    return {"epochs": len(curve), "seconds": time.perf_counter() - t0, "curve": curve}
+
+
+def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
+        callback: TrainCallback | None = None, quiet: bool = False) -> TrainResult:
+    """The three stages on `samples` (validation: the stable 10 % by id, as every run), checkpoint to `out`."""
+    config = config or RecipeConfig()
+    t0 = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    ids = [s.id for s in samples]
+    val_ids = split_ids(ids, config.val_fraction)
+    train_s, val_s = [s for s in samples if s.id not in val_ids], [s for s in samples if s.id in val_ids]
+    if not train_s or not val_s:
+        raise DataError(f"split leaves {len(train_s)} training and {len(val_s)} validation samples")
+
+    def log(row: dict[str, Any]) -> None:
+        if not quiet:
+            print(json.dumps(row), file=sys.stderr, flush=True)
+
+    def left() -> float:
+        return max(config.max_seconds - (time.perf_counter() - t0), 60.0)
+
+    torch.manual_seed(config.seed)
+    model = build_model(config.model)
+    _set_age_stats(model, train_s)
+    if config.seg_init:
+        donor = load_checkpoint(resolve_checkpoint(config.seg_init)).build()
+        assert model.segmenter is not None and donor.segmenter is not None
+        model.segmenter.load_state_dict(donor.segmenter.state_dict())
+
+    seg_data = HandDataset(train_s, config.model.work_size, augment=True, seed=config.seed)
+    seg_metrics = train_segmenter(model, seg_data, config.seg_epochs, config.seg_lr, config.seg_batch_size,
+                                  config.seed, config.max_seconds * config.seg_share, log)
+    del seg_data
+    t_cache = time.perf_counter()
+    train_cache, val_cache = (hand_crops(part, config.model.work_size, config.model.crop_size, model.margin,
+                                         segmenter=model) for part in (train_s, val_s))
+    cache_seconds = time.perf_counter() - t_cache
+    log({"stage": "crop cache", "seconds": round(cache_seconds, 1), "n": len(train_cache) + len(val_cache)})
+    crops_config = replace(config.crops, seed=config.seed, max_seconds=left() * config.crops_share)
+    crops = train_regressor_on_crops(model, train_cache, val_cache, crops_config,
+                                     on_epoch=lambda row: log({"stage": "regressor", **row}))
+    log({"stage": "regressor", "val_mae_cached_crops": crops.val_mae, "epochs": crops.epochs})
+    staged = out.with_name(out.name + ".stage2.pt")
+    save_checkpoint(staged, model, config.model, metrics={"stage": "regressor", "val_mae_cached_crops": crops.val_mae},
+                    fingerprint=fingerprint(train_s))
+    joint = replace(TRAIN_PRESETS["finetune"], model=config.model, epochs=config.joint_epochs, seed=config.seed,
+                    threads=config.threads, max_seconds=left(), progress=not quiet)
+    stages = {"recipe": "staged", "segmenter_stage": {k: v for k, v in seg_metrics.items() if k != "curve"},
+              "crop_cache_seconds": cache_seconds,
+              "regressor_stage": {"epochs": crops.epochs, "seconds": crops.seconds,
+                                  "val_mae_cached_crops": crops.val_mae, "images_per_s": crops.images_per_s}}
+    try:
+        result = train(samples, joint, out, callback=callback, init=staged, val_ids=val_ids, extra_metrics=stages)
+    finally:
+        staged.unlink(missing_ok=True)
+    result.metrics["recipe_seconds"] = time.perf_counter() - t0
+    return result
