@@ -103,6 +103,7 @@ class CropTrainResult:
     epochs: int = 0
     seconds: float = 0.0
     images_per_s: float = 0.0
+    cancelled: bool = False
 
 
 def predict_crops(model: UnifiedNet, cache: CropCache, batch_size: int = 64) -> np.ndarray:
@@ -129,9 +130,11 @@ def _prepare(model: UnifiedNet, crops: Tensor) -> Tensor:
 
 
 def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache | None, config: CropTrainConfig,
-                             on_epoch: Callable[[dict[str, Any]], None] | None = None) -> CropTrainResult:
+                             on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                             should_stop: Callable[[], bool] | None = None) -> CropTrainResult:
     """Train `model.regressor` in place on cached crops (L1 on the normalised age; AdamW, warm-up + cosine to 0),
-    then set exact BatchNorm statistics over `train`. The segmenter is not touched."""
+    then set exact BatchNorm statistics over `train`. The segmenter is not touched. `should_stop` (a cancelled run) is
+    asked every step: the epoch ends there and the result says `cancelled`."""
     t0 = time.perf_counter()
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
@@ -140,12 +143,14 @@ def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache
     steps_per_epoch = max(len(train) // config.batch_size, 1)
     total = config.epochs * steps_per_epoch
     scale = float(reg.head.age_std)
-    step, seen, curve = 0, 0, []
+    step, seen, curve = 0, 0, list[dict[str, Any]]()
     for epoch in range(config.epochs):
         reg.train()
         perm = torch.randperm(len(train), generator=gen)
         losses = []
         for k in range(steps_per_epoch):
+            if should_stop is not None and should_stop():
+                return CropTrainResult(None, curve, len(curve), time.perf_counter() - t0, 0.0, cancelled=True)
             idx = perm[k * config.batch_size:(k + 1) * config.batch_size]
             crops = train.crops[idx].float()
             if config.augment:

@@ -74,8 +74,9 @@ def recipe_config(data: dict[str, Any]) -> RecipeConfig:
 
 
 def train_segmenter(model: UnifiedNet, dataset: HandDataset, epochs: int, lr: float, batch_size: int, seed: int,
-                    max_seconds: float, log: Any = None) -> dict[str, Any]:
-    """Stage 1: the segmenter alone on its Mask R-CNN losses (targets: the dataset's masks), AdamW + cosine."""
+                    max_seconds: float, log: Any = None, callback: TrainCallback | None = None) -> dict[str, Any]:
+    """Stage 1: the segmenter alone on its Mask R-CNN losses (targets: the dataset's masks), AdamW + cosine.
+    `callback`: its steps are reported and a stop request ends the stage (`cancelled` in the result)."""
     assert model.segmenter is not None
     seg = model.segmenter
     t0 = time.perf_counter()
@@ -84,12 +85,14 @@ def train_segmenter(model: UnifiedNet, dataset: HandDataset, epochs: int, lr: fl
                         generator=torch.Generator().manual_seed(seed), drop_last=len(dataset) > batch_size)
     opt = torch.optim.AdamW(seg.parameters(), lr=lr, weight_decay=1e-4)
     total = max(epochs * len(loader), 1)
-    step, curve = 0, []
+    step, curve = 0, list[dict[str, Any]]()
     for epoch in range(epochs):
         seg.train()
         dataset.epoch = epoch
         losses = []
         for batch in loader:
+            if callback is not None and callback.should_stop():
+                return {"epochs": len(curve), "seconds": time.perf_counter() - t0, "curve": curve, "cancelled": True}
             progress = min(max(step / total, (time.perf_counter() - t0) / max_seconds), 1.0)
             for group in opt.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + torch.cos(torch.tensor(progress * torch.pi)).item())
@@ -102,6 +105,8 @@ def train_segmenter(model: UnifiedNet, dataset: HandDataset, epochs: int, lr: fl
                 opt.step()
             losses.append(float(loss.detach()))
             step += 1
+            if callback is not None:
+                callback.on_step(step, losses[-1])
         row = {"stage": "segmenter", "epoch": epoch + 1, "loss": sum(losses) / max(len(losses), 1),
                "seconds": round(time.perf_counter() - t0, 1)}
         curve.append(row)
@@ -114,14 +119,15 @@ def train_segmenter(model: UnifiedNet, dataset: HandDataset, epochs: int, lr: fl
 
 
 def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
-        callback: TrainCallback | None = None, quiet: bool = False) -> TrainResult:
-    """The three stages on `samples` (validation: the stable 10 % by id, as every run), checkpoint to `out`."""
+        callback: TrainCallback | None = None, quiet: bool = False, val_ids: set[str] | None = None) -> TrainResult:
+    """The three stages on `samples` (validation: `val_ids`, default the stable 10 % by id as every run), checkpoint
+    to `out`. A `callback` that asks to stop ends the run at the next step of any stage, with nothing written."""
     config = config or RecipeConfig()
     t0 = time.perf_counter()
     if config.threads:
         torch.set_num_threads(config.threads)
     ids = [s.id for s in samples]
-    val_ids = split_ids(ids, config.val_fraction)
+    val_ids = set(val_ids) if val_ids is not None else split_ids(ids, config.val_fraction)
     train_s, val_s = [s for s in samples if s.id not in val_ids], [s for s in samples if s.id in val_ids]
     if not train_s or not val_s:
         raise DataError(f"split leaves {len(train_s)} training and {len(val_s)} validation samples")
@@ -143,8 +149,10 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
 
     seg_data = HandDataset(train_s, config.model.work_size, augment=True, seed=config.seed)
     seg_metrics = train_segmenter(model, seg_data, config.seg_epochs, config.seg_lr, config.seg_batch_size,
-                                  config.seed, config.max_seconds * config.seg_share, log)
+                                  config.seed, config.max_seconds * config.seg_share, log, callback)
     del seg_data
+    if seg_metrics.get("cancelled"):
+        return _cancelled(t0)
     t_cache = time.perf_counter()
     train_cache, val_cache = (hand_crops(part, config.model.work_size, config.model.crop_size, model.margin,
                                          segmenter=model) for part in (train_s, val_s))
@@ -152,7 +160,10 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
     log({"stage": "crop cache", "seconds": round(cache_seconds, 1), "n": len(train_cache) + len(val_cache)})
     crops_config = replace(config.crops, seed=config.seed, max_seconds=left() * config.crops_share)
     crops = train_regressor_on_crops(model, train_cache, val_cache, crops_config,
-                                     on_epoch=lambda row: log({"stage": "regressor", **row}))
+                                     on_epoch=lambda row: log({"stage": "regressor", **row}),
+                                     should_stop=callback.should_stop if callback is not None else None)
+    if crops.cancelled:
+        return _cancelled(t0)
     log({"stage": "regressor", "val_mae_cached_crops": crops.val_mae, "epochs": crops.epochs})
     staged = out.with_name(out.name + ".stage2.pt")
     save_checkpoint(staged, model, config.model, metrics={"stage": "regressor", "val_mae_cached_crops": crops.val_mae},
@@ -169,3 +180,7 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
         staged.unlink(missing_ok=True)
     result.metrics["recipe_seconds"] = time.perf_counter() - t0
     return result
+
+
+def _cancelled(t0: float) -> TrainResult:
+    return TrainResult(None, None, {"seconds": time.perf_counter() - t0, "recipe": "staged"}, [], cancelled=True)

@@ -48,6 +48,7 @@ function renderRun() {
   if (p.loss != null) parts.push(`loss ${(+p.loss).toFixed(3)}`);
   if (p.val_mae != null) parts.push(`this epoch: validation MAE ${(+p.val_mae).toFixed(2)} mo`);
   if (run.result_name) parts.push(`→ ${run.result_name}`);
+  if (run.config.init_reason) parts.push(`${run.config.init_chosen === "platform" ? "The platform chose: " : ""}${run.config.init_reason}`);
   if (p.outcome) parts.push(p.outcome);
   if (run.error) parts.push(run.error);
   $("#run-text").textContent = parts.join(" · ");
@@ -170,7 +171,13 @@ let defaults = null;
 function showDefaultEpochs() {
   const form = $("#run-form");
   if (!form || !defaults) return;
-  const kind = form.elements.init.value === "fresh" ? defaults.from_scratch : defaults.fine_tune;
+  const init = form.elements.init.value;
+  if (init === "recipe") {  // the recipe's stages share one time budget; the epochs field is not theirs
+    form.elements.epochs.placeholder = "stages share a time budget";
+    form.elements.epochs.title = "The default recipe: segmenter, regressor on its crops, joint pass, in one time budget";
+    return;
+  }
+  const kind = init === "fresh" ? defaults.from_scratch : defaults.fine_tune;
   form.elements.epochs.placeholder = `default ${kind.epochs}`;
   const limit = kind.max_seconds ? `, at most ${kind.max_seconds} s` : "";
   form.elements.epochs.title = `Blank: ${kind.epochs} epochs, lr ${kind.lr}${limit} `
@@ -183,7 +190,7 @@ async function loadDefaults() {
 $("#run-form")?.elements.init.addEventListener("change", showDefaultEpochs);
 $("#run-form")?.addEventListener("submit", async (e) => {
   e.preventDefault();
-  const form = new FormData(e.target), json = { init: form.get("init") };
+  const form = new FormData(e.target), json = form.get("init") === "auto" ? {} : { init: form.get("init") };
   if (form.get("epochs")) json.epochs = +form.get("epochs");
   $("#start-run").disabled = true;
   const response = await api(`/api/projects/${projectId}/training-runs/`, { method: "POST", json });

@@ -51,7 +51,8 @@ from boneage.studies.models import Project, Study, is_male
 
 logger = logging.getLogger(__name__)
 
-INIT_CHOICES = ("active", "fresh", "starter")  # starter: ml.checkpoint.SHIPPED_STARTER
+# starter: ml.checkpoint.SHIPPED_STARTER; recipe: the default recipe for real films from scratch (ml.recipe)
+INIT_CHOICES = ("active", "fresh", "starter", "recipe")
 
 
 class ModelingError(AppError):

@@ -38,6 +38,7 @@ from boneage.modeling.actions import (
 )
 from boneage.modeling.gate import GatePolicy, decide
 from boneage.modeling.models import ModelStatus, ModelVersion, RunState, TrainingRun
+from boneage.modeling.outside import outside_summary
 from boneage.studies.derive import ensure_derived_images
 from boneage.studies.models import Project, Study, is_male
 
@@ -83,6 +84,8 @@ class RunConfig:
         from ml.train import TrainConfig
 
         data = dict(data)
+        for note in NOTE_KEYS:  # what the platform says about the run's start: not ml.train's
+            data.pop(note, None)
         init = data.pop("init", "active")
         gpus = int(data.pop("gpus", 1))
         kind, folds = str(data.pop("kind", "train")), int(data.pop("folds", 5))
@@ -93,6 +96,10 @@ class RunConfig:
         """ml.train's config for this run: its seed, and for a fine-tune its starting checkpoint's architecture."""
         return replace(self.train, seed=seed, **({"model": model} if model is not None else {}))
 
+
+# Stored in a run's config beside ml.train's settings: why the run starts where it does, and whether that was the
+# platform's choice (a request without "init") or the trainer's.
+NOTE_KEYS = ("init_reason", "init_chosen", "recipe")
 
 # gpus: N > 1 trains with torchrun, one process per GPU (DDP); on a worker without CUDA, N CPU processes (gloo).
 # folds: an audit run's k (kind "audit").
@@ -129,7 +136,12 @@ def check_run_request(project: Project, data: dict[str, Any]) -> dict[str, Any]:
         raise ModelingError(400, "invalid", f"kind must be one of {', '.join(RUN_KINDS)}, not {kind!r}.")
     if kind != "audit" and "folds" in data:
         raise ModelingError(400, "invalid", "folds belongs to an audit run: send \"kind\": \"audit\" with it.")
-    init = data.get("init", _train_default_init(project) if kind == "train" else _audit_default_init())
+    chosen = "init" not in data
+    init, reason = default_start(project) if chosen and kind == "train" else (
+        data.get("init", _audit_default_init()), "")
+    if kind == "audit" and init == "recipe":
+        raise ModelingError(400, "invalid", "An audit trains k fine-tunes; the default recipe is for one run. Use init "
+                            "\"starter\" (the default) or \"fresh\".")
     if kind == "audit" and init == "active":
         raise ModelingError(400, "invalid", "An audit cannot start from the active model: it trained on the labels the "
                             "audit questions. Use init \"starter\" (the default) or \"fresh\".")
@@ -147,6 +159,11 @@ def check_run_request(project: Project, data: dict[str, Any]) -> dict[str, Any]:
         if key in data:
             config[key] = check_number(key, data[key], bounds, whole=key in INTEGER_KEYS)
     config["init"] = init
+    if kind == "train":
+        config["init_chosen"] = "platform" if chosen else "trainer"
+        config["init_reason"] = reason or START_WORDS[init]
+    if init == "recipe":
+        config["recipe"] = dict((project.settings or {}).get("training", {}).get("recipe", {}))
     if kind == "audit":
         config["kind"], config["folds"] = kind, int(data.get("folds", 5))
     return config
@@ -161,6 +178,28 @@ def check_number(key: str, value: Any, bounds: tuple[float, float], *, whole: bo
     if whole and value != int(value):
         raise ModelingError(400, "invalid", f"{key} must be a whole number, not {value!r}.", field=key)
     return int(value) if whole else float(value)
+
+
+START_WORDS = {
+    "active": "fine-tunes the active model",
+    "starter": "fine-tunes the shipped starter weights (trained on phantoms)",
+    "fresh": "trains the project's architecture from scratch",
+    "recipe": "trains the default recipe for real films from scratch: segmenter, regressor on its crops, joint pass",
+}
+
+
+def default_start(project: Project) -> tuple[str, str]:
+    """Where a run starts when the trainer does not say, and why in words. A project most of whose films are outside
+    the active model's experience gets the default recipe from scratch: a fine-tune would keep that model's
+    statistics (BatchNorm frozen at another domain's) and the gate would keep that model active. Without an active
+    model the worker asks the starter the same question of the labelled films before it fine-tunes
+    (`check_starter_fits`)."""
+    summary = outside_summary(project.pk)
+    if summary is not None and summary.most:
+        return "recipe", (f"{summary.outside} of {summary.predicted} predicted films are outside the experience of "
+                          f"{summary.model_name}: {START_WORDS['recipe']}")
+    init = _train_default_init(project)
+    return init, START_WORDS[init]
 
 
 def _train_default_init(project: Project) -> str:
@@ -411,7 +450,7 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
     """The body of the modeling.train task (echo: print progress lines too, for management commands)."""
     from celery.exceptions import SoftTimeLimitExceeded
 
-    from ml.checkpoint import CheckpointError, file_sha256
+    from ml.checkpoint import CheckpointError
     from ml.data import DataError
     from ml.train import train
 
@@ -434,6 +473,13 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
                             "(some train, some validate).")
         val = validation_ids([s.id for s in samples])
         run_config = RunConfig.from_dict(run.config)
+        if run_config.init == "starter" and run.config.get("init_chosen") == "platform":
+            run_config = check_starter_fits(run, run_config, [s for s in samples if s.id not in val])
+        out = writable_path(checkpoint_name(run.project_id, run.pk))
+        if run_config.init == "recipe":
+            result = _train_recipe(run, samples, out, _PlatformCallback(run, echo), val)
+            _keep(run, out, result, samples, val, sources)
+            return
         init_path, model = None, None
         if run_config.init in ("active", "starter"):
             from ml.checkpoint import SHIPPED_STARTER, load_checkpoint
@@ -448,21 +494,12 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
 
             run_audit(run, samples, config, init_path, run_config.folds, _PlatformCallback(run, echo))
             return
-        out = writable_path(checkpoint_name(run.project_id, run.pk))
         callback = _PlatformCallback(run, echo)
         if run_config.gpus > 1:
             result = _train_in_processes(samples, config, out, run_config.gpus, callback, init_path, val)
         else:
             result = train(samples, config, out, callback=callback, init=init_path, val_ids=val)
-        if result.cancelled:
-            _cleanup(run, out)
-            _finish(run_id, RunState.CANCELLED, error="")
-            return
-        assert result.sha256 is not None
-        if file_sha256(out) != result.sha256:
-            raise CheckpointError(f"{out}: the written checkpoint does not match its sha256")
-        store_file(out, checkpoint_name(run.project_id, run.pk))
-        _register(run, result, samples, val, sources)
+        _keep(run, out, result, samples, val, sources)
     except SoftTimeLimitExceeded:
         _cleanup(run, out)
         _finish(run_id, RunState.FAILED, error=f"The run exceeded its time limit ({conf.training_hard_limit()} s hard "
@@ -477,6 +514,62 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
         _finish(run_id, RunState.FAILED, error=f"Unexpected error: {type(exc).__name__}: {exc}")
     finally:
         heartbeat.stopped.set()
+
+
+def _keep(run: TrainingRun, out: Path, result, samples: list, val: set[str], sources: dict[str, str]) -> None:
+    """A finished ml run: cancelled (nothing kept), or its checkpoint checked, stored and registered."""
+    from ml.checkpoint import CheckpointError, file_sha256
+
+    if result.cancelled:
+        _cleanup(run, out)
+        _finish(run.pk, RunState.CANCELLED, error="")
+        return
+    assert result.sha256 is not None
+    if file_sha256(out) != result.sha256:
+        raise CheckpointError(f"{out}: the written checkpoint does not match its sha256")
+    store_file(out, checkpoint_name(run.project_id, run.pk))
+    _register(run, result, samples, val, sources)
+
+
+# How many labelled films the worker shows the starter before it fine-tunes it on a project without a model.
+STARTER_CHECK_FILMS = 32
+
+
+def check_starter_fits(run: TrainingRun, run_config: RunConfig, train_samples: list) -> RunConfig:
+    """A platform-chosen starter fine-tune on a project without a model: the starter reads up to STARTER_CHECK_FILMS of
+    the training films first; when most are outside its experience (ml.ood), the run switches to the default recipe
+    from scratch and says so (the run's config and progress, the audit history)."""
+    from ml.checkpoint import SHIPPED_STARTER
+    from ml.imaging import load_image
+    from ml.infer import Predictor
+
+    shown = train_samples[:STARTER_CHECK_FILMS]
+    if not shown:
+        return run_config
+    predictor = Predictor(SHIPPED_STARTER)
+    flags = [p.outside for p in predictor.predict_batch([load_image(s.image_path) for s in shown],
+                                                        [s.male for s in shown], with_attention=False, mc_samples=0)]
+    if 2 * sum(flags) <= len(flags):
+        return run_config
+    reason = (f"{sum(flags)} of {len(flags)} training films are outside the experience of the shipped starter "
+              f"(phantoms): {START_WORDS['recipe']}")
+    config = {**run.config, "init": "recipe", "init_reason": reason,
+              "recipe": dict((run.project.settings or {}).get("training", {}).get("recipe", {}))}
+    TrainingRun.objects.filter(pk=run.pk).update(config=config)
+    run.config = config
+    do_record("training.start_changed", run, project=run.project, before={"init": "starter"},
+              after={"init": "recipe", "reason": reason})
+    return RunConfig.from_dict(config)
+
+
+def _train_recipe(run: TrainingRun, samples: list, out: Path, callback, val: set[str]):
+    """The default recipe (ml.recipe) for this run: the project's recipe settings, the run's own time budget."""
+    from ml import recipe
+
+    settings = {**run.config.get("recipe", {}), "seed": run.pk % 1000}
+    if run.config.get("max_seconds"):
+        settings["max_seconds"] = float(run.config["max_seconds"])
+    return recipe.run(samples, out, recipe.recipe_config(settings), callback=callback, quiet=True, val_ids=val)
 
 
 def _train_in_processes(samples, config, out: Path, processes: int, callback, init_path, val):
