@@ -147,12 +147,18 @@ def do_automask(study_id: int) -> bool:
         study.save(update_fields=["automask_state"])
     try:
         from ml.automask import automask
+        from ml.gate import check_film
 
-        result = automask(load_unit(study.image))
+        unit = load_unit(study.image)
+        result = automask(unit)
+        # films the platform should not read as they are (ml.gate): the study says why; the platform flags, it does
+        # not turn or invert the stored film itself (a labeler confirms what the check only infers)
+        check = check_film(unit, result).to_dict()
         with transaction.atomic():  # the mask and "done" commit together, before any on-commit hook runs
             do_save_mask(study, result.mask > 0, source=MaskSource.CANNY, quality=float(result.quality),
                          note="Canny automask", enforce_base=False)
-            Study.objects.filter(pk=study_id).update(automask_state=AutomaskState.DONE, automask_error="")
+            Study.objects.filter(pk=study_id).update(automask_state=AutomaskState.DONE, automask_error="",
+                                                     film_check=check)
     except Exception as exc:
         logger.exception("automask failed for study %s", study_id)
         Study.objects.filter(pk=study_id).update(automask_state=AutomaskState.FAILED,

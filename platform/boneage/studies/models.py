@@ -93,6 +93,8 @@ class Study(models.Model):
     checksum = models.CharField(max_length=64, help_text="sha256 of the stored original bytes")
     automask_state = models.CharField(max_length=16, choices=AutomaskState.choices, default=AutomaskState.PENDING)
     automask_error = models.TextField(blank=True)
+    film_check = models.JSONField(default=dict, blank=True, help_text="ml.gate's verdict on the film (read | corrected "
+                                  "| flagged | refused) and its reason, from the automask stage")
     served_at = models.DateTimeField(null=True, blank=True, help_text="last handed out as the next case before any "
                                      "model scored it: concurrent labelers spread over the oldest studies")
     created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

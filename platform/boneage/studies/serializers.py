@@ -57,7 +57,7 @@ class StudySerializer(serializers.ModelSerializer):
         fields = [
             "id", "project", "external_id", "sex", "chronological_age_months", "source", "original_name",
             "sop_instance_uid", "study_instance_uid", "checksum", "created_at", "automask_state",
-            "automask_error", "width", "height", "media_type", "photometric", "value_black", "value_white", "image_url",
+            "automask_error", "film_check", "width", "height", "media_type", "photometric", "value_black", "value_white", "image_url",
             "label", "state",
         ]
 
