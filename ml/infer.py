@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ml.checkpoint import Checkpoint, load_checkpoint
 from ml.data import to_square
 from ml.models import paste_to_image
-from ml.ood import UNKNOWN, OODReference, OODResult
+from ml.ood import UNKNOWN, OODReference, OODResult, pixel_statistics
 from ml.tta import check_method, spread, view_ages
 from ml.uncertainty import calibrated_std, mc_std
 
@@ -57,6 +57,7 @@ class Prediction:
     outside: bool = False
     outside_reason: str = UNKNOWN.reason
     ood_score: float = float("nan")
+    pixels: np.ndarray | None = None  # ml.ood.pixel_statistics of the film: what its pixels look like to the network
 
 
 class Predictor:
@@ -76,11 +77,11 @@ class Predictor:
         self.ood_reference: OODReference | None = OODReference.from_payload(self.checkpoint.ood)
 
     def assess(self, embedding: np.ndarray | None, hand_score: float | None,
-               mask_quality: float | None = None) -> OODResult:
+               mask_quality: float | None = None, pixels: np.ndarray | None = None) -> OODResult:
         """Is this film outside the model's experience? (ml.ood; UNKNOWN without a reference in the checkpoint.)"""
         if self.ood_reference is None:
             return UNKNOWN
-        return self.ood_reference.assess(embedding, hand_score, mask_quality)
+        return self.ood_reference.assess(embedding, hand_score, mask_quality, pixels)
 
     @functools.cached_property
     def attention_cells(self) -> int:
@@ -172,9 +173,10 @@ class Predictor:
         t5 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) * 1e3, "segment": (t2 - t1) * 1e3, "regress": (t3 - t2) * 1e3,
                    "uncertainty": (t4 - t3) * 1e3, "attention": (t5 - t4) * 1e3, "total": (t5 - t0) * 1e3}
-        verdicts = [self.assess(embeddings[i], scores[i]) for i in range(len(geometry))]
+        pixels = pixel_statistics(x.cpu(), crops.cpu())
+        verdicts = [self.assess(embeddings[i], scores[i], pixels=pixels[i]) for i in range(len(geometry))]
         preds = [Prediction(float(ages[i]), float(stds[i]), masks[i], boxes[i], scores[i], attention[i], dict(timings),
-                            embeddings[i], v.outside, v.reason, v.score) for i, v in enumerate(verdicts)]
+                            embeddings[i], v.outside, v.reason, v.score, pixels[i]) for i, v in enumerate(verdicts)]
         yield ("done", preds)
 
     def predict_stream(self, image: np.ndarray, male: bool | None, *, with_attention: bool = True,

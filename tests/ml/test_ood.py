@@ -162,3 +162,38 @@ def test_a_trained_model_gets_a_reference_from_its_training_and_validation_films
     payload = reference_for_model(model, Films(range(6)), Films(range(6, 9)), torch.device("cpu"), batch_size=4)
     assert payload is not None and payload["n_train"] == 6 and payload["n_val"] == 3
     assert payload["precision"].shape == (payload["mean"].shape[0],) * 2
+
+
+def test_pixel_statistics_flag_a_film_whose_features_look_familiar_with_the_reason_in_words():
+    ref = fit_reference(gaussian(500, seed=7), gaussian(200, seed=8), train_pixels=gaussian(300, 9, seed=9),
+                        val_pixels=gaussian(200, 9, seed=10))
+    assert ref.pixels is not None and ref.alpha == 0.01  # each distance calibrated at α/2: either flags ≤ α
+    familiar = ref.assess(np.zeros(4), hand_score=0.99, pixels=np.zeros(9))
+    assert not familiar.outside
+    odd = ref.assess(np.zeros(4), hand_score=0.99, pixels=np.full(9, 6.0))
+    assert odd.outside and odd.reason.startswith("the film's grey levels and texture are unlike the films")
+
+
+def test_pixel_statistics_survive_the_payload_and_an_older_payload_still_loads():
+    ref = fit_reference(gaussian(50), gaussian(20, seed=1), train_pixels=gaussian(50, 9, seed=2),
+                        val_pixels=gaussian(20, 9, seed=3))
+    back = OODReference.from_payload(ref.to_payload())
+    assert back is not None and back.pixels is not None and back.pixels.threshold == pytest.approx(ref.pixels.threshold)
+    older = {k: v for k, v in ref.to_payload().items() if k != "pixels"}
+    loaded = OODReference.from_payload(older)
+    assert loaded is not None and loaded.pixels is None
+    assert not loaded.assess(np.zeros(4), hand_score=0.99, pixels=np.full(9, 6.0)).outside  # nothing to judge with
+
+
+def test_pixel_statistics_describe_the_hand_in_the_crop():
+    import torch
+
+    from ml.ood import PIXEL_STATISTICS, pixel_statistics
+
+    crops = torch.zeros(2, 1, 16, 16)
+    crops[0, 0, 4:12, 4:12] = torch.linspace(-1, 1, 64).view(8, 8)
+    images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    stats = pixel_statistics(images, crops)
+    assert stats.shape == (2, len(PIXEL_STATISTICS))
+    assert stats[0, 0] == pytest.approx(64 / 256)  # the hand: the non-zero pixels
+    assert stats[1, 0] == 0.0 and np.isfinite(stats).all()  # no hand: zeros, never NaN
