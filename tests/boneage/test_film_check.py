@@ -39,3 +39,11 @@ def test_a_film_on_its_side_is_stated_on_the_study_the_api_and_the_page(project,
     page = api_as(member).get(f"/studies/{study.pk}/").content.decode()
     assert 'id="film-check"' in page and "forearm leaves the film" in page
     assert api_as(outsider).get(f"/api/studies/{study.pk}/").status_code == 404
+
+
+def test_the_worklist_row_carries_the_check_so_a_labeler_sees_it_before_opening_the_study(project, owner, api_as, member):
+    film = np.rot90(render(100, False, seed=11, size=320).image).copy()
+    study = ingest(project, owner, film, "turned.png")
+    rows = api_as(member).get(f"/api/projects/{project.pk}/worklist/").json()["results"]
+    row = next(r for r in rows if r["id"] == study.pk)
+    assert row["film_check"]["verdict"] == study.film_check["verdict"] and "forearm" in row["film_check"]["reason"]

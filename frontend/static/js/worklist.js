@@ -27,7 +27,9 @@ function row(study) {
   const name = study.external_id || study.original_name || `study ${study.id}`;
   return el("tr", { dataset: { study: study.id, state: study.state }, tabindex: "-1" },
     el("td", { class: "thumb-col" }, el("img", { class: "thumb", loading: "lazy", src: study.thumb_url, alt: "", width: 48, height: 48 })),
-    el("td", {}, el("a", { href: `/studies/${study.id}/` }, name), el("div", { class: "muted small" }, `#${study.id} · ${study.width}×${study.height}`)),
+    el("td", {}, el("a", { href: `/studies/${study.id}/` }, name), el("div", { class: "muted small" }, `#${study.id} · ${study.width}×${study.height}`),
+      study.film_check && study.film_check.verdict && study.film_check.verdict !== "read"  // ml.gate: why, on hover
+        ? el("div", { class: "outside-tag film-check", title: study.film_check.reason }, "check this film") : ""),
     el("td", {}, study.sex || "?"),
     el("td", { class: "num" }, study.chronological_age_months == null ? "—" : fmt.ym(study.chronological_age_months)),
     el("td", { class: "num" }, study.label_hidden ? el("span", { class: "muted", title: "Blind review: someone else's label" }, "hidden")

@@ -72,6 +72,7 @@ class WorklistRowSerializer(serializers.Serializer):
     active_score = serializers.FloatField(allow_null=True)
     open_reviews = serializers.IntegerField()
     state = serializers.SerializerMethodField()
+    film_check = serializers.JSONField(help_text="ml.gate's verdict on the film and its reason (automask stage)")
 
     def get_thumb_url(self, study) -> str:
         return f"/api/studies/{study.pk}/thumbnail/"
