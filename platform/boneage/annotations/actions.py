@@ -153,7 +153,11 @@ def do_automask(study_id: int) -> bool:
         result = automask(unit)
         # films the platform should not read as they are (ml.gate): the study says why; the platform flags, it does
         # not turn or invert the stored film itself (a labeler confirms what the check only infers)
-        check = check_film(unit, result).to_dict()
+        try:
+            check = check_film(unit, result).to_dict()
+        except Exception as exc:  # the check is advice: a film it cannot judge still gets its mask
+            logger.exception("film check failed for study %s", study_id)
+            check = {"verdict": "unknown", "reason": f"the film check failed: {type(exc).__name__}"}
         with transaction.atomic():  # the mask and "done" commit together, before any on-commit hook runs
             do_save_mask(study, result.mask > 0, source=MaskSource.CANNY, quality=float(result.quality),
                          note="Canny automask", enforce_base=False)
