@@ -184,7 +184,8 @@ START_WORDS = {
     "active": "fine-tunes the active model",
     "starter": "fine-tunes the shipped starter weights (trained on phantoms)",
     "fresh": "trains the project's architecture from scratch",
-    "recipe": "trains the default recipe for real films from scratch: segmenter, regressor on its crops, joint pass",
+    "recipe": "trains the default recipe for real films from scratch: the segmenter on the Canny masks, then the regressor "
+              "on its crops",
 }
 
 
