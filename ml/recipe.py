@@ -163,8 +163,19 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
     cache_seconds = time.perf_counter() - t_cache
     log({"stage": "crop cache", "seconds": round(cache_seconds, 1), "n": len(train_cache) + len(val_cache)})
     crops_config = replace(config.crops, seed=config.seed, max_seconds=left() * config.crops_share)
-    crops = train_regressor_on_crops(model, train_cache, val_cache, crops_config,
-                                     on_epoch=lambda row: log({"stage": "regressor", **row}),
+    scale = float(model.regressor.head.age_std)
+
+    stage_curve: list[dict[str, Any]] = []  # the regressor's epochs, as ml.train's curve (the run's curve)
+
+    def regressor_epoch(row: dict[str, Any]) -> None:
+        log({"stage": "regressor", **row})
+        point = {"epoch": row["epoch"], "loss": row["train_l1_months"] / scale, "lr": row["lr"],
+                 "val_mae": row.get("val_mae_running_bn", float("nan")), "stage": "regressor"}
+        stage_curve.append(point)
+        if callback is not None:  # the platform's progress: the regressor's epochs are the run's epochs
+            callback.on_epoch_end(row["epoch"], point)
+
+    crops = train_regressor_on_crops(model, train_cache, val_cache, crops_config, on_epoch=regressor_epoch,
                                      should_stop=callback.should_stop if callback is not None else None)
     if crops.cancelled:
         return _cancelled(t0)
@@ -183,6 +194,7 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
     finally:
         staged.unlink(missing_ok=True)
     result.metrics["recipe_seconds"] = time.perf_counter() - t0
+    result.curve = [*stage_curve, *({**c, "epoch": len(stage_curve) + c["epoch"]} for c in result.curve)]
     return result
 
 

@@ -570,7 +570,9 @@ def _train_recipe(run: TrainingRun, samples: list, out: Path, callback, val: set
     settings = {**run.config.get("recipe", {}), "seed": run.pk % 1000}
     if run.config.get("max_seconds"):
         settings["max_seconds"] = float(run.config["max_seconds"])
-    return recipe.run(samples, out, recipe.recipe_config(settings), callback=callback, quiet=True, val_ids=val)
+    config = recipe.recipe_config(settings)
+    callback.total_epochs = config.crops.epochs  # the regressor's epochs (the progress bar and its curve)
+    return recipe.run(samples, out, config, callback=callback, quiet=True, val_ids=val)
 
 
 def _train_in_processes(samples, config, out: Path, processes: int, callback, init_path, val):

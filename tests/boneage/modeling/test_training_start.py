@@ -104,3 +104,5 @@ def test_a_recipe_run_trains_registers_and_says_where_it_started(celery_worker, 
     assert version.parent is None  # from scratch: no model's weights or statistics carried over
     run = api_as(owner).get(f"/api/training-runs/{body['id']}/").json()
     assert run["config"]["init_reason"].startswith("trains the default recipe")
+    # the progress bar and the curve follow the regressor's epochs, then the joint one
+    assert [p["epoch"] for p in run["curve"]] == [1, 2, 3] and run["curve"][0]["stage"] == "regressor"
