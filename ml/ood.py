@@ -237,7 +237,9 @@ def fit_reference(train_embeddings: np.ndarray, val_embeddings: np.ndarray,
     validated film is flagged by either at most α of the time. Raises ValueError for fewer than 2 training or 1
     validation films, or mismatched widths."""
     pixels = None
-    if train_pixels is not None and val_pixels is not None:
+    # the pixel statistics' covariance needs 2 films per statistic: with fewer (a first model on a dozen films) its
+    # distances are noise that would call most films outside; the embedding (Ledoit-Wolf below) judges alone
+    if train_pixels is not None and val_pixels is not None and len(train_pixels) >= 2 * len(PIXEL_STATISTICS):
         alpha = alpha / 2
         pixels = fit_pixels(train_pixels, val_pixels, alpha)
     train = np.asarray(train_embeddings, np.float64)

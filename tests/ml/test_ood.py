@@ -197,3 +197,9 @@ def test_pixel_statistics_describe_the_hand_in_the_crop():
     assert stats.shape == (2, len(PIXEL_STATISTICS))
     assert stats[0, 0] == pytest.approx(64 / 256)  # the hand: the non-zero pixels
     assert stats[1, 0] == 0.0 and np.isfinite(stats).all()  # no hand: zeros, never NaN
+
+
+def test_too_few_training_films_for_the_pixel_statistics_leave_the_embedding_to_judge_alone():
+    ref = fit_reference(gaussian(12, seed=7), gaussian(2, seed=8), train_pixels=gaussian(12, 9, seed=9),
+                        val_pixels=gaussian(2, 9, seed=10))
+    assert ref.pixels is None and ref.alpha == 0.01

@@ -189,6 +189,11 @@ START_WORDS = {
 }
 
 
+# A model's "outside my experience" is calibrated on its held-out films: on fewer than this many (a first model on a
+# dozen labels) the flags are too noisy to send a run back to scratch; it is fine-tuned as before.
+TRUSTED_HELD_OUT = 20
+
+
 def default_start(project: Project) -> tuple[str, str]:
     """Where a run starts when the trainer does not say, and why in words. A project most of whose films are outside
     the active model's experience gets the default recipe from scratch: a fine-tune would keep that model's
@@ -196,7 +201,9 @@ def default_start(project: Project) -> tuple[str, str]:
     model the worker asks the starter the same question of the labelled films before it fine-tunes
     (`check_starter_fits`)."""
     summary = outside_summary(project.pk)
-    if summary is not None and summary.most:
+    active = active_version(project.pk)
+    trusted = active is not None and len(active.validation_study_ids or []) >= TRUSTED_HELD_OUT
+    if summary is not None and summary.most and trusted:
         return "recipe", (f"{summary.outside} of {summary.predicted} predicted films are outside the experience of "
                           f"{summary.model_name}: {START_WORDS['recipe']}")
     init = _train_default_init(project)

@@ -22,7 +22,7 @@ TINY_RECIPE = {"model": {"work_size": 96, "crop_size": 48, "seg_size": 64}, "seg
 @pytest.fixture
 def active(project):
     return ModelVersion.objects.create(project=project, name="v1", checkpoint="x", sha256="0" * 64, status="active",
-                                       metrics={"val_mae": 9.0})
+                                       metrics={"val_mae": 9.0}, validation_study_ids=list(range(1000, 1020)))
 
 
 def read(studies, version, outside: int) -> None:
@@ -47,6 +47,15 @@ class TestTheStartTheRequestGets:
         with django_capture_on_commit_callbacks(execute=False):
             body = api_as(owner).post(URL.format(project.pk), {}, format="json").json()
         assert body["config"]["init"] == "active" and body["config"]["init_reason"] == "fine-tunes the active model"
+
+    def test_a_model_validated_on_too_few_films_is_not_trusted_to_send_the_run_back_to_scratch(
+            self, project, owner, add_studies, active, api_as, django_capture_on_commit_callbacks):
+        active.validation_study_ids = [1, 2, 3]
+        active.save(update_fields=["validation_study_ids"])
+        read(add_studies(project, owner, 3, labelled=False), active, outside=3)
+        with django_capture_on_commit_callbacks(execute=False):
+            body = api_as(owner).post(URL.format(project.pk), {}, format="json").json()
+        assert body["config"]["init"] == "active"
 
     def test_a_trainers_own_start_stands_and_is_marked_as_theirs(
             self, project, owner, add_studies, active, api_as, django_capture_on_commit_callbacks):
