@@ -158,7 +158,7 @@ def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache
             sex = train.sex[idx] * (torch.rand(len(idx), generator=gen) >= config.sex_dropout)
             progress = max(step / total, (time.perf_counter() - t0) / config.max_seconds if config.max_seconds else 0.0)
             for group in opt.param_groups:
-                group["lr"] = _cosine(config.lr, min(progress, 1.0), config.warmup_fraction)
+                group["lr"] = cosine_lr(config.lr, min(progress, 1.0), config.warmup_fraction)
             loss = (reg(_prepare(model, crops), sex).age.float() - train.ages[idx]).abs().mean() / scale
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -181,7 +181,8 @@ def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache
     return CropTrainResult(val_mae, curve, len(curve), time.perf_counter() - t0, seen / max(train_seconds, 1e-9))
 
 
-def _cosine(lr: float, progress: float, warmup: float) -> float:
+def cosine_lr(lr: float, progress: float, warmup: float) -> float:
+    """Linear warm-up over `warmup` of the run, then cosine to 0 at progress 1 (crops and the recipe's segmenter)."""
     if warmup > 0 and progress < warmup:
         return lr * max(progress / warmup, 0.01)
     return lr * 0.5 * (1.0 + math.cos(math.pi * (progress - warmup) / max(1.0 - warmup, 1e-9)))

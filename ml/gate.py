@@ -29,7 +29,6 @@ POLARITY_MARGIN = 0.15     # the inverted film's quality must beat the film's ow
 SURE_QUALITY = 0.85        # a correction needs a mask this good after it
 SECOND_HAND = 0.6          # a second mask component this large (of the first) is a second hand
 EDGE_BAND = 0.02           # the border band (share of the side) a forearm crosses
-SIDES = ("bottom", "right", "top", "left")
 TURNS = {"bottom": 0, "right": 3, "top": 2, "left": 1}  # np.rot90 k that brings the forearm to the bottom
 
 

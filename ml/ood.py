@@ -80,6 +80,12 @@ def ledoit_wolf(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return mean, cov, shrinkage
 
 
+def mahalanobis(x: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """Rows x [n, C] (or one [C]) → sqrt((x − μ)ᵀ P (x − μ)) [n], in float64."""
+    d = np.atleast_2d(np.asarray(x, np.float64)) - np.asarray(mean, np.float64)
+    return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, np.asarray(precision, np.float64), d), 0.0))
+
+
 def conformal_quantile(values: np.ndarray, alpha: float) -> float:
     """The ⌈(n + 1)(1 − α)⌉-th smallest value (capped at the largest when n < 1/α − 1: then the threshold is the
     validated films' farthest, and the guarantee is 1 in n + 1 instead of α)."""
@@ -109,9 +115,7 @@ class OODReference:
 
     def distances(self, embeddings: np.ndarray) -> np.ndarray:
         """[n, C] (or [C]) → Mahalanobis distances [n] (float64)."""
-        x = np.atleast_2d(np.asarray(embeddings, np.float64)) - self.mean.astype(np.float64)
-        d2 = np.einsum("ij,jk,ik->i", x, self.precision.astype(np.float64), x)
-        return np.sqrt(np.maximum(d2, 0.0))
+        return mahalanobis(embeddings, self.mean, self.precision)
 
     def assess(self, embedding: np.ndarray | None, hand_score: float | None = None,
                mask_quality: float | None = None, pixels: np.ndarray | None = None) -> OODResult:
@@ -196,8 +200,7 @@ class PixelReference:
     threshold: float
 
     def distances(self, stats: np.ndarray) -> np.ndarray:
-        x = np.atleast_2d(np.asarray(stats, np.float64)) - self.mean.astype(np.float64)
-        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", x, self.precision.astype(np.float64), x), 0.0))
+        return mahalanobis(stats, self.mean, self.precision)
 
     def to_payload(self) -> dict[str, Any]:
         import torch

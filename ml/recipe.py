@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ml.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
-from ml.crops import CropTrainConfig, hand_crops, train_regressor_on_crops
+from ml.crops import CropTrainConfig, cosine_lr, hand_crops, train_regressor_on_crops
 from ml.data import DataError, HandDataset, Sample, collate, fingerprint, split_ids, targets_from_batch
 from ml.models import PRESETS, ModelConfig, UnifiedNet, build_model
 from ml.train import TRAIN_PRESETS, TrainCallback, TrainResult, _set_age_stats, train
@@ -99,7 +99,7 @@ def train_segmenter(model: UnifiedNet, dataset: HandDataset, epochs: int, lr: fl
                 return {"epochs": len(curve), "seconds": time.perf_counter() - t0, "curve": curve, "cancelled": True}
             progress = min(max(step / total, (time.perf_counter() - t0) / max_seconds), 1.0)
             for group in opt.param_groups:
-                group["lr"] = lr * 0.5 * (1.0 + torch.cos(torch.tensor(progress * torch.pi)).item())
+                group["lr"] = cosine_lr(lr, progress, 0.0)
             parts, _ = seg(batch["image"], targets_from_batch(batch), detect=False)
             loss = sum(parts.values(), torch.zeros(()))
             opt.zero_grad(set_to_none=True)

@@ -636,7 +636,8 @@ def _summary(result: TrainResult) -> int:
     if result.checkpoint is None:  # a rank other than 0 under torchrun: rank 0 reports
         return 0
     world = f", world size {m['world_size']}" if m["world_size"] > 1 else ""
-    print(f"trained {m['n_train']} images ({m['epochs']} epochs{world}, {m['seconds']:.0f}s): val MAE {m['val_mae']:.2f} months "
+    seconds = m.get("recipe_seconds", m["seconds"])  # the default recipe: all its stages, not only the last
+    print(f"trained {m['n_train']} images ({m['epochs']} epochs{world}, {seconds:.0f}s): val MAE {m['val_mae']:.2f} months "
           f"on {m['n_val']}, coverage90 {m['coverage90']:.2f}, mask IoU {m['val_mask_iou']:.2f} → {result.checkpoint} "
           f"sha256 {result.sha256[:12] if result.sha256 else '-'}")
     return 0

@@ -200,10 +200,10 @@ def default_start(project: Project) -> tuple[str, str]:
     statistics (BatchNorm frozen at another domain's) and the gate would keep that model active. Without an active
     model the worker asks the starter the same question of the labelled films before it fine-tunes
     (`check_starter_fits`)."""
-    summary = outside_summary(project.pk)
     active = active_version(project.pk)
     trusted = active is not None and len(active.validation_study_ids or []) >= TRUSTED_HELD_OUT
-    if summary is not None and summary.most and trusted:
+    summary = outside_summary(project.pk) if trusted else None  # the aggregate only where its verdict counts
+    if summary is not None and summary.most:
         return "recipe", (f"{summary.outside} of {summary.predicted} predicted films are outside the experience of "
                           f"{summary.model_name}: {START_WORDS['recipe']}")
     init = _train_default_init(project)
