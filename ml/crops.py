@@ -166,8 +166,10 @@ def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache
             opt.step()
             losses.append(float(loss.detach()))
             step, seen = step + 1, seen + len(idx)
+        elapsed = time.perf_counter() - t0
         row: dict[str, Any] = {"epoch": epoch + 1, "train_l1_months": float(np.mean(losses)) * scale,
-                               "lr": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - t0, 1)}
+                               "lr": opt.param_groups[0]["lr"], "seconds": round(elapsed, 1),
+                               "expected_epochs": _expected_epochs(config, epoch + 1, elapsed)}
         if val is not None and ((epoch + 1) % config.eval_every == 0):  # running statistics: a progress reading only
             row["val_mae_running_bn"] = float(np.abs(predict_crops(model, val) - val.ages.numpy()).mean())
         curve.append(row)
@@ -179,6 +181,13 @@ def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache
     exact_bn_statistics(model, train)
     val_mae = float(np.abs(predict_crops(model, val) - val.ages.numpy()).mean()) if val is not None else None
     return CropTrainResult(val_mae, curve, len(curve), time.perf_counter() - t0, seen / max(train_seconds, 1e-9))
+
+
+def _expected_epochs(config: CropTrainConfig, done: int, elapsed: float) -> int:
+    """How many epochs the run will have: its cap, or fewer where the time budget ends it first (at this pace)."""
+    if not config.max_seconds or elapsed <= 0:
+        return config.epochs
+    return max(done, min(config.epochs, math.ceil(config.max_seconds * done / elapsed)))
 
 
 def cosine_lr(lr: float, progress: float, warmup: float) -> float:
