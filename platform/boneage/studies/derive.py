@@ -6,7 +6,9 @@ whichever comes first; idempotent, atomic, and safe to run twice at once.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -17,6 +19,7 @@ from django.db import transaction
 from boneage.core.events import publish
 from boneage.core.pipeline import AutomaskState
 from boneage.core.storage import delete_quietly, local_file, png_bytes, save_atomic
+from boneage.studies.ingest.bounds import check_bounds
 from boneage.studies.ingest.decode import Decoded, decode_upload
 from boneage.studies.ingest.errors import IngestError
 from boneage.studies.ingest.store import display_array
@@ -99,31 +102,54 @@ def _decode(image: Image) -> Decoded:
     return decoded
 
 
+@dataclass(frozen=True)
+class DerivedFiles:
+    """The PNGs deriving stores for a study, their sizes fixed by the settings, never by the film's own ratio."""
+
+    normalized: bytes  # 16-bit, the film's own size (ingest.bounds: at most MAX_SIDE a side)
+    display: bytes  # 8-bit, at most DISPLAY_MAX_SIDE on its long side
+    display_shape: tuple[int, int]
+    work: bytes  # the network's input, NETWORK_WORK_SIDE square
+    seconds: float
+
+
+def derived_files(unit: np.ndarray) -> DerivedFiles:
+    """The derived PNGs of a decoded film (float [0, 1], H×W inside ingest.bounds). Pure: nothing is stored. Its
+    largest allocation is the work copy's square canvas, max(H, W)² float32 (ml.data.to_square)."""
+    started = time.perf_counter()
+    values = unit_to_uint16(unit)
+    shown = display_array(unit, settings.DISPLAY_MAX_SIDE)
+    return DerivedFiles(normalized=png_bytes(values), display=png_bytes(shown, compress_level=3),
+                        display_shape=(int(shown.shape[0]), int(shown.shape[1])), work=work_png(values),
+                        seconds=time.perf_counter() - started)
+
+
 def ensure_derived_images(image: Image) -> Image:
     """The image with its derived files; IngestError (recorded on the study) when the original cannot be decoded."""
     if image.normalized and image.display:
         return image
     try:
+        # the stored bounds first: a study ingested before them is refused before its bytes are read (ingest.bounds)
+        check_bounds(image.height, image.width, max_pixels=settings.UPLOAD_MAX_PIXELS)
         decoded = _decode(image)
         unit = decoded.unit
         assert unit is not None
     except IngestError as error:
         record_failure(image.study_id, f"could not derive images: {error.code}: {error.detail}")
         raise
+    files = derived_files(unit)
     folder = PurePosixPath(image.original).parent
     token = uuid.uuid4().hex[:8]
-    values = unit_to_uint16(unit)
-    normalized = save_atomic(str(folder / f"normalized-{token}.png"), png_bytes(values))
-    shown = display_array(unit, settings.DISPLAY_MAX_SIDE)
-    display = save_atomic(str(folder / f"display-{token}.png"), png_bytes(shown, compress_level=3))
-    work = save_atomic(str(folder / f"work-{token}.png"), work_png(values))
+    normalized = save_atomic(str(folder / f"normalized-{token}.png"), files.normalized)
+    display = save_atomic(str(folder / f"display-{token}.png"), files.display)
+    work = save_atomic(str(folder / f"work-{token}.png"), files.work)
     with transaction.atomic():
         locked = Image.objects.select_for_update().get(pk=image.pk)
         if locked.normalized and locked.display:  # someone else finished first: keep theirs
             delete_quietly([normalized, display, work])
             return locked
         locked.normalized, locked.display, locked.work = normalized, display, work
-        locked.display_height, locked.display_width = shown.shape
+        locked.display_height, locked.display_width = files.display_shape
         locked.value_black, locked.value_white = decoded.black_white or (None, None)
         locked.save(update_fields=["normalized", "display", "work", "display_height", "display_width", "value_black",
                                    "value_white"])

@@ -3,7 +3,9 @@
 Never `force=True`: a file without the DICM preamble is not DICOM to us. Every refusal is an
 IngestError with a status (400/413/415/422) and a readable reason; nothing here writes anything.
 Every parser and decoder call runs inside `refusing(...)`, which also turns native-library panics
-into refusals; what is accepted here decodes later to one grey frame (elements.decode_grey).
+into refusals; what is accepted here decodes later to one grey frame (elements.decode_grey). The declared shape
+(Rows, Columns, NumberOfFrames, samples and bits; a PNG's or JPEG's header size and mode) is held against
+ingest.bounds before any pixel is decoded.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
+from boneage.studies.ingest.bounds import check_bounds
 from boneage.studies.ingest.elements import (
     check_code_string,
     check_pixel_layout,
@@ -30,6 +33,10 @@ from boneage.studies.ingest.errors import IngestError, refusing
 from ml.imaging import dicom_black_white, raster_to_unit
 
 MAX_SEQUENCE_DEPTH = 8
+# Pillow modes a PNG or JPEG opens in: samples per pixel and bytes per sample once decoded (ingest.bounds).
+_RASTER_MODES = {"1": (1, 1), "L": (1, 1), "P": (1, 1), "LA": (2, 1), "PA": (2, 1), "RGB": (3, 1), "YCbCr": (3, 1),
+                 "RGBA": (4, 1), "CMYK": (4, 1), "I;16": (1, 2), "I;16B": (1, 2), "I;16L": (1, 2), "I": (1, 4),
+                 "F": (1, 4)}
 
 
 @dataclass
@@ -90,24 +97,14 @@ def _decode_raster(data: bytes, media_type: str, *, max_pixels: int) -> Decoded:
     with refusing(422, "unreadable_image", f"The {media_type} header cannot be read"):
         image = PILImage.open(io.BytesIO(data))
         width, height = image.size
-    _check_dimensions(height, width, 1, max_pixels)
+    samples, sample_bytes = _RASTER_MODES.get(image.mode, (4, 4))  # an unknown mode counts as the widest
+    check_bounds(height, width, samples=samples, bits_allocated=8 * sample_bytes, max_pixels=max_pixels)
     with refusing(422, "truncated_image", "The image data is truncated or corrupt"):
         image.load()
         unit = raster_to_unit(image)
     bits = 16 if image.mode.startswith("I") else 8
     return Decoded(media_type=media_type, unit=unit, rows=height, columns=width, bits_stored=bits,
                    black_white=(0.0, float(2 ** bits - 1)))
-
-
-def _check_dimensions(rows: int, columns: int, frames: int, max_pixels: int) -> None:
-    if rows <= 0 or columns <= 0 or frames <= 0:
-        raise IngestError(422, "absurd_dimensions", f"The image declares {columns}×{rows} pixels and {frames} frame(s).")
-    if rows * columns * frames > max_pixels:
-        raise IngestError(
-            422,
-            "absurd_dimensions",
-            f"The image declares {columns}×{rows} pixels ({frames} frame(s)), over the limit of {max_pixels:,} pixels.",
-        )
 
 
 def _check_sequence_depth(dataset, depth: int = 0) -> None:
@@ -136,7 +133,8 @@ def _inspect_dicom(ds, *, max_pixels: int, pixels: bool) -> Decoded:
         sop_class = getattr(ds.get("SOPClassUID"), "name", None) or str(ds.get("SOPClassUID", "unknown"))
         raise IngestError(422, "no_pixel_data", f"This DICOM object ({sop_class}) holds no image pixel data.")
     layout = check_pixel_layout(ds)
-    _check_dimensions(layout.rows, layout.columns, layout.frames, max_pixels)
+    check_bounds(layout.rows, layout.columns, frames=layout.frames, samples=layout.samples,
+                 bits_allocated=layout.bits_allocated, max_pixels=max_pixels)
     if not transfer_syntax.is_compressed:
         from pydicom.pixels.utils import get_expected_length
 
