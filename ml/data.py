@@ -164,9 +164,11 @@ def to_square(array: np.ndarray, size: int, mode: str) -> tuple[np.ndarray, floa
     """Pad HxW to a square (bottom/right) and resize to size×size → (array, scale, (pad_h, pad_w))."""
     h, w = array.shape
     side = max(h, w)
-    canvas = np.zeros((side, side), array.dtype)
+    # One float32 canvas (side² × 4 bytes, the largest allocation here: a caller bounds `side`, e.g. the platform's
+    # ingest bounds); filled in place, never a second copy in another dtype.
+    canvas = np.zeros((side, side), np.float32)
     canvas[:h, :w] = array
-    t = torch.from_numpy(canvas.astype(np.float32))[None, None]
+    t = torch.from_numpy(canvas)[None, None]
     if side != size:
         t = F.interpolate(t, size=(size, size), mode=mode, **({"antialias": True} if mode == "bilinear" else {}))
     return t[0, 0].numpy(), size / side, (side - h, side - w)

@@ -44,18 +44,21 @@ def current_label(study: Study) -> AgeLabel | None:
 
 def check_mask_png(study: Study, data: bytes) -> np.ndarray:
     """A mask upload → bool (H, W) of the study's image size, or a clear 4xx."""
+    expected = (study.image.height, study.image.width)
     try:
         with PILImage.open(io.BytesIO(data)) as image:
+            # the header's size first: a mask is decoded only at the study's own (ingest-bounded) size
+            if (image.height, image.width) != expected:
+                raise AnnotationError(
+                    422, "mask_size_mismatch",
+                    f"The mask is {image.width}×{image.height} but the image is {expected[1]}×{expected[0]}.",
+                )
             image.load()
             array = np.asarray(image.convert("L"))
+    except AnnotationError:
+        raise
     except Exception as exc:
         raise AnnotationError(415, "invalid_mask", f"The mask must be a PNG image: {exc}") from exc
-    expected = (study.image.height, study.image.width)
-    if array.shape != expected:
-        raise AnnotationError(
-            422, "mask_size_mismatch",
-            f"The mask is {array.shape[1]}×{array.shape[0]} but the image is {expected[1]}×{expected[0]}.",
-        )
     return array >= 128
 
 
