@@ -50,6 +50,7 @@ def test_colour_ybr_and_multi_frame_files_are_accepted_as_one_grey_frame_and_ser
 @pytest.mark.parametrize("change,code", [
     (lambda ds: setattr(ds, "SOPInstanceUID", "1." * 40 + "1"), "invalid_uid"),
     (lambda ds: setattr(ds, "StudyInstanceUID", "1.2.abc"), "invalid_uid"),
+    (lambda ds: setattr(ds, "SOPClassUID", "1.2.840.10008.5\0\0.1.1.1.1"), "invalid_uid"),  # SEG/SR exports read it
     (lambda ds: setattr(ds, "Modality", "X" * 17), "invalid_element"),
     (lambda ds: setattr(ds, "BitsStored", 65535), "invalid_element"),
     (lambda ds: setattr(ds.file_meta, "TransferSyntaxUID", "1.2.3.4"), "unsupported_transfer_syntax"),

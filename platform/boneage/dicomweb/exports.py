@@ -31,7 +31,21 @@ def source_dataset(study: Study) -> pydicom.Dataset:
         raise ExportError(409, "no_dicom_source", f"Study {study.pk} was uploaded as {study.image.media_type}; a SEG or "
                           "SR must reference a DICOM image, so it can only be made for DICOM studies.")
     with default_storage.open(study.image.original, "rb") as handle:
-        return pydicom.dcmread(handle)
+        source = pydicom.dcmread(handle)
+    sop_class = str(source.get("SOPClassUID", "") or "")
+    if sop_class not in _referable_sop_classes():
+        shown = "".join(ch if ch.isprintable() else "?" for ch in sop_class)[:80]
+        raise ExportError(409, "unsupported_source", f"Study {study.pk}'s SOP class {shown!r} is not one a DICOM SEG or SR "
+                          "can reference (highdicom knows no IOD for it).")
+    return source
+
+
+def _referable_sop_classes() -> frozenset[str]:
+    """The SOP classes highdicom copies a source's patient and study modules from (an unknown one is a KeyError deep
+    inside it: a 500 for a film ingest accepted)."""
+    from highdicom._standard_utils import get_sop_class_iod_map
+
+    return frozenset(get_sop_class_iod_map())
 
 
 def current_mask(study: Study) -> MaskRevision | None:

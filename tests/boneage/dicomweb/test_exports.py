@@ -114,6 +114,18 @@ def test_an_export_of_a_png_study_is_a_409_with_the_reason(api_as, project, owne
     assert api_as(owner).get(f"/api/studies/{result.study.pk}/export/seg/").json()["error"] == "no_dicom_source"
 
 
+def test_a_film_of_a_sop_class_highdicom_does_not_know_is_a_409_with_the_reason_not_a_500(api_as, project, owner):
+    ds = make_dicom_dataset()
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.826.0.1.3680043.99.7"  # a valid UID, a private class
+    study = do_ingest(project, owner, dicom_bytes(ds), "private.dcm").study
+    do_save_mask(study, hand_mask(), source="canny")
+    do_save_label(study, 120.0, source="expert", author=owner)
+    for kind in ("seg", "sr"):
+        response = api_as(owner).get(f"/api/studies/{study.pk}/export/{kind}/")
+        assert response.status_code == 409 and response.json()["error"] == "unsupported_source", response.content
+        assert "1.2.826.0.1.3680043.99.7" in response.json()["detail"]
+
+
 def test_a_study_without_mask_or_age_cannot_be_exported_yet(api_as, dicom_study, owner):
     study, _ = dicom_study
     assert api_as(owner).get(f"/api/studies/{study.pk}/export/seg/").json()["error"] == "no_mask"

@@ -149,7 +149,8 @@ def _inspect_dicom(ds, *, max_pixels: int, pixels: bool) -> Decoded:
     with refusing(422, "pixel_decode_failed", f"The pixel data ({transfer_syntax.name}) cannot be decoded"):
         unit = decode_grey(ds, layout, full=pixels)
         black_white = dicom_black_white(ds) if pixels else None  # pixel_array is decoded already: one more pass
-    uids = {keyword: check_uid(ds, keyword) for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")}
+    uids = {keyword: check_uid(ds, keyword)
+            for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID")}
     return Decoded(
         media_type="application/dicom",
         unit=unit if pixels else None,
