@@ -29,7 +29,10 @@ function row(study) {
     el("td", { class: "thumb-col" }, el("img", { class: "thumb", loading: "lazy", src: study.thumb_url, alt: "", width: 48, height: 48 })),
     el("td", {}, el("a", { href: `/studies/${study.id}/` }, name), el("div", { class: "muted small" }, `#${study.id} · ${study.width}×${study.height}`),
       study.film_check && study.film_check.verdict && study.film_check.verdict !== "read"  // ml.gate: why, on hover
-        ? el("div", { class: "outside-tag film-check", title: study.film_check.reason }, "check this film") : ""),
+        ? el("div", { class: "outside-tag film-check", title: study.film_check.reason }, "check this film") : "",
+      study.mask_to_check  // ml.automask's quality: the automatic mask may have missed part of the hand or taken a panel
+        ? el("div", { class: "outside-tag mask-check", title: `The automatic hand mask scored ${study.mask_quality.toFixed(2)}: `
+          + "it may miss a finger or take a panel or a marker. Open the study and fix it in the mask editor." }, "check the mask") : ""),
     el("td", {}, study.sex || "?"),
     el("td", { class: "num" }, study.chronological_age_months == null ? "—" : fmt.ym(study.chronological_age_months)),
     el("td", { class: "num" }, study.label_hidden ? el("span", { class: "muted", title: "Blind review: someone else's label" }, "hidden")

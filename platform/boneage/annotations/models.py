@@ -12,6 +12,11 @@ class MaskSource(models.TextChoices):
     REVIEW = "review"
 
 
+# An automatic (Canny) mask scoring below this is checked by a labeler first (the worklist's "check the mask"; the
+# real-film benchmark's flag level, docs/real-films.md).
+CHECK_MASK_BELOW = 0.75
+
+
 class MaskRevision(models.Model):
     study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="mask_revisions")
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")

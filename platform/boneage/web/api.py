@@ -28,7 +28,7 @@ from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
 from rest_framework.views import APIView
 
-from boneage.annotations.models import AgeLabel
+from boneage.annotations.models import CHECK_MASK_BELOW, AgeLabel, MaskRevision, MaskSource
 from boneage.api import error_response
 from boneage.core.storage import png_bytes
 from boneage.modeling.actions import ModelingError, active_version, check_latest_prediction, ranking_strategy
@@ -51,6 +51,8 @@ ORDERINGS = {
     "-uncertainty": [F("sort_std").desc(nulls_last=True)],
     "-error": [F("sort_error").desc(nulls_last=True)],  # largest disagreement first, whichever the sign
     "active": [F("is_labeled").asc(), F("active_score").desc(nulls_last=True), "created_at"],
+    # the automatic masks most likely wrong first (a person's mask, or none, sorts last): ml.automask's quality
+    "mask_quality": [F("canny_quality").asc(nulls_last=True)],
 }
 STATES = {"unlabeled", "labeled", "in_review"}
 BY_LABEL_VALUE = {"label", "-label", "-error"}  # orders that would give away labels blind review hides
@@ -73,6 +75,14 @@ class WorklistRowSerializer(serializers.Serializer):
     open_reviews = serializers.IntegerField()
     state = serializers.SerializerMethodField()
     film_check = serializers.JSONField(help_text="ml.gate's verdict on the film and its reason (automask stage)")
+    mask_quality = serializers.FloatField(source="canny_quality", allow_null=True,
+                                          help_text="the automatic (Canny) mask's quality score while it is the "
+                                                    "study's current mask; null once a person or the model replaced it")
+    mask_to_check = serializers.SerializerMethodField(help_text=f"the current mask is automatic and scored below "
+                                                                f"{CHECK_MASK_BELOW}: a labeler should check it first")
+
+    def get_mask_to_check(self, study) -> bool:
+        return study.canny_quality is not None and study.canny_quality < CHECK_MASK_BELOW
 
     def get_thumb_url(self, study) -> str:
         return f"/api/studies/{study.pk}/thumbnail/"
@@ -117,6 +127,7 @@ def worklist_queryset(project, version):
         When(source="review", then=Value(3)), When(source="expert", then=Value(2)), default=Value(1),
         output_field=IntegerField())).order_by("-rank", "-created_at", "-pk")
     open_items = _open_review_items()
+    current_mask = MaskRevision.objects.filter(study=OuterRef("pk")).order_by("-created_at", "-id")
     # The active model's prediction and score are joins (one row per study: unique constraints), not subqueries, so
     # ordering 100k studies by them is one hash join and a top-N sort instead of 100k subquery runs (2.6 s → see
     # docs/benchmarks.md, growth figures).
@@ -135,11 +146,15 @@ def worklist_queryset(project, version):
         pred_outside_reason=F("active_prediction__outside_reason"),
         active_score=F("active_ranking__score"),
         open_reviews=Case(When(Exists(open_items), then=Value(1)), default=Value(0), output_field=IntegerField()),
+        mask_source=Subquery(current_mask.values("source")[:1]),
+        current_mask_quality=Subquery(current_mask.values("quality")[:1], output_field=FloatField()),
     )
     return studies.annotate(
         # EXISTS, not the label subquery: one index probe per row when the "active" order sorts every study
         is_labeled=Case(When(Exists(AgeLabel.objects.filter(study=OuterRef("pk"))), then=Value(1)), default=Value(0),
                         output_field=IntegerField()),
+        canny_quality=Case(When(mask_source=MaskSource.CANNY, then=F("current_mask_quality")), default=None,
+                           output_field=FloatField()),
         abs_error=Case(When(Q(label_months__isnull=False) & Q(pred_age__isnull=False),
                             then=F("pred_age") - F("label_months")), default=None, output_field=FloatField()),
     )
@@ -190,6 +205,9 @@ class WorklistView(GenericAPIView):
         parameters=[OpenApiParameter("state", OpenApiTypes.STR, enum=sorted(STATES)),
                     OpenApiParameter("sex", OpenApiTypes.STR, enum=["M", "F"]),
                     OpenApiParameter("q", OpenApiTypes.STR, description="part of the file name or external id"),
+                    OpenApiParameter("mask", OpenApiTypes.STR, enum=["check"],
+                                     description=f"only studies whose current mask is automatic and scored below "
+                                                 f"{CHECK_MASK_BELOW}"),
                     OpenApiParameter("ordering", OpenApiTypes.STR, enum=sorted(ORDERINGS))],
         responses=WorklistRowSerializer(many=True),
         summary="Worklist rows: each study with its label, the active model's prediction, review state and score",
@@ -199,9 +217,14 @@ class WorklistView(GenericAPIView):
         view = blind_view(project, request.user, role)
         version = active_version(project.pk)
         studies = worklist_queryset(project, version)
-        state, sex, query = (request.query_params.get(k) for k in ("state", "sex", "q"))
+        state, sex, query, mask = (request.query_params.get(k) for k in ("state", "sex", "q", "mask"))
         if state and state not in STATES:
             return error_response(400, "invalid_filter", "state must be unlabeled, labeled or in_review.")
+        if mask and mask != "check":
+            return error_response(400, "invalid_filter", "mask must be check (the automatic masks a labeler should "
+                                  "check first) or left out.")
+        if mask == "check":
+            studies = studies.filter(canny_quality__lt=CHECK_MASK_BELOW)
         # EXISTS / NOT EXISTS rather than the annotated columns: the planner estimates anti-joins well, whereas a
         # filter on a subquery's value looked like 1 row and got a nested loop that took 5 s at 10k studies.
         has_label, in_review = Exists(AgeLabel.objects.filter(study=OuterRef("pk"))), Exists(_open_review_items())

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound, PermissionDenied
 
+from boneage.annotations.models import CHECK_MASK_BELOW
 from boneage.modeling.outside import outside_summary
 from boneage.modeling.prediction_files import ATTENTION_PARTS
 from boneage.review.visibility import blind_view
@@ -66,7 +67,8 @@ def study_page(request, study_id: int):
         raise Http404("No such study.")
     return render(request, "study.html", {"study": study, "project": study.project, "role": role,
                                           "can_label": role in CAN_LABEL, "can_review": role in CAN_REVIEW,
-                                          "attention_names": ATTENTION_PARTS, "attention_modules": ATTENTION_MODULES})
+                                          "attention_names": ATTENTION_PARTS, "attention_modules": ATTENTION_MODULES,
+                                          "check_mask_below": CHECK_MASK_BELOW})
 
 
 @login_required
