@@ -1,4 +1,5 @@
-"""What the API accepts: JSON object bodies and text without NUL (parsers), bounded pages (pagination).
+"""What the API accepts: JSON object bodies and text without NUL (parsers), bounded pages (pagination); and how it
+answers a browser (the browsable API's renderer).
 
 Apart from boneage.api because DRF imports these classes from its settings while its views module is loading.
 """
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 from rest_framework import exceptions, parsers, permissions
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 
 
 def _check_no_nul(value, where: str = "body") -> None:
@@ -69,3 +71,23 @@ class SchemaReaders(permissions.BasePermission):
         from django.conf import settings
 
         return bool(settings.API_DOCS_PUBLIC or (request.user and request.user.is_authenticated))
+
+
+class BrowsableApi(BrowsableAPIRenderer):
+    """DRF's browsable API for a person who opens an /api/ URL in a browser, as the README invites.
+
+    The list views paginate a query they build per request (no `queryset` attribute) and no view has filter
+    backends, so there is no filter form to draw: DRF's renderer asks for `get_queryset()` anyway and failed
+    with a 500. An error stays the JSON `{"error", "detail"}` of every other client, detail included."""
+
+    def get_filter_form(self, data, view, request):
+        if not getattr(view, "filter_backends", None):
+            return None
+        return super().get_filter_form(data, view, request)
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        response = (renderer_context or {}).get("response")
+        if response is not None and response.status_code >= 400:
+            response["Content-Type"] = "application/json"
+            return JSONRenderer().render(data, "application/json", renderer_context)
+        return super().render(data, accepted_media_type, renderer_context)
