@@ -3,11 +3,13 @@ Errors are JSON {"error", "detail"} with the DICOMweb status; a STOW answer is D
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import HttpResponse
+from pydicom.valuerep import AMBIGUOUS_VR, BYTES_VR, VR
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
@@ -31,6 +33,8 @@ from boneage.studies.derive import ensure_derived_images
 from boneage.studies.models import Project, Study
 
 DICOM_JSON = "application/dicom+json"
+HEX_TAG = re.compile(r"[0-9A-Fa-f]{8}")
+BULK_VRS = (BYTES_VR | AMBIGUOUS_VR) - {VR.US_SS}  # the VRs whose long values the metadata points at (pydicom's)
 
 
 class AnyAccept(BaseContentNegotiation):
@@ -225,10 +229,13 @@ class FramesView(DicomWebView):
 
 class BulkDataView(DicomWebView):
     def get(self, request, project_id: int, study_uid: str, series_uid: str, sop_uid: str, tag: str):
+        if not HEX_TAG.fullmatch(tag):
+            return error_response(400, "invalid_tag", f"A bulk-data tag is 8 hexadecimal digits, group then element "
+                                                      f"(e.g. 60003000), not {tag[:40]!r}.")
         entries, _ = self.entries(request, project_id, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid)
         ds = catalog.read_dataset(entries[0]) if entries else None
-        element = ds.get(int(tag, 16)) if ds is not None and len(tag) == 8 else None
-        if element is None:
+        element = ds.get(int(tag, 16)) if ds is not None else None
+        if element is None or element.VR not in BULK_VRS or not isinstance(element.value, bytes):  # a name or a number is a value of the metadata
             return error_response(404, "not_found", f"No bulk data {tag} in instance {sop_uid}.")
         boundary = new_boundary()
         parts: list[tuple[str, bytes, dict[str, str]]] = [("application/octet-stream", bytes(element.value), {})]

@@ -205,6 +205,32 @@ def test_frames_are_the_raw_pixels_and_a_missing_frame_is_a_404(api_as, project,
     assert client.get(f"{instance}/frames/x").status_code == 400
 
 
+def test_bulk_data_is_served_at_the_uri_the_metadata_gives_and_nothing_else_is_bulk_data(api_as, project, member):
+    client = api_as(member)
+    ds = dataset()
+    ds.add_new(0x60003000, "OW", bytes(range(256)) * 8)  # overlay data: a binary value over the 1024-byte threshold
+    stow(client, project, stow_body((DICOM, dicom_bytes(ds))))
+    item = client.get(f"/dicomweb/projects/{project.pk}/studies/{ds.StudyInstanceUID}/metadata").json()[0]
+    uri = item["60003000"]["BulkDataURI"]
+    assert uri.endswith(f"/instances/{ds.SOPInstanceUID}/bulkdata/60003000")
+    assert read_parts(client.get(uri)) == [bytes(range(256)) * 8]
+    instance = uri.rsplit("/bulkdata/", 1)[0]
+    for text_or_number in ("00100010", "00280010"):  # the patient's name, Rows: values, not bulk data
+        response = client.get(f"{instance}/bulkdata/{text_or_number}")
+        assert response.status_code == 404 and response.json()["error"] == "not_found", text_or_number
+
+
+@pytest.mark.parametrize("tag", ["zzzzzzzz", "7FE0001G", "-7FE0001", "0x7FE001", "7FE00010a"])
+def test_a_bulk_data_tag_that_is_not_eight_hex_digits_is_a_400_that_says_so(api_as, project, member, tag):
+    client = api_as(member)
+    ds = dataset()
+    stow(client, project, stow_body((DICOM, dicom_bytes(ds))))
+    response = client.get(f"/dicomweb/projects/{project.pk}/studies/{ds.StudyInstanceUID}/series/"
+                          f"{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}/bulkdata/{tag}")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_tag" and "8 hexadecimal digits" in response.json()["detail"]
+
+
 def test_rendered_is_a_png(api_as, project, member):
     client = api_as(member)
     ds = dataset()
