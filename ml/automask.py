@@ -15,7 +15,9 @@ histogram), never tuned per image:
 5. "fill holes": background is what can be reached from the dark part of the border without crossing
    an edge or bright tissue (the film border closes the contour where the forearm leaves the image);
 6. keep the largest component (one hand per film; a partial second hand is dropped);
-7. smooth (opening, Gaussian, threshold), fill holes again, resize back.
+7. smooth (opening, Gaussian, threshold), fill holes again;
+8. where the mask stopped at the bones' edges (faint soft tissue beside bright bone), grow it out to the skin line
+   against the grey that surrounds it (`_grow_to_skin`), then resize back.
 
 ``automask(image)`` returns the mask (uint8 0/255), a quality score in [0, 1] and timings.
 CLI: ``python -m ml.automask IN_DIR OUT_DIR`` and ``python -m ml.automask --evaluate ...``.
@@ -32,9 +34,18 @@ from scipy import ndimage
 
 WORK_SIDE = 512
 # Bumped whenever the masks change: caches of masks (ml.data.automask_cached) are keyed by it.
-VERSION = 2
+VERSION = 3
 GROW = 0.5  # hysteresis: from the background, the share of the way to the level a fingertip must reach (0.3 on 50
 # grey-panel train films: 3 masks fixed, 4 new leaks)
+# Growing to the skin line (_grow_to_skin): the shares of the way from the surrounding grey to the mask's median that
+# tissue must reach, lowest first (0.12 leaked into heel-effect gradients on 100 train films, 0.2 alone took the
+# light panel on grey-panel films), and the share of a grown outline that may run along the field's edge (a hand's
+# forearm: p95 0.09 on 100 train films).
+SKIN_LEVELS = (0.2, 0.3, 0.4)
+EDGE_GROWTH = 0.1
+# How much a ring of tissue just outside the mask lowers its quality (at 40 % of the ring and above): enough to put a
+# mask that cut fingers off or took a panel's strip below the worklist's check level (0.75) from ~0.9.
+BEYOND_PENALTY = 0.35
 
 
 @dataclass
@@ -288,6 +299,81 @@ def _threshold_inside(small: np.ndarray, smooth: np.ndarray, panel: np.ndarray, 
     return kept, quality, {**terms, "inside_panel": "otsu"}, *params
 
 
+def _grow_to_skin(small: np.ndarray, smooth: np.ndarray, best: tuple, bright: np.ndarray) -> tuple | None:
+    """The candidate grown out to the skin line where it stopped at the bones' edges, else None.
+
+    On films whose soft tissue is faint next to bright bone, Canny's strongest closed contours and a field's grey
+    classes can follow the bones (the field's own grey taken for background, or a clipped black background taken
+    for a scan's canvas). The background is then what surrounds the candidate: the dominant grey of a ring 20–60 px
+    (at 512 px) around it. The mask grows, by hysteresis from the candidate, into what is clearly brighter than that:
+    5 spreads and `SKIN_LEVELS` of the way to the candidate's median, the lowest level whose growth is a hand (on a
+    light panel the lowest levels take the panel). Outside bright collimator bands. The grown mask is kept only when
+    it is larger by a tenth or more, stays a hand's shape (not a panel, not along the film's edge) and scores about as
+    well."""
+    kept, quality = best[0], best[1]
+    area = int(kept.sum())
+    if area < 64:
+        return None
+    scale = max(kept.shape) / WORK_SIDE
+    far = ndimage.binary_dilation(kept, iterations=max(2, round(60 * scale)))
+    ring = far & ~ndimage.binary_dilation(kept, iterations=max(1, round(20 * scale))) & ~bright
+    if ring.sum() < 64:
+        return None
+    background, spread = _bg_mode(smooth[ring])
+    inside = float(np.median(smooth[kept]))
+    if inside <= background:
+        return None
+    edge_before = _edge_fraction(kept, ~bright)
+    for share in SKIN_LEVELS:
+        level = background + max(5.0 * spread, share * (inside - background))
+        grown = ndimage.binary_propagation(kept, mask=((smooth > level) & ~bright) | kept)
+        grown = ndimage.binary_fill_holes(ndimage.binary_opening(grown, structure=_disk(max(1, round(2 * scale)))))
+        grown = _cut_thin_attachments(grown)
+        if grown.sum() < 1.1 * area:
+            return None  # higher levels grow less still
+        # a hand meets the film's edge only where the forearm leaves it: growth that runs along the edge is the
+        # background's own exposure gradient (the heel effect) or a panel, not skin
+        if grown.sum() <= 5.0 * area and not _panel_like(grown, ~bright) \
+                and _edge_fraction(grown, ~bright) <= max(edge_before + 0.03, EDGE_GROWTH) \
+                and not _new_edge_contact(kept, grown, ~bright):
+            break
+    else:
+        return None
+    grad = np.hypot(ndimage.sobel(smooth, 0), ndimage.sobel(smooth, 1))
+    edges = grad > np.quantile(grad[~bright], 0.9)
+    grown_quality, terms = _quality(small, grown, edges, bright, 1.0)
+    if grown_quality < quality - 0.1:
+        return None
+    return grown, grown_quality, {**terms, "grown_to_skin": round(float(grown.sum() / area), 3),
+                                  "skin_level": share}, *best[3:]
+
+
+def _tissue_beyond(smooth: np.ndarray, kept: np.ndarray, field_px: np.ndarray) -> float:
+    """The share of a thin ring just outside the mask (2–6 px at 512 px) that is tissue: brighter than the surrounding
+    grey (the dominant grey 20–60 px out) by 5 spreads and 30 % of the way to the mask's median. A mask that ends at
+    the skin has background there (median 0, p95 0.03 on 177 good masks of train-part films); one that cut fingers
+    off or took a panel's strip beside the hand has tissue or panel (0.1–1.0)."""
+    if kept.sum() < 64:
+        return 0.0
+    scale = max(kept.shape) / WORK_SIDE
+    grow = lambda r: ndimage.binary_dilation(kept, iterations=max(1, round(r * scale)))  # noqa: E731
+    near = grow(6) & ~grow(2) & field_px
+    far = grow(60) & ~grow(20) & field_px
+    if near.sum() < 16 or far.sum() < 64:
+        return 0.0
+    background, spread = _bg_mode(smooth[far])
+    inside = float(np.median(smooth[kept]))
+    level = background + max(5.0 * spread, 0.3 * (inside - background))
+    return float((smooth[near] > level).mean())
+
+
+def _new_edge_contact(kept: np.ndarray, grown: np.ndarray, field_px: np.ndarray) -> bool:
+    """Whether `grown` meets the field's edge in more places than a hand does (once: the forearm leaving the film) and
+    than `kept` did: a bright film-edge strip reached through a fingertip, not skin."""
+    edge = ~ndimage.binary_erosion(np.pad(field_px, 1), iterations=3)[1:-1, 1:-1]
+    return ndimage.label(grown & edge)[1] > max(1, ndimage.label(kept & edge)[1])
+
+
 def _cut_thin_attachments(kept: np.ndarray) -> np.ndarray:
     """The hand without what hangs on it by a thin neck: a film-edge strip or cassette frame touching the forearm, a
     marker touching a finger. An opening with a radius of 12 % of the hand's largest inscribed circle (the palm; a
@@ -357,7 +443,8 @@ def automask(image: np.ndarray) -> AutomaskResult:
     noise = float(1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2.0))
     smooth = ndimage.gaussian_filter(small, 1.0 + 2.0 * min(noise / 0.05, 1.0))
     otsu_all = _otsu(smooth)
-    coll = _collimated(smooth, otsu_all + 0.5 * (float(np.quantile(smooth, 0.995)) - otsu_all)) | _blank_canvas(small)
+    bright = _collimated(smooth, otsu_all + 0.5 * (float(np.quantile(smooth, 0.995)) - otsu_all))
+    coll = bright | _blank_canvas(small)
     field_px = ~coll
     if field_px.sum() < 64:
         field_px = np.ones_like(coll)
@@ -400,8 +487,17 @@ def automask(image: np.ndarray) -> AutomaskResult:
                           _threshold_inside(small, smooth, panel, best[3:])):
                 if inner[1] > best[1]:
                     best = inner
+    grown = _grow_to_skin(small, smooth, best, bright)
+    if grown is not None:
+        attempt += 1
+        best = grown
     kept, quality, terms, sigma, r_close, r_open = best
     terms["attempts"] = attempt + 1
+    # a mask whose outline runs through tissue (a finger cut off, a panel's strip taken beside the hand) is a partial
+    # or a wrong mask even where its outline is sharp: the quality says so, so that a labeler checks it first
+    beyond = _tissue_beyond(smooth, kept, field_px)
+    terms["tissue_beyond"] = round(beyond, 4)
+    quality *= 1.0 - BEYOND_PENALTY * float(np.clip((beyond - 0.1) / 0.3, 0.0, 1.0))
     t1 = time.perf_counter()
     if (hs, ws) != (H, W):
         soft8 = np.round(ndimage.gaussian_filter(kept.astype(np.float32), 0.7) * 255).astype(np.uint8)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from ml.automask import SOLID_PANEL, _cut_thin_attachments, _solidity, automask, dice
+from scipy import ndimage
+
+from ml.automask import SOLID_PANEL, _cut_thin_attachments, _grow_to_skin, _solidity, automask, dice
 from ml.phantoms import render
 from ml.phantoms.cohort import sample_subject
 
@@ -58,6 +60,45 @@ def test_thin_attachments_are_cut_where_they_meet_the_hand_and_the_fingers_stay(
     cut = _cut_thin_attachments(with_frame)
     assert dice(cut, hand) >= 0.97
     assert cut[60:120].sum() == hand[60:120].sum()  # the finger rows are untouched
+
+
+def faint_tissue_film(hand: np.ndarray, tissue: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Bright bones inside faint soft tissue on a clipped black background (one site's real films): (image, bones)."""
+    bones = ndimage.binary_erosion(hand, iterations=9)
+    rng = np.random.default_rng(0)
+    image = np.where(bones, 0.6, np.where(hand, tissue, 0.0)).astype(np.float32)
+    image = np.clip(image + 0.004 * rng.standard_normal(hand.shape).astype(np.float32), 0, 1)
+    image[image < 0.01] = 0.0
+    return image, bones
+
+
+def test_a_hand_whose_soft_tissue_is_faint_beside_bright_bones_is_masked_to_the_skin_line():
+    hand = hand_shape()
+    image, bones = faint_tissue_film(hand)
+    result = automask(image)
+    assert dice(result.mask, hand) >= 0.95  # the bones alone score 0.7 against the hand
+    assert result.details["grown_to_skin"] > 1.5
+
+
+def test_growth_along_the_films_edge_is_refused_as_the_backgrounds_own_gradient():
+    hand = hand_shape()
+    image, bones = faint_tissue_film(hand)
+    rows = np.arange(hand.shape[0], dtype=np.float32)[:, None]
+    image = np.maximum(image, np.where(rows > 340, 0.3 * (rows - 340) / 60, 0.0))  # the heel effect along the bottom
+    bright = np.zeros_like(hand)
+    grown = _grow_to_skin(image, ndimage.gaussian_filter(image, 1.0), (hand, 0.9, {}, 1.0, 3, 2), bright)
+    assert grown is None  # the right mask stays as it is
+
+
+def test_a_film_edge_strip_reached_through_a_fingertip_is_not_grown_into():
+    hand = hand_shape()
+    image, bones = faint_tissue_film(hand)
+    image[:45, :] = 0.3  # a bright strip along the top edge, touching the middle finger's tip
+    image[40:60, 130:150] = 0.3
+    smooth = ndimage.gaussian_filter(image, 1.0)
+    grown = _grow_to_skin(image, smooth, (bones | (hand & (np.arange(400)[:, None] > 330)), 0.9, {}, 1.0, 3, 2),
+                          np.zeros_like(hand))
+    assert grown is None or not grown[0][:30].any()
 
 
 def test_a_film_scanned_tilted_onto_a_black_canvas_is_masked_inside_the_film():
