@@ -9,17 +9,20 @@ PYTEST_ARGS ?=
 
 .PHONY: run stop test bench lint typecheck chromium orthanc clean starter-weights
 
+# Recipes are silent (@): `make run` prints what it does in sentences, never its own command lines or comments.
+# torch/torchvision come from this machine's disk through pip's find-links (never uv/poetry).
+# pip warns once per package about find-links/index locations this machine does not have: nothing to act on.
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	# torch/torchvision come from this machine's disk through pip's find-links (never uv/poetry).
-	# pip warns once per package about find-links/index locations this machine does not have: nothing to act on.
-	bash -o pipefail -c "$(PY) -m pip install -q -e '.[dev]' 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }"
-	touch $(STAMP)
+	@echo "· Installing the platform into $(VENV) (a few minutes the first time)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@bash -o pipefail -c "$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }"
+	@touch $(STAMP)
 
 # Web and worker logs go to var/log/; Ctrl-C or `make stop` (from another terminal) stops everything it started.
+# PORT (8000) and HOST (127.0.0.1) choose where it serves: `PORT=8001 make run`.
 run: $(STAMP)
-	$(PY) -m boneage.launcher
+	@$(PY) -m boneage.launcher
 
 stop:
 	@$(PY) -m boneage.launcher stop

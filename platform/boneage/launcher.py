@@ -141,6 +141,24 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise Stop(signal.Signals(signum).name)
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether another program listens on host:port (the web server could not bind it). SO_REUSEADDR like the server's
+    own socket, so a port left in TIME_WAIT by an earlier run does not count as taken."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def refuse_taken_port(host: str, port: int) -> None:
+    if port_taken(host, port):
+        raise SystemExit(f"Port {port} on {host} is already in use by another program, so the platform cannot serve "
+                         f"there.\nStop that program, or choose another port: PORT={port + 1} make run")
+
+
 def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
@@ -157,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=PORT)
     parser.add_argument("--no-demo", action="store_true", help="skip the demo users, cohort and starter model")
     options = parser.parse_args(argv)
+    refuse_taken_port(HOST, options.port)  # before minutes of set-up, not after the banner
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boneage.settings")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "platform"), str(REPO), os.environ.get("PYTHONPATH")]))
     signal.signal(signal.SIGINT, _raise_stop)
@@ -175,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                                            "-c", "2", "--loglevel", "INFO", "-n", "boneage@%h"], worker_log)
         if not options.no_demo:
             children.run("demo_setup", manage("demo_setup"))
+        refuse_taken_port(HOST, options.port)  # taken meanwhile: the banner would point at someone else's server
         web = children.start("web", [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(options.port),
                                      "boneage.asgi:application"], web_log)
         if not wait_for_port(HOST, options.port, web):

@@ -92,3 +92,44 @@ def test_make_stop_without_a_run_says_so(tmp_path):
     result = subprocess.run([sys.executable, "-m", "boneage.launcher", "stop"], check=False, cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "No run to stop" in result.stdout
+
+
+def test_a_busy_port_is_refused_with_a_way_out_before_anything_starts_or_any_banner(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", 0))
+        other_program.listen()
+        port = other_program.getsockname()[1]
+        env.update(BONEAGE_VAR_DIR=str(tmp_path), PORT=str(port))
+        result = subprocess.run([sys.executable, "-m", "boneage.launcher", "--no-demo"], check=False, cwd=REPO,
+                                env=env, capture_output=True, text=True, timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"Port {port} on 127.0.0.1 is already in use by another program" in out
+    assert f"PORT={port + 1} make run" in out
+    assert "Bone age platform:" not in out and "log in as" not in out
+    assert not (tmp_path / "run").exists() and not (tmp_path / "log").exists()  # nothing was started
+
+
+def test_make_run_prints_sentences_not_its_own_command_lines_or_comments(tmp_path):
+    """The install step and the launch, with `true` standing in for the venv's Python: what is left is make's own
+    echo, which must be nothing but the one line that says what happens."""
+    result = subprocess.run(["make", "run", f"STAMP={tmp_path / 'stamp'}", "PY=/bin/true", f"VENV={tmp_path / 'venv'}"],
+                            check=False, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"· Installing the platform into {tmp_path / 'venv'} (a few minutes the first time)"]
+    assert result.stderr == ""
+
+
+def test_demo_setup_names_the_logins_and_leaves_their_passwords_to_the_one_closing_block(settings, tmp_path, db):
+    import io
+
+    from django.core.management import call_command
+
+    settings.VAR_DIR = tmp_path
+    out = io.StringIO()
+    call_command("demo_setup", studies=0, unlabeled=0, no_model=True, stdout=out)
+    passwords = json.loads((tmp_path / "demo-logins.json").read_text())
+    assert set(passwords) == {"admin", "labeler", "reviewer", "trainer"}
+    assert f"demo logins: admin, labeler, reviewer, trainer (passwords in {tmp_path / 'demo-logins.json'})" in out.getvalue()
+    assert not [name for name, password in passwords.items() if password in out.getvalue()]

@@ -1,5 +1,5 @@
 """Everything `make run` needs on a fresh machine: demo users per role, a project, a synthetic cohort
-and a starter model. Idempotent: a second run changes nothing and prints the same logins."""
+and a starter model. Idempotent: a second run changes nothing and keeps the same logins (their passwords in var/demo-logins.json)."""
 from __future__ import annotations
 
 import csv
@@ -33,7 +33,8 @@ class Command(BaseCommand):
         self._cohort(project, options["studies"], options["unlabeled"])
         if not options["no_model"]:
             self._starter_model(project)
-        self.stdout.write("demo logins: " + ", ".join(f"{name} / {password}" for name, password in logins.items()))
+        store = Path(settings.VAR_DIR) / "demo-logins.json"  # `make run`'s closing block lists them, once
+        self.stdout.write(f"demo logins: {', '.join(logins)} (passwords in {store})")
 
     def _users(self) -> dict[str, str]:
         """Random passwords, kept in var/ so every start prints the same ones."""
