@@ -40,9 +40,14 @@ def test_a_labeler_is_told_their_save_opened_a_review_item_and_bad_input_is_not_
     page.goto(f"{live_asgi_server}/studies/{judged_study.pk}/")
     page.wait_for_selector("#live-state[data-state=live]", timeout=15000)
 
-    page.fill("#age-total", "230")  # above this project's range: the browser flags it, nothing is sent
+    expect(page.locator("#label-range")).to_have_text("This project labels 0–200 months.")
+    page.fill("#age-total", "999")  # above this project's range: said on Total months, in months, nothing is sent
     page.click("#label-form button[type=submit]")
-    expect(page.locator("#label-error")).to_be_visible()
+    error = "999 months is above this project's range: 0–200 months."
+    expect(page.locator("#label-error")).to_have_text(error)
+    assert page.eval_on_selector("#age-total", "e => e.validationMessage") == error
+    assert page.eval_on_selector("#age-years", "e => e.validity.valid")  # 83 years is the total's problem, not theirs
+    expect(page.locator("#age-years")).to_have_value("83")
     assert posted == [] and not AgeLabel.objects.filter(study=judged_study).exists()
 
     page.fill("#age-total", "100")  # 50 months below the model's 150 ± 5: the rules open a review item

@@ -218,10 +218,22 @@ function fromTotal() {
 }
 years.addEventListener("input", fromParts); months.addEventListener("input", fromParts); total.addEventListener("input", fromTotal);
 for (const input of [years, months, total]) input.addEventListener("input", () => { state.labelEdited = true; labelError(""); });
-function labelError(text) {  // the server's (or the browser's) reason, next to the field that caused it
+function labelError(text) {  // the server's (or the browser's) reason, on Total months: the value that is sent
   const box = $("#label-error");
   box.textContent = text; box.hidden = !text;
+  total.setCustomValidity(text);
   if (text) { box.scrollIntoView({ block: "nearest" }); total.focus(); }
+}
+// What is wrong with the age as typed, in the project's own range; years and months only help to type the total.
+function labelProblem() {
+  if ([years, months, total].some((input) => input.validity.badInput)) return "Enter the bone age as a number.";
+  if (total.value === "") return "Enter the bone age first.";
+  const value = +total.value, low = +total.min, high = +total.max;
+  if (value < low || value > high) {
+    return `${value} months is ${value > high ? "above" : "below"} this project's range: ${low}–${high} months.`;
+  }
+  total.setCustomValidity("");
+  return total.checkValidity() ? "" : total.validationMessage;  // e.g. a step the field does not take
 }
 
 async function loadLabels({ fill }) {
@@ -236,10 +248,9 @@ async function loadLabels({ fill }) {
 }
 
 async function saveLabel({ force = false } = {}) {
-  const invalid = [years, months, total].find((input) => !input.checkValidity());
-  if (invalid) { invalid.reportValidity(); labelError(invalid.validationMessage); return; }  // never sent
+  const problem = labelProblem();
+  if (problem) { labelError(problem); return; }  // never sent
   const value = parseFloat(total.value);
-  if (Number.isNaN(value)) { labelError("Enter the bone age first."); return; }
   state.mySaveAt = Date.now();  // the rules run on commit: a review item queued now came from this save
   const response = await api(`/api/studies/${studyId}/labels/`, { method: "POST",
     json: { months: value, base_label: state.label ? state.label.id : null, force } });
