@@ -13,6 +13,7 @@ def test_an_admin_adds_a_labeler_who_sees_the_project_until_removed(page_as, liv
     admin = page_as(owner)
     admin.on("dialog", lambda dialog: dialog.accept())  # the members page confirms role changes and removals
     admin.goto(f"{live_asgi_server}/projects/{project.pk}/members/")
+    expect(admin.locator("#live-state")).to_be_hidden()  # no socket on this page: no "connecting…" that never ends
     admin.fill("#add-member input[name=username]", "lena_labeler")
     admin.select_option("#add-member select[name=role]", "labeler")
     admin.click("#add-member button[type=submit]")
@@ -23,6 +24,7 @@ def test_an_admin_adds_a_labeler_who_sees_the_project_until_removed(page_as, liv
     expect(labeler.locator(".project-list")).to_contain_text("labeler")
     labeler.goto(f"{live_asgi_server}/projects/{project.pk}/")
     expect(labeler.locator("h1")).to_contain_text("Hands")
+    expect(labeler.locator("#live-state")).to_have_text("live")  # the worklist's socket
 
     admin.click("#members tr[data-user=lena_labeler] button.danger")
     expect(admin.locator("#members tr[data-user=lena_labeler]")).to_have_count(0)
@@ -32,3 +34,12 @@ def test_an_admin_adds_a_labeler_who_sees_the_project_until_removed(page_as, liv
     assert status == 404
     labeler.goto(f"{live_asgi_server}/projects/")
     expect(labeler.locator(".project-list")).not_to_contain_text("Hands")
+
+
+def test_the_settings_page_opens_no_socket_and_shows_no_live_badge(page_as, live_asgi_server, owner, project):
+    page = page_as(owner)
+    page.goto(f"{live_asgi_server}/projects/{project.pk}/settings/")
+    expect(page.locator("h1")).to_be_visible()
+    expect(page.locator("#live-state")).to_be_hidden()
+    page.goto(f"{live_asgi_server}/projects/{project.pk}/models/")
+    expect(page.locator("#live-state")).to_have_text("live")

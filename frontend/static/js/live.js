@@ -2,6 +2,7 @@
 
 export function connectLive(projectId, { onEvent, onReconnect } = {}) {
   const badge = document.getElementById("live-state");
+  if (badge) badge.hidden = false;  // hidden on the pages that open no socket (members, settings)
   const listeners = new Map();
   let socket, attempt = 0, closedByUs = false, everOpened = false, lastSeq = null, refreshing = 0;
   // Every project event carries seq, one more than the project's previous event: a gap means this page missed some
