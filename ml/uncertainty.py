@@ -129,6 +129,17 @@ def interval_multiplier(scores: list[float] | None, level: float, fence: float |
     return math.inf if k > n else kept[k - 1]
 
 
+def scores_needed(level: float) -> int:
+    """The fewest (kept) scores a split-conformal interval at `level` can be read from: the n with ceil((n+1)·level)
+    <= n (90 %: 9, 95 %: 19, 99 %: 99). With fewer, interval_multiplier is inf: the interval is the whole age range."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, not {level}")
+    n = max(1, math.floor(level / (1 - level)) - 1)
+    while math.ceil((n + 1) * level) > n:
+        n += 1
+    return n
+
+
 def prediction_interval(age: float, std: float, multiplier: float, low: float, high: float) -> tuple[float, float]:
     """age ± multiplier·std, clipped to [low, high] (the project's age range): never below 0 months."""
     half = multiplier * max(float(std), 0.0)

@@ -48,3 +48,20 @@ def test_the_study_page_the_worklist_and_the_review_queue_state_the_projects_one
     page.locator("#queue tr[data-item]").first.click()
     page.locator("#detail").filter(has_text=f"150.0 months ({stated})").wait_for(timeout=10000)
     assert "90%" not in page.locator("#detail").inner_text()
+
+
+def test_an_interval_too_few_held_out_studies_cannot_calibrate_says_so_on_the_study_page_and_in_the_worklist(
+        live_asgi_server, browser_page, project, owner):
+    project.interval_level = 0.95
+    project.save()
+    study = disagreeing_study(project, owner, {"val_mae": 9.0, "interval_scores": SCORES})  # 10 studies; 95 % needs 19
+    note = ("10 held-out studies cannot calibrate a 95% interval (it needs 19), so it is the project's whole age range: "
+            "lower the interval level or train on more labelled studies.")
+    page = browser_page
+    login(page, live_asgi_server, owner.username, f"{owner.username}-Pass-123")
+    page.goto(f"{live_asgi_server}/studies/{study.pk}/")
+    expect(page.locator("#pred-interval")).to_contain_text("95% interval 0.0–240.0")
+    expect(page.locator("#pred-calibration")).to_have_text(note)
+    page.goto(f"{live_asgi_server}/projects/{project.pk}/")
+    expect(page.locator(f"tr[data-study='{study.pk}'] span[title*='interval']")).to_have_attribute(
+        "title", f"95% interval 0.0–240.0 months (std 5.0)\n{note}")

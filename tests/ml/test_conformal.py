@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ml.uncertainty import conformal_scores, inlier_scores, interval_multiplier, prediction_interval
+from ml.uncertainty import conformal_scores, inlier_scores, interval_multiplier, prediction_interval, scores_needed
 
 
 def test_the_multiplier_is_the_ceil_n_plus_1_times_level_th_smallest_score():
@@ -179,3 +179,11 @@ def test_saved_readings_are_scored_again_without_models(tmp_path, capsys):
              models=np.array(["starter"]), views=np.arange(1), mc_samples=0)
     with pytest.raises(SystemExit):
         main(["--from-saved", str(tmp_path / "plain.npz"), "--method", "tta"])  # the views were never read
+
+
+@pytest.mark.parametrize("level, needed", [(0.5, 1), (0.8, 4), (0.9, 9), (0.95, 19), (0.99, 99), (0.985, 66)])
+def test_the_scores_a_level_needs_are_the_fewest_that_give_a_finite_multiplier(level, needed):
+    assert scores_needed(level) == needed
+    assert math.isfinite(interval_multiplier([1.0] * needed, level, fence=None))
+    if needed > 1:
+        assert math.isinf(interval_multiplier([1.0] * (needed - 1), level, fence=None))

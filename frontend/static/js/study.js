@@ -269,7 +269,9 @@ function predictionState(value, text) {
   predBox.dataset.state = value;
   if (text != null) { $("#pred-age").textContent = text; $("#pred-interval").textContent = ""; }
 }
-function showAge(age, std, range = null, level = null) {
+function showAge(age, std, range = null, level = null, note = "") {
+  const calibration = $("#pred-calibration");  // an interval the model's held-out studies cannot vouch for says why
+  calibration.textContent = note || ""; calibration.hidden = !note;
   if (age == null) {  // blind review: the model's reading waits until the reviewer entered their own
     $("#pred-age").textContent = "hidden";
     $("#pred-interval").textContent = "Blind review: enter your own reading first (Review page).";
@@ -339,7 +341,7 @@ async function loadPrediction() {
     const p = response.body;
     resetPrediction();
     $("#pred-model").textContent = p.model_name ? `· ${p.model_name}` : "";
-    showAge(p.age_months, p.std_months, p.interval_months, p.interval_level);
+    showAge(p.age_months, p.std_months, p.interval_months, p.interval_level, p.interval_note);
     showOutside(p);
     if (p.mask_url) await showModelMask(p.mask_url);
     for (const name of ATTENTION) if (p.attention && p.attention[name]) addAttention(name, p.attention[name]);
@@ -354,7 +356,7 @@ async function showStoredInterval() {
   const response = await api(`/api/studies/${studyId}/predictions/latest/`);
   if (response.ok) {
     showAge(response.body.age_months, response.body.std_months, response.body.interval_months,
-      response.body.interval_level);
+      response.body.interval_level, response.body.interval_note);
     showOutside(response.body);
   }
 }

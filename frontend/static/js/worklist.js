@@ -21,7 +21,9 @@ const STATE_TEXT = { unlabeled: "unlabeled", labeled: "labeled", in_review: "in 
 function row(study) {
   const p = study.prediction;
   const prediction = p && p.values_hidden ? el("span", { class: "muted", title: "Blind review: hidden until you entered your reading" }, "hidden")
-    : p ? el("span", { title: `${fmt.interval(p.interval_months, p.interval_level)} months (std ${p.std_months.toFixed(1)})` },
+    : p ? el("span", { class: p.interval_note ? "uncalibrated" : "",
+      title: `${fmt.interval(p.interval_months, p.interval_level)} months (std ${p.std_months.toFixed(1)})` +
+        (p.interval_note ? `\n${p.interval_note}` : "") },
     `${fmt.months(p.age_months)} `, el("span", { class: "muted interval" },
       p.interval_months ? `${p.interval_months[0].toFixed(0)}–${p.interval_months[1].toFixed(0)}` : "")) : el("span", { class: "muted" }, "—");
   const name = study.external_id || study.original_name || `study ${study.id}`;

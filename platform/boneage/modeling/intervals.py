@@ -4,7 +4,9 @@ split-conformal per model version, clipped to the project's age range.
 A version trained by this code carries `metrics["interval_heldout"]` (age, label and std of every study it did not
 train on): with METHOD set its interval is age-aware (ml.age_intervals: where the model reads low it reaches higher).
 An older version with only `metrics["interval_scores"]` (|error| / std) keeps the one symmetric multiplier of
-ml.uncertainty; one without either falls back to the normal quantile, and `calibrated` says so. Build an IntervalRule
+ml.uncertainty; one without either falls back to the normal quantile, and `calibrated` says so. A version whose
+held-out scores are too few for the project's level (ml.uncertainty.scores_needed: 90 %: 9, 95 %: 19) states the whole
+age range, `calibrated` false, and its `note` says why and how many studies the level needs (issue 32). Build an IntervalRule
 once per (version, project) — e.g. once per worklist page — and apply it to each reading.
 
 A reading outside the model's experience (ml.ood: `Prediction.outside`) gets no narrow interval: it is widened to the
@@ -20,10 +22,11 @@ information, which a user sees at a glance without a special case in every clien
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ml.age_intervals import MIN_POINTS, AgeInterval, Method, fit_age_interval
-from ml.uncertainty import interval_multiplier, prediction_interval
+from ml.uncertainty import inlier_scores, interval_multiplier, prediction_interval, scores_needed
 
 # None: every version keeps the one symmetric multiplier (the interval before issue 13) until the product-path
 # measurement in docs/benchmarks.md (issue 13, "age-aware intervals") picks a method; `manage.py review_rescore`
@@ -38,6 +41,7 @@ class Interval:
     level: float
     calibrated: bool
     widened: bool = False  # the reading is outside the model's experience: the project's whole age range
+    note: str = ""  # when not calibrated: why, in words (shown where the interval is, `interval_note` in the API)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class IntervalRule:
     low: float
     high: float
     age_aware: AgeInterval | None = None
+    note: str = ""
 
     @classmethod
     def of(cls, version_metrics: dict | None, project) -> IntervalRule:
@@ -57,19 +62,50 @@ class IntervalRule:
         aware = None
         if METHOD is not None and heldout and len(heldout.get("pred") or ()) >= MIN_POINTS:
             aware = fit_age_interval(heldout["pred"], heldout["label"], heldout["std"], level, METHOD)
-        return cls(interval_multiplier(scores, level), level, bool(scores) or aware is not None,
-                   project.min_age_months, project.max_age_months, aware)
+        multiplier = interval_multiplier(scores, level)
+        calibrated, note = bool(scores) or aware is not None, ""
+        if aware is None and scores and math.isinf(multiplier):  # too few held-out studies for this level
+            calibrated, note = False, calibration_shortfall(len(inlier_scores(scores)), level)
+        elif not calibrated:
+            note = "This model has no held-out calibration: the interval assumes normal errors."
+        return cls(multiplier, level, calibrated, project.min_age_months, project.max_age_months, aware, note)
 
     def around(self, age_months: float, std_months: float, outside: bool = False) -> Interval:
         if outside:
-            return Interval(self.low, self.high, self.level, self.calibrated, widened=True)
+            return Interval(self.low, self.high, self.level, self.calibrated, widened=True, note=self.note)
         if self.age_aware is not None:
             low, high = self.age_aware.around(age_months, std_months, self.low, self.high)
         else:
             low, high = prediction_interval(age_months, std_months, self.multiplier, self.low, self.high)
-        return Interval(low, high, self.level, self.calibrated)
+        return Interval(low, high, self.level, self.calibrated, note=self.note)
+
+
+def calibration_shortfall(held_out: int, level: float) -> str:
+    """Why an interval is the project's whole age range: the model's held-out studies cannot support the level."""
+    return (f"{held_out} held-out {'study' if held_out == 1 else 'studies'} cannot calibrate a {level:.0%} interval "
+            f"(it needs {scores_needed(level)}), so it is the project's whole age range: lower the interval level "
+            f"or train on more labelled studies.")
+
+
+def held_out_count(version_metrics: dict | None) -> int | None:
+    """How many held-out studies calibrate this version's interval (None: it has no calibration)."""
+    scores = (version_metrics or {}).get("interval_scores")
+    return len(inlier_scores(scores)) if scores else None
 
 
 def reading_interval(age_months: float, std_months: float, version_metrics: dict | None, project,
                      outside: bool = False) -> Interval:
     return IntervalRule.of(version_metrics, project).around(age_months, std_months, outside)
+
+
+def calibration_warning(version, project) -> str:
+    """The settings page's warning when the active model's held-out studies cannot support the project's level."""
+    held_out = held_out_count(version.metrics) if version is not None else None
+    level = project.interval_level
+    if held_out is None or held_out >= scores_needed(level):
+        return ""
+    supported = math.floor(100 * held_out / (held_out + 1))  # the highest level n held-out scores support: n/(n+1)
+    return (f"The active model {version.name} is calibrated on {held_out} held-out "
+            f"{'study' if held_out == 1 else 'studies'}: a {level:.0%} interval needs {scores_needed(level)}, so every "
+            f"interval reads as the whole age range and the model-vs-label rule cannot flag a label. "
+            f"{held_out} held-out {'study supports' if held_out == 1 else 'studies support'} levels up to {supported}%.")

@@ -18,7 +18,11 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
                                                         "clipped to its age range")
     interval_level = serializers.SerializerMethodField()
     interval_calibrated = serializers.SerializerMethodField(help_text="false: the model predates conformal "
-                                                            "calibration and the interval assumes normal errors")
+                                                            "calibration and the interval assumes normal errors, or "
+                                                            "its held-out studies are too few for the project's level "
+                                                            "and the interval is the whole age range")
+    interval_note = serializers.SerializerMethodField(help_text="why the interval is not calibrated, in words "
+                                                      "(empty when it is)")
     outside_experience = serializers.BooleanField(source="outside", help_text="the film is outside this model's "
                                                   "experience (ml.ood): the interval is then the project's whole age "
                                                   "range")
@@ -30,7 +34,7 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Prediction
         fields = ["id", "study", "age_months", "std_months", "interval_months", "interval_level", "interval_calibrated",
-                  "outside_experience", "outside_reason", "ood_score", "model_version", "model_name", "mask_url", "box", "score", "attention", "timings", "out_of_fold",
+                  "interval_note", "outside_experience", "outside_reason", "ood_score", "model_version", "model_name", "mask_url", "box", "score", "attention", "timings", "out_of_fold",
                   "device", "created_at"]
 
     def to_representation(self, prediction):
@@ -47,6 +51,9 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
 
     def get_interval_calibrated(self, prediction) -> bool:
         return self._interval.calibrated
+
+    def get_interval_note(self, prediction) -> str:
+        return self._interval.note
 
     def get_mask_url(self, prediction) -> str | None:
         return prediction_file_url(prediction.study_id, prediction.model_version_id, "mask") if prediction.mask else None

@@ -12,7 +12,8 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from boneage.modeling import defaults as training
-from boneage.modeling.actions import ModelingError
+from boneage.modeling.actions import ModelingError, active_version
+from boneage.modeling.intervals import calibration_warning
 from boneage.review import rules
 from boneage.review.actions import ReviewError, do_update_settings
 from boneage.studies.access import check_project
@@ -128,7 +129,8 @@ def settings_page(request, project, role):
         "project": project, "role": role, "nav": "settings", "errors": errors, "review_fields": review_fields,
         "blind": current["blind"], "lease_minutes": current["lease_minutes"],
         "explanations": rules.EXPLANATIONS, "form": request.POST, "training_fields": _training_fields(request, project,
-                                                                                                    errors)})
+                                                                                                    errors),
+        "interval_warning": calibration_warning(active_version(project.pk), project)})
 
 
 def _training_fields(request, project, errors: dict[str, str]) -> list[dict]:

@@ -108,7 +108,8 @@ class WorklistRowSerializer(serializers.Serializer):
                     "values_hidden": True, **outside}
         interval = self.context["interval_rule"].around(study.pred_age, study.pred_std, outside["outside_experience"])
         return {"age_months": study.pred_age, "std_months": study.pred_std, "interval_months": [interval.low, interval.high],
-                "interval_level": interval.level, "model_version": study.pred_version, "values_hidden": False,
+                "interval_level": interval.level, "interval_calibrated": interval.calibrated,
+                "interval_note": interval.note, "model_version": study.pred_version, "values_hidden": False,
                 **outside}
 
     def get_state(self, study) -> str:

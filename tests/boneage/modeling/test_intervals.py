@@ -88,3 +88,40 @@ def test_a_version_with_held_out_readings_states_an_interval_that_reaches_where_
     low, high = body["interval_months"]
     assert body["interval_calibrated"] is True and body["interval_level"] == 0.9
     assert 10.0 < low < high <= 240.0  # the reading is 10 months; its model reads ~20 low, so the interval starts above
+
+
+TWELVE = SCORES[:12]  # the demo's first model: 12 held-out studies (a 10 % split of ~120 labelled)
+
+
+def test_twelve_held_out_studies_cannot_calibrate_a_95_percent_interval_and_the_api_says_so_and_how_many_it_needs(
+        api_as, owner, member, project, predicted):
+    ModelVersion.objects.update(metrics={"val_mae": 9.0, "interval_scores": TWELVE})
+    api_as(owner).patch(f"/api/projects/{project.pk}/", {"interval_level": 0.95}, format="json")
+    client = api_as(member)
+    body = client.get(f"/api/studies/{predicted.pk}/predictions/latest/").json()
+    assert body["interval_months"] == [0.0, 240.0] and body["interval_calibrated"] is False
+    assert body["interval_note"].startswith("12 held-out studies cannot calibrate a 95% interval (it needs 19)")
+    row = client.get(f"/api/projects/{project.pk}/worklist/").json()["results"][0]["prediction"]
+    assert row["interval_calibrated"] is False and row["interval_note"] == body["interval_note"]
+
+
+def test_at_90_percent_the_same_twelve_studies_calibrate_the_interval_and_nothing_is_noted(api_as, member, predicted):
+    ModelVersion.objects.update(metrics={"val_mae": 9.0, "interval_scores": TWELVE})
+    body = api_as(member).get(f"/api/studies/{predicted.pk}/predictions/latest/").json()
+    assert body["interval_calibrated"] is True and body["interval_note"] == ""
+    assert body["interval_months"] != [0.0, 240.0]
+
+
+def test_the_settings_page_warns_when_the_level_needs_more_held_out_studies_than_the_active_model_has(
+        api_as, owner, project, predicted):
+    from django.test import Client
+
+    ModelVersion.objects.update(metrics={"val_mae": 9.0, "interval_scores": TWELVE})
+    browser = Client()
+    browser.force_login(owner)
+    assert 'id="interval-warning"' not in browser.get(f"/projects/{project.pk}/settings/").content.decode()
+    api_as(owner).patch(f"/api/projects/{project.pk}/", {"interval_level": 0.95}, format="json")
+    page = browser.get(f"/projects/{project.pk}/settings/").content.decode()
+    assert ("The active model v1 is calibrated on 12 held-out studies: a 95% interval needs 19, so every interval reads "
+            "as the whole age range and the model-vs-label rule cannot flag a label. 12 held-out studies support "
+            "levels up to 92%.") in page
