@@ -110,6 +110,7 @@ function values(item) {
     const range = p.interval_months ? ` (${Math.round(p.interval_level * 100)}% interval ${fmt(p.interval_months[0])}–${fmt(p.interval_months[1])})` : "";
     const audit = String(p.model || "").startsWith("audit ") ? " — found by the label audit" : "";
     add(`Model ${p.model}`, `${fmt(p.age_months)} months${range}${p.out_of_fold ? ", out of fold" : ""}${audit}`);
+    if (p.interval_note) dl.append(el("dd", { class: "warning small", text: p.interval_note }));
   }
   if (ev.delta_months !== undefined) add("Difference", `${fmt(ev.delta_months)} months (flag above ${fmt(ev.threshold_months)})`);
   if (ev.spread_months !== undefined) add("Spread", `${fmt(ev.spread_months)} months`);

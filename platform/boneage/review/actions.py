@@ -87,7 +87,8 @@ def gather_evidence(study: Study, cache: StudyAgreement | None) -> rules.Evidenc
                                              prediction.age_months, prediction.std_months, prediction.out_of_fold,
                                              prediction.created_at, prediction.mask, (interval.low, interval.high),
                                              interval.level, (prediction.model_version.metrics or {}).get("std_median"),
-                                             prediction.outside, prediction.outside_reason, prediction.ood_score)
+                                             prediction.outside, prediction.outside_reason, prediction.ood_score,
+                                             interval_note=interval.note)
     evidence = rules.Evidence(label=_label_row(current) if current else None,
                               expert_labels=[_label_row(label) for label in experts.values()],
                               newest_review_label=_label_row(newest_review) if newest_review else None,

@@ -183,6 +183,7 @@ class PredictionRow:
     outside: bool = False                          # outside the model's experience (ml.ood) and why
     outside_reason: str = ""
     ood_score: float | None = None
+    interval_note: str = ""                        # why the interval is not calibrated (too few held-out studies …)
 
 
 @dataclass
@@ -219,7 +220,8 @@ def _prediction_json(prediction: PredictionRow) -> dict[str, Any]:
     return {"id": prediction.id, "model_version": prediction.model_version_id, "model": prediction.model_version,
             "age_months": round(prediction.age_months, 2), "std_months": round(prediction.std_months, 2),
             "interval_months": list(prediction.interval) if prediction.interval else None,
-            "interval_level": prediction.interval_level, "out_of_fold": prediction.out_of_fold}
+            "interval_level": prediction.interval_level, "out_of_fold": prediction.out_of_fold,
+            **({"interval_note": prediction.interval_note} if prediction.interval_note else {})}
 
 
 def model_vs_label(ev: Evidence, cfg: dict[str, Any]) -> Finding | None:

@@ -61,3 +61,18 @@ def test_a_project_may_switch_the_rule_off(make_study, model_version, predict, a
     study = make_study()
     predict(study, model_version(), 100, 6, outside=True, outside_reason=FAR, ood_score=3.0)
     assert open_items(study, "model_outside") == []
+
+
+def test_a_review_item_whose_interval_too_few_held_out_studies_calibrate_says_why_in_its_evidence(
+        make_study, model_version, predict, project):
+    from boneage.modeling.models import ModelVersion
+
+    project.interval_level = 0.95
+    project.save()
+    version = model_version()
+    ModelVersion.objects.filter(pk=version.pk).update(metrics={"interval_scores": [0.1 * i for i in range(1, 13)]})
+    study = make_study(20)
+    predict(study, version, 175, 6, outside=True, outside_reason=FAR, ood_score=2.0)
+    [item] = open_items(study, "model_outside")
+    assert item.evidence["prediction"]["interval_note"].startswith(
+        "12 held-out studies cannot calibrate a 95% interval (it needs 19)")
