@@ -356,7 +356,7 @@ def _tissue_beyond(smooth: np.ndarray, kept: np.ndarray, field_px: np.ndarray) -
     if kept.sum() < 64:
         return 0.0
     scale = max(kept.shape) / WORK_SIDE
-    grow = lambda r: ndimage.binary_dilation(kept, iterations=max(1, round(r * scale)))  # noqa: E731
+    grow = lambda r: ndimage.binary_dilation(kept, iterations=max(1, round(r * scale)))
     near = grow(6) & ~grow(2) & field_px
     far = grow(60) & ~grow(20) & field_px
     if near.sum() < 16 or far.sum() < 64:

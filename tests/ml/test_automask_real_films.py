@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-
 from scipy import ndimage
 
 from ml.automask import SOLID_PANEL, _cut_thin_attachments, _grow_to_skin, _solidity, automask, dice
@@ -74,7 +73,7 @@ def faint_tissue_film(hand: np.ndarray, tissue: float = 0.2) -> tuple[np.ndarray
 
 def test_a_hand_whose_soft_tissue_is_faint_beside_bright_bones_is_masked_to_the_skin_line():
     hand = hand_shape()
-    image, bones = faint_tissue_film(hand)
+    image, _ = faint_tissue_film(hand)
     result = automask(image)
     assert dice(result.mask, hand) >= 0.95  # the bones alone score 0.7 against the hand
     assert result.details["grown_to_skin"] > 1.5
@@ -82,7 +81,7 @@ def test_a_hand_whose_soft_tissue_is_faint_beside_bright_bones_is_masked_to_the_
 
 def test_growth_along_the_films_edge_is_refused_as_the_backgrounds_own_gradient():
     hand = hand_shape()
-    image, bones = faint_tissue_film(hand)
+    image, _ = faint_tissue_film(hand)
     rows = np.arange(hand.shape[0], dtype=np.float32)[:, None]
     image = np.maximum(image, np.where(rows > 340, 0.3 * (rows - 340) / 60, 0.0))  # the heel effect along the bottom
     bright = np.zeros_like(hand)
