@@ -78,7 +78,7 @@ def our_embedded_server(url: str) -> bool:
         directory = redis.Redis.from_url(url, socket_timeout=2, decode_responses=True).config_get("dir").get("dir")
     except (redis.RedisError, OSError):
         return False
-    return bool(directory) and Path(directory).resolve() == VAR.resolve()
+    return isinstance(directory, str) and bool(directory) and Path(directory).resolve() == VAR.resolve()
 
 
 class Children:
