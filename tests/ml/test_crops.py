@@ -74,3 +74,13 @@ def test_a_crop_cached_with_the_segmenter_is_exactly_what_the_network_feeds_its_
     with torch.no_grad():
         out = model(batch["image"], batch["sex"])
     assert torch.allclose(model._standardize(cache.crops.float()), out.crops, atol=2e-2)  # float16 storage only
+
+
+def test_the_expected_epoch_count_is_the_budgets_not_the_caps_when_the_budget_ends_the_run_first():
+    from ml.crops import _expected_epochs
+
+    budgeted = CropTrainConfig(epochs=300, max_seconds=100.0)
+    assert _expected_epochs(budgeted, done=2, elapsed=10.0) == 20   # 5 s an epoch: 20 fit in 100 s
+    assert _expected_epochs(budgeted, done=30, elapsed=120.0) == 30  # past the budget: the epochs done
+    assert _expected_epochs(CropTrainConfig(epochs=8, max_seconds=100.0), done=1, elapsed=1.0) == 8  # the cap binds
+    assert _expected_epochs(CropTrainConfig(epochs=40), done=3, elapsed=50.0) == 40  # no budget: the cap
