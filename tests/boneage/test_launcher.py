@@ -114,8 +114,10 @@ def test_a_busy_port_is_refused_with_a_way_out_before_anything_starts_or_any_ban
 def test_make_run_prints_sentences_not_its_own_command_lines_or_comments(tmp_path):
     """The install step and the launch, with `true` standing in for the venv's Python: what is left is make's own
     echo, which must be nothing but the one line that says what happens."""
+    # as a person types it: not a sub-make of `make test` (whose MAKEFLAGS/MAKELEVEL add "Entering directory" lines)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "MFLAGS"}
     result = subprocess.run(["make", "run", f"STAMP={tmp_path / 'stamp'}", "PY=/bin/true", f"VENV={tmp_path / 'venv'}"],
-                            check=False, cwd=REPO, capture_output=True, text=True, timeout=60)
+                            check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"· Installing the platform into {tmp_path / 'venv'} (a few minutes the first time)"]
     assert result.stderr == ""
