@@ -315,12 +315,10 @@ def _grow_to_skin(small: np.ndarray, smooth: np.ndarray, best: tuple, bright: np
     if area < 64:
         return None
     scale = max(kept.shape) / WORK_SIDE
-    far = ndimage.binary_dilation(kept, iterations=max(2, round(60 * scale)))
-    ring = far & ~ndimage.binary_dilation(kept, iterations=max(1, round(20 * scale))) & ~bright
-    if ring.sum() < 64:
+    surround = _surrounding_grey(smooth, kept, ~bright)
+    if surround is None:
         return None
-    background, spread = _bg_mode(smooth[ring])
-    inside = float(np.median(smooth[kept]))
+    background, spread, inside = surround
     if inside <= background:
         return None
     edge_before = _edge_fraction(kept, ~bright)
@@ -356,15 +354,26 @@ def _tissue_beyond(smooth: np.ndarray, kept: np.ndarray, field_px: np.ndarray) -
     if kept.sum() < 64:
         return 0.0
     scale = max(kept.shape) / WORK_SIDE
-    grow = lambda r: ndimage.binary_dilation(kept, iterations=max(1, round(r * scale)))
-    near = grow(6) & ~grow(2) & field_px
-    far = grow(60) & ~grow(20) & field_px
-    if near.sum() < 16 or far.sum() < 64:
+    near = ndimage.binary_dilation(kept, iterations=max(1, round(6 * scale))) \
+        & ~ndimage.binary_dilation(kept, iterations=max(1, round(2 * scale))) & field_px
+    surround = _surrounding_grey(smooth, kept, field_px)
+    if near.sum() < 16 or surround is None:
         return 0.0
-    background, spread = _bg_mode(smooth[far])
-    inside = float(np.median(smooth[kept]))
+    background, spread, inside = surround
     level = background + max(5.0 * spread, 0.3 * (inside - background))
     return float((smooth[near] > level).mean())
+
+
+def _surrounding_grey(smooth: np.ndarray, kept: np.ndarray, allowed: np.ndarray) -> tuple[float, float, float] | None:
+    """(level, spread) of the dominant grey in a ring 20–60 px (at 512 px) around the mask, within `allowed`, and the
+    mask's median; None where that ring is too small to tell."""
+    scale = max(kept.shape) / WORK_SIDE
+    ring = ndimage.binary_dilation(kept, iterations=max(2, round(60 * scale))) \
+        & ~ndimage.binary_dilation(kept, iterations=max(1, round(20 * scale))) & allowed
+    if ring.sum() < 64:
+        return None
+    background, spread = _bg_mode(smooth[ring])
+    return background, spread, float(np.median(smooth[kept]))
 
 
 def _new_edge_contact(kept: np.ndarray, grown: np.ndarray, field_px: np.ndarray) -> bool:
