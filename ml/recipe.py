@@ -175,10 +175,9 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
         point = {"epoch": row["epoch"], "loss": row["train_l1_months"] / scale, "lr": row["lr"],
                  "val_mae": row.get("val_mae_running_bn", float("nan")), "stage": "regressor"}
         stage_curve.append(point)
-        if callback is not None:  # the platform's progress: the regressor's epochs are the run's epochs
-            if hasattr(callback, "total_epochs"):  # the budget, not the cap, decides how many there will be
-                callback.total_epochs = row["expected_epochs"]
-            callback.on_epoch_end(row["epoch"], point)
+        if callback is not None:  # the platform's progress: the regressor's epochs are the run's epochs, as many as
+            # the budget allows (not the cap)
+            callback.on_epoch_end(row["epoch"], {**point, "total_epochs": row["expected_epochs"]})
 
     crops = train_regressor_on_crops(model, train_cache, val_cache, crops_config, on_epoch=regressor_epoch,
                                      should_stop=callback.should_stop if callback is not None else None)

@@ -2,6 +2,7 @@
 new series of the study. A study ingested as PNG/JPEG has no DICOM source to reference: 409."""
 from __future__ import annotations
 
+import functools
 import io
 
 import numpy as np
@@ -40,6 +41,7 @@ def source_dataset(study: Study) -> pydicom.Dataset:
     return source
 
 
+@functools.cache
 def _referable_sop_classes() -> frozenset[str]:
     """The SOP classes highdicom copies a source's patient and study modules from (an unknown one is a KeyError deep
     inside it: a 500 for a film ingest accepted)."""

@@ -82,7 +82,7 @@ class IntervalRule:
 
 def calibration_shortfall(held_out: int, level: float) -> str:
     """Why an interval is the project's whole age range: the model's held-out studies cannot support the level."""
-    return (f"{held_out} held-out {'study' if held_out == 1 else 'studies'} cannot calibrate a {level:.0%} interval "
+    return (f"{_held_out_studies(held_out)} cannot calibrate a {level:.0%} interval "
             f"(it needs {scores_needed(level)}), so it is the project's whole age range: lower the interval level "
             f"or train on more labelled studies.")
 
@@ -105,7 +105,10 @@ def calibration_warning(version, project) -> str:
     if held_out is None or held_out >= scores_needed(level):
         return ""
     supported = math.floor(100 * held_out / (held_out + 1))  # the highest level n held-out scores support: n/(n+1)
-    return (f"The active model {version.name} is calibrated on {held_out} held-out "
-            f"{'study' if held_out == 1 else 'studies'}: a {level:.0%} interval needs {scores_needed(level)}, so every "
+    return (f"The active model {version.name} is calibrated on {_held_out_studies(held_out)}: a {level:.0%} interval needs {scores_needed(level)}, so every "
             f"interval reads as the whole age range and the model-vs-label rule cannot flag a label. "
-            f"{held_out} held-out {'study supports' if held_out == 1 else 'studies support'} levels up to {supported}%.")
+            f"{_held_out_studies(held_out)} {'supports' if held_out == 1 else 'support'} levels up to {supported}%.")
+
+
+def _held_out_studies(n: int) -> str:
+    return f"{n} held-out {'study' if n == 1 else 'studies'}"

@@ -351,6 +351,7 @@ class _PlatformCallback:
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
         self.epoch, self.last_val_mae = epoch, round(float(metrics["val_mae"]), 3)
+        self.total_epochs = metrics.get("total_epochs", self.total_epochs)  # a run whose budget decides its epochs
         point = {"epoch": epoch, "step": self.step, "loss": round(float(metrics["loss"]), 4), "val_mae": self.last_val_mae,
                  "lr": metrics.get("lr")}
         self.curve.append(point)

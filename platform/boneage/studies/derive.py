@@ -6,7 +6,6 @@ whichever comes first; idempotent, atomic, and safe to run twice at once.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -110,18 +109,15 @@ class DerivedFiles:
     display: bytes  # 8-bit, at most DISPLAY_MAX_SIDE on its long side
     display_shape: tuple[int, int]
     work: bytes  # the network's input, NETWORK_WORK_SIDE square
-    seconds: float
 
 
 def derived_files(unit: np.ndarray) -> DerivedFiles:
     """The derived PNGs of a decoded film (float [0, 1], H×W inside ingest.bounds). Pure: nothing is stored. Its
     largest allocation is the work copy's square canvas, max(H, W)² float32 (ml.data.to_square)."""
-    started = time.perf_counter()
     values = unit_to_uint16(unit)
     shown = display_array(unit, settings.DISPLAY_MAX_SIDE)
     return DerivedFiles(normalized=png_bytes(values), display=png_bytes(shown, compress_level=3),
-                        display_shape=(int(shown.shape[0]), int(shown.shape[1])), work=work_png(values),
-                        seconds=time.perf_counter() - started)
+                        display_shape=(int(shown.shape[0]), int(shown.shape[1])), work=work_png(values))
 
 
 def ensure_derived_images(image: Image) -> Image:

@@ -128,7 +128,9 @@ def worklist_queryset(project, version):
         When(source="review", then=Value(3)), When(source="expert", then=Value(2)), default=Value(1),
         output_field=IntegerField())).order_by("-rank", "-created_at", "-pk")
     open_items = _open_review_items()
-    current_mask = MaskRevision.objects.filter(study=OuterRef("pk")).order_by("-created_at", "-id")
+    # the current mask's Canny quality; null when the current mask is a person's or the model's (or there is none)
+    canny_quality = MaskRevision.objects.filter(study=OuterRef("pk")).order_by("-created_at", "-id").annotate(
+        canny=Case(When(source=MaskSource.CANNY, then=F("quality")), default=None, output_field=FloatField()))
     # The active model's prediction and score are joins (one row per study: unique constraints), not subqueries, so
     # ordering 100k studies by them is one hash join and a top-N sort instead of 100k subquery runs (2.6 s → see
     # docs/benchmarks.md, growth figures).
@@ -147,15 +149,12 @@ def worklist_queryset(project, version):
         pred_outside_reason=F("active_prediction__outside_reason"),
         active_score=F("active_ranking__score"),
         open_reviews=Case(When(Exists(open_items), then=Value(1)), default=Value(0), output_field=IntegerField()),
-        mask_source=Subquery(current_mask.values("source")[:1]),
-        current_mask_quality=Subquery(current_mask.values("quality")[:1], output_field=FloatField()),
+        canny_quality=Subquery(canny_quality.values("canny")[:1], output_field=FloatField()),
     )
     return studies.annotate(
         # EXISTS, not the label subquery: one index probe per row when the "active" order sorts every study
         is_labeled=Case(When(Exists(AgeLabel.objects.filter(study=OuterRef("pk"))), then=Value(1)), default=Value(0),
                         output_field=IntegerField()),
-        canny_quality=Case(When(mask_source=MaskSource.CANNY, then=F("current_mask_quality")), default=None,
-                           output_field=FloatField()),
         abs_error=Case(When(Q(label_months__isnull=False) & Q(pred_age__isnull=False),
                             then=F("pred_age") - F("label_months")), default=None, output_field=FloatField()),
     )

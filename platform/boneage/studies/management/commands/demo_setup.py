@@ -19,6 +19,11 @@ DEMO_PROJECT = "Demo hands"
 DEMO_USERS = {"admin": "admin", "labeler": "labeler", "reviewer": "reviewer", "trainer": "trainer"}
 
 
+def logins_file() -> Path:
+    """Where the demo users' random passwords are kept, so that every start prints the same ones."""
+    return Path(settings.VAR_DIR) / "demo-logins.json"
+
+
 class Command(BaseCommand):
     help = "Create demo users (one per role), the 'Demo hands' project, a phantom cohort and a starter model."
 
@@ -33,12 +38,12 @@ class Command(BaseCommand):
         self._cohort(project, options["studies"], options["unlabeled"])
         if not options["no_model"]:
             self._starter_model(project)
-        store = Path(settings.VAR_DIR) / "demo-logins.json"  # `make run`'s closing block lists them, once
-        self.stdout.write(f"demo logins: {', '.join(logins)} (passwords in {store})")
+        # `make run`'s closing block lists the passwords, once
+        self.stdout.write(f"demo logins: {', '.join(logins)} (passwords in {logins_file()})")
 
     def _users(self) -> dict[str, str]:
         """Random passwords, kept in var/ so every start prints the same ones."""
-        store = Path(settings.VAR_DIR) / "demo-logins.json"
+        store = logins_file()
         logins = json.loads(store.read_text()) if store.exists() else {}
         User = get_user_model()
         for username in DEMO_USERS:
