@@ -391,12 +391,28 @@ def _cut_thin_attachments(kept: np.ndarray) -> np.ndarray:
     if not kept.any():
         return kept
     radius = int(np.clip(0.12 * float(ndimage.distance_transform_edt(kept).max()), 2, 12))
-    core = ndimage.binary_opening(kept, structure=_disk(radius))
+    core = _dilate_disk(_erode_disk(kept, radius), radius)  # the opening by _disk(radius)
     lab, n = ndimage.label(core)
     if not n:
         return kept
     sizes = ndimage.sum_labels(core, lab, index=np.arange(1, n + 1))
-    return kept & ndimage.binary_dilation(lab == int(np.argmax(sizes)) + 1, structure=_disk(radius + 1))
+    return kept & _dilate_disk(lab == int(np.argmax(sizes)) + 1, radius + 1)
+
+
+# Erosion and dilation by _disk(r) read from a Euclidean distance transform: the same pixels as binary_erosion /
+# binary_dilation with that structure (a disk is x² + y² ≤ r² + r/2), at a cost that does not grow with r (the
+# morphology with a 25×25 disk was most of an automask's time once the skin growth cut attachments three times).
+def _erode_disk(mask: np.ndarray, r: int) -> np.ndarray:
+    pad = r + 1  # outside the image is background, as binary_erosion's border
+    d = ndimage.distance_transform_edt(np.pad(mask, pad))
+    return (np.rint(d * d) > r * r + r * 0.5)[pad:-pad, pad:-pad]
+
+
+def _dilate_disk(mask: np.ndarray, r: int) -> np.ndarray:
+    if not mask.any():
+        return np.zeros_like(mask)
+    d = ndimage.distance_transform_edt(~mask)
+    return np.rint(d * d) <= r * r + r * 0.5
 
 
 def _panel_like(kept: np.ndarray, field_px: np.ndarray) -> bool:

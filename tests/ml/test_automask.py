@@ -116,3 +116,18 @@ def test_a_folder_without_images_gives_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     r = run_cli(str(tmp_path), str(tmp_path / "out"))
     assert r.returncode != 0 and "no images" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_distance_transform_disk_morphology_is_the_same_pixels_as_scipys_with_the_disk_structure():
+    from scipy import ndimage
+
+    from ml.automask import _dilate_disk, _disk, _erode_disk
+
+    rng = np.random.default_rng(0)
+    for k in range(60):
+        h, w = rng.integers(20, 160, 2)
+        mask = ndimage.gaussian_filter(rng.random((h, w)), rng.uniform(1, 6)) > rng.uniform(0.45, 0.55)
+        mask[:, :3] |= k % 3 == 0  # touching the border: erosion's border counts as background
+        r = int(rng.integers(1, 14))
+        assert np.array_equal(_erode_disk(mask, r), ndimage.binary_erosion(mask, structure=_disk(r)))
+        assert np.array_equal(_dilate_disk(mask, r), ndimage.binary_dilation(mask, structure=_disk(r)))
