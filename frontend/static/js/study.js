@@ -292,6 +292,14 @@ function showOutside(p) {
   note.textContent = note.hidden ? "" : `Outside this model's experience: ${p.outside_reason}. ` +
     "Treat the reading as a guess; label this film (and others like it) and train.";
 }
+// a re-prediction under way: the reading shown is an earlier model's until the active one has read this study
+function showPrevious(p) {
+  const note = $("#pred-previous");
+  note.hidden = !(p && p.from_previous_model);
+  note.textContent = note.hidden ? "" : `Read by ${p.model_name}, the previous model: the active model has not read ` +
+    "this study yet. Its reading replaces this one as soon as it has.";
+  predBox.classList.toggle("previous-model", !note.hidden);
+}
 function step(name, done = true) { const li = document.querySelector(`#pred-steps [data-step=${name}]`); if (li) li.classList.toggle("done", done); }
 function resetPrediction() {
   state.attention = {};
@@ -342,7 +350,7 @@ async function loadPrediction() {
     resetPrediction();
     $("#pred-model").textContent = p.model_name ? `· ${p.model_name}` : "";
     showAge(p.age_months, p.std_months, p.interval_months, p.interval_level, p.interval_note);
-    showOutside(p);
+    showOutside(p); showPrevious(p);
     if (p.mask_url) await showModelMask(p.mask_url);
     for (const name of ATTENTION) if (p.attention && p.attention[name]) addAttention(name, p.attention[name]);
     predictionState("ready");
@@ -357,7 +365,7 @@ async function showStoredInterval() {
   if (response.ok) {
     showAge(response.body.age_months, response.body.std_months, response.body.interval_months,
       response.body.interval_level, response.body.interval_note);
-    showOutside(response.body);
+    showOutside(response.body); showPrevious(response.body);
   }
 }
 
@@ -461,7 +469,7 @@ live.on("*", async (event) => {
   if (event.study !== studyId) return;
   switch (event.type) {
     case "prediction.started":
-      resetPrediction(); state.userPicked = false;
+      resetPrediction(); showPrevious(null); state.userPicked = false;
       predictionState("streaming", "Predicting…");
       $("#pred-model").textContent = event.model ? `· ${event.model}` : "";
       break;

@@ -18,14 +18,22 @@ function query() {
 
 const STATE_TEXT = { unlabeled: "unlabeled", labeled: "labeled", in_review: "in review" };
 
+let activeModel = null;  // the active model's name, for the words on a reading an earlier model made
+function previousModelText(p) {
+  return `Read by ${p.model_name}, the model before ${activeModel || "the active one"}: ` +
+    `${activeModel || "the active model"} has not read this study yet. Its reading replaces this one as soon as it has.`;
+}
+
 function row(study) {
   const p = study.prediction;
   const prediction = p && p.values_hidden ? el("span", { class: "muted", title: "Blind review: hidden until you entered your reading" }, "hidden")
-    : p ? el("span", { class: p.interval_note ? "uncalibrated" : "",
+    : p ? el("span", { class: `${p.interval_note ? "uncalibrated" : ""} ${p.from_previous_model ? "previous-model" : ""}`,
       title: `${fmt.interval(p.interval_months, p.interval_level)} months (std ${p.std_months.toFixed(1)})` +
-        (p.interval_note ? `\n${p.interval_note}` : "") },
+        (p.interval_note ? `\n${p.interval_note}` : "") + (p.from_previous_model ? `\n${previousModelText(p)}` : "") },
     `${fmt.months(p.age_months)} `, el("span", { class: "muted interval" },
       p.interval_months ? `${p.interval_months[0].toFixed(0)}–${p.interval_months[1].toFixed(0)}` : "")) : el("span", { class: "muted" }, "—");
+  const previous = p && p.from_previous_model  // a re-prediction is under way: an earlier model's reading stands in
+    ? el("div", { class: "outside-tag previous-model-tag", title: previousModelText(p) }, `from ${p.model_name}, the previous model`) : "";
   const name = study.external_id || study.original_name || `study ${study.id}`;
   return el("tr", { dataset: { study: study.id, state: study.state }, tabindex: "-1" },
     el("td", { class: "thumb-col" }, el("img", { class: "thumb", loading: "lazy", src: study.thumb_url, alt: "", width: 48, height: 48 })),
@@ -39,7 +47,7 @@ function row(study) {
     el("td", { class: "num" }, study.chronological_age_months == null ? "—" : fmt.ym(study.chronological_age_months)),
     el("td", { class: "num" }, study.label_hidden ? el("span", { class: "muted", title: "Blind review: someone else's label" }, "hidden")
       : study.label_months == null ? el("span", { class: "muted" }, "—") : fmt.ym(study.label_months)),
-    el("td", { class: "num" }, prediction, p && p.outside_experience  // ml.ood: the reading is a guess; why, on hover
+    el("td", { class: "num" }, prediction, previous, p && p.outside_experience  // ml.ood: the reading is a guess; why, on hover
       ? el("div", { class: "outside-tag", title: p.outside_reason }, "outside this model's experience") : ""),
     el("td", {}, el("span", { class: `badge ${study.state}` }, STATE_TEXT[study.state] || study.state)),
     el("td", { class: "muted small" }, fmt.when(study.created_at)));
@@ -54,8 +62,10 @@ async function load({ append = false } = {}) {
   const response = await api(`/api/projects/${projectId}/worklist/?${params}`);
   if (mine !== latestLoad) return;  // a newer load is under way: its answer is the one to show
   if (!response.ok) { toast(response.body.detail || "The worklist could not be loaded.", "error"); return; }
-  const { results, count, active_model: model } = response.body;
+  const { results, count, active_model: model, reprediction } = response.body;
   total = count;
+  activeModel = model ? model.name : null;
+  showRepredictProgress(reprediction);  // from the server: a page opened mid-run says how far it is too
   document.getElementById("study-count").textContent = `${count} stud${count === 1 ? "y" : "ies"}`;
   document.getElementById("active-model").textContent = model ? `Active model: ${model.name}` : "No model yet: predictions appear once a model is trained";
   const rows = results.map(row);

@@ -30,7 +30,7 @@ from boneage.core.errors import AppError
 from boneage.core.events import publish, publish_many
 from boneage.core.signals import model_promoted, studies_changed, study_changed
 from boneage.core.storage import local_file
-from boneage.modeling import conf
+from boneage.modeling import conf, reprediction
 from boneage.modeling.coreset import STRATEGY as CORESET
 from boneage.modeling.coreset import embedding_bytes, rank_version
 from boneage.modeling.models import ActiveScore, ModelStatus, ModelVersion, Prediction
@@ -309,8 +309,10 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
     try:
         predictor = get_predictor(version)
     except CheckpointError as exc:
+        reprediction.mark(version.pk, reprediction.FAILED)
         publish(project_id, "model.repredict.failed", model_version=version.pk, detail=str(exc)[:500])
         return 0
+    reprediction.mark(version.pk, reprediction.RUNNING, done=0, total=total)
     publish(project_id, "model.repredict.progress", model_version=version.pk, done=0, total=total)
     batches = [todo[i:i + batch_size] for i in range(0, total, batch_size)]
     work_side = predictor.config.work_size
@@ -332,6 +334,7 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
         files = write_files(pairs[:half]) + other_half.result()
         stored = _store_batch(version, [(study, result, f, timings)
                                         for ((study, _), result), f in zip(pairs, files)]) if pairs else 0
+        reprediction.mark(version.pk, reprediction.RUNNING, done=done)  # for pages opened mid-run
         publish(project_id, "model.repredict.progress", model_version=version.pk, done=done, total=total)
         if progress is not None:
             progress(done, total)
@@ -345,11 +348,13 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
     # order) while the device predicts batch k+1.
     overlap = conf.repredict_overlaps(predictor.device.type)
     finishing: list = []
+    superseded = False
     with on_threads(conf.repredict_threads()), ThreadPoolExecutor(max_workers=2) as helpers, \
             ThreadPoolExecutor(max_workers=1) as finisher:
         loaded = helpers.submit(_load_units, batches[0], work_side).result() if batches else []
         for index in range(len(batches)):
             if not ModelVersion.objects.filter(pk=version.pk, status=ModelStatus.ACTIVE).exists():
+                superseded = True
                 break  # superseded: the newer version re-predicts
             ok = [(s, u) for s, u in loaded if u is not None]
             t0 = time.perf_counter()
@@ -367,15 +372,18 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
         made += sum(future.result() for future in finishing)
         finisher.submit(lambda: connection.close()).result()  # the finisher's own database connection (the rows)
     do_rescore_project(version.pk)  # the next-case ranking of the new model, before announcing it is done
+    reprediction.mark(version.pk, reprediction.SUPERSEDED if superseded else reprediction.DONE)
     publish(project_id, "model.repredicted", model_version=version.pk, predicted=made, total=total)
     return made
 
 
 def latest_prediction(study: Study) -> Prediction | None:
-    """The active model's prediction of the study, else the newest one."""
+    """The active model's prediction of the study; until it has read the study (a re-prediction under way), the
+    reading of the version it replaced; else the newest one."""
     active = active_version(study.project_id)
-    if active is not None:
-        found = Prediction.objects.filter(study=study, model_version=active).select_related("model_version").first()
+    for version in (active, reprediction.replaced_version(active)):
+        found = (Prediction.objects.filter(study=study, model_version=version).select_related("model_version").first()
+                 if version is not None else None)
         if found is not None:
             return found
     return Prediction.objects.filter(study=study).select_related("model_version").first()
@@ -575,6 +583,8 @@ def do_promote(version: ModelVersion, *, actor=None, reason: str = "manual") -> 
         version.status = ModelStatus.ACTIVE
         version.promoted_at = timezone.now()
         version.save(update_fields=["status", "promoted_at"])
+        reprediction.mark_queued(version, previous, total=Study.objects.filter(project_id=version.project_id).exclude(
+            pk__in=Prediction.objects.filter(model_version=version).values("study_id")).count())
         do_record("model.promoted", version, actor=actor, project=version.project,
                   before={"active": previous.name if previous else None},
                   after={"active": version.name, "reason": reason, "val_mae": version.metrics.get("val_mae")})

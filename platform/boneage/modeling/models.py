@@ -28,6 +28,10 @@ class ModelVersion(models.Model):
     created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
+    # where the re-prediction after this version's promotion stands (boneage.modeling.reprediction), read by pages
+    # opened mid-run; `replaces` is the version active before it, whose readings stand in until this one has read a study
+    reprediction = models.JSONField(default=dict, blank=True, help_text="{state: queued|running|done|failed|"
+                                    "superseded, done, total, replaces: the id of the version active before}")
 
     class Meta:
         ordering = ["-created_at", "-id"]

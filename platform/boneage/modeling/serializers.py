@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from boneage.modeling.actions import prediction_file_url
 from boneage.modeling.intervals import reading_interval
-from boneage.modeling.models import ModelVersion, Prediction, TrainingRun
+from boneage.modeling.models import ModelStatus, ModelVersion, Prediction, TrainingRun
 from ml.active import NEXT_CASE_STRATEGIES
 
 
@@ -30,11 +30,14 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
                                            "model version cannot tell")
     ood_score = serializers.FloatField(allow_null=True, help_text="feature distance over the version's threshold "
                                        "(> 1: beyond it)")
+    from_previous_model = serializers.SerializerMethodField(help_text="true: the active model has not read this study "
+                                                            "yet (a re-prediction under way) and this is the reading "
+                                                            "of an earlier model, model_name")
 
     class Meta:
         model = Prediction
         fields = ["id", "study", "age_months", "std_months", "interval_months", "interval_level", "interval_calibrated",
-                  "interval_note", "outside_experience", "outside_reason", "ood_score", "model_version", "model_name", "mask_url", "box", "score", "attention", "timings", "out_of_fold",
+                  "interval_note", "outside_experience", "outside_reason", "ood_score", "model_version", "model_name", "from_previous_model", "mask_url", "box", "score", "attention", "timings", "out_of_fold",
                   "device", "created_at"]
 
     def to_representation(self, prediction):
@@ -42,6 +45,9 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
                                           prediction.model_version.metrics, prediction.study.project,
                                           prediction.outside)  # once
         return super().to_representation(prediction)
+
+    def get_from_previous_model(self, prediction) -> bool:
+        return prediction.model_version.status != ModelStatus.ACTIVE
 
     def get_interval_months(self, prediction) -> list[float]:
         return [self._interval.low, self._interval.high]

@@ -34,6 +34,7 @@ from boneage.core.storage import png_bytes
 from boneage.modeling.actions import ModelingError, active_version, check_latest_prediction, ranking_strategy
 from boneage.modeling.intervals import IntervalRule
 from boneage.modeling.outside import outside_summary
+from boneage.modeling.reprediction import replaced_version, under_way
 from boneage.review.models import ReviewItem
 from boneage.review.visibility import BlindView, blind_view
 from boneage.studies.access import check_project, check_study
@@ -70,7 +71,9 @@ class WorklistRowSerializer(serializers.Serializer):
     thumb_url = serializers.SerializerMethodField()
     label_months = serializers.FloatField(allow_null=True, help_text="null when blind review hides it from you")
     label_hidden = serializers.SerializerMethodField()
-    prediction = serializers.SerializerMethodField()
+    prediction = serializers.SerializerMethodField(help_text="the active model's reading; while it has not read the "
+                                                   "study yet (a re-prediction under way), the replaced model's, "
+                                                   "with from_previous_model true and its model_name")
     active_score = serializers.FloatField(allow_null=True)
     open_reviews = serializers.IntegerField()
     state = serializers.SerializerMethodField()
@@ -98,19 +101,22 @@ class WorklistRowSerializer(serializers.Serializer):
         return data
 
     def get_prediction(self, study) -> dict | None:
-        if study.pred_age is None:
+        reading = _reading(study, self.context)
+        if reading is None:
             return None
+        age, std, outside_flag, outside_reason, version, rule = reading
+        which = {"model_version": version.pk, "model_name": version.name,
+                 "from_previous_model": version.pk != self.context["active_version"].pk}
         view = self.context.get("blind_view")  # the model's age: hidden like /predictions/latest/ (visibility.py)
         # outside the model's experience (ml.ood): shown even in blind review, it tells nothing of the age
-        outside = {"outside_experience": bool(study.pred_outside), "outside_reason": study.pred_outside_reason or ""}
+        outside = {"outside_experience": bool(outside_flag), "outside_reason": outside_reason or ""}
         if view is not None and view.model_hidden(study.pk, study.open_reviews):
-            return {"age_months": None, "std_months": None, "interval_months": None, "model_version": study.pred_version,
-                    "values_hidden": True, **outside}
-        interval = self.context["interval_rule"].around(study.pred_age, study.pred_std, outside["outside_experience"])
-        return {"age_months": study.pred_age, "std_months": study.pred_std, "interval_months": [interval.low, interval.high],
+            return {"age_months": None, "std_months": None, "interval_months": None, "values_hidden": True,
+                    **which, **outside}
+        interval = rule.around(age, std, outside["outside_experience"])
+        return {"age_months": age, "std_months": std, "interval_months": [interval.low, interval.high],
                 "interval_level": interval.level, "interval_calibrated": interval.calibrated,
-                "interval_note": interval.note, "model_version": study.pred_version, "values_hidden": False,
-                **outside}
+                "interval_note": interval.note, "values_hidden": False, **which, **outside}
 
     def get_state(self, study) -> str:
         if study.open_reviews:
@@ -118,12 +124,34 @@ class WorklistRowSerializer(serializers.Serializer):
         return "labeled" if study.label_months is not None else "unlabeled"
 
 
+def _reading(study, context: dict):
+    """(age, std, outside, outside_reason, version, interval rule) of the active model's reading, else of the model it
+    replaced (a re-prediction under way), else None."""
+    if study.pred_age is not None:
+        return (study.pred_age, study.pred_std, study.pred_outside, study.pred_outside_reason,
+                context["active_version"], context["interval_rule"])
+    previous = context.get("previous_version")
+    if previous is not None and getattr(study, "prev_age", None) is not None:
+        return (study.prev_age, study.prev_std, study.prev_outside, study.prev_outside_reason, previous,
+                context["previous_interval_rule"])
+    return None
+
+
+def row_context(project, version, view: BlindView) -> dict:
+    """What every row of one worklist answer shares: the viewer's blind view, the active version, the one it replaced
+    and each one's interval rule (built once per answer)."""
+    previous = replaced_version(version)
+    return {"blind_view": view, "active_version": version, "previous_version": previous,
+            "interval_rule": IntervalRule.of(version.metrics if version else None, project),
+            "previous_interval_rule": IntervalRule.of(previous.metrics, project) if previous else None}
+
+
 def _open_review_items():
     """Open review items of the outer study (a subquery for the worklist's count)."""
     return ReviewItem.objects.filter(study=OuterRef("pk"), state="open")
 
 
-def worklist_queryset(project, version):
+def worklist_queryset(project, version, previous=None):
     labels = AgeLabel.objects.filter(study=OuterRef("pk")).annotate(rank=Case(
         When(source="review", then=Value(3)), When(source="expert", then=Value(2)), default=Value(1),
         output_field=IntegerField())).order_by("-rank", "-created_at", "-pk")
@@ -151,6 +179,12 @@ def worklist_queryset(project, version):
         open_reviews=Case(When(Exists(open_items), then=Value(1)), default=Value(0), output_field=IntegerField()),
         canny_quality=Subquery(canny_quality.values("canny")[:1], output_field=FloatField()),
     )
+    if previous is not None:  # the replaced model's reading, shown until the active one has read the study
+        studies = studies.annotate(previous_prediction=FilteredRelation(
+            "predictions", condition=Q(predictions__model_version=previous))).annotate(
+            prev_age=F("previous_prediction__age_months"), prev_std=F("previous_prediction__std_months"),
+            prev_outside=F("previous_prediction__outside"),
+            prev_outside_reason=F("previous_prediction__outside_reason"))
     return studies.annotate(
         # EXISTS, not the label subquery: one index probe per row when the "active" order sorts every study
         is_labeled=Case(When(Exists(AgeLabel.objects.filter(study=OuterRef("pk"))), then=Value(1)), default=Value(0),
@@ -216,7 +250,8 @@ class WorklistView(GenericAPIView):
         project, role = check_project(request.user, project_id)
         view = blind_view(project, request.user, role)
         version = active_version(project.pk)
-        studies = worklist_queryset(project, version)
+        context = row_context(project, version, view)
+        studies = worklist_queryset(project, version, context["previous_version"])
         state, sex, query, mask = (request.query_params.get(k) for k in ("state", "sex", "q", "mask"))
         if state and state not in STATES:
             return error_response(400, "invalid_filter", "state must be unlabeled, labeled or in_review.")
@@ -253,9 +288,10 @@ class WorklistView(GenericAPIView):
         page_ids = self.paginate_queryset(ids)
         loaded = studies.in_bulk(page_ids)
         page = [loaded[pk] for pk in page_ids]
-        context = {"blind_view": view, "interval_rule": IntervalRule.of(version.metrics if version else None, project)}
         response = self.get_paginated_response(WorklistRowSerializer(page, many=True, context=context).data)
         response.data["active_model"] = {"id": version.pk, "name": version.name} if version else None
+        # "predicting N / M" for a page opened while a re-prediction runs (boneage.modeling.reprediction)
+        response.data["reprediction"] = under_way(version)
         # the banner's count (modeling.outside): most films outside the active model's experience, and what to do
         summary = outside_summary(project.pk) if version else None
         response.data["outside_summary"] = summary.as_json() if summary else None
@@ -267,11 +303,11 @@ class WorklistRowView(APIView):
     def get(self, request, study_id: int):
         study, role = check_study(request.user, study_id)
         version = active_version(study.project_id)
-        row = worklist_queryset(study.project, version).get(pk=study.pk)
         from rest_framework.response import Response
 
         view = blind_view(study.project, request.user, role, study=study)
-        context = {"blind_view": view, "interval_rule": IntervalRule.of(version.metrics if version else None, study.project)}
+        context = row_context(study.project, version, view)
+        row = worklist_queryset(study.project, version, context["previous_version"]).get(pk=study.pk)
         return Response(WorklistRowSerializer(row, context=context).data)
 
 
