@@ -46,7 +46,9 @@ def under_way(version: ModelVersion | None) -> dict | None:
 
 def replaced_version(version: ModelVersion | None) -> ModelVersion | None:
     """The version that was active before `version` (its readings stand in for the studies `version` has not read)."""
-    replaces = (version.reprediction or {}).get("replaces") if version is not None else None
+    if version is None:
+        return None
+    replaces = (version.reprediction or {}).get("replaces")
     if not replaces:
         return None
     return (ModelVersion.objects.filter(pk=replaces, project_id=version.project_id)
