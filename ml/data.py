@@ -219,9 +219,20 @@ class HandDataset(Dataset):
 
     def __init__(self, samples: list[Sample], size: int, augment: bool, seed: int = 0, cache: bool = True) -> None:
         self.samples, self.size, self.augment, self.seed = samples, size, augment, seed
-        self.epoch = 0
+        # The epoch seeds the augmentation. DataLoader workers hold copies of the dataset, and persistent ones keep
+        # them between epochs, so a plain attribute set in the main process never reached them (every epoch drew the
+        # same augmentation, issue 30): the epoch lives in shared memory that every copy reads.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._cache: dict[int, tuple[Tensor, Tensor]] = {}
         self.cache = cache
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch.fill_(int(value))
 
     def __len__(self) -> int:
         return len(self.samples)
