@@ -12,7 +12,7 @@ const VERBS = {
   "mask.saved": "mask saved", "review.queued": "queued for review", "review.claimed": "claimed for review",
   "review.released": "released", "review.blind_read": "blind reading entered", "review.resolved": "review decision",
   "review.dismissed": "review dismissed", "review.closed": "review item closed itself", "model.promoted": "model promoted",
-  "mask.generated": "Canny mask generated",
+  "mask.generated": "Canny mask generated", "study.deleted": "study deleted",
 };
 
 function summarize(value) {
@@ -39,6 +39,7 @@ function sentence(event) {
         ? `${who} changed the bone age ${months(before.months)} → ${months(after.months)} months`
         : `${who} ${event.verb === "label.imported" ? "imported" : "set"} the bone age: ${months(after.months)} months`;
     case "study.ingested": return `${who} uploaded ${after.file || "the study"}`;
+    case "study.deleted": return `${who} deleted ${before.name || "the study"} with its files`;
     case "mask.saved": return `${who} saved a ${after.source || ""} mask${after.revision ? ` (revision ${after.revision})` : ""}`;
     case "mask.generated": return "A Canny mask was generated";
     case "membership.role_changed":

@@ -130,6 +130,11 @@ def do_save_label(study: Study, months: float, *, author, source: str = LabelSou
     return label
 
 
+def mask_files_of_deleted_study(sender, study: Study, **kwargs) -> list[str]:
+    """core.signals.study_deleting: the study's mask PNGs, removed once its deletion commits."""
+    return list(MaskRevision.objects.filter(study=study).values_list("mask", flat=True))
+
+
 def import_label_on_ingest(sender, study, actor=None, bone_age_months: float | None = None, **kwargs) -> None:
     """Receiver of core.signals.study_ingested: the upload's bone age becomes an import label, in the ingest's
     transaction."""

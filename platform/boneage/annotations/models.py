@@ -19,7 +19,8 @@ CHECK_MASK_BELOW = 0.75
 
 class MaskRevision(models.Model):
     study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="mask_revisions")
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    # RESTRICT, not PROTECT: a revision with children stays, unless its whole study is deleted with them.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.RESTRICT, related_name="children")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     source = models.CharField(max_length=8, choices=MaskSource.choices)
     mask = models.CharField(max_length=255, help_text="storage name of the 0/255 PNG, image size")
@@ -47,7 +48,7 @@ class AgeLabel(models.Model):
     months = models.FloatField()
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     source = models.CharField(max_length=8, choices=LabelSource.choices)
-    base = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    base = models.ForeignKey("self", null=True, blank=True, on_delete=models.RESTRICT, related_name="+")
     note = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

@@ -19,7 +19,10 @@ class AuditEventQuerySet(models.QuerySet):
 
 class AuditEvent(models.Model):
     project = models.ForeignKey("studies.Project", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    study = models.ForeignKey("studies.Study", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # A study's history outlives the study: deleting it (studies.do_delete_study) leaves its events, still naming its
+    # id, so no database constraint ties them to the row (and the append-only history cannot be rewritten to null).
+    study = models.ForeignKey("studies.Study", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                              related_name="+")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     verb = models.CharField(max_length=64, help_text="e.g. study.ingested, label.saved, model.promoted")
     object_type = models.CharField(max_length=64)

@@ -26,6 +26,7 @@ CAN_LABEL: tuple[str, ...] = ("labeler", "reviewer", "admin")
 CAN_REVIEW: tuple[str, ...] = ("reviewer", "admin")
 CAN_TRAIN: tuple[str, ...] = ("trainer", "admin")
 CAN_INGEST: tuple[str, ...] = tuple(Role.values)
+CAN_DELETE: tuple[str, ...] = ("admin",)  # deleting a study and its files
 
 
 # --- blind review (Project.settings["review"]["blind"]; the whole rule: boneage.review.visibility) ----------

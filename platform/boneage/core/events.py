@@ -55,6 +55,7 @@ _PREDICTION = "study model_version"
 _REVIEW = "study item open_count"
 EVENTS: dict[str, EventType] = {event.name: event for event in (
     _event("study.ingested", "A study was stored (studies.do_ingest).", "study"),
+    _event("study.deleted", "An admin deleted a study with its files (studies.do_delete_study).", "study"),
     _event("mask.generated", "The Canny automask of a study exists (revision source=canny).", "study revision source"),
     _event("mask.saved", "A person saved a mask revision.", "study revision source"),
     _event("mask.failed", "The study's images could not be derived or its automask failed.", "study detail"),

@@ -10,6 +10,7 @@ to tell it something.
 | `studies_changed` | modeling (a batch re-prediction), on commit | study_ids, reason | review (its rules on the cpu queue) |
 | `model_promoted` | modeling.do_promote, inside its transaction | version_id | pipeline (re-predict the project on commit) |
 | `review_settings_changed` | review.do_update_settings, inside its transaction | project_id | review.hooks (the project's rules again, in a task on commit) |
+| `study_deleting` | studies.do_delete_study, inside its transaction, before the study's rows go | study | annotations (mask files), modeling (prediction files), dicomweb (SEG/SR files): each returns the storage names of its files of the study, deleted once the deletion commits |
 | `training_queued` | modeling.do_start_training, inside its transaction, for a run a worker should pick up | run_id | pipeline (the modeling.train task on commit) |
 """
 from __future__ import annotations
@@ -23,3 +24,4 @@ studies_changed = Signal()
 model_promoted = Signal()
 training_queued = Signal()
 review_settings_changed = Signal()
+study_deleting = Signal()

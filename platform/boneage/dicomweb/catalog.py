@@ -3,7 +3,8 @@ objects made from them. PNG/JPEG studies have no DICOM form and are not listed."
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -12,6 +13,8 @@ from django.core.files.storage import default_storage
 
 from boneage.dicomweb.models import DerivedObject
 from boneage.studies.models import Project, Study
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,10 @@ class Entry:
 def project_entries(project: Project, *, study_uid: str = "", series_uid: str = "", sop_uid: str = "",
                     hides_report: Callable[[int], bool] = lambda study_id: False) -> list[Entry]:
     """Entries narrowed by UID in the database; `hides_report(study id)`: this viewer may not see the study's
-    bone-age report (blind review)."""
-    studies = Study.objects.filter(project=project, image__media_type="application/dicom").select_related("image")
+    bone-age report (blind review). A study stored before ingest refused instances without their three UIDs
+    (`missing_uid`) has no DICOMweb address and is left out; its admins delete it through the API or its page."""
+    studies = (Study.objects.filter(project=project, image__media_type="application/dicom").select_related("image")
+               .exclude(study_instance_uid="").exclude(series_instance_uid="").exclude(sop_instance_uid=""))
     derived = DerivedObject.objects.filter(study__project=project).select_related("study")
     if study_uid:
         studies, derived = studies.filter(study_instance_uid=study_uid), derived.filter(study__study_instance_uid=study_uid)
@@ -64,3 +69,14 @@ def _header(file: str) -> pydicom.Dataset:
 
 def header(entry: Entry) -> pydicom.Dataset:
     return _header(entry.file)
+
+
+def readable_headers(entries: Iterable[Entry]) -> Iterator[tuple[pydicom.Dataset, str]]:
+    """(header, kind) of each entry whose stored file reads as DICOM; one that does not (its file lost from storage)
+    is logged and left out, so one bad file never takes a project's whole search down."""
+    for entry in entries:
+        try:
+            yield header(entry), entry.kind
+        except Exception:  # whatever broke the file, the others are still answered
+            logger.warning("DICOMweb search left out study %s: its file %s cannot be read", entry.study_id, entry.file,
+                           exc_info=True)

@@ -17,7 +17,7 @@ class DicomWebCorsMiddleware:
         allowed = request.path.startswith("/dicomweb/") and origin in settings.DICOMWEB_CORS_ORIGINS
         if allowed and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             response = HttpResponse(status=204)
-            response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
             response["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
             response["Access-Control-Max-Age"] = "600"
         else:

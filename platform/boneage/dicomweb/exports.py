@@ -111,6 +111,11 @@ def export_sr(study: Study) -> DerivedObject:
     return _store(study, "sr", key, sr, series_uid, sop_uid)
 
 
+def derived_files_of_deleted_study(sender, study: Study, **kwargs) -> list[str]:
+    """core.signals.study_deleting: the study's SEG/SR files, removed once its deletion commits."""
+    return list(DerivedObject.objects.filter(study=study).values_list("file", flat=True))
+
+
 def read_bytes(obj: DerivedObject) -> bytes:
     with default_storage.open(obj.file, "rb") as handle:
         return handle.read()

@@ -131,7 +131,7 @@ def group_records(headers: Iterable[tuple[Dataset, str]], level: str) -> list[Da
                 record.add(element)
         if level == "studies":
             record.ModalitiesInStudy = sorted({str(m.get("Modality", "")) for m in members if m.get("Modality")})
-            record.NumberOfStudyRelatedSeries = len({str(m.SeriesInstanceUID) for m in members})
+            record.NumberOfStudyRelatedSeries = len({str(m.get("SeriesInstanceUID", "")) for m in members})
             record.NumberOfStudyRelatedInstances = len(members)
         elif level == "series":
             record.NumberOfSeriesRelatedInstances = len(members)

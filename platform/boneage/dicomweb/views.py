@@ -28,7 +28,8 @@ from boneage.dicomweb.multipart import (
 from boneage.dicomweb.stow import store_parts
 from boneage.dicomweb.streaming import streaming_response
 from boneage.review.visibility import blind_view
-from boneage.studies.access import CAN_INGEST, check_project
+from boneage.studies.access import CAN_DELETE, CAN_INGEST, check_project
+from boneage.studies.actions import do_delete_dicom_study
 from boneage.studies.derive import ensure_derived_images
 from boneage.studies.models import Project, Study
 
@@ -72,7 +73,8 @@ class DicomWebView(APIView):
 
 
 def dicom_json(datasets, **kwargs) -> HttpResponse:
-    body = json.dumps([ds.to_json_dict(**kwargs) for ds in datasets])
+    # An element whose stored value does not convert (a garbled number, say) is left out, not a 500 for the search.
+    body = json.dumps([ds.to_json_dict(suppress_invalid_tags=True, **kwargs) for ds in datasets])
     return HttpResponse(body, content_type=DICOM_JSON)
 
 
@@ -94,6 +96,13 @@ class StudyView(DicomWebView):
 
     def post(self, request, project_id: int, study_uid: str):
         return store(self, request, project_id, study_uid)
+
+    def delete(self, request, project_id: int, study_uid: str):
+        """Delete the study: every film of it in this project (each a platform study) with what was made from them.
+        Project admins only, as `DELETE /api/studies/{id}/`; 204, or 404 when the project has no such study."""
+        project, _ = check_project(request.user, project_id, CAN_DELETE)
+        do_delete_dicom_study(project, study_uid, actor=request.user)
+        return HttpResponse(status=204)
 
 
 def store(view: DicomWebView, request, project_id: int, study_uid: str = ""):
@@ -128,7 +137,7 @@ def search(view: DicomWebView, request, project_id: int, level: str, **uids):
         query = qido.parse_query(dict(request.GET.lists()))
     except qido.QueryError as bad:
         return error_response(400, "invalid_query", str(bad))
-    records = qido.group_records(((catalog.header(e), e.kind) for e in entries), level)
+    records = qido.group_records(catalog.readable_headers(entries), level)
     found = qido.select(records, query, qido.level_fields(level))
     return dicom_json(found)
 
@@ -183,7 +192,7 @@ def metadata(view: DicomWebView, request, project_id: int, **uids):
         def bulk(element, instance=instance):
             return f"{instance}/frames/1" if element.tag == 0x7FE00010 else f"{instance}/bulkdata/{element.tag:08X}"
 
-        out.append(ds.to_json_dict(bulk_data_threshold=1024, bulk_data_element_handler=bulk))
+        out.append(ds.to_json_dict(bulk_data_threshold=1024, bulk_data_element_handler=bulk, suppress_invalid_tags=True))
     return HttpResponse(json.dumps(out), content_type=DICOM_JSON)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
-from boneage.core.storage import png_bytes, save_atomic
+from boneage.core.storage import list_files, png_bytes, save_atomic
 from boneage.modeling import conf
 from boneage.studies.models import Study
 from ml.models.attention import ATTENTION_NAMES
@@ -34,6 +34,12 @@ def heatmap_side(predictor) -> int:
 def prediction_file_name(study: Study, version_id: int, part: str) -> str:
     """Deterministic storage name of a prediction PNG: a second run overwrites the same file."""
     return f"predictions/{study.project_id}/{study.pk}/v{version_id}/{part}.png"
+
+
+def prediction_files_of_deleted_study(sender, study: Study, **kwargs) -> list[str]:
+    """core.signals.study_deleting: every prediction file of the study (all versions), removed once its deletion
+    commits."""
+    return [stored.name for stored in list_files(f"predictions/{study.project_id}/{study.pk}")]
 
 
 def prediction_file_url(study_id: int, version_id: int, part: str) -> str:

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 
 from rest_framework.exceptions import NotFound, PermissionDenied
 
-from boneage.core.access import ANY_ROLE, CAN_INGEST, CAN_LABEL, CAN_REVIEW, CAN_TRAIN
+from boneage.core.access import ANY_ROLE, CAN_DELETE, CAN_INGEST, CAN_LABEL, CAN_REVIEW, CAN_TRAIN
 from boneage.studies.models import Membership, Project, Study
 
-__all__ = ["ANY_ROLE", "CAN_INGEST", "CAN_LABEL", "CAN_REVIEW", "CAN_TRAIN", "check_project", "check_study",
+__all__ = ["ANY_ROLE", "CAN_DELETE", "CAN_INGEST", "CAN_LABEL", "CAN_REVIEW", "CAN_TRAIN", "check_project", "check_study",
            "membership_role", "visible_projects"]
 
 

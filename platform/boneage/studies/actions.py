@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -14,9 +15,9 @@ from django.db import IntegrityError, transaction
 from boneage.audit.actions import do_record
 from boneage.core.errors import AppError
 from boneage.core.events import publish
-from boneage.core.signals import study_ingested
-from boneage.core.storage import delete_quietly, save_atomic
-from boneage.studies.ingest.decode import Decoded, decode_upload
+from boneage.core.signals import study_deleting, study_ingested
+from boneage.core.storage import delete_quietly, list_files, save_atomic
+from boneage.studies.ingest.decode import Decoded, check_instance_uids, decode_upload
 from boneage.studies.ingest.errors import IngestError, describe, refusing
 from boneage.studies.models import Image, IngestOutcome, IngestRecord, Membership, Project, Role, Study
 
@@ -181,6 +182,7 @@ def do_ingest(
                 f"The file is {len(data):,} bytes; the limit is {settings.UPLOAD_MAX_BYTES:,} bytes.",
             )
         decoded = decode_upload(data, max_pixels=settings.UPLOAD_MAX_PIXELS, pixels=False)
+        check_instance_uids(decoded)
         with refusing(422, "deidentification_failed", "The file cannot be de-identified"):
             stored_bytes = _maybe_deidentify(project, decoded, data, fields)
         return _store(project, user, decoded, stored_bytes, file_name, fields, channel, source, started)
@@ -300,3 +302,46 @@ def _record(project, user, file_name, data, channel, outcome, started, *, checks
         reason=reason, detail=detail.replace("\0", ""), study=study, seconds=time.perf_counter() - started,
     )
 
+
+
+def do_delete_study(study: Study, *, actor) -> list[str]:
+    """Delete a study with everything made from it (image copies, masks, labels, predictions, review items, SEG/SR
+    objects) and, once that commits, its files. Its audit history stays, with a `study.deleted` event that records
+    what it was. Returns the storage names of the files removed."""
+    with transaction.atomic():
+        study = Study.objects.select_for_update(of=("self",)).select_related("image").get(pk=study.pk)
+        project = study.project
+        files = _own_files(study)
+        for _receiver, names in study_deleting.send(sender=Study, study=study):
+            files.extend(names or ())
+        do_record("study.deleted", study, actor=actor, project=project, study=study,
+                  before={"name": study.display_name, "instance_key": study.instance_key, "checksum": study.checksum,
+                          "study_instance_uid": study.study_instance_uid, "sop_instance_uid": study.sop_instance_uid},
+                  after=None)
+        study_id = study.pk
+        study.delete()
+        publish(project.pk, "study.deleted", study=study_id)
+        unique = sorted(set(files))
+        transaction.on_commit(lambda: delete_quietly(unique, folder=True))
+    return unique
+
+
+def do_delete_dicom_study(project: Project, study_instance_uid: str, *, actor) -> int:
+    """Delete every film of one DICOM study (each film is a platform study) in one transaction; how many."""
+    with transaction.atomic():
+        studies = list(Study.objects.filter(project=project, study_instance_uid=study_instance_uid).order_by("id"))
+        if not studies or not study_instance_uid:
+            raise AppError(404, "not_found", f"No study {study_instance_uid} in this project.")
+        for study in studies:
+            do_delete_study(study, actor=actor)
+    return len(studies)
+
+
+def _own_files(study: Study) -> list[str]:
+    """The original and every copy derived beside it (one folder per study: display, normalized, work copies)."""
+    image = getattr(study, "image", None)
+    if image is None:
+        return []
+    names = [name for name in (image.original, image.normalized, image.display, image.work) if name]
+    folder = str(PurePosixPath(image.original).parent)
+    return names + [stored.name for stored in list_files(folder)]

@@ -17,8 +17,8 @@ from boneage.annotations.models import AgeLabel
 from boneage.api import error_response
 from boneage.api_input import FormParser, MultiPartParser
 from boneage.review.visibility import blind_view
-from boneage.studies.access import CAN_INGEST, check_project, check_study, visible_projects
-from boneage.studies.actions import check_ingest_fields, do_create_project, do_ingest, do_reject
+from boneage.studies.access import CAN_DELETE, CAN_INGEST, check_project, check_study, visible_projects
+from boneage.studies.actions import check_ingest_fields, do_create_project, do_delete_study, do_ingest, do_reject
 from boneage.studies.derive import ensure_derived_images
 from boneage.studies.ingest.errors import IngestError
 from boneage.studies.member_views import update_project, update_project_schema
@@ -155,6 +155,13 @@ class StudyDetailView(APIView):
         study, role = check_study(request.user, study_id)
         view = blind_view(study.project, request.user, role, study=study)
         return Response(StudySerializer(study, context={"blind_view": view}).data)
+
+    @extend_schema(responses={204: None}, summary="Delete the study, its files and everything made from it (admins)",
+                   description="Its audit history stays, ending with `study.deleted`. Other members: 403; outsiders: 404.")
+    def delete(self, request, study_id: int):
+        study, _ = check_study(request.user, study_id, CAN_DELETE)
+        do_delete_study(study, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class StudyImageView(APIView):

@@ -14,6 +14,7 @@ urlpatterns = [
     path("projects/<int:project_id>/upload/", views.upload_form, name="upload"),
     path("projects/<int:project_id>/models/", views.models_page, name="models"),
     path("studies/<int:study_id>/", views.study_page, name="study"),
+    path("studies/<int:study_id>/delete/", views.study_delete, name="study-delete"),
     path("api/projects/<int:project_id>/worklist/", api.WorklistView.as_view(), name="api-worklist"),
     path("api/worklist-rows/<int:study_id>/", api.WorklistRowView.as_view(), name="api-worklist-row"),
     path("api/studies/<int:study_id>/prediction-state/", api.PredictionStateView.as_view(), name="api-prediction-state"),

@@ -13,6 +13,7 @@ from boneage.modeling.outside import outside_summary
 from boneage.modeling.prediction_files import ATTENTION_PARTS
 from boneage.review.visibility import blind_view
 from boneage.studies.access import (
+    CAN_DELETE,
     CAN_INGEST,
     CAN_LABEL,
     CAN_REVIEW,
@@ -21,7 +22,7 @@ from boneage.studies.access import (
     check_study,
     visible_projects,
 )
-from boneage.studies.actions import IngestFields, check_ingest_fields, do_ingest
+from boneage.studies.actions import IngestFields, check_ingest_fields, do_delete_study, do_ingest
 from boneage.studies.ingest.errors import IngestError
 from boneage.studies.models import Membership
 
@@ -67,6 +68,7 @@ def study_page(request, study_id: int):
         raise Http404("No such study.")
     return render(request, "study.html", {"study": study, "project": study.project, "role": role,
                                           "can_label": role in CAN_LABEL, "can_review": role in CAN_REVIEW,
+                                          "can_delete": role in CAN_DELETE,
                                           "attention_names": ATTENTION_PARTS, "attention_modules": ATTENTION_MODULES,
                                           "check_mask_below": CHECK_MASK_BELOW})
 
@@ -101,3 +103,20 @@ def upload_form(request, project_id: int):
         elif result.study is not None:
             messages.success(request, f"{upload.name}: stored as study {result.study.pk}.")
     return redirect("worklist", project_id=project.pk)
+
+
+@login_required
+@require_POST
+def study_delete(request, study_id: int):
+    """The study page's delete button (admins; works without JavaScript): back to the worklist with a message."""
+    try:
+        study, _ = check_study(request.user, study_id, CAN_DELETE)
+    except NotFound:
+        raise Http404("No such study.")
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+        return redirect("study", study_id=study_id)
+    name, project_id = study.display_name, study.project_id
+    do_delete_study(study, actor=request.user)
+    messages.success(request, f"Study {study_id} ({name}) and its files were deleted; its history stays in the project's.")
+    return redirect("worklist", project_id=project_id)

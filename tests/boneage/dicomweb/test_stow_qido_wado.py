@@ -292,3 +292,79 @@ def test_wado_for_a_media_type_it_cannot_give_is_a_406(api_as, project, member):
     stow(client, project, stow_body((DICOM, dicom_bytes(ds))))
     response = client.get(f"/dicomweb/projects/{project.pk}/studies/{ds.StudyInstanceUID}", HTTP_ACCEPT="image/jpeg")
     assert response.status_code == 406 and response.json()["error"] == "not_acceptable"
+
+
+def _without(*keywords: str):
+    ds = dataset()
+    for keyword in keywords:
+        delattr(ds, keyword)
+    return ds
+
+
+@pytest.mark.parametrize("missing", [("StudyInstanceUID",), ("SeriesInstanceUID",), ("StudyInstanceUID", "SeriesInstanceUID")])
+def test_an_instance_without_its_study_or_series_uid_is_refused_as_missing_uid_and_nothing_is_stored(
+        api_as, project, owner, temporary_media, missing):
+    response = stow(api_as(owner), project, stow_body((DICOM, dicom_bytes(_without(*missing)))))
+    assert response.status_code == 409
+    failed = _answer(response).FailedSOPSequence[0]
+    assert failed.FailureReason == 0xC000 and failed.TextValue.startswith("part 1: missing_uid:")
+    assert all(keyword in failed.TextValue for keyword in missing)
+    assert Study.objects.count() == 0 and IngestRecord.objects.get().reason == "missing_uid"
+    assert not list(temporary_media.rglob("*.dcm"))
+
+
+def test_pydicoms_jpeg_ls_file_without_study_and_series_uids_is_refused_by_stow_and_by_the_upload_api(
+        api_as, project, owner):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from pydicom.data import get_testdata_file
+
+    with open(get_testdata_file("JPEGLSNearLossless_16.dcm"), "rb") as handle:
+        data = handle.read()
+    client = api_as(owner)
+    stowed = stow(client, project, stow_body((DICOM, data)))
+    assert stowed.status_code == 409 and "missing_uid" in _answer(stowed).FailedSOPSequence[0].TextValue
+    uploaded = client.post(f"/api/projects/{project.pk}/studies/", {"file": SimpleUploadedFile("ls.dcm", data)},
+                           format="multipart")
+    assert uploaded.status_code == 422 and uploaded.json()["error"] == "missing_uid"
+    assert "StudyInstanceUID" in uploaded.json()["detail"] and Study.objects.count() == 0
+
+
+def _stored_the_old_way(project, ds) -> Study:
+    """A study as ingest stored it before it refused missing UIDs: its file, a row with empty UIDs."""
+    from boneage.core.storage import save_atomic
+    from boneage.studies.models import Image
+
+    data = dicom_bytes(ds)
+    name = save_atomic(f"studies/{project.pk}/old/original.dcm", data)
+    study = Study.objects.create(project=project, instance_key=str(ds.get("SOPInstanceUID", "")) or "sha256:old",
+                                 sop_instance_uid=str(ds.get("SOPInstanceUID", "")), original_name="old.dcm",
+                                 checksum="0" * 64)
+    Image.objects.create(study=study, original=name, width=48, height=64, media_type="application/dicom")
+    return study
+
+
+def test_qido_answers_every_level_when_a_study_without_uids_was_stored_before_the_refusal(api_as, project, member):
+    client = api_as(member)
+    good = dataset()
+    stow(client, project, stow_body((DICOM, dicom_bytes(good))))
+    _stored_the_old_way(project, _without("StudyInstanceUID", "SeriesInstanceUID"))
+    assert [d.StudyInstanceUID for d in qido(client, project, "studies")] == [good.StudyInstanceUID]
+    assert [d.SeriesInstanceUID for d in qido(client, project, "series")] == [good.SeriesInstanceUID]
+    assert [d.SOPInstanceUID for d in qido(client, project, "instances", Modality="CR")] == [good.SOPInstanceUID]
+    assert len(qido(client, project, "studies", ModalitiesInStudy="CR", includefield="all")) == 1
+
+
+def test_qido_answers_when_a_stored_file_is_lost_or_lacks_the_attributes_it_matches_on(api_as, project, member):
+    from django.core.files.storage import default_storage
+
+    client = api_as(member)
+    plain = dataset()
+    for keyword in ("Modality", "PatientName", "PatientID"):
+        delattr(plain, keyword)
+    lost = dataset()
+    stow(client, project, stow_body((DICOM, dicom_bytes(plain)), (DICOM, dicom_bytes(lost))))
+    default_storage.delete(Study.objects.get(sop_instance_uid=lost.SOPInstanceUID).image.original)
+    assert [d.StudyInstanceUID for d in qido(client, project, "studies")] == [plain.StudyInstanceUID]
+    assert qido(client, project, "studies", ModalitiesInStudy="CR") == []
+    assert qido(client, project, "studies", PatientName="Doe*") == []
+    assert len(qido(client, project, "series", SeriesInstanceUID=plain.SeriesInstanceUID)) == 1

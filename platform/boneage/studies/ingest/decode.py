@@ -172,6 +172,20 @@ def _inspect_dicom(ds, *, max_pixels: int, pixels: bool) -> Decoded:
     )
 
 
+def check_instance_uids(decoded: Decoded) -> None:
+    """A DICOM instance must name its study, series and itself: every later reader addresses it by these three
+    (DICOMweb URLs, QIDO's grouping, the SEG/SR references, dedupe). One without them is refused, not given made-up
+    UIDs: the sender would not know them, and each resend would become another study."""
+    if decoded.media_type != "application/dicom":
+        return
+    present = {"StudyInstanceUID": decoded.study_instance_uid, "SeriesInstanceUID": decoded.series_instance_uid,
+               "SOPInstanceUID": decoded.sop_instance_uid}
+    missing = [keyword for keyword, value in present.items() if not value]
+    if missing:
+        raise IngestError(422, "missing_uid", f"The instance has no {' and no '.join(missing)}: a DICOM instance must carry "
+                          "its Study, Series and SOP Instance UIDs. Nothing was stored.")
+
+
 def _sex_from_tag(value) -> str:
     value = str(value or "").strip().upper()
     return value if value in ("M", "F") else ""
