@@ -157,9 +157,45 @@ def best_detection(dets: list[dict[str, Tensor]], images: Tensor) -> Detection:
     return Detection(torch.stack(masks), torch.stack(boxes), torch.stack(scores))
 
 
-def load_local_weights(module: nn.Module, path: str) -> None:
-    """Optional local weight file (a state_dict saved with torch.save); never a download."""
+class WeightsMismatch(ValueError):
+    """A local weight file that does not fit the module it was given for; the message names the keys."""
+
+
+def _mismatch(module: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(f"{k} {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} here"
+                    for k in set(own) & set(state) if tuple(state[k].shape) != tuple(own[k].shape))
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+    return [f"{name} ({len(keys)}): {some(keys)}" for name, keys in
+            (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes)) if keys]
+
+
+def load_local_weights(module: nn.Module, path: str) -> str:
+    """A local weight file (a state_dict saved with torch.save; never a download) into the segmenter, strictly: either
+    the whole segmenter's state, or a bare ResNet's (an ImageNet classifier: conv1, layer1–4, fc) for its backbone
+    alone, the classifier's fc left out. Anything else raises WeightsMismatch naming the keys that do not fit (a
+    silent partial load trained from random weights while the user believed otherwise). Returns what was loaded."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    module.load_state_dict(OrderedDict(state), strict=False)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsMismatch(f"{path}: not a state_dict (a mapping of parameter names to tensors)")
+    state = {str(k).removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel/DDP
+    body = getattr(getattr(module, "backbone", None), "body", None)
+    if "conv1.weight" in state and "layer1.0.conv1.weight" in state and isinstance(body, nn.Module):
+        bare = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        problems = _mismatch(body, bare)
+        if problems:
+            raise WeightsMismatch(f"{path} looks like a ResNet's weights but does not fit this segmenter's backbone: "
+                                  + "; ".join(problems))
+        body.load_state_dict(OrderedDict(bare))
+        return "backbone"
+    problems = _mismatch(module, state)
+    if problems:
+        raise WeightsMismatch(f"{path} does not fit this segmenter: " + "; ".join(problems))
+    module.load_state_dict(OrderedDict(state))
+    return "segmenter"
