@@ -1,5 +1,6 @@
-"""STOW-RS: each part goes through the upload ingest (dedupe, conflicts, limits, de-identification);
-the answer lists stored instances in ReferencedSOPSequence and refused ones, with why, in FailedSOPSequence."""
+"""STOW-RS: each film goes through the upload ingest (dedupe, conflicts, limits, de-identification), each SEG/SR/KO/PR
+is kept with its study (dicomweb.received); the answer lists stored instances in ReferencedSOPSequence (a skipped
+non-image object there too, with a WarningReason and why) and refused ones, with why, in FailedSOPSequence."""
 from __future__ import annotations
 
 import io
@@ -9,11 +10,15 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from boneage.dicomweb.multipart import Part
+from boneage.dicomweb.received import receive_object
 from boneage.studies.actions import do_ingest
+from boneage.studies.ingest.elements import non_image_kind
 from boneage.studies.ingest.errors import IngestError
 
 # PS3.4 failure reasons: out of resources, duplicate SOP instance, cannot understand, processing failure.
 REASON_OUT_OF_RESOURCES, REASON_DUPLICATE, REASON_CANNOT_UNDERSTAND, REASON_PROCESSING = 0xA700, 0x0111, 0xC000, 0x0110
+# PS3.18 Table 10.5.3-3 warning: "Elements Discarded" — the closest code for a part accepted but not kept.
+WARNING_DISCARDED = 0xB006
 _REASONS = {413: REASON_OUT_OF_RESOURCES, 409: REASON_DUPLICATE, 415: REASON_CANNOT_UNDERSTAND,
             400: REASON_CANNOT_UNDERSTAND, 422: REASON_CANNOT_UNDERSTAND}
 
@@ -25,12 +30,31 @@ class StowOutcome:
 
 
 def store_parts(project, user, parts: list[Part], *, study_uid: str, retrieve_base: str) -> StowOutcome:
+    """Films go through the upload ingest; SEG/SR/KO/PR are kept with their study (dicomweb.received). A skipped
+    non-image part is a success with a warning: a PACS pushing a whole study must not fail for it."""
     response = Dataset()
-    stored, failed = [], []
+    stored, failed, warned = [], [], 0
     for number, part in enumerate(parts, start=1):
         data = with_preamble(part.data)
-        sop_class, sop_uid, part_study = _identity(data)
+        sop_class, sop_uid, part_study, modality = _identity(data)
         error = _check_part(part, part_study, study_uid)
+        kind = non_image_kind(sop_class, modality) if error is None else None
+        if kind is not None:
+            try:
+                received = receive_object(project, user, data, kind)
+            except IngestError as refused:
+                failed.append(_failed_item(sop_class, sop_uid, refused, number))
+                continue
+            item = _referenced(sop_class, sop_uid)
+            if received.obj is not None:
+                item.RetrieveURL = (f"{retrieve_base}/studies/{received.study_instance_uid}/series/"
+                                    f"{received.obj.series_instance_uid}/instances/{received.obj.sop_instance_uid}")
+            else:
+                warned += 1
+                item.WarningReason = WARNING_DISCARDED
+                item.TextValue = f"part {number}: skipped: {received.skipped}: {received.detail}"[:1024]
+            stored.append(item)
+            continue
         study = None
         if error is None:
             result = do_ingest(project, user, data, f"stow-part-{number}.dcm", channel="dicomweb", source="dicomweb")
@@ -38,8 +62,7 @@ def store_parts(project, user, parts: list[Part], *, study_uid: str, retrieve_ba
         if error is not None or study is None:
             failed.append(_failed_item(sop_class, sop_uid, error or IngestError(500, "not_stored", "Not stored."), number))
             continue
-        item = Dataset()
-        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, study.sop_instance_uid
+        item = _referenced(sop_class, study.sop_instance_uid)
         item.RetrieveURL = (f"{retrieve_base}/studies/{study.study_instance_uid}/series/{study.series_instance_uid}"
                             f"/instances/{study.sop_instance_uid}")
         stored.append(item)
@@ -49,8 +72,14 @@ def store_parts(project, user, parts: list[Part], *, study_uid: str, retrieve_ba
             response.RetrieveURL = f"{retrieve_base}/studies/{study_uid}"
     if failed:
         response.FailedSOPSequence = failed
-    status = 200 if not failed else (202 if stored else 409)
+    status = 200 if not failed and not warned else (202 if stored else 409)
     return StowOutcome(status, response)
+
+
+def _referenced(sop_class: str, sop_uid: str) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop_uid
+    return item
 
 
 def with_preamble(data: bytes) -> bytes:
@@ -71,14 +100,15 @@ def _check_part(part: Part, part_study: str, study_uid: str) -> IngestError | No
     return None
 
 
-def _identity(data: bytes) -> tuple[str, str, str]:
-    """SOP class, SOP instance and study UIDs when the part's header reads as DICOM (never forced)."""
+def _identity(data: bytes) -> tuple[str, str, str, str]:
+    """SOP class, SOP instance and study UIDs and the modality when the part's header reads as DICOM (never forced)."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True,
-                             specific_tags=["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"])
-        return str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", "")), str(ds.get("StudyInstanceUID", ""))
+                             specific_tags=["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "Modality"])
+        return (str(ds.get("SOPClassUID", "")), str(ds.get("SOPInstanceUID", "")), str(ds.get("StudyInstanceUID", "")),
+                str(ds.get("Modality", "") or ""))
     except Exception:  # noqa: BLE001 — any unreadable header: the ingest then says exactly why
-        return "", "", ""
+        return "", "", "", ""
 
 
 def _failed_item(sop_class: str, sop_uid: str, error: IngestError, number: int) -> Dataset:

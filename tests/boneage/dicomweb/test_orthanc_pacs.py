@@ -81,3 +81,61 @@ def test_seg_and_sr_exports_stored_to_orthanc_come_back_intact(orthanc, api_as, 
     assert sr_back.SOPInstanceUID == sr.SOPInstanceUID
     assert sr_back.ContentSequence == sr.ContentSequence
     assert "85151-9" in str(sr_back)
+
+
+def _orthanc_root(dicomweb_root: str) -> str:
+    return dicomweb_root.rsplit("/dicom-web", 1)[0]
+
+
+def test_orthanc_pushes_back_a_whole_study_that_came_from_the_platform_and_its_job_succeeds(
+        orthanc, live_asgi_server, api_as, project, owner):  # noqa: F811
+    """Film + the platform's own SEG and SR, pushed by Orthanc's STOW-RS client (its job fails on any failed part):
+    the push succeeds and stores nothing new; a radiologist's SR added in the PACS is then kept with the film."""
+    import requests
+    from boneage.dicomweb.models import DerivedObject
+    from rest_framework.authtoken.models import Token
+
+    source = radiograph("PACS-PUSH")
+    study = do_ingest(project, owner, dicom_bytes(source), "hand.dcm").study
+    mask = np.zeros((600, 500), bool)
+    mask[100:500, 120:380] = True
+    do_save_mask(study, mask, source="expert", author=owner)
+    do_save_label(study, 131.0, author=owner)
+    client = api_as(owner)
+    seg = pydicom.dcmread(io.BytesIO(client.get(f"/api/studies/{study.pk}/export/seg/").content))
+    sr = pydicom.dcmread(io.BytesIO(client.get(f"/api/studies/{study.pk}/export/sr/").content))
+    DICOMwebClient(orthanc).store_instances([source, seg, sr])
+
+    root = _orthanc_root(orthanc)
+    token, _ = Token.objects.get_or_create(user=owner)
+    server = {"Url": f"{live_asgi_server}/dicomweb/projects/{project.pk}/",
+              "HttpHeaders": {"Authorization": f"Token {token.key}"}}
+    assert requests.put(f"{root}/dicom-web/servers/boneage", json=server, timeout=10).ok
+    found = requests.post(f"{root}/tools/lookup", data=source.StudyInstanceUID, timeout=10).json()
+    orthanc_study = next(item["ID"] for item in found if item["Type"] == "Study")
+
+    push = requests.post(f"{root}/dicom-web/servers/boneage/stow", json={"Resources": [orthanc_study]}, timeout=120)
+    assert push.status_code == 200, push.text
+    assert Study.objects.filter(project=project).count() == 1
+    assert DerivedObject.objects.filter(study=study).count() == 2  # the SEG and SR it already had
+
+    report = make_radiologist_report(source)
+    DICOMwebClient(orthanc).store_instances([report])
+    again = requests.post(f"{root}/dicom-web/servers/boneage/stow", json={"Resources": [orthanc_study]}, timeout=120)
+    assert again.status_code == 200, again.text
+    kept = DerivedObject.objects.get(study=study, sop_instance_uid=report.SOPInstanceUID)
+    assert kept.kind == "sr" and kept.received
+    assert Study.objects.filter(project=project).count() == 1
+
+
+def make_radiologist_report(source: pydicom.Dataset) -> pydicom.Dataset:
+    import datetime as dt
+
+    from boneage.dicomweb.objects import Reading, make_bone_age_report
+    from pydicom.uid import generate_uid
+
+    sr = make_bone_age_report(source, [Reading(128.0, reader="Radiologist^Rita")], series_uid=generate_uid(),
+                              sop_uid=generate_uid(), created=dt.datetime(2024, 1, 16, 9, 0))
+    buffer = io.BytesIO()
+    sr.save_as(buffer, enforce_file_format=True)
+    return pydicom.dcmread(io.BytesIO(buffer.getvalue()))

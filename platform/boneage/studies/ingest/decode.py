@@ -25,6 +25,7 @@ from boneage.studies.ingest.elements import (
     check_transfer_syntax,
     check_uid,
     decode_grey,
+    non_image_kind,
 )
 from boneage.studies.ingest.elements import (
     spacing_mm as _spacing_mm,
@@ -128,6 +129,13 @@ def _decode_dicom(data: bytes, *, max_pixels: int, pixels: bool) -> Decoded:
 
 
 def _inspect_dicom(ds, *, max_pixels: int, pixels: bool) -> Decoded:
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    kind = non_image_kind(sop_class, str(ds.get("Modality", "") or ""))
+    if kind is not None:
+        name = getattr(ds.get("SOPClassUID"), "name", None) or kind.upper()
+        raise IngestError(422, "not_an_image", f"This DICOM object ({_printable(name)}) is not a radiograph to label. "
+                          "STOW-RS keeps segmentations, reports, key-object selections and presentation states with the "
+                          "study they belong to.")
     transfer_syntax = check_transfer_syntax(ds)
     if "PixelData" not in ds:
         sop_class = getattr(ds.get("SOPClassUID"), "name", None) or str(ds.get("SOPClassUID", "unknown"))
@@ -184,6 +192,10 @@ def check_instance_uids(decoded: Decoded) -> None:
     if missing:
         raise IngestError(422, "missing_uid", f"The instance has no {' and no '.join(missing)}: a DICOM instance must carry "
                           "its Study, Series and SOP Instance UIDs. Nothing was stored.")
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text))[:80]
 
 
 def _sex_from_tag(value) -> str:

@@ -44,6 +44,23 @@ class PixelLayout:
             ((self.samples,) if self.samples > 1 else ())
 
 
+# DICOM objects that are not radiographs, by SOP class (PS3.4 Annex B; a class or any class under it, the first match
+# wins) or else by Modality.
+_NON_IMAGE_CLASSES = (("1.2.840.10008.5.1.4.1.1.66.4", "seg"), ("1.2.840.10008.5.1.4.1.1.88.59", "ko"),
+                      ("1.2.840.10008.5.1.4.1.1.88", "sr"), ("1.2.840.10008.5.1.4.1.1.11", "pr"),
+                      ("1.2.840.10008.5.1.4.1.1.66", "other"), ("1.2.840.10008.5.1.4.1.1.104", "other"))
+_NON_IMAGE_MODALITIES = {"SEG": "seg", "SR": "sr", "KO": "ko", "PR": "pr", "DOC": "other", "REG": "other"}
+
+
+def non_image_kind(sop_class: str, modality: str) -> str | None:
+    """'seg', 'sr', 'ko', 'pr' (or 'other': a registration, an encapsulated document) for a DICOM object that is not
+    a radiograph to label, None for an image. A SEG has pixel data, so only its class or modality tells."""
+    for prefix, kind in _NON_IMAGE_CLASSES:
+        if sop_class == prefix or sop_class.startswith(prefix + "."):
+            return kind
+    return _NON_IMAGE_MODALITIES.get(modality.strip().upper())
+
+
 def check_transfer_syntax(ds):
     """The file's transfer syntax UID, refused when missing, malformed or not one a decoder here handles."""
     from pydicom.pixels import get_decoder
