@@ -53,8 +53,82 @@ def _parse_male(value: str) -> bool | None:
     raise DataError(f"cannot read sex value {value!r}")
 
 
-def read_folder(root: str | Path) -> list[Sample]:
-    """`labels.csv` + `images/` (+ `masks/`) → samples sorted by id. Raises DataError with the reason."""
+# The RSNA Pediatric Bone Age files name their columns differently (issue 30): training `id,boneage,male`; validation
+# `Image ID,male,Bone Age (months)`; test `Case ID,Sex` (M/F), with `Ground truth bone age (months)` once released.
+ID_COLUMNS = ("id", "Image ID", "Case ID")
+AGE_COLUMNS = ("boneage", "Bone Age (months)", "Ground truth bone age (months)")
+SEX_COLUMNS = ("male", "Sex")
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    id: str
+    age_months: float          # nan where the file has no bone age (a test set before its truth is released)
+    male: bool | None
+
+
+@dataclass(frozen=True)
+class LabelColumns:
+    id: str
+    age: str | None
+    sex: str | None
+
+    @classmethod
+    def of(cls, names: list[str], ages_required: bool = True) -> LabelColumns:
+        """The columns of a labels file's header; DataError when it is none of the known layouts."""
+        def column(options: tuple[str, ...]) -> str | None:
+            return next((c for c in options if c in names), None)
+        id_col, age_col = column(ID_COLUMNS), column(AGE_COLUMNS)
+        if id_col is None or (age_col is None and ages_required):
+            raise DataError(f"columns {names} are none of the known layouts: id,boneage,male (RSNA training); "
+                            "Image ID,male,Bone Age (months) (validation); Case ID,Sex[,Ground truth bone age (months)] "
+                            "(test)")
+        return cls(id_col, age_col, column(SEX_COLUMNS))
+
+    def parse(self, row: dict[str, str], ages_required: bool = True) -> LabelRow:
+        """One row; DataError saying what is wrong with it."""
+        sid = (row.get(self.id) or "").strip()
+        if not sid:
+            raise DataError("no id")
+        raw = (row.get(self.age) or "").strip() if self.age else ""
+        if not raw and ages_required:
+            raise DataError(f"id {sid!r} has no bone age (training needs one)")
+        try:
+            age = float(raw) if raw else math.nan
+        except ValueError:
+            raise DataError(f"id {sid!r} has non-numeric bone age {raw!r}") from None
+        if not math.isfinite(age) and raw:
+            raise DataError(f"id {sid!r} has bone age {raw!r}, not a finite number")
+        try:
+            male = _parse_male(row.get(self.sex) or "") if self.sex else None
+        except DataError as error:
+            raise DataError(f"id {sid!r}: {error}") from None
+        return LabelRow(sid, age, male)
+
+
+def read_label_rows(path: str | Path, ages_required: bool = True) -> list[LabelRow]:
+    """The rows of a labels file in any of the RSNA layouts (or this project's `id,boneage,male`). Raises DataError
+    naming the file, the line and the reason; `ages_required=False` reads a blank or absent bone age as nan."""
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        reader.fieldnames = [n.strip() for n in reader.fieldnames or []]
+        try:
+            columns = LabelColumns.of(list(reader.fieldnames), ages_required)
+        except DataError as error:
+            raise DataError(f"{path}: {error}") from None
+        rows = []
+        for number, row in enumerate(reader, start=2):
+            try:
+                rows.append(columns.parse(row, ages_required))
+            except DataError as error:
+                raise DataError(f"{path}, line {number}: {error}") from None
+    return rows
+
+
+def read_folder(root: str | Path, ages_required: bool = True) -> list[Sample]:
+    """`labels.csv` (any layout `read_label_rows` knows) + `images/` (+ `masks/`) → samples sorted by id. Raises
+    DataError with the reason."""
     root = Path(root)
     labels = root / "labels.csv"
     if not labels.is_file():
@@ -62,20 +136,10 @@ def read_folder(root: str | Path) -> list[Sample]:
     images = {p.stem: p for p in (root / "images").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES}
     masks = {p.stem: p for p in (root / "masks").glob("*.png")}
     samples = []
-    with labels.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"id", "boneage"} - set(reader.fieldnames or [])
-        if missing:
-            raise DataError(f"{labels}: missing columns {sorted(missing)}")
-        for row in reader:
-            sid = row["id"].strip()
-            if sid not in images:
-                raise DataError(f"{root}/images: no image for id {sid!r}")
-            try:
-                age = float(row["boneage"])
-            except ValueError:
-                raise DataError(f"{labels}: id {sid!r} has non-numeric boneage {row['boneage']!r}") from None
-            samples.append(Sample(sid, images[sid], masks.get(sid), age, _parse_male(row.get("male", ""))))
+    for row in read_label_rows(labels, ages_required):
+        if row.id not in images:
+            raise DataError(f"{root}/images: no image for id {row.id!r}")
+        samples.append(Sample(row.id, images[row.id], masks.get(row.id), row.age_months, row.male))
     if not samples:
         raise DataError(f"{labels}: no rows")
     return sorted(samples, key=lambda s: s.id)

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         predictor = Predictor(resolve_checkpoint(args.ckpt))
-        samples = read_folder(args.data)
+        samples = read_folder(args.data, ages_required=False)
         rows, errors, flagged = [], [], 0
         for i in range(0, len(samples), args.batch_size):
             chunk = samples[i:i + args.batch_size]

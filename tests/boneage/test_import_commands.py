@@ -14,12 +14,12 @@ from tests.dicom_factory import dicom_bytes, png_bytes
 pytestmark = pytest.mark.django_db
 
 
-def write_rsna(folder, rows):
+def write_rsna(folder, rows, header=("id", "boneage", "male")):
     images = folder / "images"
     images.mkdir(parents=True)
     with open(folder / "labels.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "boneage", "male"])
+        writer.writerow(header)
         for study_id, months, male in rows:
             writer.writerow([study_id, months, male])
             (images / f"{study_id}.png").write_bytes(png_bytes(np.full((40, 30), int(study_id) % 250, np.uint8)))
@@ -48,10 +48,30 @@ def test_import_rsna_reports_missing_images_and_bad_rows_and_imports_the_rest(tm
     assert Study.objects.count() == 0
 
 
+def test_import_rsna_reads_the_official_validation_file_by_its_own_column_names(tmp_path, project, capsys):
+    csv_path, images = write_rsna(tmp_path, [(1386, 24, "True"), (1387, 150, "False")],
+                                  header=("Image ID", "Bone Age (months)", "male"))  # read by name, any order
+    call_command("import_rsna", str(csv_path), str(images), "--project", project.name)
+    studies = {s.external_id: s for s in Study.objects.all()}
+    assert studies["1386"].sex == "M" and AgeLabel.objects.get(study=studies["1387"]).months == 150
+    assert "accepted 2" in capsys.readouterr().out
+
+
+def test_import_rsna_reads_the_test_file_with_its_truth_or_unlabelled_without_it(tmp_path, project):
+    csv_path, images = write_rsna(tmp_path / "truth", [(4360, 168.9, "M")],
+                                  header=("Case ID", "Ground truth bone age (months)", "Sex"))
+    call_command("import_rsna", str(csv_path), str(images), "--project", project.name)
+    blind, blind_images = write_rsna(tmp_path / "blind", [(4361, "", "F")], header=("Case ID", "unused", "Sex"))
+    call_command("import_rsna", str(blind), str(blind_images), "--project", project.name)
+    studies = {s.external_id: s for s in Study.objects.all()}
+    assert studies["4360"].sex == "M" and AgeLabel.objects.get(study=studies["4360"]).months == pytest.approx(168.9)
+    assert studies["4361"].sex == "F" and not AgeLabel.objects.filter(study=studies["4361"]).exists()
+
+
 def test_import_rsna_refuses_a_csv_without_the_kaggle_columns(tmp_path, project):
     (tmp_path / "labels.csv").write_text("name,age\nx,1\n")
     (tmp_path / "images").mkdir()
-    with pytest.raises(CommandError, match="lacks the column"):
+    with pytest.raises(CommandError, match="none of the known layouts"):
         call_command("import_rsna", str(tmp_path / "labels.csv"), str(tmp_path / "images"), "--project", project.name)
 
 

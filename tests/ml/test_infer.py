@@ -83,11 +83,12 @@ def test_the_predict_cli_writes_id_pred_std_and_reports_bad_input_in_one_line(pr
     (data / "images").mkdir(parents=True)
     for i in range(2):
         Image.fromarray((radiograph(seed=i) * 65535).astype(np.uint16)).save(data / "images" / f"s{i}.png")
-    (data / "labels.csv").write_text("id,boneage,male\ns0,100,True\ns1,50,False\n")
+    (data / "labels.csv").write_text("id,boneage,male\ns0,100,True\ns1,,False\n")  # s1's bone age unknown
     out = tmp_path / "pred.csv"
     run = subprocess.run([sys.executable, "-m", "ml.predict", "--ckpt", str(predictor.path), "--data", str(data),
                           "--out", str(out)], check=False, capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr
+    assert "predicted 2 images" in run.stdout and "MAE" in run.stdout  # over the one film with a bone age
     rows = list(csv.DictReader(out.open()))
     assert [r["id"] for r in rows] == ["s0", "s1"]
     assert list(rows[0]) == ["id", "pred_months", "std_months", "outside", "outside_reason"]
