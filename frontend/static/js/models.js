@@ -145,12 +145,12 @@ async function loadAnalysis(active) {
   if (!response.ok) return;
   const validation = new Set(active.validation_study_ids.map(Number));
   const points = response.body.results.filter((s) => validation.has(s.id) && s.label_months != null && s.prediction && s.prediction.model_version === active.id)
-    .map((s) => ({ id: s.id, sex: s.sex, label: s.label_months, pred: s.prediction.age_months }));
+    .map((s) => ({ name: s.external_id || s.original_name, sex: s.sex, label: s.label_months, pred: s.prediction.age_months }));
   const color = (p) => (p.sex === "F" ? "#f472b6" : p.sex === "M" ? "#60a5fa" : "var(--muted)");
   if (!points.length) { notes.forEach((n) => { n.textContent = "No validation predictions yet (re-prediction may still be running)."; }); return; }
   const errors = points.map((p) => p.pred - p.label);
   scatter($("#scatter-chart"), { square: true, xLabel: "label (months)", yLabel: "predicted (months)", lines: [{ kind: "identity" }],
-    points: points.map((p) => ({ x: p.label, y: p.pred, color: color(p), title: `study ${p.id}: label ${p.label}, predicted ${p.pred.toFixed(1)}` })) });
+    points: points.map((p) => ({ x: p.label, y: p.pred, color: color(p), title: `${p.name}: label ${p.label}, predicted ${p.pred.toFixed(1)}` })) });
   $("#scatter-note").textContent = `${points.length} validation studies · validation MAE ${active.val_mae?.toFixed(2) ?? "?"} months · pink F, blue M`;
   const bias = errors.reduce((a, e) => a + e, 0) / errors.length;
   const sd = Math.sqrt(errors.reduce((a, e) => a + (e - bias) ** 2, 0) / Math.max(1, errors.length - 1));

@@ -369,6 +369,15 @@ async function showStoredInterval() {
   }
 }
 
+// --- a study the pipeline stopped on: why, from the study's own record -----------------------------
+async function showFailure() {
+  const response = await api(`/api/studies/${studyId}/`);
+  const failure = response.ok ? response.body.failure : null;
+  $("#study-failure").hidden = !failure;
+  $("#study-failure-text").textContent = failure ? failure.summary : "";
+  $("#study-failure-detail").textContent = failure ? failure.detail : "";
+}
+
 // --- history: who / when / what / before → after, newest first (history.js) ---------------------------
 let historyTimer = 0, historyRun = Promise.resolve();
 function loadHistory() {  // a burst of live events (a decision saves a label, then resolves) → one fetch
@@ -482,6 +491,7 @@ live.on("*", async (event) => {
       break;
     case "prediction.skipped": predictionState("none", event.reason === "no_model" ? "No model yet" : "Not predicted"); break;
     case "prediction.failed": predictionState("error", "Prediction failed"); $("#pred-interval").textContent = event.detail || ""; break;
+    case "mask.failed": await showFailure(); break;  // the pipeline stopped for this study: say why (studies.failures)
     case "mask.generated": await loadMasks({ takeNewest: state.base == null && !state.dirty }); loadHistory(); break;
     case "mask.saved":
       if (state.saving) await state.saving.catch(() => null);  // our own save announces itself too

@@ -24,6 +24,9 @@ function previousModelText(p) {
     `${activeModel || "the active model"} has not read this study yet. Its reading replaces this one as soon as it has.`;
 }
 
+// One name per study wherever a person reads it (the study page's title too): its external id, else its file name.
+function studyName(study) { return study.external_id || study.original_name || "unnamed study"; }
+
 function row(study) {
   const p = study.prediction;
   const prediction = p && p.values_hidden ? el("span", { class: "muted", title: "Blind review: hidden until you entered your reading" }, "hidden")
@@ -34,12 +37,15 @@ function row(study) {
       p.interval_months ? `${p.interval_months[0].toFixed(0)}–${p.interval_months[1].toFixed(0)}` : "")) : el("span", { class: "muted" }, "—");
   const previous = p && p.from_previous_model  // a re-prediction is under way: an earlier model's reading stands in
     ? el("div", { class: "outside-tag previous-model-tag", title: previousModelText(p) }, `from ${p.model_name}, the previous model`) : "";
-  const name = study.external_id || study.original_name || `study ${study.id}`;
+  const name = studyName(study);
   return el("tr", { dataset: { study: study.id, state: study.state }, tabindex: "-1" },
     el("td", { class: "thumb-col" }, el("img", { class: "thumb", loading: "lazy", src: study.thumb_url, alt: "", width: 48, height: 48 })),
-    el("td", {}, el("a", { href: `/studies/${study.id}/` }, name), el("div", { class: "muted small" }, `#${study.id} · ${study.width}×${study.height}`),
+    el("td", {}, el("a", { href: `/studies/${study.id}/` }, name), el("div", { class: "muted small" }, `${study.width}×${study.height}`),
       study.film_check && study.film_check.verdict && study.film_check.verdict !== "read"  // ml.gate: why, on hover
         ? el("div", { class: "outside-tag film-check", title: study.film_check.reason }, "check this film") : "",
+      study.failure  // the pipeline stopped for this study (studies.failures): the reason, in words
+        ? el("div", { class: "outside-tag failure-tag", title: study.failure.detail }, "processing stopped") : "",
+      study.failure ? el("div", { class: "small failure-reason" }, study.failure.summary) : "",
       study.mask_to_check  // ml.automask's quality: the automatic mask may have missed part of the hand or taken a panel
         ? el("div", { class: "outside-tag mask-check", title: `The automatic hand mask scored ${study.mask_quality.toFixed(2)}: `
           + "it may miss a finger or take a panel or a marker. Open the study and fix it in the mask editor." }, "check the mask") : ""),
@@ -164,8 +170,8 @@ if (uploadForm) {
         status.textContent = "uploading";
         const { status: code, body: answer } = await uploadFile(`/api/projects/${projectId}/studies/`, file, fields, (f) => { bar.value = f; });
         bar.value = 1;
-        if (code === 201) { item.dataset.outcome = "stored"; status.replaceChildren(el("a", { href: `/studies/${answer.id}/` }, `stored as #${answer.id}`)); }
-        else if (code === 200 && answer.already_stored) { item.dataset.outcome = "duplicate"; status.replaceChildren("already stored as ", el("a", { href: `/studies/${answer.study.id}/` }, `#${answer.study.id}`)); }
+        if (code === 201) { item.dataset.outcome = "stored"; status.replaceChildren("stored as ", el("a", { href: `/studies/${answer.id}/` }, studyName(answer))); }
+        else if (code === 200 && answer.already_stored) { item.dataset.outcome = "duplicate"; status.replaceChildren("already stored as ", el("a", { href: `/studies/${answer.study.id}/` }, studyName(answer.study))); }
         else { item.dataset.outcome = "error"; status.textContent = uploadErrorText(code, answer); }
         status.className = `status ${item.dataset.outcome}`;
       });
@@ -183,7 +189,7 @@ if (uploadForm) {
 // live
 const live = connectLive(projectId, { onReconnect: () => load() });
 live.on("study.ingested", (e) => refreshRow(e.study, { insert: true }));
-for (const type of ["prediction.ready", "label.saved", "review.queued", "review.resolved", "mask.saved"]) live.on(type, (e) => e.study && refreshRow(e.study));
+for (const type of ["prediction.ready", "label.saved", "review.queued", "review.resolved", "mask.saved", "mask.failed"]) live.on(type, (e) => e.study && refreshRow(e.study));
 live.on("model.promoted", () => load());
 live.on("model.repredicted", () => { showRepredictProgress(null); load(); });
 // Re-prediction after a promotion (the demo cohort at `make run`) takes minutes: say how far it is.

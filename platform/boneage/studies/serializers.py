@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from boneage.annotations.actions import current_label
+from boneage.studies.failures import failure_of
 from boneage.studies.models import IngestRecord, Project, Role, Study
 
 
@@ -51,6 +52,8 @@ class StudySerializer(serializers.ModelSerializer):
     image_url = serializers.SerializerMethodField()
     label = serializers.SerializerMethodField()
     state = serializers.SerializerMethodField()
+    failure = serializers.SerializerMethodField(help_text="null, or why the pipeline stopped for this study, in words "
+                                                "(studies.failures)")
 
     class Meta:
         model = Study
@@ -58,8 +61,12 @@ class StudySerializer(serializers.ModelSerializer):
             "id", "project", "external_id", "sex", "chronological_age_months", "source", "original_name",
             "sop_instance_uid", "study_instance_uid", "checksum", "created_at", "automask_state",
             "automask_error", "film_check", "width", "height", "media_type", "photometric", "value_black", "value_white", "image_url",
-            "label", "state",
+            "label", "state", "failure",
         ]
+
+    def get_failure(self, study) -> dict | None:
+        failure = failure_of(study.automask_state, study.automask_error)
+        return failure.as_json() if failure else None
 
     def get_image_url(self, study) -> str:
         return f"/api/studies/{study.pk}/image/"

@@ -39,6 +39,7 @@ from boneage.review.models import ReviewItem
 from boneage.review.visibility import BlindView, blind_view
 from boneage.studies.access import check_project, check_study
 from boneage.studies.derive import ensure_derived_images
+from boneage.studies.failures import failure_of
 from boneage.studies.ingest.errors import IngestError
 
 THUMB_SIDE = 96
@@ -81,8 +82,14 @@ class WorklistRowSerializer(serializers.Serializer):
     mask_quality = serializers.FloatField(source="canny_quality", allow_null=True,
                                           help_text="the automatic (Canny) mask's quality score while it is the "
                                                     "study's current mask; null once a person or the model replaced it")
+    failure = serializers.SerializerMethodField(help_text="null, or why the pipeline stopped for this study: {stage: "
+                                                "derive | automask | predict, summary (a sentence), detail (as recorded)}")
     mask_to_check = serializers.SerializerMethodField(help_text=f"the current mask is automatic and scored below "
                                                                 f"{CHECK_MASK_BELOW}: a labeler should check it first")
+
+    def get_failure(self, study) -> dict | None:
+        failure = failure_of(study.automask_state, study.automask_error)
+        return failure.as_json() if failure else None
 
     def get_mask_to_check(self, study) -> bool:
         return study.canny_quality is not None and study.canny_quality < CHECK_MASK_BELOW

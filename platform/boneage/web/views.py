@@ -23,6 +23,7 @@ from boneage.studies.access import (
     visible_projects,
 )
 from boneage.studies.actions import IngestFields, check_ingest_fields, do_delete_study, do_ingest
+from boneage.studies.failures import failure_of
 from boneage.studies.ingest.errors import IngestError
 from boneage.studies.models import Membership
 
@@ -70,7 +71,8 @@ def study_page(request, study_id: int):
                                           "can_label": role in CAN_LABEL, "can_review": role in CAN_REVIEW,
                                           "can_delete": role in CAN_DELETE,
                                           "attention_names": ATTENTION_PARTS, "attention_modules": ATTENTION_MODULES,
-                                          "check_mask_below": CHECK_MASK_BELOW})
+                                          "check_mask_below": CHECK_MASK_BELOW,
+                                          "failure": failure_of(study.automask_state, study.automask_error)})
 
 
 @login_required
@@ -99,9 +101,9 @@ def upload_form(request, project_id: int):
         if result.error is not None:
             messages.error(request, f"{upload.name}: {result.error.detail}")
         elif result.study is not None and result.status == 200:
-            messages.info(request, f"{upload.name}: already stored as study {result.study.pk}.")
+            messages.info(request, f"{upload.name}: already stored as {result.study.display_name}.")
         elif result.study is not None:
-            messages.success(request, f"{upload.name}: stored as study {result.study.pk}.")
+            messages.success(request, f"{upload.name}: stored as {result.study.display_name}.")
     return redirect("worklist", project_id=project.pk)
 
 

@@ -24,6 +24,20 @@ def logins_file() -> Path:
     return Path(settings.VAR_DIR) / "demo-logins.json"
 
 
+# How far a demo child's chronological age lies from its bone age: the phantoms have only a bone age, and a referral's
+# two ages differ by about a year either way (the spread bone-age tables report), so "vs chronological" reads as in a
+# clinic. Seeded by the study's id: every run gives each study the same age.
+CHRONOLOGICAL_SPREAD_MONTHS = 12.0
+
+
+def chronological_age(external_id: str, bone_age_months: float) -> float:
+    """The demo study's chronological age in months (whole months, within 1–239)."""
+    import numpy as np
+
+    offset = np.random.default_rng(int(external_id) if external_id.isdigit() else 0).normal(0, CHRONOLOGICAL_SPREAD_MONTHS)
+    return float(min(239, max(1, round(bone_age_months - offset))))
+
+
 class Command(BaseCommand):
     help = "Create demo users (one per role), the 'Demo hands' project, a phantom cohort and a starter model."
 
@@ -82,7 +96,8 @@ class Command(BaseCommand):
         for index, row in enumerate(tqdm(rows, desc="importing demo cohort", unit="study")):
             labelled = index < len(rows) - unlabeled
             fields = IngestFields(sex="M" if row["male"].lower() == "true" else "F",
-                                  bone_age_months=float(row["boneage"]) if labelled else None, external_id=row["id"])
+                                  bone_age_months=float(row["boneage"]) if labelled else None, external_id=row["id"],
+                                  chronological_age_months=chronological_age(row["id"], float(row["boneage"])))
             data = (folder / "images" / f"{row['id']}.png").read_bytes()
             do_ingest(project, None, data, f"{row['id']}.png", fields, channel="import_rsna", source="demo")
 
