@@ -58,3 +58,22 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of {', '.join(choices)}")
     return value
+
+
+def env_base_url(name: str) -> str:
+    """A public base URL (scheme, host, optional port and path; no query or fragment), without its trailing slash;
+    "" when unset."""
+    from urllib.parse import urlsplit
+
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return ""
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 — a port that is not a number raises here
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment or parts.username:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be an http:// or https:// URL with a host and no query, "
+                                   "fragment or credentials, e.g. https://boneage.example.org")
+    return raw.rstrip("/")

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from boneage.env import env_bool, env_choice, env_int, env_list, env_str
+from boneage.env import env_base_url, env_bool, env_choice, env_int, env_list, env_str
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 VAR_DIR = Path(env_str("BONEAGE_VAR_DIR", str(REPO_DIR / "var")) or "")
@@ -229,6 +229,9 @@ REPREDICT_OVERLAP = env_choice("REPREDICT_OVERLAP", "auto", ("auto", "on", "off"
 DICOMWEB_STOW_MAX_BYTES = env_int("DICOMWEB_STOW_MAX_BYTES", 4 * UPLOAD_MAX_BYTES, minimum=UPLOAD_MAX_BYTES)
 # Origins of browser viewers (OHIF) allowed to call /dicomweb/ with a token; none by default.
 DICOMWEB_CORS_ORIGINS = env_list("DICOMWEB_CORS_ORIGINS", [])
+# The platform's public base URL (e.g. https://boneage.example.org): RetrieveURL and BulkDataURI are built on it, not on
+# the request's Host header (which a client or proxy may send without its port). Unset: from the request.
+DICOMWEB_BASE_URL = env_base_url("DICOMWEB_BASE_URL")
 
 # --- Auth, API -----------------------------------------------------------------------------------
 LOGIN_URL = "/accounts/login/"

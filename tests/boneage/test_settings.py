@@ -27,6 +27,9 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
         ("UPLOAD_MAX_BYTES", "lots", "UPLOAD_MAX_BYTES='lots' is not an integer"),
         ("REDIS_URL", "http://localhost", "must start with redis://"),
         ("BONEAGE_PROFILE", "staging", "must be one of dev, test, prod"),
+        ("DICOMWEB_BASE_URL", "boneage.example.org", "must be an http:// or https:// URL"),
+        ("DICOMWEB_BASE_URL", "https://boneage.example.org/?x=1", "no query"),
+        ("DICOMWEB_BASE_URL", "https://boneage.example.org:port", "is not a URL"),
     ],
 )
 def test_a_bad_setting_stops_the_boot_with_a_clear_message(variable, value, message, tmp_path):

@@ -75,25 +75,41 @@ def _keyword(name: str) -> str:
     raise QueryError(f"{name!r} is not a DICOM attribute keyword or tag this server can match on.")
 
 
+# Matched without regard to case (as viewers such as OHIF expect of their search boxes): person names and free-text
+# descriptions. Identifiers (PatientID, AccessionNumber) and code strings stay exact.
+def _ignores_case(keyword: str, vr: str) -> bool:
+    return vr == "PN" or (vr in ("LO", "SH", "ST", "LT", "UT") and keyword.endswith("Description"))
+
+
 def matches(value: object, query_value: str, keyword: str) -> bool:
-    """One attribute against one query value (PS3.4 C.2.2.2)."""
+    """One attribute against one query value (PS3.4 C.2.2.2, PS3.18 §8.3.4.1)."""
     if query_value == "":
         return True  # universal matching: the attribute is only asked for
     vr = dictionary_VR(keyword)
     if isinstance(value, (list, tuple, MultiValue)):
         return any(matches(item, query_value, keyword) for item in value)  # multi-valued: any value matches
     text = "" if value is None else str(value)
-    if vr == "UI":
-        return text in re.split(r"[\\,]", query_value)
+    if vr in ("UI", "CS"):  # a list of values (`CR,DX` or `CR\DX`): any of them
+        values = [item.strip() for item in re.split(r"[\\,]", query_value)]
+        return any(_wildcard(text, item, False) if _wild(item) else text == item for item in values)
     if vr in ("DA", "DT", "TM") and "-" in query_value:
         low, high = query_value.split("-", 1)
         return bool(text) and (not low or text >= low) and (not high or text[:len(high)] <= high)
-    if "*" in query_value or "?" in query_value:
-        pattern = query_value.lower() if vr == "PN" else query_value
-        return fnmatch.fnmatchcase(text.lower() if vr == "PN" else text, pattern.replace("[", "[[]"))
-    if vr == "PN":
-        return text.lower() == query_value.lower()
+    if _wild(query_value):
+        return _wildcard(text, query_value, _ignores_case(keyword, vr))
+    if _ignores_case(keyword, vr):
+        return text.casefold() == query_value.casefold()
     return text == query_value
+
+
+def _wild(query_value: str) -> bool:
+    return "*" in query_value or "?" in query_value
+
+
+def _wildcard(text: str, pattern: str, ignore_case: bool) -> bool:
+    if ignore_case:
+        text, pattern = text.casefold(), pattern.casefold()
+    return fnmatch.fnmatchcase(text, pattern.replace("[", "[[]"))
 
 
 def select(records: Iterable[Dataset], query: Query, fields: tuple[str, ...]) -> list[Dataset]:

@@ -2,6 +2,7 @@
 Errors are JSON {"error", "detail"} with the DICOMweb status; a STOW answer is DICOM JSON."""
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -64,6 +65,10 @@ class DicomWebView(APIView):
     content_negotiation_class = AnyAccept
 
     def base_url(self, request, project_id: int) -> str:
+        """Where clients reach this project's DICOMweb: on DICOMWEB_BASE_URL when set (a client or proxy may send a
+        Host header without its port: dicomweb-client sends `Host: 127.0.0.1`), else from the request."""
+        if settings.DICOMWEB_BASE_URL:
+            return f"{settings.DICOMWEB_BASE_URL}/dicomweb/projects/{project_id}"
         return request.build_absolute_uri(f"/dicomweb/projects/{project_id}")
 
     def entries(self, request, project_id: int, **uids) -> tuple[list[catalog.Entry], Project]:
@@ -251,15 +256,51 @@ class BulkDataView(DicomWebView):
         return streaming_response(request, multipart_chunks(parts, boundary), _octets(boundary))
 
 
+RENDERED_TYPES = ("image/png", "image/jpeg")  # the first is the answer to */* and image/*
+
+
+def rendered_type(accept: str) -> str | None:
+    """The media type /rendered answers for an Accept header (q-values honoured, q=0 refused), None when it offers
+    neither PNG nor JPEG."""
+    ranked = []
+    for order, item in enumerate(accept.split(",") if accept.strip() else ["*/*"]):
+        kind, params = media_type_params(item)
+        try:
+            quality = float(params.get("q", "1"))
+        except ValueError:
+            quality = 0.0
+        if quality > 0:
+            ranked.append((-quality, order, kind))
+    for _, _, kind in sorted(ranked):
+        if kind in RENDERED_TYPES:
+            return kind
+        if kind in ("*/*", "image/*"):
+            return RENDERED_TYPES[0]
+    return None
+
+
 class RenderedView(DicomWebView):
-    """The display PNG of an original instance (bright bone on dark, like the viewer shows it)."""
+    """The display image of an original instance (bright bone on dark, like the viewer shows it): PNG, or JPEG when
+    the Accept header asks for it; 406 for anything else."""
 
     def get(self, request, project_id: int, study_uid: str, series_uid: str, sop_uid: str, frame: str = "1"):
         entries, _ = self.entries(request, project_id, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid)
         entries = [e for e in entries if e.kind == "original"]
         if not entries or frame != "1":
             return error_response(404, "not_found", f"No renderable instance {sop_uid} (frame {frame}) in this project.")
+        media_type = rendered_type(request.META.get("HTTP_ACCEPT", ""))
+        if media_type is None:
+            return error_response(406, "not_acceptable", "Rendered images are image/png or image/jpeg.")
         image = ensure_derived_images(Study.objects.get(pk=entries[0].study_id).image)
         with default_storage.open(image.display, "rb") as handle:
-            return HttpResponse(handle.read(), content_type="image/png")
+            data = handle.read()
+        return HttpResponse(data if media_type == "image/png" else jpeg_of_png(data), content_type=media_type)
 
+
+def jpeg_of_png(data: bytes, quality: int = 90) -> bytes:
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    with PILImage.open(io.BytesIO(data)) as image:
+        image.convert("L").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from boneage.studies.models import IngestRecord, Study
 
-from tests.boneage.dicomweb.helpers import json_datasets, read_parts, stow, stow_body
+from tests.boneage.dicomweb.helpers import BOUNDARY, json_datasets, read_parts, stow, stow_body
 from tests.dicom_factory import dicom_bytes, make_dicom_dataset
 
 pytestmark = pytest.mark.django_db
@@ -368,3 +368,86 @@ def test_qido_answers_when_a_stored_file_is_lost_or_lacks_the_attributes_it_matc
     assert qido(client, project, "studies", ModalitiesInStudy="CR") == []
     assert qido(client, project, "studies", PatientName="Doe*") == []
     assert len(qido(client, project, "series", SeriesInstanceUID=plain.SeriesInstanceUID)) == 1
+
+
+def test_qido_matches_any_of_several_modalities_as_ohifs_study_list_sends_them(api_as, project, member):
+    client = api_as(member)
+    cr, dx = dataset(), dataset()
+    dx.Modality = "DX"
+    stow(client, project, stow_body((DICOM, dicom_bytes(cr)), (DICOM, dicom_bytes(dx))))
+    for modalities in ("CR,DX", "CR\\DX", "DX, CR", "MR,CR"):
+        expected = {"CR", "DX"} if "DX" in modalities else {"CR"}
+        found = qido(client, project, "studies", ModalitiesInStudy=modalities)
+        assert {d.ModalitiesInStudy for d in found} == expected, modalities
+    assert qido(client, project, "studies", ModalitiesInStudy="MR,US") == []
+    assert len(qido(client, project, "series", Modality="DX\\MR")) == 1
+
+
+def test_descriptions_and_names_match_without_regard_to_case_and_identifiers_exactly(api_as, project, member):
+    client = api_as(member)
+    ds = dataset()
+    ds.StudyDescription, ds.SeriesDescription, ds.PatientName = "XR HAND BONE AGE", "Left hand PA", "Doe^Jane"
+    stow(client, project, stow_body((DICOM, dicom_bytes(ds))))
+    assert len(qido(client, project, "studies", StudyDescription="*bone*")) == 1
+    assert len(qido(client, project, "studies", StudyDescription="xr hand bone age")) == 1
+    assert len(qido(client, project, "series", SeriesDescription="*HAND*")) == 1
+    assert len(qido(client, project, "studies", PatientName="doe*")) == 1
+    assert qido(client, project, "studies", StudyDescription="*knee*") == []
+    assert qido(client, project, "studies", PatientID="pid-42") == []  # an identifier is exact
+    assert len(qido(client, project, "studies", PatientID="PID-42")) == 1
+
+
+def _instance_url(project, ds) -> str:
+    return (f"/dicomweb/projects/{project.pk}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+            f"/instances/{ds.SOPInstanceUID}")
+
+
+@pytest.mark.parametrize("accept,media_type,magic", [
+    ("image/jpeg", "image/jpeg", b"\xff\xd8\xff"),
+    ("image/png", "image/png", b"\x89PNG"),
+    ("", "image/png", b"\x89PNG"),
+    ("*/*", "image/png", b"\x89PNG"),
+    ("image/png;q=0.5, image/jpeg", "image/jpeg", b"\xff\xd8\xff"),
+    ("image/png;q=0, image/*;q=0.1", "image/png", b"\x89PNG"),
+])
+def test_rendered_answers_the_image_type_the_accept_header_asks_for(api_as, project, member, accept, media_type, magic):
+    client = api_as(member)
+    ds = dataset()
+    stow(client, project, stow_body((DICOM, dicom_bytes(ds))))
+    for path in ("rendered", "frames/1/rendered"):
+        response = client.get(f"{_instance_url(project, ds)}/{path}", HTTP_ACCEPT=accept)
+        assert response.status_code == 200 and response["Content-Type"] == media_type
+        assert response.content.startswith(magic)
+
+
+@pytest.mark.parametrize("accept", ["image/gif", "application/dicom", "image/jpeg;q=0"])
+def test_rendered_for_an_image_type_it_cannot_give_is_a_406(api_as, project, member, accept):
+    client = api_as(member)
+    ds = dataset()
+    stow(client, project, stow_body((DICOM, dicom_bytes(ds))))
+    response = client.get(f"{_instance_url(project, ds)}/rendered", HTTP_ACCEPT=accept)
+    assert response.status_code == 406 and response.json()["error"] == "not_acceptable"
+
+
+def test_retrieve_and_bulk_data_urls_are_built_on_the_configured_public_base_url_not_the_host_header(
+        api_as, project, owner, settings):
+    settings.DICOMWEB_BASE_URL = "https://pacs.example.org:8443/boneage"
+    client = api_as(owner)
+    ds = dataset()
+    response = client.post(f"/dicomweb/projects/{project.pk}/studies", data=stow_body((DICOM, dicom_bytes(ds))),
+                           content_type=f'multipart/related; type="application/dicom"; boundary={BOUNDARY}',
+                           HTTP_HOST="127.0.0.1")  # what dicomweb-client sends without chunking: no port
+    root = f"https://pacs.example.org:8443/boneage/dicomweb/projects/{project.pk}"
+    assert _answer(response).ReferencedSOPSequence[0].RetrieveURL == f"{root}/studies/{ds.StudyInstanceUID}" \
+        f"/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    metadata = client.get(f"/dicomweb/projects/{project.pk}/studies/{ds.StudyInstanceUID}/metadata",
+                          HTTP_HOST="127.0.0.1").json()
+    assert metadata[0]["7FE00010"]["BulkDataURI"].startswith(f"{root}/studies/")
+
+
+def test_without_a_base_url_the_urls_follow_the_request(api_as, project, owner, settings):
+    settings.DICOMWEB_BASE_URL = ""
+    ds = dataset()
+    response = stow(api_as(owner), project, stow_body((DICOM, dicom_bytes(ds))))
+    assert _answer(response).ReferencedSOPSequence[0].RetrieveURL.startswith(
+        f"http://testserver/dicomweb/projects/{project.pk}/studies/")
