@@ -7,6 +7,7 @@ same transaction that marks the run succeeded, so no ModelVersion ever points at
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from boneage.modeling.actions import (
 from boneage.modeling.gate import GatePolicy, decide
 from boneage.modeling.models import ModelStatus, ModelVersion, RunState, TrainingRun
 from boneage.modeling.outside import outside_summary
+from boneage.modeling.run_outcome import how_it_ended, kept_its_start, no_change, too_few_words, validation_ids
 from boneage.studies.derive import ensure_derived_images
 from boneage.studies.models import Project, Study, is_male
 
@@ -318,6 +320,18 @@ class _Heartbeat(threading.Thread):
 
 # --- the run itself ---------------------------------------------------------------------------------
 
+def json_safe(value: Any) -> Any:
+    """A run's numbers as the database's JSON takes them: a diverged epoch's NaN or infinite loss or MAE is null
+    (PostgreSQL refuses NaN in JSON, and the run would end FAILED on writing its progress)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
 class _PlatformCallback:
     """ml.train callback: stop within one step when cancelled, progress events, the curve."""
 
@@ -341,8 +355,8 @@ class _PlatformCallback:
         now = time.monotonic()
         if now - self._last_sent >= 2.0:
             self._last_sent = now
-            progress = {"epoch": self.epoch, "step": step, "loss": round(loss, 4), "val_mae": self.last_val_mae,
-                        "total_epochs": self.total_epochs, **self.extra}
+            progress = json_safe({"epoch": self.epoch, "step": step, "loss": round(loss, 4), "val_mae": self.last_val_mae,
+                                  "total_epochs": self.total_epochs, **self.extra})
             TrainingRun.objects.filter(pk=self.run_id).update(progress=progress, heartbeat_at=timezone.now())
             publish(self.project_id, "training.progress", run=self.run_id, **progress)
             if self.echo and now - self._last_echo >= 15.0:
@@ -350,18 +364,20 @@ class _PlatformCallback:
                 self.echo(f"  run {self.run_id}: epoch {self.epoch + 1}/{self.total_epochs} step {step} loss {loss:.3f}")
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
-        self.epoch, self.last_val_mae = epoch, round(float(metrics["val_mae"]), 3)
+        self.epoch, self.last_val_mae = epoch, json_safe(round(float(metrics["val_mae"]), 3))
         self.total_epochs = metrics.get("total_epochs", self.total_epochs)  # a run whose budget decides its epochs
-        point = {"epoch": epoch, "step": self.step, "loss": round(float(metrics["loss"]), 4), "val_mae": self.last_val_mae,
-                 "lr": metrics.get("lr")}
+        point = json_safe({"epoch": epoch, "step": self.step, "loss": round(float(metrics["loss"]), 4),
+                           "val_mae": self.last_val_mae, "lr": metrics.get("lr")})
         self.curve.append(point)
         progress = {"epoch": epoch, "step": self.step, "loss": point["loss"], "val_mae": self.last_val_mae,
                     "total_epochs": self.total_epochs, **self.extra}
         TrainingRun.objects.filter(pk=self.run_id).update(progress=progress, curve=self.curve, heartbeat_at=timezone.now())
         publish(self.project_id, "training.progress", run=self.run_id, **progress)
         if self.echo:
-            self.echo(f"  run {self.run_id}: epoch {epoch}/{self.total_epochs} done, loss {point['loss']:.3f}, "
-                      f"validation MAE {self.last_val_mae:.1f} months")
+            loss, mae = point["loss"], self.last_val_mae
+            self.echo(f"  run {self.run_id}: epoch {epoch}/{self.total_epochs} done, loss "
+                      f"{'not a number' if loss is None else f'{loss:.3f}'}, validation MAE "
+                      f"{'not a number' if mae is None else f'{mae:.1f} months'}")
 
 
 def training_samples(project: Project) -> tuple[list, dict[str, str]]:
@@ -385,11 +401,6 @@ def training_samples(project: Project) -> tuple[list, dict[str, str]]:
     return samples, label_sources
 
 
-def validation_ids(ids: list[str]) -> set[str]:
-    """Fixed per study (a stable hash of its id): versions of a project compare on the same studies."""
-    from ml.data import split_ids
-
-    return split_ids(ids, 0.1)
 
 
 def heldout_errors(predictor, samples: list) -> list[float]:
@@ -480,7 +491,7 @@ def run_training(run_id: int, *, echo: Callable[[str], None] | None = None) -> N
         if len(samples) < 4:
             raise DataError(f"Only {len(samples)} labelled studies: training needs at least 4 "
                             "(some train, some validate).")
-        val = validation_ids([s.id for s in samples])
+        val = validation_ids([s.id for s in samples], at_least=run.project.promotion_min_held_out)
         run_config = RunConfig.from_dict(run.config)
         if run_config.init == "starter" and run.config.get("init_chosen") == "platform":
             run_config = check_starter_fits(run, run_config, [s for s in samples if s.id not in val])
@@ -617,26 +628,46 @@ def _register(run: TrainingRun, result, samples: list, val: set[str], sources: d
     A candidate the gate turns down is kept as `rejected` (a trainer may still promote it by hand); one that passes
     is promoted when the project auto-promotes, else it waits as a `candidate`.
     """
+    import numpy as np
+
     from ml.infer import Predictor
 
     project = Project.objects.get(pk=run.project_id)
     val_samples = sorted((s for s in samples if s.id in val), key=lambda s: int(s.id))
     active = active_version(run.project_id)
+    if run.init_from is not None and kept_its_start(result.metrics):
+        _record_no_change(run, no_change(run.init_from.name, run.config, result.metrics, len(val_samples)), result.curve)
+        return
     name = next_version_name(run.project_id)
-    candidate_errors = heldout_errors(Predictor(local_path(checkpoint_name(run.project_id, run.pk))), val_samples)
-    active_errors = evaluate_version(active, val_samples) if active is not None else None
-    decision = decide(candidate_errors, active_errors, gate_policy(project), candidate_name=name,
+    # the gate compares on the held-out studies neither model trained on (an active model of a narrower split trained
+    # on some of a widened split's: run_outcome.validation_ids)
+    trained_on = {str(i) for i in active.training_study_ids} if active is not None else set()
+    compared = [i for i, s in enumerate(val_samples) if s.id not in trained_on]
+    gate_samples = [val_samples[i] for i in compared]
+    all_errors = heldout_errors(Predictor(local_path(checkpoint_name(run.project_id, run.pk))), val_samples)
+    candidate_errors = [all_errors[i] for i in compared]
+    active_errors = evaluate_version(active, gate_samples) if active is not None else None
+    policy = gate_policy(project)
+    decision = decide(candidate_errors, active_errors, policy, candidate_name=name,
                       active_name=active.name if active else "", seed=run.pk)
     if active is not None and active_errors is None:
         decision = dc_replace(decision, summary=f"{name} replaces {active.name}, whose checkpoint cannot be read")
+    elif active is not None and decision.reason == "too_few_held_out":
+        decision = dc_replace(decision, summary=too_few_words(len(gate_samples), len(samples), policy.min_held_out,
+                                                              active.name, left_out=len(val_samples) - len(gate_samples)))
+    ending = how_it_ended(run.config, result.metrics)  # a run cut short says so, whatever the gate decided
+    if ending:
+        decision = dc_replace(decision, summary=f"{decision.summary} ({ending})")
     promote = decision.passed and project.auto_promote
     gate = {**decision.to_dict(), "split": [s.id for s in val_samples], "active": active.name if active else None,
             "auto_promote": project.auto_promote}
     metrics = {k: v for k, v in result.metrics.items() if k not in ("val_ids", "val_mae")}
-    metrics["val_mae"] = decision.candidate_mae
+    # the version's one validation figure: all its held-out studies (the gate's, unless it left some out)
+    metrics["val_mae"] = round(float(np.mean(np.abs(all_errors))), 3) if all_errors else None
     metrics["training_val_mae"] = result.metrics.get("val_mae")  # the training loop's own figure (its curve)
     metrics["gate"] = gate
     metrics["label_sources"] = {src: sum(1 for v in sources.values() if v == src) for src in set(sources.values())}
+    metrics = json_safe(metrics)
     outcome = decision.summary
     if decision.passed and not project.auto_promote:
         outcome = f"{decision.summary}; auto-promotion is off: a trainer may promote {name}"
@@ -653,22 +684,36 @@ def _register(run: TrainingRun, result, samples: list, val: set[str], sources: d
             training_study_ids=sorted(int(s.id) for s in samples if s.id not in val),
             validation_study_ids=sorted(int(i) for i in val), created_by=run.created_by,
         )
-        locked.curve = result.curve
+        locked.curve = json_safe(result.curve)
         locked.progress = {**locked.progress, "outcome": outcome}
         locked.save(update_fields=["curve", "progress"])
         do_record("model.registered", version, actor=run.created_by, project=run.project,
-                  after={"name": version.name, "run": run.pk, "val_mae": decision.candidate_mae,
+                  after={"name": version.name, "run": run.pk, "val_mae": metrics["val_mae"],
                          "gate": decision.passed, "outcome": outcome})
     with transaction.atomic():  # the run's end and the gate's decision commit (and are announced) together
         finished = _finish(run.pk, RunState.SUCCEEDED, result=version,
-                           extra={"val_mae": decision.candidate_mae, "active_val_mae": decision.active_mae,
+                           extra={"val_mae": metrics["val_mae"], "active_val_mae": decision.active_mae,
                                   "promoted": promote, "outcome": outcome, "kept": None if promote else
                                   (active.name if active else None)})
         if finished and promote:
             do_promote(version, actor=None, reason=f"gate: {decision.summary}")
         elif finished and not decision.passed:
             publish(run.project_id, "model.rejected_by_gate", model_version=version.pk, name=version.name,
-                    val_mae=decision.candidate_mae, active_val_mae=decision.active_mae, outcome=outcome)
+                    val_mae=metrics["val_mae"], active_val_mae=decision.active_mae, outcome=outcome)
+
+
+def _record_no_change(run: TrainingRun, outcome: str, curve: list) -> None:
+    """The run shipped the weights it started from: it succeeded, changed nothing, registers no version to promote,
+    and its stored checkpoint (a copy of its start) is removed."""
+    with transaction.atomic():
+        locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if locked.state not in (RunState.RUNNING, RunState.CANCELLING):
+            return
+        locked.curve, locked.progress = json_safe(curve), {**locked.progress, "outcome": outcome, "no_change": True}
+        locked.save(update_fields=["curve", "progress"])
+        _finish(run.pk, RunState.SUCCEEDED, extra={"promoted": False, "outcome": outcome,
+                                                    "kept": run.init_from.name if run.init_from else None})
+    _cleanup(run, writable_path(checkpoint_name(run.project_id, run.pk)))
 
 
 def auto_retrain_on_label(sender, label, **kwargs) -> None:
