@@ -130,7 +130,7 @@ class JsonApiErrorsMiddleware:
 
 
 class TokenView(ObtainAuthToken):
-    """POST username + password → {"token"} for the API (send it as `Authorization: Token …`)."""
+    """POST username + password → {"token"} for the API (send it as `Authorization: Bearer …` or `Token …`)."""
 
     @extend_schema(summary="Exchange a username and password for an API token")
     def post(self, request, *args, **kwargs):

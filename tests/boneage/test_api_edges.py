@@ -79,8 +79,8 @@ def test_an_upload_holding_only_the_closing_boundary_is_refused_with_a_reason(ap
 
 
 def test_the_schema_and_the_docs_need_a_login(client):
-    assert_json_error(client.get("/api/schema/"), 403)
-    assert client.get("/api/docs/").status_code == 403
+    assert_json_error(client.get("/api/schema/"), 401)
+    assert client.get("/api/docs/").status_code == 401
 
 
 def test_a_setting_opens_the_schema_to_anonymous_readers(settings, client):

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def client_for(server, project, user) -> DICOMwebClient:
     token, _ = Token.objects.get_or_create(user=user)
-    return DICOMwebClient(f"{server}/dicomweb/projects/{project.pk}", headers={"Authorization": f"Token {token.key}"})
+    return DICOMwebClient(f"{server}/dicomweb/projects/{project.pk}", headers={"Authorization": f"Bearer {token.key}"})
 
 
 def native_size_radiograph():
