@@ -13,11 +13,11 @@ from PIL import Image as PILImage
 from pydicom.uid import generate_uid
 
 from boneage.annotations.actions import current_label
-from boneage.annotations.models import MaskRevision, MaskSource
+from boneage.annotations.models import LabelSource, MaskRevision, MaskSource
 from boneage.core.errors import AppError
 from boneage.core.storage import delete_quietly, save_atomic
 from boneage.dicomweb.models import DerivedObject
-from boneage.dicomweb.objects import Algorithm, Reading, make_bone_age_report, make_seg
+from boneage.dicomweb.objects import Algorithm, Reading, Verification, make_bone_age_report, make_seg
 from boneage.modeling.actions import latest_prediction
 from boneage.modeling.intervals import reading_interval
 from boneage.studies.models import Study
@@ -90,8 +90,9 @@ def export_sr(study: Study) -> DerivedObject:
     prediction = latest_prediction(study)
     if label is None and prediction is None:
         raise ExportError(409, "no_bone_age", f"Study {study.pk} has neither a label nor a model prediction to report.")
+    verified = label is not None and label.source in (LabelSource.EXPERT, LabelSource.REVIEW)
     key = (f"label:{label.pk if label else '-'};prediction:{prediction.pk if prediction else '-'};"
-           f"level:{study.project.interval_level:g}")
+           f"level:{study.project.interval_level:g};{'final' if verified else 'preliminary'}")
     found = _existing(study, "sr", key)
     if found is not None:
         return found
@@ -107,7 +108,12 @@ def export_sr(study: Study) -> DerivedObject:
                                 algorithm=Algorithm("Bone age residual attention network", prediction.model_version.name)))
     created = max(x.created_at for x in (label, prediction) if x is not None)
     series_uid, sop_uid = _uids(study, "sr", key)
-    sr = make_bone_age_report(source_dataset(study), readings, series_uid=series_uid, sop_uid=sop_uid, created=created)
+    verification = None
+    if verified and label is not None:  # an expert's or a reviewer's value: they verified it
+        verification = Verification(observer=readings[0].reader, organization=_organization(study),
+                                    when=label.created_at)
+    sr = make_bone_age_report(source_dataset(study), readings, series_uid=series_uid, sop_uid=sop_uid, created=created,
+                              verification=verification)
     return _store(study, "sr", key, sr, series_uid, sop_uid)
 
 
@@ -119,6 +125,11 @@ def derived_files_of_deleted_study(sender, study: Study, **kwargs) -> list[str]:
 def read_bytes(obj: DerivedObject) -> bytes:
     with default_storage.open(obj.file, "rb") as handle:
         return handle.read()
+
+
+def _organization(study: Study) -> str:
+    """The verifying organization (type 1): the project, as the team whose expert or reviewer read it."""
+    return f"{study.project.name} (bone age platform)"[:64]
 
 
 def _person_name(user) -> str:

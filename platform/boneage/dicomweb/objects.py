@@ -84,9 +84,19 @@ def make_seg(source: Dataset, mask: np.ndarray, *, series_uid: str, sop_uid: str
     return seg
 
 
+@dataclass(frozen=True)
+class Verification:
+    """Who stands behind the report's value: an expert's or reviewer's reading makes it FINAL and VERIFIED."""
+
+    observer: str  # a DICOM person name, "Family^Given" or "username^"
+    organization: str
+    when: dt.datetime
+
+
 def make_bone_age_report(source: Dataset, readings: list[Reading], *, series_uid: str, sop_uid: str,
-                         created: dt.datetime) -> hd.sr.Comprehensive3DSR:
-    """A TID 1500 measurement report with one measurement group per reading, coded LOINC 85151-9."""
+                         created: dt.datetime, verification: Verification | None = None) -> hd.sr.Comprehensive3DSR:
+    """A TID 1500 measurement report with one measurement group per reading, coded LOINC 85151-9. PRELIMINARY and
+    UNVERIFIED, unless a `verification` names the expert or reviewer whose value it reports: then FINAL, VERIFIED."""
     if not readings:
         raise ValueError("a report needs at least one reading")
     source = with_type2(source)
@@ -115,9 +125,14 @@ def make_bone_age_report(source: Dataset, readings: list[Reading], *, series_uid
     sr = hd.sr.Comprehensive3DSR(
         evidence=[source], content=report, series_instance_uid=series_uid, series_number=SR_SERIES_NUMBER,
         sop_instance_uid=sop_uid, instance_number=1, manufacturer=MANUFACTURER,
-        series_description="Bone age report", is_complete=True, is_final=False,
+        series_description="Bone age report", is_complete=True, is_final=verification is not None,
+        is_verified=verification is not None,
+        verifying_observer_name=verification.observer if verification else None,
+        verifying_organization=verification.organization if verification else None,
     )
     _stamp(sr, created)
+    if verification is not None:  # when the reader decided, so a re-export is identical
+        sr.VerifyingObserverSequence[0].VerificationDateTime = verification.when.strftime("%Y%m%d%H%M%S")
     return sr
 
 

@@ -172,3 +172,34 @@ def test_the_sr_says_when_the_models_reading_is_outside_its_experience_and_state
     assert ("Model uncertainty. Outside this model's experience: the film's features are unlike anything this model "
             "was trained on (distance 38.1, threshold 11.8)") in texts
     assert "Lower limit of 90% prediction interval" in str(sr) and "'240.0'" in str(sr)  # the whole age range
+
+
+@pytest.mark.parametrize("source", ["expert", "review"])
+def test_the_sr_of_an_experts_or_reviewers_value_is_final_and_verified_by_them(api_as, dicom_study, member, project,
+                                                                               source):
+    study, _ = dicom_study
+    member.first_name, member.last_name = "Max", "Member"
+    member.save()
+    label = do_save_label(study, 120.0, author=member, source=source)
+    _prediction(study, project)
+    sr = hd.sr.srread(io.BytesIO(api_as(member).get(f"/api/studies/{study.pk}/export/sr/").content))
+    assert (sr.CompletionFlag, sr.PreliminaryFlag, sr.VerificationFlag) == ("COMPLETE", "FINAL", "VERIFIED")
+    observer = sr.VerifyingObserverSequence[0]
+    assert observer.VerifyingObserverName == "Member^Max" and observer.VerifyingOrganization.startswith(project.name)
+    assert observer.VerificationDateTime == label.created_at.strftime("%Y%m%d%H%M%S")
+
+
+def test_the_sr_of_an_imported_label_or_of_the_model_alone_is_preliminary_and_unverified(api_as, dicom_study, member,
+                                                                                          project):
+    from boneage.annotations.actions import do_import_label
+
+    study, _ = dicom_study
+    _prediction(study, project)
+    client = api_as(member)
+    model_only = hd.sr.srread(io.BytesIO(client.get(f"/api/studies/{study.pk}/export/sr/").content))
+    do_import_label(study, 121.0)
+    imported = hd.sr.srread(io.BytesIO(client.get(f"/api/studies/{study.pk}/export/sr/").content))
+    for sr in (model_only, imported):
+        assert (sr.PreliminaryFlag, sr.VerificationFlag) == ("PRELIMINARY", "UNVERIFIED")
+        assert "VerifyingObserverSequence" not in sr
+    assert imported.SOPInstanceUID != model_only.SOPInstanceUID
