@@ -7,7 +7,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: run stop test bench lint typecheck chromium orthanc clean starter-weights
+.PHONY: run stop test bench lint typecheck chromium orthanc dicomtools clean starter-weights
 
 # Recipes are silent (@): `make run` prints what it does in sentences, never its own command lines or comments.
 # torch/torchvision come from this machine's disk through pip's find-links (never uv/poetry).
@@ -35,8 +35,11 @@ chromium:
 orthanc:  # the PACS the DICOMweb tests talk to
 	@test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null)
 
+dicomtools:  # dicom3tools' dciodvfy, the IOD checker the export tests run
+	@test -x /usr/bin/dciodvfy || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dicom3tools >/dev/null)
+
 # Lint and type checks first: they take seconds and fail fast.
-test: $(STAMP) chromium orthanc lint typecheck
+test: $(STAMP) chromium orthanc dicomtools lint typecheck
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	BONEAGE_PROFILE=test BONEAGE_VAR_DIR=$(CURDIR)/var/test \
 	$(PY) -m pytest -m "not bench" $(PYTEST_ARGS)

@@ -81,6 +81,8 @@ def make_seg(source: Dataset, mask: np.ndarray, *, series_uid: str, sop_uid: str
         software_versions=SOFTWARE_VERSION, device_serial_number="0", series_description="Hand mask",
     )
     _stamp(seg, created)
+    if "PatientOrientation" not in seg:  # type 2C on a projection image's SEG (no plane orientation): the film's own
+        seg.PatientOrientation = source.get("PatientOrientation", "") or ""
     return seg
 
 
