@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 from boneage.studies import actions
 from boneage.studies.actions import do_ingest
@@ -57,12 +58,17 @@ def test_the_orphan_sweeper_removes_files_that_a_killed_process_left(project, ow
     from boneage.studies.derive import ensure_derived_images
     from django.core.management import call_command
 
+    from boneage.annotations.actions import do_save_mask
+    from boneage.dicomweb.exports import export_seg
+
     kept = do_ingest(project, owner, dicom_bytes(), "kept.dcm").study
     derived = ensure_derived_images(kept.image)
+    mask = do_save_mask(kept, np.pad(np.ones((48, 28), bool), ((8, 8), (10, 10))), source="canny")
+    seg = export_seg(kept)  # stored under studies/{p}/derived/, referenced by its DerivedObject
     orphan = temporary_media / "studies" / str(project.pk) / "deadbeef" / "original.dcm"
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"left by a killed process")
     call_command("sweep_orphans", "--min-age-seconds", "0")
     assert not orphan.exists()
-    for name in (derived.original, derived.normalized, derived.display, derived.work):
+    for name in (derived.original, derived.normalized, derived.display, derived.work, mask.mask, seg.file):
         assert name and (temporary_media / name).exists()

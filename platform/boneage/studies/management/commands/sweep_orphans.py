@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 
 from boneage.annotations.models import MaskRevision
 from boneage.core.storage import list_files
+from boneage.dicomweb.models import DerivedObject
 from boneage.studies.models import Image
 
 
@@ -24,6 +25,7 @@ class Command(BaseCommand):
         for names in Image.objects.values_list("original", "normalized", "display", "work"):
             referenced.update(name for name in names if name)
         referenced.update(MaskRevision.objects.values_list("mask", flat=True))
+        referenced.update(DerivedObject.objects.values_list("file", flat=True))  # SEG/SR exports, received objects
         cutoff = datetime.now(UTC) - timedelta(seconds=options["min_age_seconds"])
         removed = 0
         for stored in list_files("studies"):
