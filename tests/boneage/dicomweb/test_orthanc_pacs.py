@@ -139,3 +139,26 @@ def make_radiologist_report(source: pydicom.Dataset) -> pydicom.Dataset:
     buffer = io.BytesIO()
     sr.save_as(buffer, enforce_file_format=True)
     return pydicom.dcmread(io.BytesIO(buffer.getvalue()))
+
+
+def test_orthanc_pushes_a_whole_study_to_a_de_identifying_project_and_the_skipped_report_does_not_fail_its_job(
+        orthanc, live_asgi_server, project, owner):  # noqa: F811
+    """The film is stored (de-identified); the radiologist's SR is skipped as a success with a warning (202)."""
+    import requests
+    from boneage.dicomweb.models import DerivedObject
+    from rest_framework.authtoken.models import Token
+
+    project.deidentify = True
+    project.save(update_fields=["deidentify"])
+    source = radiograph("PACS-DEID")
+    DICOMwebClient(orthanc).store_instances([source, make_radiologist_report(source)])
+    root = _orthanc_root(orthanc)
+    server = {"Url": f"{live_asgi_server}/dicomweb/projects/{project.pk}/",
+              "HttpHeaders": {"Authorization": f"Bearer {Token.objects.create(user=owner).key}"}}
+    assert requests.put(f"{root}/dicom-web/servers/boneage", json=server, timeout=10).ok
+    found = requests.post(f"{root}/tools/lookup", data=source.StudyInstanceUID, timeout=10).json()
+    orthanc_study = next(item["ID"] for item in found if item["Type"] == "Study")
+    push = requests.post(f"{root}/dicom-web/servers/boneage/stow", json={"Resources": [orthanc_study]}, timeout=120)
+    assert push.status_code == 200, push.text
+    assert Study.objects.filter(project=project).count() == 1 and not DerivedObject.objects.exists()
+    assert IngestRecord.objects.filter(project=project, outcome="accepted").count() == 1
