@@ -32,6 +32,7 @@ from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_DELETE, CAN_INGEST, check_project
 from boneage.studies.actions import do_delete_dicom_study
 from boneage.studies.derive import ensure_derived_images
+from boneage.studies.ingest.errors import IngestError
 from boneage.studies.models import Project, Study
 
 DICOM_JSON = "application/dicom+json"
@@ -291,7 +292,10 @@ class RenderedView(DicomWebView):
         media_type = rendered_type(request.META.get("HTTP_ACCEPT", ""))
         if media_type is None:
             return error_response(406, "not_acceptable", "Rendered images are image/png or image/jpeg.")
-        image = ensure_derived_images(Study.objects.get(pk=entries[0].study_id).image)
+        try:
+            image = ensure_derived_images(Study.objects.get(pk=entries[0].study_id).image)
+        except IngestError as error:  # as GET /api/studies/{id}/image/: recorded on the study, never a 500
+            return error_response(422, "image_undecodable", f"The stored original cannot be decoded: {error.detail}")
         with default_storage.open(image.display, "rb") as handle:
             data = handle.read()
         return HttpResponse(data if media_type == "image/png" else jpeg_of_png(data), content_type=media_type)

@@ -2,6 +2,7 @@
 WADO-RS returns the stored bytes; every bad input gets a clear error and stores nothing."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from boneage.studies.models import IngestRecord, Study
 
@@ -451,3 +452,20 @@ def test_without_a_base_url_the_urls_follow_the_request(api_as, project, owner, 
     response = stow(api_as(owner), project, stow_body((DICOM, dicom_bytes(ds))))
     assert _answer(response).ReferencedSOPSequence[0].RetrieveURL.startswith(
         f"http://testserver/dicomweb/projects/{project.pk}/studies/")
+
+
+def test_rendered_of_a_film_stored_before_ingest_refused_what_it_is_says_why_instead_of_a_500(api_as, project, member):
+    """A SEG stored as a film before ingest refused non-image objects (`not_an_image`) cannot be derived."""
+    import datetime as dt
+
+    from boneage.dicomweb.objects import make_seg
+
+    source = dataset()
+    seg = make_seg(source, np.ones((64, 48), bool), series_uid="1.2.826.0.1.3680043.99.71",
+                   sop_uid="1.2.826.0.1.3680043.99.72", created=dt.datetime(2024, 3, 1), algorithm=None)
+    study = _stored_the_old_way(project, seg)
+    study.study_instance_uid, study.series_instance_uid = seg.StudyInstanceUID, seg.SeriesInstanceUID
+    study.save(update_fields=["study_instance_uid", "series_instance_uid"])
+    response = api_as(member).get(f"{_instance_url(project, seg)}/rendered", HTTP_ACCEPT="image/png")
+    assert response.status_code == 422 and response.json()["error"] == "image_undecodable"
+    assert "is not a radiograph to label" in response.json()["detail"]
