@@ -101,7 +101,7 @@ def test_an_admin_changes_a_review_rule_and_an_out_of_bounds_value_is_shown_next
     assert saved["model_vs_label"]["min_months"] == 14 and saved["lease_minutes"] == 30
     assert saved["label_vs_label"]["enabled"] is False
     bad = client.post(url, {**form, "model_vs_label.min_months": "999"})
-    assert bad.status_code == 200 and "min_months must be a number between 0 and 240" in bad.content.decode()
+    assert bad.status_code == 200 and "“Smallest gap (months)” must be a number between 0 and 240" in bad.content.decode()
     assert review_settings(Project.objects.get(pk=project.pk))["model_vs_label"]["min_months"] == 14
 
 

@@ -36,7 +36,8 @@ def test_a_reviewer_claims_decides_and_the_gold_label_is_the_studys_label(live_a
     study_page.goto(f"{live_asgi_server}/studies/{study.pk}/")
     study_page.wait_for_selector("#live-state[data-state=live]", timeout=15000)
     expect(study_page.locator("#review-counter")).to_have_text("1")
-    expect(study_page.locator("#history li[data-verb='review.queued']")).to_contain_text("queued for review")
+    expect(study_page.locator("#history li[data-verb='review.queued']")).to_contain_text(
+        "The model vs label rule put this study in the review queue")  # in words (issue 32, row 10)
     expect(study_page.locator("#label-current")).to_contain_text("(100 mo) · import")
 
     page.bring_to_front()
@@ -56,7 +57,7 @@ def test_a_reviewer_claims_decides_and_the_gold_label_is_the_studys_label(live_a
     page.locator("#item-state").filter(has_text="claimed by you").wait_for(timeout=10000)
     page.fill("#new-value", "131.5")
     page.click("#decide-new-value")
-    page.locator("#outcome").filter(has_text="new_value by rita_reviewer").wait_for(timeout=10000)
+    expect(page.locator("#outcome")).to_have_text("rita_reviewer set a new gold value: 131.5 months.")
     page.locator("#review-count").filter(has_text="0").wait_for(timeout=10000)
     expect(page.locator("#review-counter")).to_have_text("0")
     screenshot(page, "review-decided")
@@ -65,9 +66,10 @@ def test_a_reviewer_claims_decides_and_the_gold_label_is_the_studys_label(live_a
     expect(study_page.locator("#review-counter")).to_have_text("0")
     expect(study_page.locator("#label-current")).to_contain_text("10 y 11.5 m (131.5 mo) · review · rita_reviewer")
     decision = study_page.locator("#history li[data-verb='review.resolved']")
-    expect(decision).to_contain_text("review decision by rita_reviewer")
-    expect(decision).to_contain_text("label 100 (import)")  # before →
-    expect(decision).to_contain_text("decision new_value, months 131.5")  # → after
+    expect(decision.locator(".history-sentence")).to_have_text("rita_reviewer set a new gold value: 131.5 months")
+    rules = page.locator("#rules")
+    expect(rules).to_contain_text("Smallest gap (months)")
+    assert "min_months" not in rules.inner_text() and "priority =" not in rules.inner_text()
     screenshot(study_page, "review-decided-study-page")
 
     label = page.evaluate(f"fetch('/api/studies/{study.pk}/').then(r => r.json()).then(s => s.label)")
@@ -150,6 +152,6 @@ def test_saving_a_corrected_mask_from_the_review_link_decides_the_item_and_a_ref
     assert (gold.source, gold.author, gold.study_id) == ("review", reviewer, study.pk)
     assert gold.area_fraction == pytest.approx(20 * 40 / (80 * 96))
     expect(page.locator("#edit-rev")).to_contain_text(f"rev {gold.pk} · review")
-    expect(page.locator("#history li[data-verb='review.resolved']")).to_contain_text("decision mask")
+    expect(page.locator("#history li[data-verb='review.resolved']")).to_contain_text("rita_reviewer drew a corrected mask; it is the gold mask")
     assert page.evaluate("__study.dirty") is False
     screenshot(page, "review-mask-decided")

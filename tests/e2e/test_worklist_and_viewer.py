@@ -30,8 +30,8 @@ def test_a_labeler_uploads_several_files_and_sees_each_outcome_and_the_new_rows_
     expect(uploads.filter(has_text="boy-12y.dcm")).to_have_attribute("data-outcome", "stored")
     rejected = uploads.filter(has_text="notes.txt")
     expect(rejected).to_have_attribute("data-outcome", "error")
-    expect(rejected.locator(".status")).to_contain_text("415")  # the API's own reason, per file
-    expect(rejected.locator(".status")).to_have_text(re.compile(r"^Not a DICOM, PNG or JPEG file: .*\(HTTP 415\)$"))
+    expect(rejected.locator(".status")).to_have_text(re.compile(r"^Not a DICOM, PNG or JPEG file: (?!.*HTTP).*$"))  # the API's reason
+    expect(rejected.locator(".status")).to_have_attribute("title", re.compile(r"^HTTP 415 "))  # the code, for engineers
 
     rows = page.locator("#worklist-body tr[data-study]")
     expect(rows).to_have_count(2)  # arrived over the websocket: no reload
@@ -92,3 +92,15 @@ def test_a_2500_by_2048_radiograph_shows_at_once_and_loads_full_resolution_only_
     screenshot(page, "03-viewer-zoomed-bone-window-inverted")
     page.keyboard.press("f")
     page.keyboard.press("i")
+
+
+def test_an_upload_refusal_keeps_its_sentence_and_leaves_the_exception_text_to_its_tooltip(
+        live_asgi_server, project, member, page_as):
+    """Issue 32, row 10: "…: OSError: Truncated File Read (HTTP 422)" was shown as it came."""
+    page = page_as(member)
+    page.goto(f"{live_asgi_server}/projects/{project.pk}/")
+    split = page.evaluate("import('/static/js/words.js').then((w) => w.forPeople("
+                          "'The image data is truncated or corrupt: OSError: Truncated File Read'))")
+    assert split == {"text": "The image data is truncated or corrupt.", "technical": "OSError: Truncated File Read"}
+    plain = page.evaluate("import('/static/js/words.js').then((w) => w.forPeople('Only DICOM, PNG or JPEG.'))")
+    assert plain == {"text": "Only DICOM, PNG or JPEG.", "technical": ""}

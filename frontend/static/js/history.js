@@ -6,6 +6,7 @@
 //
 // Self-contained: no other module needed; the list is read-only (the history is append-only). Values that blind
 // review hides from this viewer come as null with `values_hidden`; the timeline says so instead of showing "—".
+import { closedSentence, decisionSentence, maskWords, reasonWords } from "./words.js";
 
 const VERBS = {
   "study.ingested": "ingested", "label.imported": "label imported", "label.saved": "label saved",
@@ -40,7 +41,17 @@ function sentence(event) {
         : `${who} ${event.verb === "label.imported" ? "imported" : "set"} the bone age: ${months(after.months)} months`;
     case "study.ingested": return `${who} uploaded ${after.file || "the study"}`;
     case "study.deleted": return `${who} deleted ${before.name || "the study"} with its files`;
-    case "mask.saved": return `${who} saved a ${after.source || ""} mask${after.revision ? ` (revision ${after.revision})` : ""}`;
+    case "mask.saved": return `${who} saved ${maskWords(after.source)}${after.revision ? ` (revision ${after.revision})` : ""}`;
+    case "review.queued": return `The ${reasonWords(after.reason)} rule put this study in the review queue`;
+    case "review.claimed": return `${who} claimed the review item`;
+    case "review.released": return `${who} gave the review item back to the queue`;
+    case "review.blind_read": return event.values_hidden || after.months == null ? `${who} entered a blind reading`
+      : `${who} entered a blind reading of ${months(after.months)} months`;
+    case "review.resolved": case "review.dismissed":
+      return event.values_hidden ? `${who} decided the review item (values hidden by blind review)`
+        : decisionSentence(who, after.decision, after).replace(/\.$/, "");
+    case "review.closed": return closedSentence(after.why).replace(/\.$/, "");
+    case "model.promoted": return `${who} made ${after.active} the active model${before.active ? ` instead of ${before.active}` : ""}`;
     case "mask.generated": return "A Canny mask was generated";
     case "membership.role_changed":
       return before.role ? `${who} changed ${after.user}'s role ${before.role} → ${after.role}` : `${who} added ${after.user} as ${after.role}`;

@@ -4,6 +4,7 @@
 import { api, el } from "./api.js";
 import { connectLive } from "./live.js";
 import { mountReviewCounter } from "./review-counter.js";
+import { closedSentence, decisionSentence } from "./words.js";
 
 const root = document.getElementById("review");
 const projectId = root.dataset.project;
@@ -74,7 +75,7 @@ function say(text, kind = "") {
 
 async function act(path, options, okText) {
   const { ok, body: data } = await api(path, options);
-  if (!ok) { say(`${data?.detail || "Failed."}${data?.error ? ` (${data.error})` : ""}`, "error"); return null; }
+  if (!ok) { say(data?.detail || "Failed.", "error"); return null; }
   renderDetail(data);
   say(okText, "ok");
   loadQueue();
@@ -212,9 +213,9 @@ function renderDetail(item) {
     parts.push(form);
   }
   if (!open) {
-    const outcome = item.outcome ? Object.entries(item.outcome).map(([k, v]) => `${k} ${v}`).join(", ") : "hidden";
-    parts.push(el("p", { id: "outcome", text: item.state === "closed" ? `Closed itself: ${item.closed_reason}`
-      : `${item.decision} by ${item.resolved_by}: ${outcome}` }));
+    parts.push(el("p", { id: "outcome", text: item.state === "closed" ? closedSentence(item.closed_reason)
+      : item.outcome ? decisionSentence(item.resolved_by || "A reviewer", item.decision, item.outcome)
+        : `${item.resolved_by || "A reviewer"} decided this item (values hidden by blind review).` }));
   }
   parts.push(el("p", { id: "status", class: "status-line" }));
   detail.replaceChildren(...parts);
@@ -229,22 +230,26 @@ async function loadRules() {
   const dl = el("dl", { class: "rules" });
   const inputs = [];
   for (const [rule, options] of Object.entries(data.settings)) {
-    const explain = data.explanations[rule] || {};
-    dl.append(el("dt", { text: `${REASONS[rule] || rule.replace("_", " ")}` }), el("dd", { text: explain.summary || "" }));
+    const explain = (data.words || {})[rule] || {}, titles = explain.titles || {};  // in words; names in tooltips
+    dl.append(el("dt", { text: explain.title || REASONS[rule] || rule, title: rule }), el("dd", { text: explain.summary || "" }));
     if (typeof options !== "object") {
       const input = el("input", { type: typeof options === "boolean" ? "checkbox" : "number", "data-rule": rule, disabled: !data.can_edit });
       if (typeof options === "boolean") input.checked = options; else input.value = options;
       inputs.push(input);
-      dl.append(el("dd", {}, el("label", {}, input, ` ${rule}`)));
+      dl.append(el("dd", {}, el("label", { title: rule }, input, ` ${explain.title || rule}`)));
       continue;
     }
     for (const [option, value] of Object.entries(options)) {
       const input = el("input", { type: typeof value === "boolean" ? "checkbox" : "number", step: "any", "data-rule": rule, "data-option": option, disabled: !data.can_edit });
       if (typeof value === "boolean") input.checked = value; else input.value = value;
       inputs.push(input);
-      dl.append(el("dd", {}, el("label", { title: explain[option] || "" }, `${option} `, input, el("span", { class: "muted", text: ` ${explain[option] || ""}` }))));
+      const name = option === "enabled" ? "On" : titles[option] || option;
+      dl.append(el("dd", {}, el("label", { title: `${rule}.${option}` }, `${name} `, input, el("span", { class: "muted", text: ` ${explain[option] || ""}` }))));
     }
-    if (explain.priority) dl.append(el("dd", { text: `priority = ${explain.priority}` }));
+    if (explain.priority) {  // the formula is an engineer's: one click away
+      dl.append(el("dd", {}, el("details", { class: "small" }, el("summary", { text: "How the queue orders these" }),
+        el("code", { text: `priority = ${explain.priority}` }))));
+    }
   }
   const parts = [el("h2", { text: "Rules" }), dl];
   if (data.can_edit) {

@@ -2,6 +2,7 @@
 // next case, and an upload area with per-file progress and the API's per-file errors.
 import { api, el, fmt, nextCaseUrl, openNextCase, toast, uploadFile } from "./api.js";
 import { connectLive } from "./live.js";
+import { forPeople } from "./words.js";
 
 const page = document.getElementById("worklist-page");
 const projectId = +page.dataset.project;
@@ -115,15 +116,17 @@ function select(index) {
   rows.forEach((r, i) => r.classList.toggle("selected", i === selected));
   rows[selected].focus(); rows[selected].scrollIntoView({ block: "nearest" });
 }
-// An upload refusal reads as a sentence first, the HTTP code last ("Not a DICOM file: … (HTTP 415)").
+// An upload refusal reads as a sentence ("Not a DICOM file: …").
 const UPLOAD_ERRORS = { unsupported_media_type: "Not a DICOM, PNG or JPEG file", unreadable_dicom: "Not a readable DICOM file",
   file_too_large: "Too large", empty_file: "Empty file", uid_conflict: "Clashes with a stored study",
   no_pixel_data: "A DICOM without an image", truncated_image: "A damaged image", invalid_field: "A form field is invalid" };
+// The exception text a reason may end with ("…: OSError: Truncated File Read") and the HTTP code go to its tooltip.
 function uploadErrorText(code, answer) {
-  if (!code) return answer.detail || "The upload was interrupted: the server cannot be reached.";
+  if (!code) return { text: answer.detail || "The upload was interrupted: the server cannot be reached.", technical: "" };
   const lead = UPLOAD_ERRORS[answer.error];
-  const detail = answer.detail || answer.error || "The server refused the file.";
-  return `${lead ? `${lead}: ` : ""}${detail} (HTTP ${code})`;
+  const { text, technical } = forPeople(answer.detail || "The server refused the file.");
+  return { text: `${lead ? `${lead}: ` : ""}${lead && /^[A-Z][a-z]/.test(text) ? text.charAt(0).toLowerCase() + text.slice(1) : text}`,
+           technical: `HTTP ${code}${answer.error ? ` ${answer.error}` : ""}${technical ? `: ${technical}` : ""}` };
 }
 
 async function nextCase() {
@@ -172,7 +175,7 @@ if (uploadForm) {
         bar.value = 1;
         if (code === 201) { item.dataset.outcome = "stored"; status.replaceChildren("stored as ", el("a", { href: `/studies/${answer.id}/` }, studyName(answer))); }
         else if (code === 200 && answer.already_stored) { item.dataset.outcome = "duplicate"; status.replaceChildren("already stored as ", el("a", { href: `/studies/${answer.study.id}/` }, studyName(answer.study))); }
-        else { item.dataset.outcome = "error"; status.textContent = uploadErrorText(code, answer); }
+        else { item.dataset.outcome = "error"; const why = uploadErrorText(code, answer); status.textContent = why.text; status.title = why.technical; }
         status.className = `status ${item.dataset.outcome}`;
       });
     }

@@ -79,4 +79,6 @@ class ReviewSettingsSerializer(serializers.Serializer):
     settings = serializers.JSONField()
     defaults = serializers.JSONField()
     explanations = serializers.JSONField()
+    words = serializers.JSONField(help_text="the explanations for people: each rule's title, its options' titles "
+                                  "(titles), the texts with titles for the settings' names (boneage.web.field_words)")
     can_edit = serializers.BooleanField()

@@ -23,6 +23,7 @@ from boneage.review.serializers import (
 )
 from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_REVIEW, check_project
+from boneage.web.field_words import explanations_in_words
 
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}}
 ITEM_RESPONSES = {200: ReviewItemSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR}
@@ -115,7 +116,8 @@ class ReviewSettingsView(APIView):
 
     def _body(self, project, role):
         return {"settings": rules.review_settings(project), "defaults": rules.DEFAULTS,
-                "explanations": rules.EXPLANATIONS, "can_edit": role == "admin"}
+                "explanations": rules.EXPLANATIONS, "words": explanations_in_words(rules.EXPLANATIONS),
+                "can_edit": role == "admin"}
 
     @extend_schema(responses={200: ReviewSettingsSerializer, 404: ERROR},
                    summary="The project's disagreement rules: current values, defaults and what each one means")

@@ -20,6 +20,7 @@ from boneage.studies.access import check_project
 from boneage.studies.actions import MembershipError, do_create_project, do_remove_member, do_set_role, do_update_project
 from boneage.studies.members import check_role, do_add_member
 from boneage.studies.models import Membership, Project, Role
+from boneage.web.field_words import in_words, title
 
 
 def project_admin_page(view):
@@ -119,16 +120,20 @@ def settings_page(request, project, role):
         return redirect("project-settings", project_id=project.pk)
     current = rules.review_settings(project)
     review_fields = [
-        {"rule": rule, "summary": rules.EXPLANATIONS[rule]["summary"], "enabled": current[rule]["enabled"],
-         "options": [{"name": f"{rule}.{option}", "value": request.POST.get(f"{rule}.{option}", value),
-                      "help": rules.EXPLANATIONS[rule].get(option, ""), "bounds": rules.OPTION_BOUNDS[(rule, option)],
-                      "error": errors.get(f"{rule}.{option}")}
+        {"rule": rule, "title": title(rule), "summary": in_words(rules.EXPLANATIONS[rule]["summary"]),
+         "enabled": current[rule]["enabled"],
+         "options": [{"name": f"{rule}.{option}", "title": title(option),
+                      "value": request.POST.get(f"{rule}.{option}", value),
+                      "help": in_words(rules.EXPLANATIONS[rule].get(option, "")), "bounds": rules.OPTION_BOUNDS[(rule, option)],
+                      "error": in_words(errors.get(f"{rule}.{option}", "")) or None}
                      for option, value in current[rule].items() if option != "enabled"]}
         for rule in rules.RULES]
     return render(request, "project_settings.html", {
         "project": project, "role": role, "nav": "settings", "errors": errors, "review_fields": review_fields,
         "blind": current["blind"], "lease_minutes": current["lease_minutes"],
-        "explanations": rules.EXPLANATIONS, "form": request.POST, "training_fields": _training_fields(request, project,
+        "blind_help": in_words(rules.EXPLANATIONS["blind"]["summary"]),
+        "lease_help": in_words(rules.EXPLANATIONS["lease_minutes"]["summary"]), "lease_title": title("lease_minutes"),
+        "form": request.POST, "training_fields": _training_fields(request, project,
                                                                                                     errors),
         "interval_warning": calibration_warning(active_version(project.pk), project)})
 
@@ -141,8 +146,9 @@ def _training_fields(request, project, errors: dict[str, str]) -> list[dict]:
         bounds = training.AUTO_RETRAIN_BOUNDS if name == training.AUTO_RETRAIN else training.NUMBERS.get(name)
         value = request.POST.get(name) if request.POST.get("form") == "training" else current.custom.get(name, "")
         fine, scratch = (_shown(current.platform[kind][name]) for kind in ("fine_tune", "from_scratch"))
-        rows.append({"name": name, "value": "" if value is None else value, "help": training.HELP[name],
-                     "bounds": bounds, "choices": training.CHOICES.get(name), "error": errors.get(name),
+        rows.append({"name": name, "title": title(name), "value": "" if value is None else value,
+                     "help": in_words(training.HELP[name]),
+                     "bounds": bounds, "choices": training.CHOICES.get(name), "error": in_words(errors.get(name, "")) or None,
                      "placeholder": fine if fine == scratch else f"{fine} / {scratch}",
                      "default": fine if fine == scratch else f"{fine} for a fine-tune, {scratch} from scratch"})
     return rows
