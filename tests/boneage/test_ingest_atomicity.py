@@ -55,11 +55,10 @@ def test_a_crash_between_file_write_and_commit_leaves_no_orphan(project, owner, 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_orphan_sweeper_removes_files_that_a_killed_process_left(project, owner, temporary_media):
-    from boneage.studies.derive import ensure_derived_images
-    from django.core.management import call_command
-
     from boneage.annotations.actions import do_save_mask
     from boneage.dicomweb.exports import export_seg
+    from boneage.studies.derive import ensure_derived_images
+    from django.core.management import call_command
 
     kept = do_ingest(project, owner, dicom_bytes(), "kept.dcm").study
     derived = ensure_derived_images(kept.image)
