@@ -27,13 +27,20 @@ function ticks(lo, hi, n = 5) {
 }
 function labels(values) { return values.map((v) => v.toFixed(Math.min(4, values.decimals))); }
 
-function extent(values, pad = 0.05) {
+/** [lo, hi] around the values, padded, and never narrower than `minSpan` nor than a tenth of their size: an axis that
+ *  spans 5.7157–5.7158 draws noise in the fourth decimal as a steep rise (issue 32, row 9). */
+export function extent(values, pad = 0.05, minSpan = 0) {
   const finite = values.filter(Number.isFinite);
   if (!finite.length) return [0, 1];
   let lo = Math.min(...finite), hi = Math.max(...finite);
-  if (lo === hi) { lo -= 1; hi += 1; }
+  const least = Math.max(minSpan, 0.1 * Math.max(Math.abs(lo), Math.abs(hi)), 1e-9);
+  if (hi - lo < least) {
+    const middle = (lo + hi) / 2;
+    lo = middle - least / 2; hi = middle + least / 2;
+    if (Math.min(...finite) >= 0 && lo < 0) { hi -= lo; lo = 0; }  // a loss or an error never goes below zero
+  }
   const p = (hi - lo) * pad;
-  return [lo - p, hi + p];
+  return [Math.min(...finite) >= 0 ? Math.max(0, lo - p) : lo - p, hi + p];
 }
 
 function frame(svg, { x, y, y2, xLabel, yLabel, y2Label }) {
@@ -59,13 +66,16 @@ function frame(svg, { x, y, y2, xLabel, yLabel, y2Label }) {
   return { sx, sy };
 }
 
-/** series: [{label, color, points: [[x, y]], right: bool}] */
-export function lineChart(svg, { series, xLabel, yLabel, y2Label }) {
+/** series: [{label, color, points: [[x, y]], right: bool, minSpan}]; xDomain: [lo, hi] the x axis spans at least
+ *  (a run's epochs: 0 to its planned total, so one point is not drawn on a −0.5…1.5 axis) */
+export function lineChart(svg, { series, xLabel, yLabel, y2Label, xDomain = null }) {
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
+  const span = (side) => Math.max(0, ...series.filter((s) => !!s.right === side).map((s) => s.minSpan || 0));
   const left = series.filter((s) => !s.right).flatMap((s) => s.points.map((p) => p[1]));
   const right = series.filter((s) => s.right).flatMap((s) => s.points.map((p) => p[1]));
-  const y = extent(left.length ? left : [0, 1]), y2 = right.length ? extent(right) : null;
-  const { sx, sy } = frame(svg, { x: extent(xs.length ? xs : [0, 1], 0), y, y2, xLabel, yLabel, y2Label });
+  const y = extent(left.length ? left : [0, 1], 0.05, span(false)), y2 = right.length ? extent(right, 0.05, span(true)) : null;
+  const x = xDomain ? [Math.min(xDomain[0], ...xs), Math.max(xDomain[1], ...xs)] : extent(xs.length ? xs : [0, 1], 0);
+  const { sx, sy } = frame(svg, { x, y, y2, xLabel, yLabel, y2Label });
   for (const s of series) {
     if (!s.points.length) continue;
     const scale = s.right ? y2 : y;

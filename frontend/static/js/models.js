@@ -46,8 +46,12 @@ function renderRun() {
   parts.push(`epoch ${p.epoch || 0}/${total ?? "?"}`);
   if (p.step) parts.push(`step ${p.step}`);
   if (p.loss != null) parts.push(`loss ${(+p.loss).toFixed(3)}`);
-  if (p.val_mae != null) parts.push(`this epoch: validation MAE ${(+p.val_mae).toFixed(2)} mo`);
-  if (run.result_name) parts.push(`→ ${run.result_name}`);
+  // One MAE per version: once the run registered a version, its figure (the platform's predictor on the held-out
+  // studies) replaces the training loop's last epoch, which measures a little differently (issue 32, row 9).
+  const made = run.result ? versions.find((v) => v.id === run.result) : null;
+  if (made) parts.push(`→ ${made.name}: validation MAE ${made.val_mae?.toFixed(2) ?? "?"} months on ${made.validation_study_ids.length} held-out studies`);
+  else if (run.result_name) parts.push(`→ ${run.result_name}`);
+  else if (p.val_mae != null && ACTIVE_RUN.has(run.state)) parts.push(`this epoch: validation MAE ${(+p.val_mae).toFixed(2)} mo`);
   if (run.config.init_reason) parts.push(`${run.config.init_chosen === "platform" ? "The platform chose: " : ""}${run.config.init_reason}`);
   if (p.outcome) parts.push(p.outcome);
   if (run.error) parts.push(run.error);
@@ -56,10 +60,12 @@ function renderRun() {
   const loss = curve.filter((c) => c.loss != null).map((c) => [c.epoch, c.loss]);
   if (ACTIVE_RUN.has(run.state) && steps.length) loss.push([(p.epoch || 0) + 0.5, steps[steps.length - 1][1]]);  // the epoch under way
   lineChart($("#curve-chart"), {
-    xLabel: "epoch", yLabel: "loss", y2Label: "validation MAE",
+    xLabel: "epoch", yLabel: "loss", y2Label: "validation MAE", xDomain: [0, total || 1],
     series: [
       { label: "loss", color: "var(--accent)", dots: true, points: loss },
-      { label: "val_mae", color: "var(--warn)", right: true, dots: true, points: curve.filter((c) => c.val_mae != null).map((c) => [c.epoch, c.val_mae]) },
+      // months: an axis at least 2 months tall, so a change in the second decimal reads as flat
+      { label: "val_mae", color: "var(--warn)", right: true, dots: true, minSpan: 2,
+        points: curve.filter((c) => c.val_mae != null).map((c) => [c.epoch, c.val_mae]) },
     ],
   });
 }
@@ -95,6 +101,7 @@ async function loadVersions() {
   }));
   if (!versions.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 9, class: "muted" }, "No model versions yet.")));
   loadAnalysis(active);
+  renderRun();  // the run's text names its version's one figure
 }
 
 // Promoting or rolling back asks first, with the two versions side by side (one validation figure each).
