@@ -33,11 +33,11 @@ def test_a_plain_film_is_read_and_says_nothing(project, owner, api_as, member):
 def test_a_film_on_its_side_is_stated_on_the_study_the_api_and_the_page(project, owner, api_as, member, outsider):
     film = np.rot90(render(100, False, seed=11, size=320).image).copy()
     study = ingest(project, owner, film, "turned.png")
-    assert study.film_check["verdict"] in ("corrected", "flagged") and "forearm" in study.film_check["reason"]
+    assert study.film_check["verdict"] in ("corrected", "flagged") and "fingers-up" in study.film_check["reason"]
     body = api_as(member).get(f"/api/studies/{study.pk}/").json()
     assert body["film_check"]["reason"] == study.film_check["reason"]
     page = api_as(member).get(f"/studies/{study.pk}/").content.decode()
-    assert 'id="film-check"' in page and "forearm leaves the film" in page
+    assert 'id="film-check"' in page and "turn the film 90° clockwise to read it fingers-up" in page
     assert api_as(outsider).get(f"/api/studies/{study.pk}/").status_code == 404
 
 
@@ -46,4 +46,4 @@ def test_the_worklist_row_carries_the_check_so_a_labeler_sees_it_before_opening_
     study = ingest(project, owner, film, "turned.png")
     rows = api_as(member).get(f"/api/projects/{project.pk}/worklist/").json()["results"]
     row = next(r for r in rows if r["id"] == study.pk)
-    assert row["film_check"]["verdict"] == study.film_check["verdict"] and "forearm" in row["film_check"]["reason"]
+    assert row["film_check"]["verdict"] == study.film_check["verdict"] and "fingers-up" in row["film_check"]["reason"]

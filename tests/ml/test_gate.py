@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.gate import FilmCheck, check_film, forearm_side
+from ml.automask import automask
+from ml.gate import FilmCheck, check_film, fingers_side, forearm_side, hand_evidence
 from ml.phantoms import render
 from ml.phantoms.cohort import sample_subject
 
@@ -31,7 +32,7 @@ def test_a_film_on_its_side_or_upside_down_is_turned_fingers_up(films):
         for k in (1, 2, 3):
             check = check_film(np.rot90(film, k).copy())
             assert check.turns == (4 - k) % 4, (k, check)
-            assert check.verdict in ("corrected", "flagged") and "forearm" in check.reason
+            assert check.verdict in ("corrected", "flagged") and "fingers-up" in check.reason
             if check.verdict == "corrected":
                 assert np.array_equal(check.corrected(np.rot90(film, k).copy()), film)
 
@@ -41,7 +42,7 @@ def test_a_negative_is_found_by_the_outline_its_inverse_gives(films):
     assert sum(c.inverted for c in found) >= 3  # measured: 10 of 12 corrected, 1 flagged (docs/real-films.md)
     for check in found:
         if check.inverted:
-            assert "polarity" in check.reason and check.verdict in ("corrected", "flagged")
+            assert "inverted" in check.reason and check.verdict in ("corrected", "flagged")
 
 
 def test_a_blank_film_is_refused_and_noise_has_no_hand_outline():
@@ -58,6 +59,36 @@ def test_the_forearm_side_is_the_one_border_the_mask_meets():
     assert forearm_side(np.rot90(mask))[0] == "right"
     mask[0:10, 30:50] = True  # and a strip at the top: two sides, nothing is claimed
     assert forearm_side(mask)[0] is None
+
+
+def open_hand_mask() -> np.ndarray:
+    """A palm with a forearm below it and four fingers and a thumb above: rows across the fingers cross five runs."""
+    mask = np.zeros((200, 160), bool)
+    mask[120:200, 55:105] = True     # the forearm, leaving at the bottom
+    mask[70:130, 35:125] = True      # the palm
+    for x in (38, 58, 78, 98):       # four fingers
+        mask[10:72, x:x + 12] = True
+    mask[60:100, 125:150] = True     # the thumb
+    return mask
+
+
+def test_the_fingers_side_is_where_rows_cross_the_most_fingers():
+    mask = open_hand_mask()
+    assert fingers_side(mask)[0] == "top"
+    assert fingers_side(np.rot90(mask, 1))[0] == "left"   # np.rot90 turns counter-clockwise: the top goes left
+    assert fingers_side(np.rot90(mask, 2))[0] == "bottom"
+    assert fingers_side(np.rot90(mask, 3))[0] == "right"
+    block = np.zeros((200, 160), bool)
+    block[40:160, 40:120] = True      # no fingers anywhere: no side is claimed
+    assert fingers_side(block)[0] is None
+
+
+def test_a_hand_outline_is_evidence_only_where_it_is_brighter_than_around_it(films):
+    for film in films:
+        result = automask(film)
+        assert hand_evidence(film, result) >= 0.7
+        # the same outline on the negative: Canny's edges are the same, the grey inside is darker than around
+        assert hand_evidence(1.0 - film, result) == 0.0
 
 
 def test_a_check_says_itself_in_words_for_the_platform():
