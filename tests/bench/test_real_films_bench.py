@@ -143,3 +143,44 @@ def test_real_films_film_check_on_inverted_and_turned_films():
     print(f"\nfilm check on {n} real train-part films: {record}")
     RESULTS.record("film check", record)
     assert record["stored_read"] >= 0.9 * n  # real films as stored are read, not flagged (59 of 60 measured)
+
+
+def test_real_films_readings_of_inverted_and_turned_films():
+    """A model trained on real films (REAL_CKPT) reads the test part as stored, inverted and turned 90° either way
+    (issue 29): how many readings it flags outside its experience, and with REAL_OOD_GATE=1 how many the film check
+    notices too (a film counts as caught when either says so). REAL_OOD_N films (200 by default: ~13 min without the
+    check on 2 cores, about three times that with it)."""
+    need_films()
+    ckpt = os.environ.get("REAL_CKPT")
+    if not ckpt:
+        pytest.skip("no recipe checkpoint: set REAL_CKPT=PATH (from python -m ml.train --data data/real-dev/train "
+                    "--out PATH)")
+    from ml.automask import _to_unit
+    from ml.data import read_folder
+    from ml.gate import check_film
+    from ml.imaging import load_image
+    from ml.infer import Predictor
+
+    with_check = os.environ.get("REAL_OOD_GATE") == "1"
+    predictor = Predictor(ckpt)
+    samples = read_folder(DEV / "test")[:int(os.environ.get("REAL_OOD_N", "200"))]
+    variants = {"stored": lambda u: u, "inverted": lambda u: 1.0 - u,
+                "turned_left": lambda u: np.rot90(u, 1).copy(), "turned_right": lambda u: np.rot90(u, 3).copy()}
+    counts = {name: {"outside": 0, "check_noticed": 0, "caught": 0, "errors": []} for name in variants}
+    for s in samples:
+        unit = _to_unit(load_image(s.image_path).astype(np.float32))
+        for name, make in variants.items():
+            film = make(unit)
+            reading = predictor.predict_batch([film], [s.male], with_attention=False)[0]
+            noticed = with_check and check_film(film).verdict != "read"
+            tally = counts[name]
+            tally["outside"] += bool(reading.outside)
+            tally["check_noticed"] += bool(noticed)
+            tally["caught"] += bool(reading.outside) or bool(noticed)
+            tally["errors"].append(abs(reading.age_months - s.age_months))
+    record = {name: {"films": len(samples), "outside": t["outside"], "check_noticed": t["check_noticed"] if with_check
+                     else None, "caught": t["caught"], "mae": round(float(np.mean(t["errors"])), 2)}
+              for name, t in counts.items()}
+    print(f"\nreadings of real test films by {ckpt}: {record}")
+    RESULTS.record("readings of inverted and turned films", record)
+    assert all(r["films"] == len(samples) for r in record.values())
