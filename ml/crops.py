@@ -131,11 +131,14 @@ def _prepare(model: UnifiedNet, crops: Tensor) -> Tensor:
 
 def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache | None, config: CropTrainConfig,
                              on_epoch: Callable[[dict[str, Any]], None] | None = None,
-                             should_stop: Callable[[], bool] | None = None) -> CropTrainResult:
+                             should_stop: Callable[[], bool] | None = None,
+                             resume: RegressorProgress | None = None,
+                             on_progress: Callable[[RegressorProgress], None] | None = None) -> CropTrainResult:
     """Train `model.regressor` in place on cached crops (L1 on the normalised age; AdamW, warm-up + cosine to 0),
     then set exact BatchNorm statistics over `train`. The segmenter is not touched. `should_stop` (a cancelled run) is
-    asked every step: the epoch ends there and the result says `cancelled`."""
-    t0 = time.perf_counter()
+    asked every step: the epoch ends there and the result says `cancelled`. `on_progress` gets the stage's state after
+    every epoch (ml.resume writes it); `resume` continues from such a state (the model's weights already loaded)."""
+    t0 = time.perf_counter() - (resume.seconds if resume else 0.0)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     reg = model.regressor
@@ -144,7 +147,11 @@ def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache
     total = config.epochs * steps_per_epoch
     scale = float(reg.head.age_std)
     step, seen, curve = 0, 0, list[dict[str, Any]]()
-    for epoch in range(config.epochs):
+    if resume is not None:
+        opt.load_state_dict(resume.optimizer)
+        gen.set_state(resume.generator)
+        step, curve = resume.step, list(resume.curve)
+    for epoch in range(len(curve), config.epochs):
         reg.train()
         perm = torch.randperm(len(train), generator=gen)
         losses = []
@@ -173,6 +180,9 @@ def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache
         if val is not None and ((epoch + 1) % config.eval_every == 0):  # running statistics: a progress reading only
             row["val_mae_running_bn"] = float(np.abs(predict_crops(model, val) - val.ages.numpy()).mean())
         curve.append(row)
+        if on_progress is not None:  # before on_epoch: a run killed while reporting keeps this epoch
+            on_progress(RegressorProgress(list(curve), step, time.perf_counter() - t0, opt.state_dict(),
+                                          gen.get_state()))
         if on_epoch is not None:
             on_epoch(row)
         if config.max_seconds and time.perf_counter() - t0 > config.max_seconds:
@@ -181,6 +191,18 @@ def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache
     exact_bn_statistics(model, train)
     val_mae = float(np.abs(predict_crops(model, val) - val.ages.numpy()).mean()) if val is not None else None
     return CropTrainResult(val_mae, curve, len(curve), time.perf_counter() - t0, seen / max(train_seconds, 1e-9))
+
+
+@dataclass
+class RegressorProgress:
+    """The regressor stage after an epoch: its curve so far (one row an epoch), steps, seconds, optimizer and
+    generator (what a resumed stage needs beside the model's weights)."""
+
+    curve: list[dict[str, Any]]
+    step: int
+    seconds: float
+    optimizer: dict[str, Any]
+    generator: torch.Tensor
 
 
 def _expected_epochs(config: CropTrainConfig, done: int, elapsed: float) -> int:

@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from ml.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
-from ml.crops import CropTrainConfig, cosine_lr, hand_crops, train_regressor_on_crops
+from ml.crops import CropTrainConfig, RegressorProgress, cosine_lr, hand_crops, train_regressor_on_crops
 from ml.data import DataError, HandDataset, Sample, collate, fingerprint, split_ids, targets_from_batch
 from ml.models import PRESETS, ModelConfig, UnifiedNet, build_model
+from ml.resume import StageState, clear_state, load_state, run_key, save_state
 from ml.train import TRAIN_PRESETS, TrainCallback, TrainResult, _set_age_stats, train
 
 
@@ -81,19 +83,30 @@ def recipe_config(data: dict[str, Any]) -> RecipeConfig:
 
 
 def train_segmenter(model: UnifiedNet, dataset: HandDataset, epochs: int, lr: float, batch_size: int, seed: int,
-                    max_seconds: float, log: Any = None, callback: TrainCallback | None = None) -> dict[str, Any]:
+                    max_seconds: float, log: Any = None, callback: TrainCallback | None = None,
+                    resume: StageState | None = None,
+                    on_progress: Callable[[int, int, float, dict[str, Any], list[dict[str, Any]]], None] | None = None,
+                    ) -> dict[str, Any]:
     """Stage 1: the segmenter alone on its Mask R-CNN losses (targets: the dataset's masks), AdamW + cosine.
-    `callback`: its steps are reported and a stop request ends the stage (`cancelled` in the result)."""
+    `callback`: its steps are reported and a stop request ends the stage (`cancelled` in the result). `on_progress`
+    gets (epochs done, step, seconds, optimizer state, curve) after every epoch; `resume` continues from such a state
+    (the model's weights already loaded)."""
     assert model.segmenter is not None
     seg = model.segmenter
-    t0 = time.perf_counter()
-    torch.manual_seed(seed)
+    start = resume.epochs_done if resume else 0
+    t0 = time.perf_counter() - (resume.stage_seconds if resume else 0.0)
+    torch.manual_seed(seed + start)
     loader = DataLoader(dataset, batch_size=min(batch_size, len(dataset)), shuffle=True, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(seed), drop_last=len(dataset) > batch_size)
+                        generator=torch.Generator().manual_seed(seed + start), drop_last=len(dataset) > batch_size)
     opt = torch.optim.AdamW(seg.parameters(), lr=lr, weight_decay=1e-4)
+    if resume is not None:
+        opt.load_state_dict(resume.optimizer)
     total = max(epochs * len(loader), 1)
-    step, curve = 0, list[dict[str, Any]]()
-    for epoch in range(epochs):
+    step = resume.step if resume else 0
+    curve: list[dict[str, Any]] = list(resume.notes.get("segmenter_curve", [])) if resume else []
+    for epoch in range(start, epochs):
+        if resume is not None and time.perf_counter() - t0 > max_seconds:
+            break  # the stage's budget was spent before the kill
         seg.train()
         dataset.epoch = epoch
         losses = []
@@ -117,6 +130,8 @@ def train_segmenter(model: UnifiedNet, dataset: HandDataset, epochs: int, lr: fl
         row = {"stage": "segmenter", "epoch": epoch + 1, "loss": sum(losses) / max(len(losses), 1),
                "seconds": round(time.perf_counter() - t0, 1)}
         curve.append(row)
+        if on_progress is not None:
+            on_progress(epoch + 1, step, time.perf_counter() - t0, opt.state_dict(), curve)
         if log:
             log(row)
         if time.perf_counter() - t0 > max_seconds:
@@ -126,11 +141,19 @@ def train_segmenter(model: UnifiedNet, dataset: HandDataset, epochs: int, lr: fl
 
 
 def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
-        callback: TrainCallback | None = None, quiet: bool = False, val_ids: set[str] | None = None) -> TrainResult:
+        callback: TrainCallback | None = None, quiet: bool = False, val_ids: set[str] | None = None,
+        resume: bool = False) -> TrainResult:
     """The three stages on `samples` (validation: `val_ids`, default the stable 10 % by id as every run), checkpoint
-    to `out`. A `callback` that asks to stop ends the run at the next step of any stage, with nothing written."""
+    to `out`. A `callback` that asks to stop ends the run at the next step of any stage, with nothing written. After
+    every segmenter and regressor epoch the run's state is kept beside `out` (ml.resume); `resume` continues from it
+    (from the start when there is none)."""
     config = config or RecipeConfig()
-    t0 = time.perf_counter()
+    key = run_key(samples, {**asdict(config), "threads": None, "val_ids": sorted(val_ids or [])})
+    state = load_state(out, key) if resume else None
+    if state is not None and not quiet:
+        print(f"resuming {out}: {state.stage} stage after {state.epochs_done} epochs, {state.recipe_seconds:.0f} s "
+              "spent", file=sys.stderr, flush=True)
+    t0 = time.perf_counter() - (state.recipe_seconds if state else 0.0)
     if config.threads:
         torch.set_num_threads(config.threads)
     ids = [s.id for s in samples]
@@ -153,20 +176,44 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
         donor = load_checkpoint(resolve_checkpoint(config.seg_init)).build()
         assert model.segmenter is not None and donor.segmenter is not None
         model.segmenter.load_state_dict(donor.segmenter.state_dict())
+    if state is not None:
+        model.load_state_dict(state.model)
 
-    seg_data = HandDataset(train_s, config.model.work_size, augment=True, seed=config.seed)
-    seg_metrics = train_segmenter(model, seg_data, config.seg_epochs, config.seg_lr, config.seg_batch_size,
-                                  config.seed, config.max_seconds * config.seg_share, log, callback)
-    del seg_data
-    if seg_metrics.get("cancelled"):
-        return _cancelled(t0)
+    def keep(stage: str, done: int, step: int, seconds: float, budget: float, optimizer: dict[str, Any],
+             generator: torch.Tensor | None = None, **notes: Any) -> None:
+        save_state(out, key, StageState(stage, done, seconds, budget, time.perf_counter() - t0, step,
+                                        model.state_dict(), optimizer, generator, notes))
+
+    seg_budget = config.max_seconds * config.seg_share
+    if state is None or state.stage == "segmenter":
+        seg_data = HandDataset(train_s, config.model.work_size, augment=True, seed=config.seed)
+        seg_metrics = train_segmenter(
+            model, seg_data, config.seg_epochs, config.seg_lr, config.seg_batch_size, config.seed, seg_budget, log,
+            callback, resume=state, on_progress=lambda done, step, seconds, opt, curve: keep(
+                "segmenter", done, step, seconds, seg_budget, opt, segmenter_curve=curve))
+        del seg_data
+        if seg_metrics.get("cancelled"):
+            clear_state(out)
+            return _cancelled(t0)
+        state = None  # the regressor stage starts afresh
+    else:
+        seg_metrics = state.notes["segmenter_metrics"]
     t_cache = time.perf_counter()
     train_cache, val_cache = (hand_crops(part, config.model.work_size, config.model.crop_size, model.margin,
                                          segmenter=model) for part in (train_s, val_s))
     cache_seconds = time.perf_counter() - t_cache
     log({"stage": "crop cache", "seconds": round(cache_seconds, 1), "n": len(train_cache) + len(val_cache)})
-    crops_config = replace(config.crops, seed=config.seed, max_seconds=left() * config.crops_share)
+    crops_budget = state.stage_budget if state is not None else left() * config.crops_share
+    crops_config = replace(config.crops, seed=config.seed, max_seconds=crops_budget)
     scale = float(model.regressor.head.age_std)
+    seg_kept = {k: v for k, v in seg_metrics.items()}
+    if state is None:  # a kill from here on resumes at the regressor stage, the segmenter kept
+        keep("regressor", 0, 0, 0.0, crops_budget, {}, segmenter_metrics=seg_kept)
+    progress = None
+    if state is not None and state.epochs_done:
+        assert state.generator is not None
+        progress = RegressorProgress(state.notes["regressor_curve"], state.step, state.stage_seconds, state.optimizer,
+                                     state.generator)
 
     stage_curve: list[dict[str, Any]] = []  # the regressor's epochs, as ml.train's curve (the run's curve)
 
@@ -179,9 +226,15 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
             # the budget allows (not the cap)
             callback.on_epoch_end(row["epoch"], {**point, "total_epochs": row["expected_epochs"]})
 
+    def keep_regressor(done: RegressorProgress) -> None:
+        keep("regressor", len(done.curve), done.step, done.seconds, crops_budget, done.optimizer, done.generator,
+             segmenter_metrics=seg_kept, regressor_curve=done.curve)
+
     crops = train_regressor_on_crops(model, train_cache, val_cache, crops_config, on_epoch=regressor_epoch,
-                                     should_stop=callback.should_stop if callback is not None else None)
+                                     should_stop=callback.should_stop if callback is not None else None,
+                                     resume=progress, on_progress=keep_regressor)
     if crops.cancelled:
+        clear_state(out)
         return _cancelled(t0)
     log({"stage": "regressor", "val_mae_cached_crops": crops.val_mae, "epochs": crops.epochs})
     staged = out.with_name(out.name + ".stage2.pt")
@@ -197,6 +250,8 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
         result = train(samples, joint, out, callback=callback, init=staged, val_ids=val_ids, extra_metrics=stages)
     finally:
         staged.unlink(missing_ok=True)
+    if result.checkpoint is not None or result.cancelled:
+        clear_state(out)
     result.metrics["recipe_seconds"] = time.perf_counter() - t0
     result.curve = [*stage_curve, *({**c, "epoch": len(stage_curve) + c["epoch"]} for c in result.curve)]
     return result

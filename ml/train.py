@@ -602,6 +602,9 @@ def main(argv: list[str] | None = None) -> int:
                          "default recipe (ml.recipe: segmenter, regressor on its crops, joint)")
     ap.add_argument("--max-seconds", type=float, help="the default recipe's wall-clock budget (default 3300)")
     ap.add_argument("--recipe-config", help="JSON file with the default recipe's fields (ml.recipe.RecipeConfig)")
+    ap.add_argument("--resume", action="store_true",
+                    help="the default recipe: continue a killed run of the same command from its last finished epoch "
+                         "(its state is kept beside --out after every epoch)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     if args.job:
@@ -615,8 +618,12 @@ def main(argv: list[str] | None = None) -> int:
             settings = json.loads(Path(args.recipe_config).read_text()) if args.recipe_config else {}
             if args.max_seconds:
                 settings["max_seconds"] = args.max_seconds
-            result = recipe.run(read_folder(args.data), Path(args.out), recipe.recipe_config(settings), quiet=args.quiet)
+            result = recipe.run(read_folder(args.data), Path(args.out), recipe.recipe_config(settings), quiet=args.quiet,
+                                resume=args.resume)
             return _summary(result)
+        if args.resume:
+            raise ValueError("--resume continues the default recipe (no --init, --preset, --config or --epochs); "
+                             "other runs keep no per-epoch state yet")
         config = load_config(args.config, args.preset or ("finetune" if args.init else "light"))
         config = replace(config, progress=not args.quiet, **({"epochs": args.epochs} if args.epochs else {}))
         samples = read_folder(args.data)
@@ -626,7 +633,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted, no checkpoint written", file=sys.stderr)
+        kept = " (the default recipe's state is kept: add --resume to continue)" if not (
+            args.init or args.preset or args.config or args.epochs) else ""
+        print(f"error: interrupted, no checkpoint written{kept}", file=sys.stderr)
         return 130
     return _summary(result)
 

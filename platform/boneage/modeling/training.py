@@ -618,6 +618,10 @@ def _cleanup(run: TrainingRun, out: Path | None) -> None:
     name = checkpoint_name(run.project_id, run.pk)
     if out is not None and not ModelVersion.objects.filter(checkpoint=name).exists():
         discard(name, scratch=out)
+    if out is not None:  # the default recipe's per-epoch state (ml.resume): the platform does not resume runs yet
+        from ml.resume import clear_state
+
+        clear_state(out)
 
 
 def _register(run: TrainingRun, result, samples: list, val: set[str], sources: dict[str, str]) -> None:
