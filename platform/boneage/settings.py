@@ -232,6 +232,12 @@ DICOMWEB_CORS_ORIGINS = env_list("DICOMWEB_CORS_ORIGINS", [])
 # The platform's public base URL (e.g. https://boneage.example.org): RetrieveURL and BulkDataURI are built on it, not on
 # the request's Host header (which a client or proxy may send without its port). Unset: from the request.
 DICOMWEB_BASE_URL = env_base_url("DICOMWEB_BASE_URL")
+# The DICOM node (`manage.py dicom_node`, started by `make run`): the TCP port its Storage SCP listens on, and the
+# address it binds (all interfaces by default: modalities are other machines). The called AE title picks the project.
+DICOM_PORT = env_int("DICOM_PORT", 11112, minimum=1)
+if DICOM_PORT > 65535:
+    raise ImproperlyConfigured(f"DICOM_PORT={DICOM_PORT} is not a TCP port (1–65535)")
+DICOM_BIND = env_str("DICOM_BIND", "0.0.0.0") or "0.0.0.0"
 
 # --- Auth, API -----------------------------------------------------------------------------------
 LOGIN_URL = "/accounts/login/"

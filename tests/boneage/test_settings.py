@@ -30,6 +30,9 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
         ("DICOMWEB_BASE_URL", "boneage.example.org", "must be an http:// or https:// URL"),
         ("DICOMWEB_BASE_URL", "https://boneage.example.org/?x=1", "no query"),
         ("DICOMWEB_BASE_URL", "https://boneage.example.org:port", "is not a URL"),
+        ("DICOM_PORT", "dicom", "DICOM_PORT='dicom' is not an integer"),
+        ("DICOM_PORT", "70000", "DICOM_PORT=70000 is not a TCP port"),
+        ("DICOM_PORT", "0", "DICOM_PORT=0 is below its minimum 1"),
     ],
 )
 def test_a_bad_setting_stops_the_boot_with_a_clear_message(variable, value, message, tmp_path):

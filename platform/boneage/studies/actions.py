@@ -17,6 +17,7 @@ from boneage.core.errors import AppError
 from boneage.core.events import publish
 from boneage.core.signals import study_deleting, study_ingested
 from boneage.core.storage import delete_quietly, list_files, save_atomic
+from boneage.studies.ae_titles import check_ae_title
 from boneage.studies.ingest.decode import Decoded, check_instance_uids, decode_upload
 from boneage.studies.ingest.errors import IngestError, describe, refusing
 from boneage.studies.models import Image, IngestOutcome, IngestRecord, Membership, Project, Role, Study
@@ -139,7 +140,7 @@ def do_remove_member(project: Project, user, *, actor=None) -> None:
 
 
 PROJECT_EDITABLE = ("name", "description", "min_age_months", "max_age_months", "auto_promote", "promotion_min_held_out",
-                    "promotion_confidence", "promotion_min_gain_months", "interval_level")
+                    "promotion_confidence", "promotion_min_gain_months", "interval_level", "ae_title")
 
 
 def do_update_project(project: Project, changes: Mapping, *, actor=None) -> Project:
@@ -151,6 +152,8 @@ def do_update_project(project: Project, changes: Mapping, *, actor=None) -> Proj
     if "name" in changes and Project.objects.filter(name=changes["name"], created_by=project.created_by) \
             .exclude(pk=project.pk).exists():
         raise MembershipError(400, "name_taken", "You already have a project with this name.")
+    if "ae_title" in changes:
+        changes["ae_title"] = check_project_ae_title(project, changes["ae_title"])
     if not changes:
         return project
     with transaction.atomic():
@@ -162,6 +165,18 @@ def do_update_project(project: Project, changes: Mapping, *, actor=None) -> Proj
     return project
 
 
+def check_project_ae_title(project: Project, raw: str) -> str:
+    """A valid AE title no other project holds (the DICOM node routes by it), stripped; MembershipError otherwise."""
+    try:
+        title = check_ae_title(raw)
+    except ValueError as invalid:
+        raise MembershipError(400, "invalid_ae_title", str(invalid)) from invalid
+    if Project.objects.filter(ae_title=title).exclude(pk=project.pk).exists():
+        raise MembershipError(400, "ae_title_taken", f"The AE title {title} is taken by another project: each project "
+                              "needs its own, since the DICOM node stores by it.")
+    return title
+
+
 def do_ingest(
     project: Project,
     user,
@@ -171,8 +186,10 @@ def do_ingest(
     *,
     channel: str = "api",
     source: str = "upload",
+    sender: str = "",
 ) -> IngestResult:
-    """Validate, store and register one file. Never raises for a bad file: the result says why."""
+    """Validate, store and register one file. Never raises for a bad file: the result says why. `sender` names who
+    sent it when no user did (the DICOM node's calling AE title and peer address); the ingest record keeps it."""
     started = time.perf_counter()
     file_name = clean_file_name(file_name)
     try:
@@ -185,14 +202,14 @@ def do_ingest(
         check_instance_uids(decoded)
         with refusing(422, "deidentification_failed", "The file cannot be de-identified"):
             stored_bytes = _maybe_deidentify(project, decoded, data, fields)
-        return _store(project, user, decoded, stored_bytes, file_name, fields, channel, source, started)
+        return _store(project, user, decoded, stored_bytes, file_name, fields, channel, source, started, sender)
     except IngestError as error:
         record = _record(project, user, file_name, data, channel, IngestOutcome.REJECTED, started,
-                         reason=error.code, detail=error.detail)
+                         reason=error.code, detail=error.detail, sender=sender)
         return IngestResult(error.status, IngestOutcome.REJECTED, record, error=error)
     except Exception as exc:  # a bug, not a bad file: still leave the attempt on record, then answer 500
         _record(project, user, file_name, data, channel, IngestOutcome.REJECTED, started,
-                reason="internal_error", detail=describe(exc))
+                reason="internal_error", detail=describe(exc), sender=sender)
         raise
 
 
@@ -226,12 +243,13 @@ def _maybe_deidentify(project: Project, decoded: Decoded, data: bytes, fields: I
     return buffer.getvalue()
 
 
-def _store(project, user, decoded: Decoded, data: bytes, file_name, fields: IngestFields, channel, source, started) -> IngestResult:
+def _store(project, user, decoded: Decoded, data: bytes, file_name, fields: IngestFields, channel, source, started,
+           sender="") -> IngestResult:
     checksum = hashlib.sha256(data).hexdigest()
     instance_key = decoded.sop_instance_uid or f"sha256:{checksum}"
     existing = Study.objects.filter(project=project, instance_key=instance_key).first()
     if existing is not None:
-        return _duplicate(project, user, existing, checksum, file_name, data, channel, started)
+        return _duplicate(project, user, existing, checksum, file_name, data, channel, started, sender)
 
     extension = {"application/dicom": ".dcm", "image/png": ".png", "image/jpeg": ".jpg"}[decoded.media_type]
     original = f"studies/{project.pk}/{uuid.uuid4().hex}/original{extension}"
@@ -263,9 +281,10 @@ def _store(project, user, decoded: Decoded, data: bytes, file_name, fields: Inge
                 transfer_syntax=decoded.transfer_syntax, media_type=decoded.media_type,
             )
             do_record("study.ingested", study, actor=user, project=project, study=study,
-                      after={"file": file_name, "checksum": checksum, "instance_key": instance_key})
+                      after={"file": file_name, "checksum": checksum, "instance_key": instance_key,
+                             **({"sender": sender} if sender else {})})
             record = _record(project, user, file_name, data, channel, IngestOutcome.ACCEPTED, started,
-                             checksum=checksum, study=study)
+                             checksum=checksum, study=study, sender=sender)
             publish(project.pk, "study.ingested", study=study.pk)
             # annotations records the upload's bone age as an import label; the pipeline derives the images on commit
             study_ingested.send(sender=Study, study=study, actor=user, bone_age_months=fields.bone_age_months)
@@ -275,29 +294,30 @@ def _store(project, user, decoded: Decoded, data: bytes, file_name, fields: Inge
         existing = Study.objects.filter(project=project, instance_key=instance_key).first()
         if existing is None:
             raise
-        return _duplicate(project, user, existing, checksum, file_name, data, channel, started)
+        return _duplicate(project, user, existing, checksum, file_name, data, channel, started, sender)
     except BaseException:
         delete_quietly([original], folder=True)
         raise
     return IngestResult(201, IngestOutcome.ACCEPTED, record, study=study)
 
 
-def _duplicate(project, user, existing: Study, checksum, file_name, data, channel, started) -> IngestResult:
+def _duplicate(project, user, existing: Study, checksum, file_name, data, channel, started, sender="") -> IngestResult:
     if existing.checksum == checksum:
         record = _record(project, user, file_name, data, channel, IngestOutcome.ALREADY_STORED, started,
-                         checksum=checksum, study=existing, detail=f"Identical to study {existing.pk}.")
+                         checksum=checksum, study=existing, detail=f"Identical to study {existing.pk}.", sender=sender)
         return IngestResult(200, IngestOutcome.ALREADY_STORED, record, study=existing)
     detail = (f"Study {existing.pk} already has instance {existing.instance_key} with different bytes; "
               "the stored file was kept and this upload was not stored.")
     record = _record(project, user, file_name, data, channel, IngestOutcome.CONFLICT, started,
-                     checksum=checksum, study=existing, reason="uid_conflict", detail=detail)
+                     checksum=checksum, study=existing, reason="uid_conflict", detail=detail, sender=sender)
     return IngestResult(409, IngestOutcome.CONFLICT, record, study=existing,
                         error=IngestError(409, "uid_conflict", detail))
 
 
-def _record(project, user, file_name, data, channel, outcome, started, *, checksum="", study=None, reason="", detail=""):
+def _record(project, user, file_name, data, channel, outcome, started, *, checksum="", study=None, reason="", detail="",
+            sender=""):
     return IngestRecord.objects.create(
-        project=project, user=user if getattr(user, "is_authenticated", False) else None,
+        project=project, user=user if getattr(user, "is_authenticated", False) else None, sender=sender[:128],
         file_name=file_name, size_bytes=len(data), checksum=checksum, channel=channel, outcome=outcome,
         reason=reason, detail=detail.replace("\0", ""), study=study, seconds=time.perf_counter() - started,
     )

@@ -34,6 +34,9 @@ class Project(models.Model):
         default=0.9, help_text="Level of the bootstrap interval of the mean gain (0.5–0.999)")
     promotion_min_gain_months = models.FloatField(
         default=0.0, help_text="The interval's lower end must exceed this gain in validation MAE (months)")
+    # The DICOM node's called AE title that stores into this project (docs/dicomweb.md, "DICOM node").
+    ae_title = models.CharField(max_length=16, unique=True, help_text="called AE title of the DICOM node for this "
+                                "project: 1–16 characters, no backslash or control characters (studies.ae_titles)")
     created_by = models.ForeignKey(django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -43,6 +46,13 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.ae_title:  # every way a project is made gets a free title derived from its name
+            from boneage.studies.ae_titles import free_ae_title
+
+            self.ae_title = free_ae_title(self.name, Project.objects.exclude(pk=self.pk))
+        super().save(*args, **kwargs)
 
     @property
     def interval_level(self) -> float:
@@ -151,7 +161,9 @@ class IngestRecord(models.Model):
     file_name = models.CharField(max_length=255)
     size_bytes = models.BigIntegerField(default=0)
     checksum = models.CharField(max_length=64, blank=True)
-    channel = models.CharField(max_length=16, default="api", help_text="api, browser, import_dicom, import_rsna")
+    channel = models.CharField(max_length=16, default="api", help_text="api, browser, dicomweb, dimse, import_dicom, import_rsna")
+    sender = models.CharField(max_length=128, blank=True, help_text="who sent it when no user did: the DICOM node's "
+                              "calling AE title and peer address, e.g. 'MODALITY1 at 10.0.0.7:40112'")
     outcome = models.CharField(max_length=16, choices=IngestOutcome.choices)
     reason = models.CharField(max_length=64, blank=True)
     detail = models.TextField(blank=True)

@@ -16,10 +16,10 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = ["id", "name", "description", "deidentify", "settings", "min_age_months", "max_age_months",
                   "interval_level", "auto_promote", "promotion_min_held_out", "promotion_confidence", "promotion_min_gain_months",
-                  "created_at", "role", "study_count"]
+                  "ae_title", "created_at", "role", "study_count"]
         read_only_fields = ["id", "created_at", "role", "study_count", "settings", "min_age_months", "max_age_months",
                             "auto_promote", "promotion_min_held_out", "promotion_confidence",
-                            "promotion_min_gain_months"]
+                            "promotion_min_gain_months", "ae_title"]
 
     def get_role(self, project) -> str | None:
         return getattr(project, "my_role", None)
@@ -104,6 +104,9 @@ class ProjectUpdateSerializer(serializers.Serializer):
     promotion_min_gain_months = serializers.FloatField(required=False, min_value=0, max_value=60)
     interval_level = serializers.FloatField(required=False, min_value=0.5, max_value=0.99,
                                             help_text="the level of every stated interval, e.g. 0.9 for 90%")
+    ae_title = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=64,
+                                     help_text="the DICOM node's called AE title for this project (1–16 characters, "
+                                     "unique; checked by do_update_project)")
 
 
 class MemberUserSerializer(serializers.Serializer):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -115,6 +116,8 @@ def settings_page(request, project, role):
         errors = _save_review(request, project)
     elif request.method == "POST" and request.POST.get("form") == "training":
         errors = _save_training(request, project)
+    elif request.method == "POST" and request.POST.get("form") == "dicom":
+        errors = _save_ae_title(request, project)
     if request.method == "POST" and not errors:
         messages.success(request, "Saved.")
         return redirect("project-settings", project_id=project.pk)
@@ -135,7 +138,8 @@ def settings_page(request, project, role):
         "lease_help": in_words(rules.EXPLANATIONS["lease_minutes"]["summary"]), "lease_title": title("lease_minutes"),
         "form": request.POST, "training_fields": _training_fields(request, project,
                                                                                                     errors),
-        "interval_warning": calibration_warning(active_version(project.pk), project)})
+        "interval_warning": calibration_warning(active_version(project.pk), project),
+        "dicom_port": settings.DICOM_PORT})
 
 
 def _training_fields(request, project, errors: dict[str, str]) -> list[dict]:
@@ -167,6 +171,15 @@ def _save_training(request, project) -> dict[str, str]:
                                              actor=request.user)
     except ModelingError as error:
         return {error.extra.get("field", "training"): error.detail}
+    return {}
+
+
+def _save_ae_title(request, project) -> dict[str, str]:
+    """The DICOM node's called AE title for this project (do_update_project checks it, as for the API)."""
+    try:
+        do_update_project(project, {"ae_title": request.POST.get("ae_title", "")}, actor=request.user)
+    except MembershipError as error:
+        return {"ae_title": error.detail}
     return {}
 
 
