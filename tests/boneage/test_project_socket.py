@@ -132,3 +132,43 @@ def test_lowering_a_role_rescopes_the_open_socket_with_the_new_role(project, own
 def test_a_socket_from_an_origin_in_csrf_trusted_origins_is_accepted(project, member, settings):
     settings.CSRF_TRUSTED_ORIGINS = ["http://localhost:8443"]  # e.g. a proxy on another port
     assert connects(project.pk, session_cookie(member), b"http://localhost:8443") is True
+
+
+def test_a_removed_members_socket_is_revoked_within_a_second_even_while_its_database_thread_is_busy(project, member):
+    """Issue 32, row 13: under load the socket's access check queued behind the web process's database threads. Here
+    the socket's one database thread is held for 3 s by other work while the member is removed: the socket still says
+    access.revoked and closes within a second, and forwards nothing published after the removal."""
+    import asyncio
+    import time
+
+    from asgiref.sync import sync_to_async
+    from boneage.studies.models import Membership
+    from channels.db import database_sync_to_async
+
+    cookie = session_cookie(member)
+
+    def elsewhere(work):  # another process's work: not on the socket's database thread
+        return sync_to_async(work, thread_sensitive=False)
+
+    async def scenario():
+        communicator, _ = await greeted_socket(project.pk, cookie)
+        busy = asyncio.ensure_future(database_sync_to_async(time.sleep)(3))  # the socket's database thread, taken
+        await asyncio.sleep(0.1)
+        removed_at = time.monotonic()
+        await elsewhere(lambda: Membership.objects.filter(project=project, user=member).delete())()
+        await elsewhere(lambda: publish(project.pk, "study.ingested", study=10))()
+        received = []
+        while not received or received[-1][1]["type"] != "websocket.close":  # everything until the socket closes
+            try:
+                received.append((time.monotonic() - removed_at, await communicator.receive_output(timeout=5)))
+            except TimeoutError:
+                break
+        await busy
+        await communicator.disconnect()
+        return received
+
+    received = async_to_sync(scenario)()
+    (revoked_after, revoked), (closed_after, closed) = received[0], received[-1]
+    assert '"access.revoked"' in revoked.get("text", "") and revoked_after < 1.0
+    assert closed == {"type": "websocket.close", "code": 4404} and closed_after < 1.0
+    assert not any('"study.ingested"' in message.get("text", "") for _, message in received)

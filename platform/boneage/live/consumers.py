@@ -1,10 +1,11 @@
 """The project socket: authenticate, check membership, subscribe. Pushes come from live.events.
 
-Access is checked again whenever the user's membership changes (live.signals publishes to the user's group):
-a removed member's sockets close, a changed role's sockets carry on with the new role.
+Whenever the user's membership changes, live.signals tells the user's group the new role: a removed member's
+sockets stop forwarding at once and close, a changed role's sockets carry on with the new role.
 """
 from __future__ import annotations
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -20,6 +21,17 @@ CLOSE_NOT_A_MEMBER = 4404
 
 
 class ProjectConsumer(AsyncJsonWebsocketConsumer):
+    async def dispatch(self, message):
+        """Each message straight to its handler. Channels' own dispatch first waits for a database thread before every
+        message (aclose_old_connections), even an event that needs no database: under load each event, and the
+        removal behind them, queued behind the web process's busy database threads, and a removed member's socket
+        went on receiving (issue 32, row 13). The handlers that read the database do it through
+        database_sync_to_async, which closes old connections itself; websocket_disconnect still does as well."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self):
         user = self.scope.get("user")
         project_id = int(self.scope["url_route"]["kwargs"]["project_id"])
@@ -62,10 +74,14 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(event)
 
     async def membership_changed(self, message):
-        """The user's membership of some project changed: re-check this socket's access now."""
+        """The user's membership of some project changed: this socket takes the new role the message carries (None:
+        removed) at once, before any later event is handled; a message without one is checked in the database."""
         if message.get("project") != self.project_id:
             return
-        role = await database_sync_to_async(membership_role)(self.scope["user"], self.project_id)
+        if "role" in message:
+            role = message["role"]
+        else:
+            role = await database_sync_to_async(membership_role)(self.scope["user"], self.project_id)
         if role is None:
             self.role = None
             await self.send_json({"type": "access.revoked", "project": self.project_id})
