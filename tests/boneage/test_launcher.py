@@ -63,14 +63,17 @@ def group_alive(pgid: int) -> bool:
 def test_a_signal_stops_the_launcher_and_every_process_it_started(tmp_path, sig):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # its own SQLite under tmp_path
     env.update(BONEAGE_VAR_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
-    port = free_port()
-    launcher = subprocess.Popen([sys.executable, "-m", "boneage.launcher", "--no-demo", "--port", str(port)],
+    port, dicom_port = free_port(), free_port()
+    launcher = subprocess.Popen([sys.executable, "-m", "boneage.launcher", "--no-demo", "--port", str(port),
+                                 "--dicom-port", str(dicom_port)],
                                 cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         block = read_until(launcher, "stop: Ctrl-C", timeout=240)
         children = json.loads((tmp_path / "run" / "launcher.json").read_text())["children"]
-        assert set(children) == {"worker", "web"}
+        assert set(children) == {"worker", "web", "dicom"}
         assert f"Bone age platform: http://127.0.0.1:{port}/" in block
+        assert f"DICOM node listening on 127.0.0.1:{dicom_port}; called AE titles: none yet" in block
+        assert f"DICOM log:  {tmp_path / 'log' / 'dicom.log'}" in block
         assert f"web log:    {tmp_path / 'log' / 'web.log'}" in block
         assert f"worker log: {tmp_path / 'log' / 'worker.log'}" in block
         launcher.send_signal(sig)
@@ -108,6 +111,22 @@ def test_a_busy_port_is_refused_with_a_way_out_before_anything_starts_or_any_ban
     assert f"Port {port} on 127.0.0.1 is already in use by another program" in out
     assert f"PORT={port + 1} make run" in out
     assert "Bone age platform:" not in out and "log in as" not in out
+    assert not (tmp_path / "run").exists() and not (tmp_path / "log").exists()  # nothing was started
+
+
+def test_a_busy_dicom_port_is_refused_with_a_way_out_before_anything_starts(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", 0))
+        other_program.listen()
+        port = other_program.getsockname()[1]
+        env.update(BONEAGE_VAR_DIR=str(tmp_path), PORT=str(free_port()), DICOM_PORT=str(port))
+        result = subprocess.run([sys.executable, "-m", "boneage.launcher", "--no-demo"], check=False, cwd=REPO,
+                                env=env, capture_output=True, text=True, timeout=180)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"Port {port} on 127.0.0.1 is already in use by another program" in out
+    assert f"DICOM_PORT={port + 1} make run" in out
     assert not (tmp_path / "run").exists() and not (tmp_path / "log").exists()  # nothing was started
 
 
