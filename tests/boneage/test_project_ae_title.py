@@ -3,7 +3,6 @@ on the settings page, changed there by the project's admin with a clear error fo
 from __future__ import annotations
 
 import pytest
-
 from boneage.studies.actions import do_create_project
 from boneage.studies.ae_titles import derived_ae_title
 from boneage.studies.models import Project

@@ -55,6 +55,8 @@ KEPT_CLASSES = (
     uid.BasicTextSRStorage,
     uid.EnhancedSRStorage,
     uid.ComprehensiveSRStorage,
+    uid.Comprehensive3DSRStorage,  # the platform's own bone-age SR (TID 1500), pushed back by a PACS
+    uid.ExtensibleSRStorage,
     uid.KeyObjectSelectionDocumentStorage,
     uid.GrayscaleSoftcopyPresentationStateStorage,
 )

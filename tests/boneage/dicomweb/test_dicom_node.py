@@ -8,11 +8,13 @@ import socket
 import subprocess
 
 import pytest
+from boneage.dicomweb.models import DerivedObject
 from boneage.dicomweb.node import serve
 from boneage.studies.actions import do_create_project
 from boneage.studies.models import IngestRecord, Study
 from pydicom.uid import generate_uid
 
+from tests.boneage.dicomweb.test_stow_non_image_objects import film, foreign_seg, foreign_sr, part10
 from tests.dicom_factory import dicom_bytes, make_dicom_dataset
 
 pytestmark = [pytest.mark.django_db(transaction=True),
@@ -41,8 +43,9 @@ def echoscu(port: int, called: str) -> subprocess.CompletedProcess:
 
 
 def storescu(port: int, called: str, *files) -> subprocess.CompletedProcess:
-    """One association for all files; -d logs each C-STORE's response: its status and its Error Comment."""
-    return subprocess.run(["storescu", "-d", "-aet", "MODALITY1", "-aec", called, "127.0.0.1", str(port),
+    """One association for all files, proposing the classes of the files sent (-R: storescu's default list has no
+    room for SEG); -d logs each C-STORE's response: its status and its Error Comment."""
+    return subprocess.run(["storescu", "-d", "-R", "-aet", "MODALITY1", "-aec", called, "127.0.0.1", str(port),
                            *map(str, files)], capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -133,3 +136,23 @@ def test_a_film_for_the_outsiders_title_goes_only_to_the_outsiders_project(node_
     storescu(node_port, outsider_project.ae_title, *write_films(tmp_path, 1))
     assert Study.objects.filter(project=outsider_project).count() == 1
     assert not Study.objects.filter(project=project).exists()
+
+
+def test_a_whole_study_push_stores_the_film_and_keeps_its_seg_and_sr_with_it(node_port, project, tmp_path):
+    source = film()
+    paths = {"film.dcm": part10(source), "seg.dcm": part10(foreign_seg(source)), "sr.dcm": part10(foreign_sr(source))}
+    for name, data in paths.items():
+        (tmp_path / name).write_bytes(data)
+    result = storescu(node_port, project.ae_title, *(tmp_path / name for name in paths))
+    assert statuses(result) == ["0x0000"] * 3, result.stdout + result.stderr
+    study = Study.objects.get(project=project)
+    assert sorted(DerivedObject.objects.filter(study=study).values_list("kind", flat=True)) == ["seg", "sr"]
+
+
+def test_a_report_whose_film_is_not_here_is_a_warning_that_says_why_and_nothing_is_kept(node_port, project, tmp_path):
+    path = tmp_path / "sr.dcm"
+    path.write_bytes(part10(foreign_sr(film())))
+    result = storescu(node_port, project.ae_title, path)
+    assert statuses(result) == ["0xb006"]
+    assert error_comments(result) == ["not kept: no_film"]
+    assert not DerivedObject.objects.exists() and not Study.objects.exists()
