@@ -40,6 +40,22 @@ def training_hard_limit() -> int:
     return int(settings.TRAINING_HARD_TIME_LIMIT_S)
 
 
+# After its budget a run scores its validation studies, calibrates and writes the checkpoint (about a minute for
+# 1,000 films on 2 cores): a budget must leave this much before the worker's soft limit (hard limit − 30 s).
+TRAINING_WRAP_UP_S = 300
+
+
+def training_max_seconds() -> int:
+    """The longest budget a run may ask for, so that it always ends by itself before the worker's time limit ends it
+    (a run cut by the limit keeps nothing)."""
+    return max(60, training_hard_limit() - 30 - TRAINING_WRAP_UP_S)
+
+
+def max_seconds_reason() -> str:
+    return (f"the worker stops a run at {training_hard_limit()} s (TRAINING_HARD_TIME_LIMIT_S) and a run needs "
+            f"{TRAINING_WRAP_UP_S} s after its budget to score, calibrate and write its checkpoint")
+
+
 PREDICT_SOFT_LIMIT_S = 120
 PREDICT_HARD_LIMIT_S = 180
 REPREDICT_SOFT_LIMIT_S = 3000

@@ -105,7 +105,9 @@ NOTE_KEYS = ("init_reason", "init_chosen", "recipe")
 
 # gpus: N > 1 trains with torchrun, one process per GPU (DDP); on a worker without CUDA, N CPU processes (gloo).
 # folds: an audit run's k (kind "audit").
-USER_KEYS = {"epochs": (1, 200), "batch_size": (1, 64), "lr": (1e-5, 1.0), "max_seconds": (10, 24 * 3600),
+# max_seconds: up to what the worker's time limit allows (conf.training_max_seconds; 24 h was accepted and a run that
+# long could only be killed by the 4-h limit, keeping nothing).
+USER_KEYS = {"epochs": (1, 200), "batch_size": (1, 64), "lr": (1e-5, 1.0), "max_seconds": (10, conf.training_max_seconds()),
              "gpus": (1, 16), "folds": (2, 10)}
 INTEGER_KEYS = ("epochs", "batch_size", "gpus", "folds")
 RUN_KINDS = ("train", "audit")
@@ -175,8 +177,9 @@ def check_number(key: str, value: Any, bounds: tuple[float, float], *, whole: bo
     """A run's or a project's numeric training setting, in bounds (a whole number where `whole`); a 400 naming it."""
     low, high = bounds
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ModelingError(400, "invalid", f"{key} must be a number between {low:g} and {high:g}, not {value!r}.",
-                            field=key)
+        why = f" ({conf.max_seconds_reason()})" if key == "max_seconds" else ""
+        raise ModelingError(400, "invalid", f"{key} must be a number between {low:g} and {high:g}, not {value!r}"
+                            f"{why}.", field=key)
     if whole and value != int(value):
         raise ModelingError(400, "invalid", f"{key} must be a whole number, not {value!r}.", field=key)
     return int(value) if whole else float(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from boneage.audit.models import AuditEvent
+from boneage.modeling.conf import training_max_seconds
 from boneage.modeling.models import TrainingRun
 from boneage.studies.models import Project
 
@@ -94,7 +95,8 @@ def test_the_settings_page_saves_them_and_shows_a_bad_value_next_to_its_input(cl
     assert project.settings["auto_retrain_after_labels"] == 0
     bad = client.post(page_url, {**fields, "epochs": "4", "max_seconds": "5"})
     text = bad.content.decode()
-    assert bad.status_code == 200 and "max_seconds must be a number between 10 and 86400" in text
+    assert bad.status_code == 200 and f"“Time cap (seconds)” must be a number between 10 and {training_max_seconds()}" in text
+    assert "the worker stops a run at" in text  # why the cap is where it is
     assert 'value="5"' in text  # what was typed stays in the form to be fixed
     project.refresh_from_db()
     assert project.settings["training"]["max_seconds"] == 300.0

@@ -69,6 +69,15 @@ class TestTheStartTheRequestGets:
         assert response.status_code == 400 and "default recipe is for one run" in response.json()["detail"]
         assert not TrainingRun.objects.exists()
 
+    def test_a_budget_the_workers_time_limit_would_cut_is_refused_with_the_reason(self, project, owner, api_as):
+        from boneage.modeling import conf
+
+        too_long = conf.training_max_seconds() + 1  # was accepted up to 24 h; the 4-h limit then killed the run
+        response = api_as(owner).post(URL.format(project.pk), {"max_seconds": too_long}, format="json")
+        assert response.status_code == 400
+        assert f"the worker stops a run at {conf.training_hard_limit()} s" in response.json()["detail"]
+        assert not TrainingRun.objects.exists()
+
     def test_a_labeler_may_not_start_the_recipe(self, project, member, api_as):
         assert api_as(member).post(URL.format(project.pk), {"init": "recipe"}, format="json").status_code == 403
 
