@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.files.storage import default_storage
+
 from boneage.dicomweb.received import receive_object
 from boneage.studies.actions import do_ingest
 from boneage.studies.ingest.elements import non_image_kind
 from boneage.studies.ingest.errors import IngestError
-from boneage.studies.models import Project
+from boneage.studies.models import Image, Project
 
 SUCCESS = 0x0000
 WARNING_ELEMENTS_DISCARDED = 0xB006  # accepted, not kept: a whole-study push must not fail for it (as STOW)
@@ -44,8 +46,8 @@ def sender_of(calling_ae_title: str, address: str, port: int) -> str:
     return f"{shown} at {address}:{port}"
 
 
-def do_store_instance(project: Project, data: bytes, *, sop_class: str, modality: str, sender: str,
-                      number: int) -> Stored:
+def do_store_instance(project: Project, data: bytes, *, sop_class: str, sop_instance: str, modality: str,
+                      sender: str, number: int) -> Stored:
     """Store one received instance (Part 10 bytes) into `project`; never raises for a bad instance."""
     kind = non_image_kind(sop_class, modality)
     if kind is not None:
@@ -56,10 +58,38 @@ def do_store_instance(project: Project, data: bytes, *, sop_class: str, modality
         if received.obj is None:
             return Stored(WARNING_ELEMENTS_DISCARDED, _comment(f"not kept: {received.skipped}"))
         return Stored(SUCCESS)
+    data = stored_form(project, sop_instance, data)
     result = do_ingest(project, None, data, f"dimse-{number}.dcm", channel="dimse", source="dimse", sender=sender)
     if result.error is not None:
         return _refused(result.error)
     return Stored(SUCCESS)
+
+
+def stored_form(project: Project, sop_instance: str, data: bytes) -> bytes:
+    """C-STORE carries the dataset, not the file: the receiver writes a new file meta header (pynetdicom's
+    implementation UID and version), so a film sent again by a PACS never has the bytes of the file first stored by
+    upload or STOW, and dedupe would call it a conflict. When this project already holds the instance and the stored
+    file's dataset is, byte for byte, the one received, the stored file stands for it (dedupe: already stored);
+    otherwise the received bytes go to ingest as they are (a changed dataset stays a conflict)."""
+    body = dataset_body(data)
+    image = Image.objects.filter(study__project=project, study__sop_instance_uid=sop_instance).only("original").first()
+    if body is None or image is None or not sop_instance:
+        return data
+    try:
+        with default_storage.open(image.original, "rb") as stored:
+            original = stored.read()
+    except OSError:
+        return data
+    return original if dataset_body(original) == body else data
+
+
+def dataset_body(data: bytes) -> bytes | None:
+    """The bytes after a Part 10 file's meta header (preamble, 'DICM', group 0002 by its group length); None when
+    the header is not in that form."""
+    if data[128:132] != b"DICM" or data[132:138] != b"\x02\x00\x00\x00UL":
+        return None
+    length = int.from_bytes(data[140:144], "little")
+    return data[144 + length:]
 
 
 def _refused(error: IngestError) -> Stored:

@@ -134,7 +134,8 @@ def _on_store(event: Event) -> Dataset | int:
         number = next(_numbers)
     modality = str(getattr(event.dataset, "Modality", "") or "") if _header_reads(event) else ""
     stored = do_store_instance(project, event.encoded_dataset(include_meta=True),
-                               sop_class=str(event.request.AffectedSOPClassUID), modality=modality,
+                               sop_class=str(event.request.AffectedSOPClassUID),
+                               sop_instance=str(event.request.AffectedSOPInstanceUID), modality=modality,
                                sender=sender_of(requestor.ae_title, requestor.address, requestor.port), number=number)
     LOG.info("C-STORE from %s into %s: status 0x%04X %s", requestor.ae_title, project.ae_title, stored.status,
              stored.comment)
