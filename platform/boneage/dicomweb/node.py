@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from itertools import count
+from typing import cast
 
 from django.db import close_old_connections, connection
 from pydicom import uid
@@ -27,6 +28,7 @@ from pydicom.uid import (
     RLELossless,
 )
 from pynetdicom import AE, evt
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -133,9 +135,10 @@ def _on_store(event: Event) -> Dataset | int:
     with _numbers_lock:
         number = next(_numbers)
     modality = str(getattr(event.dataset, "Modality", "") or "") if _header_reads(event) else ""
+    request = cast(C_STORE, event.request)
     stored = do_store_instance(project, event.encoded_dataset(include_meta=True),
-                               sop_class=str(event.request.AffectedSOPClassUID),
-                               sop_instance=str(event.request.AffectedSOPInstanceUID), modality=modality,
+                               sop_class=str(request.AffectedSOPClassUID),
+                               sop_instance=str(request.AffectedSOPInstanceUID), modality=modality,
                                sender=sender_of(requestor.ae_title, requestor.address, requestor.port), number=number)
     LOG.info("C-STORE from %s into %s: status 0x%04X %s", requestor.ae_title, project.ae_title, stored.status,
              stored.comment)
