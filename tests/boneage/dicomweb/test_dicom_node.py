@@ -2,12 +2,14 @@
 port (dicomweb.node.serve, as `manage.py dicom_node` serves it); the called AE title picks the project."""
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import socket
 import subprocess
 
 import pytest
+from boneage.core.events import project_group
 from boneage.dicomweb.models import DerivedObject
 from boneage.dicomweb.node import serve
 from boneage.studies.actions import do_create_project
@@ -156,3 +158,22 @@ def test_a_report_whose_film_is_not_here_is_a_warning_that_says_why_and_nothing_
     assert statuses(result) == ["0xb006"]
     assert error_comments(result) == ["not kept: no_film"]
     assert not DerivedObject.objects.exists() and not Study.objects.exists()
+
+
+def test_a_film_stored_by_dimse_is_announced_on_the_projects_socket(node_port, project, tmp_path):
+    from channels.layers import get_channel_layer
+
+    films = write_films(tmp_path, 1)
+
+    async def listen_while_storing() -> dict:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(project_group(project.pk), channel)
+        await asyncio.get_running_loop().run_in_executor(None, lambda: storescu(node_port, project.ae_title, *films))
+        while True:
+            message = (await asyncio.wait_for(layer.receive(channel), 10))["event"]
+            if message["type"] == "study.ingested":
+                return message
+
+    message = asyncio.run(listen_while_storing())
+    assert message["study"] == Study.objects.get(project=project).pk
