@@ -177,3 +177,24 @@ def test_a_film_stored_by_dimse_is_announced_on_the_projects_socket(node_port, p
 
     message = asyncio.run(listen_while_storing())
     assert message["study"] == Study.objects.get(project=project).pk
+
+
+def test_a_film_larger_than_the_upload_limit_is_out_of_resources_and_nothing_is_stored(node_port, project, tmp_path,
+                                                                                       settings):
+    settings.UPLOAD_MAX_BYTES = 4096  # the node runs in this process: it reads the same settings
+    result = storescu(node_port, project.ae_title, *write_films(tmp_path, 1))  # 64 × 48 at 16 bits: 6 KB and more
+    assert statuses(result) == ["0xa700"]
+    assert error_comments(result)[0].startswith("file_too_large: The file is ")
+    assert not Study.objects.filter(project=project).exists()
+
+
+def test_a_de_identifying_project_stores_the_film_without_the_patients_identity(node_port, owner, tmp_path):
+    import pydicom
+    from django.core.files.storage import default_storage
+
+    private = do_create_project(owner, "Private hands", deidentify=True)
+    result = storescu(node_port, private.ae_title, *write_films(tmp_path, 1))
+    assert statuses(result) == ["0x0000"]
+    with default_storage.open(Study.objects.get(project=private).image.original, "rb") as stored:
+        ds = pydicom.dcmread(stored)
+    assert ds.PatientID != "PID-42" and str(ds.PatientName) != "Doe^Jane"
