@@ -7,17 +7,27 @@ synthetic hand-shaped inputs at the preset's canvas size, with the trainer's CUD
 channels_last, cudnn.benchmark), then times eval-mode inference. Prints training images/s, inference ms/image
 and the projected time of one epoch of `epoch_images` images (RSNA's training set: 12,611). Synthetic data on
 purpose: the number measures the model and the device, not the JPEG decoder.
+
+With `--data DIR` (an RSNA-layout folder: real films, or `--phantoms N` native-size phantoms made in a scratch folder)
+the steps read through the trainer's own DataLoader instead (decoding, Canny masks, augmentation, `--workers`
+processes, the preset's count by default), and the check also prints the share of the time spent waiting for data,
+the time to the first step and the peak memory (the GPU's, or this process's resident set on a CPU).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 
-from ml.data import targets_from_batch
+from ml.data import DataError, HandDataset, collate, read_folder, targets_from_batch
 from ml.models import build_model
 from ml.train import TRAIN_PRESETS, make_optimizer, pick_device
 
@@ -44,10 +54,36 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def _batches(data: str | None, batch: int, size: int, workers: int, device: torch.device,
+             gen: torch.Generator) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless training batches: two synthetic ones in turn, or the trainer's DataLoader over `data`."""
+    if data is None:
+        fixed = [synthetic_batch(batch, size, device, gen) for _ in range(2)]
+        while True:
+            yield from fixed
+    dataset = HandDataset(read_folder(data), size, augment=True, seed=0, cache=False)  # decoded as a real run does
+    loader = DataLoader(dataset, batch_size=min(batch, len(dataset)), shuffle=True, collate_fn=collate,
+                        num_workers=workers, persistent_workers=workers > 0, pin_memory=device.type == "cuda",
+                        drop_last=True, generator=torch.Generator().manual_seed(0))
+    epoch = 0
+    while True:
+        dataset.epoch = epoch
+        for b in loader:
+            yield {k: v.to(device, non_blocking=True) for k, v in b.items()}
+        epoch += 1
+
+
+def _peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
 def check(preset: str = "paper", steps: int = 30, warmup: int = 5, batch: int = 16, epoch_images: int = 12611,
-          infer_batches: int = 5) -> dict:
+          infer_batches: int = 5, data: str | None = None, workers: int | None = None) -> dict:
     config = TRAIN_PRESETS[preset]
     device = pick_device()
+    started = time.perf_counter()
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     if device.type == "cuda":
@@ -60,14 +96,18 @@ def check(preset: str = "paper", steps: int = 30, warmup: int = 5, batch: int = 
     use_amp = config.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     size = config.model.work_size
-    data = [synthetic_batch(batch, size, device, gen) for _ in range(2)]
+    workers = config.num_workers if workers is None else workers
+    batches = _batches(data, batch, size, workers, device, gen)
     model.train()
-    t0 = 0.0
+    t0, wait_s, first_step_s = 0.0, 0.0, None
     for i in range(warmup + steps):
         if i == warmup:
             _sync(device)
-            t0 = time.perf_counter()
-        b = data[i % 2]
+            t0, wait_s = time.perf_counter(), 0.0
+        t_wait = time.perf_counter()
+        b = next(batches)
+        wait_s += time.perf_counter() - t_wait
+        batch = len(b["age"])
         teacher = torch.zeros(batch, dtype=torch.bool, device=device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             out = model(b["image"], b["sex"], targets_from_batch(b), teacher)
@@ -75,15 +115,18 @@ def check(preset: str = "paper", steps: int = 30, warmup: int = 5, batch: int = 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if first_step_s is None:
+            _sync(device)
+            first_step_s = time.perf_counter() - started
     _sync(device)
     train_s = time.perf_counter() - t0
     model.eval()
     with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-        model(data[0]["image"], data[0]["sex"])  # warm-up
+        model(b["image"], b["sex"])  # warm-up
         _sync(device)
         t1 = time.perf_counter()
         for _ in range(infer_batches):
-            model(data[0]["image"], data[0]["sex"])
+            model(b["image"], b["sex"])
         _sync(device)
     infer_s = time.perf_counter() - t1
     images_per_s = steps * batch / max(train_s, 1e-9)
@@ -92,7 +135,10 @@ def check(preset: str = "paper", steps: int = 30, warmup: int = 5, batch: int = 
             "amp": str(amp_dtype).replace("torch.", "") if use_amp else "off",
             "train_images_per_s": round(images_per_s, 2),
             "inference_ms_per_image": round(infer_s / (infer_batches * batch) * 1000, 2),
-            "projected_epoch_minutes": round(epoch_images / images_per_s / 60, 2), "epoch_images": epoch_images}
+            "projected_epoch_minutes": round(epoch_images / images_per_s / 60, 2), "epoch_images": epoch_images,
+            "data": data or "synthetic", "workers": workers if data else 0,
+            "data_wait_share": round(wait_s / max(train_s, 1e-9), 3), "first_step_seconds": round(first_step_s or 0, 1),
+            "peak_memory_mib": round(_peak_memory_mib(device), 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,12 +149,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--epoch-images", type=int, default=12611)
     ap.add_argument("--infer-batches", type=int, default=5)
+    ap.add_argument("--data", help="read the steps from this RSNA-layout folder through the trainer's DataLoader")
+    ap.add_argument("--phantoms", type=int, default=0,
+                    help="instead of --data: make this many native-size phantoms (2,000 px) in a scratch folder")
+    ap.add_argument("--workers", type=int, help="DataLoader processes (default: the preset's)")
     args = ap.parse_args(argv)
-    result = check(args.preset, args.steps, args.warmup, args.batch, args.epoch_images, args.infer_batches)
+    data = args.data
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
+        if args.phantoms and not data:
+            from ml.phantoms import generate_cohort
+
+            generate_cohort(Path(scratch), args.phantoms, seed=12611, size=2000, distractors="real", progress=False)
+            data = scratch
+        try:
+            result = check(args.preset, args.steps, args.warmup, args.batch, args.epoch_images, args.infer_batches,
+                           data, args.workers)
+        except DataError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     print(json.dumps(result))
     print(f"{result['preset']} on {result['device']}: training {result['train_images_per_s']} images/s at "
           f"{result['canvas_px']} px, inference {result['inference_ms_per_image']} ms/image, "
-          f"one {result['epoch_images']}-image epoch ≈ {result['projected_epoch_minutes']} min", file=sys.stderr)
+          f"one {result['epoch_images']}-image epoch ≈ {result['projected_epoch_minutes']} min; data {result['data']}: "
+          f"{100 * result['data_wait_share']:.0f} % of the time waiting for it, first step after "
+          f"{result['first_step_seconds']} s, peak memory {result['peak_memory_mib']} MiB", file=sys.stderr)
     return 0
 
 

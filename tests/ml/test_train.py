@@ -244,6 +244,25 @@ def test_the_gpu_check_runs_on_the_cpu_with_a_tiny_step_count():
     assert result["projected_epoch_minutes"] == pytest.approx(12611 / result["train_images_per_s"] / 60, rel=0.01)
 
 
+def test_the_gpu_check_reads_a_film_folder_through_the_trainers_dataloader(phantoms):
+    from ml.gpu_check import check
+
+    result = check("light", steps=2, warmup=0, batch=2, infer_batches=1, data=str(phantoms), workers=2)
+    assert result["data"] == str(phantoms) and result["workers"] == 2 and result["train_images_per_s"] > 0
+    assert 0 <= result["data_wait_share"] <= 1 and result["first_step_seconds"] > 0 and result["peak_memory_mib"] > 0
+
+
+def test_the_gpu_check_makes_native_size_phantoms_or_says_in_one_line_what_is_wrong(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "ml.gpu_check", "--preset", "light", "--steps", "1", "--warmup", "0",
+                          "--batch", "2", "--infer-batches", "1", "--phantoms", "2", "--workers", "0"],
+                         cwd=ROOT, capture_output=True, text=True, check=False, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "waiting for it" in run.stderr and '"data": "/' in run.stdout
+    bad = subprocess.run([sys.executable, "-m", "ml.gpu_check", "--preset", "light", "--data", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
+
+
 def test_a_fine_tune_keeps_the_init_batchnorm_statistics_and_ships_the_last_epoch_or_the_init(phantoms, tmp_path):
     """Fine-tuning from `init` freezes BatchNorm statistics (training and evaluation normalise alike: no re-estimate,
     no recalibrated candidate) and `last_epoch` ships the end of the schedule unless the init scores better."""
