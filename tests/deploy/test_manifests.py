@@ -100,6 +100,16 @@ def test_the_compose_file_passes_the_engines_own_config_check():
 
 def test_the_compose_file_runs_web_a_cpu_worker_and_a_gpu_worker_on_their_queues():
     services = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]
-    assert {"postgres", "redis", "web", "worker-cpu", "worker-gpu"} <= set(services)
+    assert {"postgres", "redis", "web", "worker-cpu", "worker-gpu", "dicom-node"} <= set(services)
     assert services["worker-gpu"]["command"][services["worker-gpu"]["command"].index("-Q") + 1] == "gpu"
     assert services["worker-cpu"]["command"][services["worker-cpu"]["command"].index("-Q") + 1] == "cpu"
+
+
+def test_the_dicom_node_runs_its_command_on_the_port_its_service_exposes():
+    (node,) = containers(by_kind("Deployment")["boneage-dicom-node"])
+    assert node["command"][:3] == ["python", "manage.py", "dicom_node"]
+    port = int(node["command"][node["command"].index("--port") + 1])
+    assert node["ports"] == [{"name": "dicom", "containerPort": port}]
+    service = by_kind("Service")["boneage-dicom"]
+    assert service["spec"]["selector"] == {"app": "boneage-dicom-node"}
+    assert service["spec"]["ports"][0]["targetPort"] == "dicom"
