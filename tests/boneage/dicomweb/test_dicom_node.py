@@ -198,3 +198,12 @@ def test_a_de_identifying_project_stores_the_film_without_the_patients_identity(
     with default_storage.open(Study.objects.get(project=private).image.original, "rb") as stored:
         ds = pydicom.dcmread(stored)
     assert ds.PatientID != "PID-42" and str(ds.PatientName) != "Doe^Jane"
+
+
+def test_the_command_refuses_a_port_that_is_not_one_and_a_port_another_program_holds(node_port):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=r"--port 70000 is not a TCP port \(1–65535\)"):
+        call_command("dicom_node", "--port", "70000")
+    with pytest.raises(CommandError, match=f"cannot listen on 127.0.0.1:{node_port}: .*in use"):
+        call_command("dicom_node", "--port", str(node_port), "--bind", "127.0.0.1")
