@@ -47,8 +47,9 @@ def sender_of(calling_ae_title: str, address: str, port: int) -> str:
 
 
 def do_store_instance(project: Project, data: bytes, *, sop_class: str, sop_instance: str, modality: str,
-                      sender: str, number: int) -> Stored:
-    """Store one received instance (Part 10 bytes) into `project`; never raises for a bad instance."""
+                      sender: str) -> Stored:
+    """Store one received instance (Part 10 bytes) into `project`; never raises for a bad instance. Its name in the
+    project's upload list is its SOP Instance UID."""
     kind = non_image_kind(sop_class, modality)
     if kind is not None:
         try:
@@ -59,7 +60,7 @@ def do_store_instance(project: Project, data: bytes, *, sop_class: str, sop_inst
             return Stored(WARNING_ELEMENTS_DISCARDED, _comment(f"not kept: {received.skipped}"))
         return Stored(SUCCESS)
     data = stored_form(project, sop_instance, data)
-    result = do_ingest(project, None, data, f"dimse-{number}.dcm", channel="dimse", source="dimse", sender=sender)
+    result = do_ingest(project, None, data, f"{sop_instance or 'dimse'}.dcm", channel="dimse", source="dimse", sender=sender)
     if result.error is not None:
         return _refused(result.error)
     return Stored(SUCCESS)

@@ -4,8 +4,6 @@ dicomweb.dimse.do_store_instance. `manage.py dicom_node` serves it; tests start 
 from __future__ import annotations
 
 import logging
-import threading
-from itertools import count
 from typing import cast
 
 from django.db import close_old_connections, connection
@@ -95,12 +93,8 @@ def build_node() -> AE:
 def serve(host: str, port: int, *, block: bool) -> ThreadedAssociationServer | None:
     """Listen on host:port; block=False returns the running server (tests call its shutdown())."""
     handlers: list = [(evt.EVT_REQUESTED, _on_requested), (evt.EVT_C_ECHO, _on_echo), (evt.EVT_C_STORE, _on_store),
-                (evt.EVT_RELEASED, _on_ended), (evt.EVT_ABORTED, _on_ended)]
+                      (evt.EVT_RELEASED, _on_ended), (evt.EVT_ABORTED, _on_ended)]
     return build_node().start_server((host, port), block=block, evt_handlers=handlers)
-
-
-_numbers = count(1)
-_numbers_lock = threading.Lock()
 
 
 def _on_requested(event: Event) -> None:
@@ -117,8 +111,7 @@ def _on_requested(event: Event) -> None:
         event.assoc.acse.send_reject(0x01, 0x01, 0x07)  # rejected-permanent, service-user, called-AE not recognized
         event.assoc.kill()  # waits until the rejection is sent, before the server closes the socket
         return
-    event.assoc.acceptor.ae_title = called
-    event.assoc.boneage_project_id = project.pk  # type: ignore[attr-defined]
+    event.assoc.acceptor.ae_title = called  # each C-STORE finds its project by it
 
 
 def _on_echo(event: Event) -> int:
@@ -132,14 +125,12 @@ def _on_store(event: Event) -> Dataset | int:
     if project is None:  # the project was deleted during the association
         return _status(0xC000, "the called AE title no longer names a project")
     requestor = event.assoc.requestor
-    with _numbers_lock:
-        number = next(_numbers)
     modality = str(getattr(event.dataset, "Modality", "") or "") if _header_reads(event) else ""
     request = cast(C_STORE, event.request)
     stored = do_store_instance(project, event.encoded_dataset(include_meta=True),
                                sop_class=str(request.AffectedSOPClassUID),
                                sop_instance=str(request.AffectedSOPInstanceUID), modality=modality,
-                               sender=sender_of(requestor.ae_title, requestor.address, requestor.port), number=number)
+                               sender=sender_of(requestor.ae_title, requestor.address, requestor.port))
     LOG.info("C-STORE from %s into %s: status 0x%04X %s", requestor.ae_title, project.ae_title, stored.status,
              stored.comment)
     return _status(stored.status, stored.comment)
