@@ -34,6 +34,10 @@ def json_error_handler(exc, context):
     if isinstance(exc, (RequestDataTooBig, TooManyFilesSent)):
         return error_response(413, "too_many_files" if isinstance(exc, TooManyFilesSent) else "request_too_large",
                               f"{exc} At most {settings.UPLOAD_MAX_FILES} files and {settings.UPLOAD_MAX_BYTES:,} bytes per request.")
+    if isinstance(exc, FileNotFoundError):  # a row whose stored file was lost from storage: say so, never a 500
+        logger.warning("A stored file is gone from storage: %s", exc.filename)
+        return error_response(410, "stored_file_missing", "A stored file this answer needs is gone from storage; "
+                                                          "a project admin can delete the study and store it again.")
     if isinstance(exc, DataError):  # a value the database cannot hold (out of range): the input's fault
         return error_response(400, "invalid_value", "A value is out of the range this field can hold.")
     response = exception_handler(exc, context)

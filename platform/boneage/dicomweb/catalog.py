@@ -11,6 +11,7 @@ from functools import lru_cache
 import pydicom
 from django.core.files.storage import default_storage
 
+from boneage.core.errors import AppError
 from boneage.dicomweb.models import DerivedObject
 from boneage.studies.models import Project, Study
 
@@ -51,9 +52,27 @@ def project_entries(project: Project, *, study_uid: str = "", series_uid: str = 
     return entries
 
 
+def file_gone(entry: Entry) -> AppError:
+    """410 for an instance whose row is here but whose stored file is lost from storage: never a 500."""
+    logger.warning("DICOMweb: study %s lists instance %s but its file %s is gone from storage", entry.study_id,
+                   entry.sop_uid, entry.file)
+    return AppError(410, "stored_file_missing", f"The stored file of instance {entry.sop_uid} is gone from storage; "
+                                                "a project admin can delete the study and store it again.")
+
+
+def check_stored(entries: Iterable[Entry]) -> None:
+    """Raise 410 stored_file_missing for the first entry whose file is gone (before a streamed answer starts)."""
+    for entry in entries:
+        if not default_storage.exists(entry.file):
+            raise file_gone(entry)
+
+
 def read_bytes(entry: Entry) -> bytes:
-    with default_storage.open(entry.file, "rb") as handle:
-        return handle.read()
+    try:
+        with default_storage.open(entry.file, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise file_gone(entry) from None
 
 
 def read_dataset(entry: Entry) -> pydicom.Dataset:

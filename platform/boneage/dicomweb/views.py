@@ -155,6 +155,7 @@ def retrieve(view: DicomWebView, request, project_id: int, **uids):
     accept = request.META.get("HTTP_ACCEPT", "*/*")
     if not _accepts(accept, "application/dicom"):
         return error_response(406, "not_acceptable", 'WADO-RS returns multipart/related; type="application/dicom".')
+    catalog.check_stored(entries)  # a lost file is a 410 before the stream starts, not a broken stream
     boundary = new_boundary()
     parts: Iterator[tuple[str, bytes, dict[str, str]]] = (("application/dicom", catalog.read_bytes(e), {}) for e in entries)
     response = streaming_response(request, multipart_chunks(parts, boundary),
@@ -294,10 +295,12 @@ class RenderedView(DicomWebView):
             return error_response(406, "not_acceptable", "Rendered images are image/png or image/jpeg.")
         try:
             image = ensure_derived_images(Study.objects.get(pk=entries[0].study_id).image)
+            with default_storage.open(image.display, "rb") as handle:
+                data = handle.read()
         except IngestError as error:  # as GET /api/studies/{id}/image/: recorded on the study, never a 500
             return error_response(422, "image_undecodable", f"The stored original cannot be decoded: {error.detail}")
-        with default_storage.open(image.display, "rb") as handle:
-            data = handle.read()
+        except FileNotFoundError:
+            raise catalog.file_gone(entries[0]) from None
         return HttpResponse(data if media_type == "image/png" else jpeg_of_png(data), content_type=media_type)
 
 

@@ -469,3 +469,49 @@ def test_rendered_of_a_film_stored_before_ingest_refused_what_it_is_says_why_ins
     response = api_as(member).get(f"{_instance_url(project, seg)}/rendered", HTTP_ACCEPT="image/png")
     assert response.status_code == 422 and response.json()["error"] == "image_undecodable"
     assert "is not a radiograph to label" in response.json()["detail"]
+
+
+def _stored_then_lost(client, project) -> tuple:
+    """A member stores a film, then its file is lost from storage (the row stays)."""
+    from django.core.files.storage import default_storage
+
+    ds = dataset()
+    stow(client, project, stow_body((DICOM, dicom_bytes(ds))))
+    study = Study.objects.get(sop_instance_uid=ds.SOPInstanceUID)
+    default_storage.delete(study.image.original)
+    return ds, study
+
+
+@pytest.mark.parametrize("suffix,accept", [
+    ("/metadata", "application/dicom+json"),
+    ("/frames/1", 'multipart/related; type="application/octet-stream"'),
+    ("/bulkdata/7FE00010", "*/*"),
+    ("", 'multipart/related; type="application/dicom"'),
+    ("/rendered", "image/png"),
+])
+def test_wado_of_an_instance_whose_stored_file_is_lost_is_a_410_that_says_the_file_is_gone(
+        api_as, project, member, suffix, accept):
+    client = api_as(member)
+    ds, _ = _stored_then_lost(client, project)
+    response = client.get(f"{_instance_url(project, ds)}{suffix}", HTTP_ACCEPT=accept)
+    assert response.status_code == 410
+    assert response.json()["error"] == "stored_file_missing"
+    assert ds.SOPInstanceUID in response.json()["detail"] and "gone from storage" in response.json()["detail"]
+
+
+def test_study_and_series_metadata_and_retrieval_with_one_lost_file_are_a_410_not_a_500(api_as, project, member):
+    client = api_as(member)
+    ds, _ = _stored_then_lost(client, project)
+    study = f"/dicomweb/projects/{project.pk}/studies/{ds.StudyInstanceUID}"
+    for path in (f"{study}/metadata", f"{study}/series/{ds.SeriesInstanceUID}/metadata", study,
+                 f"{study}/series/{ds.SeriesInstanceUID}"):
+        response = client.get(path)
+        assert response.status_code == 410 and response.json()["error"] == "stored_file_missing", path
+
+
+def test_the_study_image_api_of_a_lost_file_is_a_410_that_says_the_file_is_gone(api_as, project, member):
+    client = api_as(member)
+    _, study = _stored_then_lost(client, project)
+    response = client.get(f"/api/studies/{study.pk}/image/")
+    assert response.status_code == 410 and response.json()["error"] == "stored_file_missing"
+    assert "gone from storage" in response.json()["detail"]
