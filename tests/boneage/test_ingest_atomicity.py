@@ -71,3 +71,45 @@ def test_the_orphan_sweeper_removes_files_that_a_killed_process_left(project, ow
     assert not orphan.exists()
     for name in (derived.original, derived.normalized, derived.display, derived.work, mask.mask, seg.file):
         assert name and (temporary_media / name).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_orphan_sweeper_removes_prediction_files_a_task_wrote_after_its_study_was_deleted(
+        project, owner, temporary_media):
+    import os
+    import time
+
+    from boneage.modeling.prediction_files import prediction_file_name, save_derived
+    from django.core.management import call_command
+
+    kept = do_ingest(project, owner, dicom_bytes(), "kept.dcm").study
+    gone = do_ingest(project, owner, dicom_bytes(), "gone.dcm").study
+    kept_files = [save_derived(prediction_file_name(kept, 1, part), b"png") for part in ("mask", "attention-sheet")]
+    actions.do_delete_study(gone, actor=owner)
+    late = [save_derived(prediction_file_name(gone, 1, part), b"png") for part in ("mask", "attention-sheet")]
+    an_hour_ago = time.time() - 7200
+    for name in kept_files + late:
+        os.utime(temporary_media / name, (an_hour_ago, an_hour_ago))
+    young = save_derived(prediction_file_name(gone, 2, "mask"), b"png")  # within the grace period: may be in flight
+
+    call_command("sweep_orphans")
+
+    assert not any((temporary_media / name).exists() for name in late)
+    assert all((temporary_media / name).exists() for name in kept_files)
+    assert (temporary_media / young).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dry_run_of_the_sweeper_names_the_orphaned_prediction_files_and_removes_none(project, owner, temporary_media):
+    import io
+
+    from boneage.modeling.prediction_files import prediction_file_name, save_derived
+    from django.core.management import call_command
+
+    gone = do_ingest(project, owner, dicom_bytes(), "gone.dcm").study
+    actions.do_delete_study(gone, actor=owner)
+    late = save_derived(prediction_file_name(gone, 1, "mask"), b"png")
+    out = io.StringIO()
+    call_command("sweep_orphans", "--min-age-seconds", "0", "--dry-run", stdout=out)
+    assert "would remove 1 unreferenced file(s) under studies/ and predictions/" in out.getvalue()
+    assert (temporary_media / late).exists()
