@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import socket
 import subprocess
 
 import pytest
 from boneage.core.events import project_group
 from boneage.dicomweb.models import DerivedObject
-from boneage.dicomweb.node import serve
 from boneage.studies.actions import do_create_project
 from boneage.studies.models import IngestRecord, Study
 from pydicom.uid import generate_uid
@@ -21,17 +19,6 @@ from tests.dicom_factory import dicom_bytes, make_dicom_dataset
 
 pytestmark = [pytest.mark.django_db(transaction=True),
               pytest.mark.skipif(not shutil.which("storescu"), reason="dcmtk is not installed (apt-get install dcmtk)")]
-
-
-@pytest.fixture
-def node_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = serve("127.0.0.1", port, block=False)
-    yield port
-    assert server is not None
-    server.shutdown()
 
 
 @pytest.fixture

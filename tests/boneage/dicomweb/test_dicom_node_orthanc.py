@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import socket
 
 import numpy as np
 import pydicom
@@ -12,7 +11,6 @@ import pytest
 import requests
 from boneage.annotations.actions import do_save_label, do_save_mask
 from boneage.dicomweb.models import DerivedObject
-from boneage.dicomweb.node import serve
 from boneage.studies.actions import do_ingest
 from boneage.studies.models import IngestRecord, Study
 from dicomweb_client.api import DICOMwebClient
@@ -22,17 +20,6 @@ from tests.boneage.dicomweb.test_orthanc_pacs import radiograph
 from tests.dicom_factory import dicom_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def node_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = serve("127.0.0.1", port, block=False)
-    yield port
-    assert server is not None
-    server.shutdown()
 
 
 def orthanc_sends(dicomweb_root: str, node_port: int, ae_title: str, study_uid: str) -> dict:
