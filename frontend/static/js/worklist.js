@@ -73,11 +73,11 @@ async function load({ append = false } = {}) {
   total = count;
   activeModel = model ? model.name : null;
   showRepredictProgress(reprediction);  // from the server: a page opened mid-run says how far it is too
-  document.getElementById("study-count").textContent = `${count} stud${count === 1 ? "y" : "ies"}`;
+  showCount();
   document.getElementById("active-model").textContent = model ? `Active model: ${model.name}` : "No model yet: predictions appear once a model is trained";
   const rows = results.map(row);
   if (append) body.append(...rows);
-  else body.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 8, class: "muted empty" }, "No studies match. Upload some, or change the filters."))]));
+  else body.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 8, class: "muted empty" }, EMPTY_TEXT))]));
   offset += results.length;
   document.getElementById("load-more").hidden = offset >= count;
   page.dataset.loaded = "1";
@@ -91,8 +91,21 @@ async function refreshRow(studyId, { insert = false } = {}) {
   else if (insert) {
     body.querySelector("td.empty")?.parentElement.remove();
     body.prepend(fresh); fresh.classList.add("flash", "new");
-    total += 1; document.getElementById("study-count").textContent = `${total} studies`;
+    total += 1; showCount();
   }
+}
+
+function showCount() { document.getElementById("study-count").textContent = `${total} stud${total === 1 ? "y" : "ies"}`; }
+const EMPTY_TEXT = "No studies match. Upload some, or change the filters.";
+
+// study.deleted: the row goes at once (no request: the study is gone), the count and the next page's offset with it.
+function removeRow(studyId) {
+  const old = body.querySelector(`tr[data-study="${studyId}"]`);
+  if (!old) return;
+  old.remove();
+  total = Math.max(0, total - 1); offset = Math.max(0, offset - 1);
+  showCount();
+  if (!body.querySelector("tr[data-study]")) body.replaceChildren(el("tr", {}, el("td", { colspan: 8, class: "muted empty" }, EMPTY_TEXT)));
 }
 
 // filters & sorting
@@ -192,6 +205,7 @@ if (uploadForm) {
 // live
 const live = connectLive(projectId, { onReconnect: () => load() });
 live.on("study.ingested", (e) => refreshRow(e.study, { insert: true }));
+live.on("study.deleted", (e) => removeRow(e.study));
 for (const type of ["prediction.ready", "label.saved", "review.queued", "review.resolved", "mask.saved", "mask.failed"]) live.on(type, (e) => e.study && refreshRow(e.study));
 live.on("model.promoted", () => load());
 live.on("model.repredicted", () => { showRepredictProgress(null); load(); });
