@@ -509,9 +509,24 @@ def test_study_and_series_metadata_and_retrieval_with_one_lost_file_are_a_410_no
         assert response.status_code == 410 and response.json()["error"] == "stored_file_missing", path
 
 
-def test_the_study_image_api_of_a_lost_file_is_a_410_that_says_the_file_is_gone(api_as, project, member):
+@pytest.mark.parametrize("path", ["image/", "image/?size=full", "thumbnail/"])
+def test_the_study_image_api_of_a_lost_file_is_a_410_that_says_the_file_is_gone(api_as, project, member, path):
     client = api_as(member)
     _, study = _stored_then_lost(client, project)
-    response = client.get(f"/api/studies/{study.pk}/image/")
+    response = client.get(f"/api/studies/{study.pk}/{path}")
     assert response.status_code == 410 and response.json()["error"] == "stored_file_missing"
     assert "gone from storage" in response.json()["detail"]
+
+
+def test_a_derived_display_lost_after_it_was_made_is_a_410_too(api_as, project, member):
+    from boneage.studies.derive import ensure_derived_images
+    from django.core.files.storage import default_storage
+
+    client = api_as(member)
+    ds = dataset()
+    stow(client, project, stow_body((DICOM, dicom_bytes(ds))))
+    image = ensure_derived_images(Study.objects.get(sop_instance_uid=ds.SOPInstanceUID).image)
+    default_storage.delete(image.display)
+    for path in (f"/api/studies/{image.study_id}/image/", f"{_instance_url(project, ds)}/rendered"):
+        response = client.get(path)
+        assert response.status_code == 410 and response.json()["error"] == "stored_file_missing", path
