@@ -43,7 +43,9 @@ function renderRun() {
   const total = p.total_epochs || run.config.epochs;
   const parts = [`${run.config.kind === "audit" ? "Audit" : "Run"} ${run.id}`];
   if (p.folds) parts.push(`fold ${p.fold}/${p.folds}`);
-  parts.push(`epoch ${p.epoch || 0}/${total ?? "?"}`);
+  // the default recipe first trains its segmenter on the Canny masks (steps only), then the regressor's epochs
+  if (p.stage === "segmenter") parts.push("stage 1 of 2: the segmenter learns the hand masks");
+  else parts.push(`${p.stage === "regressor" ? "stage 2 of 2: the regressor, " : ""}epoch ${p.epoch || 0}/${total ?? "?"}`);
   if (p.step) parts.push(`step ${p.step}`);
   if (p.loss != null) parts.push(`loss ${(+p.loss).toFixed(3)}`);
   // One MAE per version: once the run registered a version, its figure (the platform's predictor on the held-out

@@ -78,8 +78,9 @@ EVENTS: dict[str, EventType] = {event.name: event for event in (
            "model_version name val_mae active_val_mae outcome"),
     _event("training.queued", "A training run waits for a gpu worker.", "run trigger"),
     _event("training.started", "A worker started the run.", "run"),
-    _event("training.progress", "Per-step / per-epoch progress of a run (an audit's also names its fold).",
-           "run epoch step loss val_mae total_epochs", "fold folds"),
+    _event("training.progress", "Per-step / per-epoch progress of a run (an audit's also names its fold, the default "
+           "recipe its stage: segmenter, then regressor).",
+           "run epoch step loss val_mae total_epochs", "fold folds stage"),
     _event("training.cancelling", "The run stops within one step.", "run state"),
     _event("training.finished", "The run ended (succeeded, failed or cancelled).", "run state",
            "error model_version val_mae active_val_mae promoted outcome kept"),

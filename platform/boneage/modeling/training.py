@@ -368,6 +368,8 @@ class _PlatformCallback:
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
         self.epoch, self.last_val_mae = epoch, json_safe(round(float(metrics["val_mae"]), 3))
+        if metrics.get("stage"):  # the default recipe's epochs say which stage they belong to
+            self.extra["stage"] = metrics["stage"]
         self.total_epochs = metrics.get("total_epochs", self.total_epochs)  # a run whose budget decides its epochs
         point = json_safe({"epoch": epoch, "step": self.step, "loss": round(float(metrics["loss"]), 4),
                            "val_mae": self.last_val_mae, "lr": metrics.get("lr")})
@@ -594,6 +596,7 @@ def _train_recipe(run: TrainingRun, samples: list, out: Path, callback, val: set
         settings["max_seconds"] = float(run.config["max_seconds"])
     config = recipe.recipe_config(settings)
     callback.total_epochs = config.crops.epochs  # the regressor's epochs (the progress bar and its curve)
+    callback.extra["stage"] = "segmenter"  # until the regressor's first epoch: its steps have no epoch count yet
     return recipe.run(samples, out, config, callback=callback, quiet=True, val_ids=val)
 
 

@@ -115,8 +115,12 @@ def test_a_recipe_run_trains_registers_and_says_where_it_started(celery_worker, 
     add_studies(tiny_project, owner, 12)
     events.subscribe(tiny_project.pk)
     body = api_as(owner).post(URL.format(tiny_project.pk), {"init": "recipe"}, format="json").json()
-    finished = events.until(lambda e: e["type"] == "training.finished" and e["run"] == body["id"], timeout=300)[-1]
+    seen = events.until(lambda e: e["type"] == "training.finished" and e["run"] == body["id"], timeout=300)
+    finished = seen[-1]
     assert finished["state"] == "succeeded", finished
+    # the progress says which stage runs: the segmenter's steps first (no epoch count), then the regressor's epochs
+    stages = [e.get("stage") for e in seen if e["type"] == "training.progress" and e["run"] == body["id"]]
+    assert stages[0] == "segmenter" and stages[-1] == "regressor"
     version = ModelVersion.objects.get(pk=TrainingRun.objects.get(pk=body["id"]).result_id)
     assert version.metrics["recipe"] == "staged" and version.config["init"] == "recipe"
     assert version.parent is None  # from scratch: no model's weights or statistics carried over
