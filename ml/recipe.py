@@ -206,7 +206,7 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
     crops_budget = state.stage_budget if state is not None else left() * config.crops_share
     crops_config = replace(config.crops, seed=config.seed, max_seconds=crops_budget)
     scale = float(model.regressor.head.age_std)
-    seg_kept = {k: v for k, v in seg_metrics.items()}
+    seg_kept = dict(seg_metrics)
     if state is None:  # a kill from here on resumes at the regressor stage, the segmenter kept
         keep("regressor", 0, 0, 0.0, crops_budget, {}, segmenter_metrics=seg_kept)
     progress = None
@@ -215,12 +215,16 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
         progress = RegressorProgress(state.notes["regressor_curve"], state.step, state.stage_seconds, state.optimizer,
                                      state.generator)
 
-    stage_curve: list[dict[str, Any]] = []  # the regressor's epochs, as ml.train's curve (the run's curve)
+    def curve_point(row: dict[str, Any]) -> dict[str, Any]:
+        return {"epoch": row["epoch"], "loss": row["train_l1_months"] / scale, "lr": row["lr"],
+                "val_mae": row.get("val_mae_running_bn", float("nan")), "stage": "regressor"}
+
+    # the regressor's epochs, as ml.train's curve (the run's curve), those of a killed run included
+    stage_curve: list[dict[str, Any]] = [curve_point(row) for row in (progress.curve if progress else [])]
 
     def regressor_epoch(row: dict[str, Any]) -> None:
         log({"stage": "regressor", **row})
-        point = {"epoch": row["epoch"], "loss": row["train_l1_months"] / scale, "lr": row["lr"],
-                 "val_mae": row.get("val_mae_running_bn", float("nan")), "stage": "regressor"}
+        point = curve_point(row)
         stage_curve.append(point)
         if callback is not None:  # the platform's progress: the regressor's epochs are the run's epochs, as many as
             # the budget allows (not the cap)
