@@ -187,14 +187,14 @@ def check_film(unit: np.ndarray, result: AutomaskResult | None = None) -> FilmCh
                            f"fingers-up turned {TURN_WORDS[turns]}")
     else:
         turns = TURNS[side] if side else 0
-        if turns:
-            verdict = "flagged" if verdict == "read" else verdict
+        if turns:  # unsure: a correction of the polarity is not applied either ("corrected" means sure of all)
+            verdict = "flagged"
             reasons.append(f"the forearm seems to leave the film at the {side} and no fingers show clearly (mask "
                            f"quality {quality:.2f}): turned or landscape?")
     sizes = _components(mask)
     raw = result.details.get("dominance")  # the components the automask dropped, markers included
     if (len(sizes) > 1 and sizes[1] >= SECOND_HAND * sizes[0]) or (raw is not None and raw < 1 / (1 + SECOND_HAND)):
-        verdict = "flagged" if verdict == "read" else verdict
+        verdict = "flagged"
         reasons.append("two hands on one film: the mask keeps the larger; check it is the hand to read")
     return FilmCheck(verdict, tuple(reasons), inverted, turns, side, quality,
                      {"forearm_share": {k: round(v, 3) for k, v in share.items()},
