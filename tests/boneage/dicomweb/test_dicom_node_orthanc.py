@@ -2,22 +2,16 @@
 called title), C-STOREs a study to it — as a hospital's PACS router would."""
 from __future__ import annotations
 
-import io
 import re
 
-import numpy as np
-import pydicom
 import pytest
 import requests
-from boneage.annotations.actions import do_save_label, do_save_mask
 from boneage.dicomweb.models import DerivedObject
-from boneage.studies.actions import do_ingest
 from boneage.studies.models import IngestRecord, Study
 from dicomweb_client.api import DICOMwebClient
 
 from tests.boneage.dicomweb.orthanc import orthanc  # noqa: F401 (the fixture)
-from tests.boneage.dicomweb.test_orthanc_pacs import radiograph
-from tests.dicom_factory import dicom_bytes
+from tests.boneage.dicomweb.test_orthanc_pacs import platform_study_in_orthanc, radiograph
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,16 +42,7 @@ def test_orthanc_c_stores_a_film_and_it_becomes_a_study_of_the_project_that_name
 
 def test_orthanc_c_stores_back_a_whole_study_that_came_from_the_platform_and_nothing_new_is_stored(
         orthanc, node_port, api_as, project, owner):  # noqa: F811
-    source = radiograph("DIMSE-2")
-    study = do_ingest(project, owner, dicom_bytes(source), "hand.dcm").study
-    mask = np.zeros((600, 500), bool)
-    mask[100:500, 120:380] = True
-    do_save_mask(study, mask, source="expert", author=owner)
-    do_save_label(study, 131.0, author=owner)
-    client = api_as(owner)
-    seg = pydicom.dcmread(io.BytesIO(client.get(f"/api/studies/{study.pk}/export/seg/").content))
-    sr = pydicom.dcmread(io.BytesIO(client.get(f"/api/studies/{study.pk}/export/sr/").content))
-    DICOMwebClient(orthanc).store_instances([source, seg, sr])
+    source, study = platform_study_in_orthanc(orthanc, api_as(owner), project, owner, "DIMSE-2")
     answer = orthanc_sends(orthanc, node_port, project.ae_title, source.StudyInstanceUID)
     assert answer["InstancesCount"] == 3 and answer["FailedInstancesCount"] == 0
     assert Study.objects.filter(project=project).count() == 1

@@ -87,6 +87,21 @@ def _orthanc_root(dicomweb_root: str) -> str:
     return dicomweb_root.rsplit("/dicom-web", 1)[0]
 
 
+def platform_study_in_orthanc(dicomweb_root: str, client, project, owner, uid_seed: str):
+    """A film the platform holds with an expert mask and label, and that film with the platform's own SEG and SR stored
+    in Orthanc, as a PACS holds what the platform sent it. Returns (the film's dataset, its study)."""
+    source = radiograph(uid_seed)
+    study = do_ingest(project, owner, dicom_bytes(source), "hand.dcm").study
+    mask = np.zeros((600, 500), bool)
+    mask[100:500, 120:380] = True
+    do_save_mask(study, mask, source="expert", author=owner)
+    do_save_label(study, 131.0, author=owner)
+    seg = pydicom.dcmread(io.BytesIO(client.get(f"/api/studies/{study.pk}/export/seg/").content))
+    sr = pydicom.dcmread(io.BytesIO(client.get(f"/api/studies/{study.pk}/export/sr/").content))
+    DICOMwebClient(dicomweb_root).store_instances([source, seg, sr])
+    return source, study
+
+
 def test_orthanc_pushes_back_a_whole_study_that_came_from_the_platform_and_its_job_succeeds(
         orthanc, live_asgi_server, api_as, project, owner):  # noqa: F811
     """Film + the platform's own SEG and SR, pushed by Orthanc's STOW-RS client (its job fails on any failed part):
@@ -95,16 +110,7 @@ def test_orthanc_pushes_back_a_whole_study_that_came_from_the_platform_and_its_j
     from boneage.dicomweb.models import DerivedObject
     from rest_framework.authtoken.models import Token
 
-    source = radiograph("PACS-PUSH")
-    study = do_ingest(project, owner, dicom_bytes(source), "hand.dcm").study
-    mask = np.zeros((600, 500), bool)
-    mask[100:500, 120:380] = True
-    do_save_mask(study, mask, source="expert", author=owner)
-    do_save_label(study, 131.0, author=owner)
-    client = api_as(owner)
-    seg = pydicom.dcmread(io.BytesIO(client.get(f"/api/studies/{study.pk}/export/seg/").content))
-    sr = pydicom.dcmread(io.BytesIO(client.get(f"/api/studies/{study.pk}/export/sr/").content))
-    DICOMwebClient(orthanc).store_instances([source, seg, sr])
+    source, study = platform_study_in_orthanc(orthanc, api_as(owner), project, owner, "PACS-PUSH")
 
     root = _orthanc_root(orthanc)
     token, _ = Token.objects.get_or_create(user=owner)
