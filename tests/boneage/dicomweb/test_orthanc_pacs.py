@@ -87,6 +87,20 @@ def _orthanc_root(dicomweb_root: str) -> str:
     return dicomweb_root.rsplit("/dicom-web", 1)[0]
 
 
+def orthanc_pusher(dicomweb_root: str, platform_url: str, authorization: str, study_uid: str):
+    """Register the platform as Orthanc's DICOMweb server 'boneage' (with this Authorization header) and return a
+    function that has Orthanc push the whole study to it by STOW-RS (Orthanc's job fails on any failed part)."""
+    import requests
+
+    root = _orthanc_root(dicomweb_root)
+    server = {"Url": platform_url, "HttpHeaders": {"Authorization": authorization}}
+    assert requests.put(f"{root}/dicom-web/servers/boneage", json=server, timeout=10).ok
+    found = requests.post(f"{root}/tools/lookup", data=study_uid, timeout=10).json()
+    orthanc_study = next(item["ID"] for item in found if item["Type"] == "Study")
+    return lambda: requests.post(f"{root}/dicom-web/servers/boneage/stow", json={"Resources": [orthanc_study]},
+                                 timeout=120)
+
+
 def platform_study_in_orthanc(dicomweb_root: str, client, project, owner, uid_seed: str):
     """A film the platform holds with an expert mask and label, and that film with the platform's own SEG and SR stored
     in Orthanc, as a PACS holds what the platform sent it. Returns (the film's dataset, its study)."""
@@ -106,28 +120,22 @@ def test_orthanc_pushes_back_a_whole_study_that_came_from_the_platform_and_its_j
         orthanc, live_asgi_server, api_as, project, owner):  # noqa: F811
     """Film + the platform's own SEG and SR, pushed by Orthanc's STOW-RS client (its job fails on any failed part):
     the push succeeds and stores nothing new; a radiologist's SR added in the PACS is then kept with the film."""
-    import requests
     from boneage.dicomweb.models import DerivedObject
     from rest_framework.authtoken.models import Token
 
     source, study = platform_study_in_orthanc(orthanc, api_as(owner), project, owner, "PACS-PUSH")
 
-    root = _orthanc_root(orthanc)
     token, _ = Token.objects.get_or_create(user=owner)
-    server = {"Url": f"{live_asgi_server}/dicomweb/projects/{project.pk}/",
-              "HttpHeaders": {"Authorization": f"Token {token.key}"}}
-    assert requests.put(f"{root}/dicom-web/servers/boneage", json=server, timeout=10).ok
-    found = requests.post(f"{root}/tools/lookup", data=source.StudyInstanceUID, timeout=10).json()
-    orthanc_study = next(item["ID"] for item in found if item["Type"] == "Study")
-
-    push = requests.post(f"{root}/dicom-web/servers/boneage/stow", json={"Resources": [orthanc_study]}, timeout=120)
+    push_study = orthanc_pusher(orthanc, f"{live_asgi_server}/dicomweb/projects/{project.pk}/", f"Token {token.key}",
+                                source.StudyInstanceUID)
+    push = push_study()
     assert push.status_code == 200, push.text
     assert Study.objects.filter(project=project).count() == 1
     assert DerivedObject.objects.filter(study=study).count() == 2  # the SEG and SR it already had
 
     report = make_radiologist_report(source)
     DICOMwebClient(orthanc).store_instances([report])
-    again = requests.post(f"{root}/dicom-web/servers/boneage/stow", json={"Resources": [orthanc_study]}, timeout=120)
+    again = push_study()
     assert again.status_code == 200, again.text
     kept = DerivedObject.objects.get(study=study, sop_instance_uid=report.SOPInstanceUID)
     assert kept.kind == "sr" and kept.received
@@ -150,7 +158,6 @@ def make_radiologist_report(source: pydicom.Dataset) -> pydicom.Dataset:
 def test_orthanc_pushes_a_whole_study_to_a_de_identifying_project_and_the_skipped_report_does_not_fail_its_job(
         orthanc, live_asgi_server, project, owner):  # noqa: F811
     """The film is stored (de-identified); the radiologist's SR is skipped as a success with a warning (202)."""
-    import requests
     from boneage.dicomweb.models import DerivedObject
     from rest_framework.authtoken.models import Token
 
@@ -158,13 +165,8 @@ def test_orthanc_pushes_a_whole_study_to_a_de_identifying_project_and_the_skippe
     project.save(update_fields=["deidentify"])
     source = radiograph("PACS-DEID")
     DICOMwebClient(orthanc).store_instances([source, make_radiologist_report(source)])
-    root = _orthanc_root(orthanc)
-    server = {"Url": f"{live_asgi_server}/dicomweb/projects/{project.pk}/",
-              "HttpHeaders": {"Authorization": f"Bearer {Token.objects.create(user=owner).key}"}}
-    assert requests.put(f"{root}/dicom-web/servers/boneage", json=server, timeout=10).ok
-    found = requests.post(f"{root}/tools/lookup", data=source.StudyInstanceUID, timeout=10).json()
-    orthanc_study = next(item["ID"] for item in found if item["Type"] == "Study")
-    push = requests.post(f"{root}/dicom-web/servers/boneage/stow", json={"Resources": [orthanc_study]}, timeout=120)
+    push = orthanc_pusher(orthanc, f"{live_asgi_server}/dicomweb/projects/{project.pk}/",
+                          f"Bearer {Token.objects.create(user=owner).key}", source.StudyInstanceUID)()
     assert push.status_code == 200, push.text
     assert Study.objects.filter(project=project).count() == 1 and not DerivedObject.objects.exists()
     assert IngestRecord.objects.filter(project=project, outcome="accepted").count() == 1
