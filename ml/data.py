@@ -166,10 +166,13 @@ def fingerprint(samples: list[Sample]) -> str:
 _AUTOMASK_MEMO: dict[tuple[str, int, int, int], np.ndarray] = {}
 
 
+def _cache_root() -> Path:
+    return Path(os.environ.get("BONEAGE_CACHE_DIR") or Path.home() / ".cache" / "boneage")
+
+
 def mask_cache_dir() -> Path:
     """Disk cache for Canny masks: $BONEAGE_CACHE_DIR/automask (default ~/.cache/boneage/automask)."""
-    root = os.environ.get("BONEAGE_CACHE_DIR") or Path.home() / ".cache" / "boneage"
-    return Path(root) / "automask"
+    return _cache_root() / "automask"
 
 
 def automask_cached(image_path: Path, image: np.ndarray) -> np.ndarray:
@@ -240,8 +243,7 @@ def to_square(array: np.ndarray, size: int, mode: str) -> tuple[np.ndarray, floa
 
 def input_cache_dir() -> Path:
     """Disk cache of the network's inputs (film and mask at the work size): $BONEAGE_CACHE_DIR/inputs."""
-    root = os.environ.get("BONEAGE_CACHE_DIR") or Path.home() / ".cache" / "boneage"
-    return Path(root) / "inputs"
+    return _cache_root() / "inputs"
 
 
 def _input_key(sample: Sample, size: int) -> str:
