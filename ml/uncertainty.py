@@ -140,6 +140,23 @@ def scores_needed(level: float) -> int:
     return n
 
 
+def pool_scores(own: list[float], earlier: list[tuple[str, list[float]]], level: float,
+                fence: float | None = FAR_OUT) -> tuple[list[float], list[str]]:
+    """The scores a `level` interval is read from when a model's own held-out scores are too few for it: its own, then
+    whole earlier sources (name, scores) in the order given until the pooled inliers reach scores_needed(level);
+    returns the scores and the names of the sources added ([] when its own suffice). A source is taken whole: its scores
+    are stored sorted, so a part of one would be its lowest. Why pooling is sound: every model's std is scaled on its
+    own held-out readings so that ±Z90·std covers 90 % of them (fit_calibration), so every model's scores share their
+    90th percentile by construction; how well the tails agree is measured (ml.interval_coverage, docs/benchmarks.md).
+    With every source added and still too few, interval_multiplier of the result is inf."""
+    pooled, used = list(own), list[str]()
+    for name, scores in earlier:
+        if len(inlier_scores(pooled, fence)) >= scores_needed(level):
+            break
+        pooled, used = pooled + list(scores), used + [name]
+    return pooled, used
+
+
 def prediction_interval(age: float, std: float, multiplier: float, low: float, high: float) -> tuple[float, float]:
     """age ± multiplier·std, clipped to [low, high] (the project's age range): never below 0 months."""
     half = multiplier * max(float(std), 0.0)

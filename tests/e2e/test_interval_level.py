@@ -65,3 +65,25 @@ def test_an_interval_too_few_held_out_studies_cannot_calibrate_says_so_on_the_st
     page.goto(f"{live_asgi_server}/projects/{project.pk}/")
     expect(page.locator(f"tr[data-study='{study.pk}'] span[title*='interval']")).to_have_attribute(
         "title", f"95% interval 0.0–240.0 months (std 5.0)\n{note}")
+
+
+def test_an_interval_pooled_with_an_earlier_models_scores_is_stated_with_the_calibration_it_used(
+        live_asgi_server, browser_page, api_as, project, owner):
+    project.interval_level = 0.95
+    project.save()
+    earlier = [round(0.05 * i, 2) for i in range(1, 41)]  # v1's 40 held-out scores
+    study = disagreeing_study(project, owner, {"val_mae": 9.0, "interval_scores": SCORES,
+                                               "interval_fallback": [{"source": "v1", "scores": earlier}]})
+    latest = api_as(owner).get(f"/api/studies/{study.pk}/predictions/latest/").json()
+    low, high = latest["interval_months"]
+    assert latest["interval_calibration"] == "pooled" and 0 < low < 150 < high < 240
+    note = ("This model's 10 held-out studies are too few for a 95% interval alone (it needs 19), so it is calibrated "
+            "on them pooled with v1's 40 held-out studies.")
+    page = browser_page
+    login(page, live_asgi_server, owner.username, f"{owner.username}-Pass-123")
+    page.goto(f"{live_asgi_server}/studies/{study.pk}/")
+    expect(page.locator("#pred-interval")).to_contain_text(f"95% interval {low:.1f}–{high:.1f}")
+    expect(page.locator("#pred-calibration")).to_have_text(note)
+    page.goto(f"{live_asgi_server}/projects/{project.pk}/")
+    expect(page.locator(f"tr[data-study='{study.pk}'] span[title*='interval']")).to_have_attribute(
+        "title", f"95% interval {low:.1f}–{high:.1f} months (std 5.0)\n{note}")

@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from ml.uncertainty import conformal_scores, inlier_scores, interval_multiplier, prediction_interval, scores_needed
+from ml.uncertainty import (
+    conformal_scores,
+    inlier_scores,
+    interval_multiplier,
+    pool_scores,
+    prediction_interval,
+    scores_needed,
+)
 
 
 def test_the_multiplier_is_the_ceil_n_plus_1_times_level_th_smallest_score():
@@ -187,3 +194,38 @@ def test_the_scores_a_level_needs_are_the_fewest_that_give_a_finite_multiplier(l
     assert math.isfinite(interval_multiplier([1.0] * needed, level, fence=None))
     if needed > 1:
         assert math.isinf(interval_multiplier([1.0] * (needed - 1), level, fence=None))
+
+
+def test_scores_enough_for_the_level_are_used_alone_and_no_earlier_source_is_pooled():
+    own = [0.1 * i for i in range(1, 21)]  # 20: enough for 95 % (19)
+    assert pool_scores(own, [("v1", [9.0] * 50)], 0.95) == (own, [])
+
+
+def test_too_few_scores_pool_whole_earlier_sources_in_order_until_the_level_is_reached():
+    own = [0.1 * i for i in range(1, 13)]  # 12: 95 % needs 19
+    v2, v1, starter = [0.5] * 4, [1.0] * 5, [1.5] * 200
+    pooled, used = pool_scores(own, [("v2", v2), ("v1", v1), ("starter", starter)], 0.95)
+    assert used == ["v2", "v1"] and len(pooled) == 12 + 4 + 5  # 21: enough, so the starter is left out
+    pooled, used = pool_scores(own, [("v1", [1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6])], 0.95)
+    assert used == ["v1"] and math.isfinite(interval_multiplier(pooled, 0.95))  # 19 in all: just enough
+
+
+def test_with_every_source_pooled_and_still_too_few_the_interval_stays_the_whole_range():
+    pooled, used = pool_scores([1.0, 2.0], [("v1", [1.5, 2.5])], 0.95)
+    assert used == ["v1"] and math.isinf(interval_multiplier(pooled, 0.95))
+
+
+def test_on_exchangeable_readings_the_pooled_interval_holds_its_level_and_the_whole_range_is_no_longer_needed():
+    from ml.interval_coverage import coverage_table
+
+    rng = np.random.default_rng(32)
+    stds = rng.uniform(3, 12, 2000)
+    errors = rng.normal(0, 1, 2000) * stds  # every reading's |error| / std from one half-normal: exchangeable
+    pool = conformal_scores(rng.normal(0, 1, 200) * 5.0, np.full(200, 5.0))  # an earlier model's, same law
+    rows = {(r.calibration_studies, r.level): r for r in coverage_table(errors, stds, pool, repeats=200, seed=1)}
+    small = rows[(12, 0.95)]
+    assert small.pooled_share == 1.0 and small.own_only_width == 240.0 and small.own_only_coverage == 1.0
+    assert small.median_width < 100 and abs(small.coverage - 0.95) < 0.02
+    for (size, level), row in rows.items():
+        assert row.coverage >= level - 0.02, (size, level, row.coverage)  # split conformal: ≥ level on average
+        assert row.pooled_share == (1.0 if (size, level) == (12, 0.95) else 0.0)

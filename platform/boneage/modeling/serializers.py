@@ -19,10 +19,17 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
     interval_level = serializers.SerializerMethodField()
     interval_calibrated = serializers.SerializerMethodField(help_text="false: the model predates conformal "
                                                             "calibration and the interval assumes normal errors, or "
-                                                            "its held-out studies are too few for the project's level "
-                                                            "and the interval is the whole age range")
-    interval_note = serializers.SerializerMethodField(help_text="why the interval is not calibrated, in words "
-                                                      "(empty when it is)")
+                                                            "its held-out studies, even pooled with earlier models', "
+                                                            "are too few for the project's level and the interval is "
+                                                            "the whole age range")
+    interval_calibration = serializers.SerializerMethodField(help_text="which scores the interval was read from: "
+                                                             "own (the model's held-out studies), pooled (with earlier "
+                                                             "models' or the shipped starter's, named in "
+                                                             "interval_note), normal (none: normal errors assumed) or "
+                                                             "whole_range (too few even pooled)")
+    interval_note = serializers.SerializerMethodField(help_text="why the interval is not calibrated on the model's own "
+                                                      "held-out studies, and what it used instead, in words (empty "
+                                                      "when it is)")
     outside_experience = serializers.BooleanField(source="outside", help_text="the film is outside this model's "
                                                   "experience (ml.ood): the interval is then the project's whole age "
                                                   "range")
@@ -37,7 +44,7 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Prediction
         fields = ["id", "study", "age_months", "std_months", "interval_months", "interval_level", "interval_calibrated",
-                  "interval_note", "outside_experience", "outside_reason", "ood_score", "model_version", "model_name", "from_previous_model", "mask_url", "box", "score", "attention", "timings", "out_of_fold",
+                  "interval_calibration", "interval_note", "outside_experience", "outside_reason", "ood_score", "model_version", "model_name", "from_previous_model", "mask_url", "box", "score", "attention", "timings", "out_of_fold",
                   "device", "created_at"]
 
     def to_representation(self, prediction):
@@ -57,6 +64,9 @@ class LatestPredictionSerializer(serializers.ModelSerializer):
 
     def get_interval_calibrated(self, prediction) -> bool:
         return self._interval.calibrated
+
+    def get_interval_calibration(self, prediction) -> str:
+        return self._interval.calibration
 
     def get_interval_note(self, prediction) -> str:
         return self._interval.note

@@ -38,6 +38,7 @@ from boneage.modeling.actions import (
     next_version_name,
 )
 from boneage.modeling.gate import GatePolicy, decide
+from boneage.modeling.intervals import fallback_calibration
 from boneage.modeling.models import ModelStatus, ModelVersion, RunState, TrainingRun
 from boneage.modeling.outside import outside_summary
 from boneage.modeling.run_outcome import how_it_ended, kept_its_start, no_change, too_few_words, validation_ids
@@ -677,6 +678,9 @@ def _register(run: TrainingRun, result, samples: list, val: set[str], sources: d
     metrics["training_val_mae"] = result.metrics.get("val_mae")  # the training loop's own figure (its curve)
     metrics["gate"] = gate
     metrics["label_sources"] = {src: sum(1 for v in sources.values() if v == src) for src in set(sources.values())}
+    # what its interval pools with when its own held-out studies are too few for the project's level (issue 32)
+    metrics["interval_fallback"] = fallback_calibration(run.project_id, metrics.get("interval_scores") or [],
+                                                        run.init_from, run.config)
     metrics = json_safe(metrics)
     outcome = decision.summary
     if decision.passed and not project.auto_promote:

@@ -123,7 +123,8 @@ class WorklistRowSerializer(serializers.Serializer):
         interval = rule.around(age, std, outside["outside_experience"])
         return {"age_months": age, "std_months": std, "interval_months": [interval.low, interval.high],
                 "interval_level": interval.level, "interval_calibrated": interval.calibrated,
-                "interval_note": interval.note, "values_hidden": False, **which, **outside}
+                "interval_calibration": interval.calibration, "interval_note": interval.note, "values_hidden": False,
+                **which, **outside}
 
     def get_state(self, study) -> str:
         if study.open_reviews:

@@ -125,3 +125,89 @@ def test_the_settings_page_warns_when_the_level_needs_more_held_out_studies_than
     assert ("The active model v1 is calibrated on 12 held-out studies: a 95% interval needs 19, so every interval reads "
             "as the whole age range and the model-vs-label rule cannot flag a label. 12 held-out studies support "
             "levels up to 92%.") in page
+
+
+EARLIER = [round(0.05 * i, 2) for i in range(1, 41)]  # an earlier model's 40 held-out scores: the 95 % one is 1.95
+
+
+def test_twelve_held_out_studies_pool_with_the_earlier_models_and_the_95_percent_interval_says_which_it_used(
+        api_as, owner, member, project, predicted):
+    ModelVersion.objects.update(metrics={"val_mae": 9.0, "interval_scores": TWELVE,
+                                         "interval_fallback": [{"source": "v1", "scores": EARLIER}]})
+    api_as(owner).patch(f"/api/projects/{project.pk}/", {"interval_level": 0.95}, format="json")
+    client = api_as(member)
+    body = client.get(f"/api/studies/{predicted.pk}/predictions/latest/").json()
+    # 52 pooled scores, none far out: the 95 % multiplier is the ⌈53 · 0.95⌉ = 51st, 1.95; 10 ± 1.95 · 5
+    assert body["interval_months"] == [0.2, 19.8] and body["interval_calibrated"] is True
+    assert body["interval_calibration"] == "pooled"
+    assert body["interval_note"] == ("This model's 12 held-out studies are too few for a 95% interval alone (it needs "
+                                     "19), so it is calibrated on them pooled with v1's 40 held-out studies.")
+    row = client.get(f"/api/projects/{project.pk}/worklist/").json()["results"][0]["prediction"]
+    assert row["interval_months"] == [0.2, 19.8] and row["interval_calibration"] == "pooled"
+    assert row["interval_note"] == body["interval_note"]
+
+
+def test_each_interval_says_which_calibration_it_used(api_as, member, predicted):
+    for metrics, calibration in (({"interval_scores": SCORES}, "own"), ({}, "normal"),
+                                 ({"interval_scores": TWELVE[:3]}, "whole_range")):
+        ModelVersion.objects.update(metrics={"val_mae": 9.0, **metrics})
+        body = api_as(member).get(f"/api/studies/{predicted.pk}/predictions/latest/").json()
+        assert body["interval_calibration"] == calibration
+
+
+def test_the_settings_page_says_the_intervals_pool_with_an_earlier_model_when_they_can(api_as, owner, project,
+                                                                                      predicted):
+    from django.test import Client
+
+    ModelVersion.objects.update(metrics={"val_mae": 9.0, "interval_scores": TWELVE,
+                                         "interval_fallback": [{"source": "v0", "scores": EARLIER}]})
+    api_as(owner).patch(f"/api/projects/{project.pk}/", {"interval_level": 0.95}, format="json")
+    browser = Client()
+    browser.force_login(owner)
+    page = browser.get(f"/projects/{project.pk}/settings/").content.decode()
+    assert ("The active model v1 is calibrated on 12 held-out studies: a 95% interval needs 19, so its intervals are "
+            "calibrated on them pooled with v0&#x27;s 40 held-out studies.") in page
+
+
+def _version(project, name, scores, parent=None, init="active"):
+    return ModelVersion.objects.create(project=project, name=name, checkpoint="x", sha256="0" * 64, status="retired",
+                                       metrics={"interval_scores": scores}, parent=parent, config={"init": init})
+
+
+def test_a_new_version_falls_back_on_the_models_it_was_fine_tuned_from_then_the_starter_then_the_rest(project):
+    from boneage.modeling.intervals import STARTER, fallback_calibration
+
+    from ml.checkpoint import SHIPPED_STARTER, interval_calibration_scores
+
+    first = _version(project, "v1", [1.0] * 12, init="starter")
+    _version(project, "v2", [1.1] * 12, parent=first)  # a sibling: not in the new version's line
+    second = _version(project, "v3", [1.2] * 12, parent=first)
+    sources = fallback_calibration(project.pk, [0.9] * 12, parent=second, config={"init": "active"})
+    starter = interval_calibration_scores(SHIPPED_STARTER)
+    assert [s["source"] for s in sources] == ["v3", "v1", STARTER]  # 12 + 12 + 12 + 200 ≥ 99: v2 is not needed
+    assert sources[2]["scores"] == starter and len(starter) == 200
+
+
+def test_a_line_begun_from_scratch_skips_the_starter_and_takes_the_projects_other_versions_newest_first(project):
+    from boneage.modeling.intervals import fallback_calibration
+
+    older, newer = _version(project, "v1", [1.0] * 30, init="fresh"), _version(project, "v2", [1.1] * 30, init="fresh")
+    sources = fallback_calibration(project.pk, [0.9] * 12, parent=None, config={"init": "fresh"})
+    assert [s["source"] for s in sources] == [newer.name, older.name]
+    assert fallback_calibration(project.pk, [0.9] * 99, parent=None, config={"init": "fresh"}) == []  # enough alone
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_trained_version_is_registered_with_the_scores_its_interval_falls_back_on(
+        tiny_project, owner, add_studies, register_model, temporary_media):
+    from boneage.modeling.training import check_run_request, do_start_training, run_training
+
+    add_studies(tiny_project, owner, 14)
+    earlier = register_model(tiny_project, name="v1")
+    ModelVersion.objects.filter(pk=earlier.pk).update(metrics={"val_mae": 30.0, "interval_scores": EARLIER})
+    run = do_start_training(tiny_project, actor=owner, config=check_run_request(tiny_project, {"init": "fresh"}),
+                            enqueue=False)
+    run_training(run.pk)
+    version = ModelVersion.objects.exclude(pk=earlier.pk).get()
+    assert len(version.metrics["interval_scores"]) < 19  # a tiny project's own held-out studies: too few for 95 %
+    assert version.metrics["interval_fallback"] == [{"source": "v1", "scores": EARLIER}]
