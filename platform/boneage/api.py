@@ -30,7 +30,10 @@ def error_response(status_code: int, code: str, detail: str, **extra) -> Respons
 
 def json_error_handler(exc, context):
     if isinstance(exc, AppError):  # the platform's one error type: actions raise it, views let it pass
-        return error_response(exc.status, exc.code, exc.detail, **exc.extra)
+        response = error_response(exc.status, exc.code, exc.detail, **exc.extra)
+        if "retry_after" in exc.extra:  # a busy server says when to ask again (core.isolation: decoder_busy)
+            response["Retry-After"] = str(exc.extra["retry_after"])
+        return response
     if isinstance(exc, (RequestDataTooBig, TooManyFilesSent)):
         return error_response(413, "too_many_files" if isinstance(exc, TooManyFilesSent) else "request_too_large",
                               f"{exc} At most {settings.UPLOAD_MAX_FILES} files and {settings.UPLOAD_MAX_BYTES:,} bytes per request.")

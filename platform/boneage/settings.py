@@ -218,6 +218,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES  # keep an upload in memory: no temp-file round trip
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES
 DISPLAY_MAX_SIDE = env_int("DISPLAY_MAX_SIDE", 1024, minimum=128)
+# Every decode of a stored film runs in a child process (studies.isolated_decode, issue 34): the address space it may
+# add once its imports are in (a 2500 × 2000 film needs ~100 MiB, the 64-million-pixel film the bounds allow ~1.7 GiB),
+# its wall-clock limit (under the derive task's soft limit of 120 s) and how many run at once per process (docs/scaling.md).
+DECODE_MEMORY_MB = env_int("DECODE_MEMORY_MB", 2048, minimum=256)
+DECODE_TIMEOUT_S = env_int("DECODE_TIMEOUT_S", 60, minimum=5)
+DECODE_CONCURRENCY = env_int("DECODE_CONCURRENCY", 2, minimum=1)
+if DECODE_TIMEOUT_S >= 120:
+    raise ImproperlyConfigured(f"DECODE_TIMEOUT_S={DECODE_TIMEOUT_S} must stay under the derive task's 120-s soft limit")
 # Every study also keeps the network's input at this size (the default architecture's work_size): a re-prediction
 # decodes that small copy, not the full image (docs/benchmarks.md, re-prediction). Other work sizes decode in full.
 NETWORK_WORK_SIDE = env_int("NETWORK_WORK_SIDE", 256, minimum=32)

@@ -235,7 +235,7 @@ class FramesView(DicomWebView):
             return error_response(404, "not_found", f"No instance {sop_uid} in series {series_uid} of study {study_uid}.")
         try:
             numbers = [int(n) for n in frames.split(",")]
-            chunks = frame_bytes(catalog.read_dataset(entries[0]), numbers)
+            chunks = frame_bytes(catalog.read_bytes(entries[0]), numbers)
         except ValueError:
             return error_response(400, "invalid_frames", f"Frame numbers are a comma-separated list of integers, not {frames!r}.")
         boundary = new_boundary()

@@ -5,6 +5,7 @@ whichever comes first; idempotent, atomic, and safe to run twice at once.
 """
 from __future__ import annotations
 
+import io
 import logging
 import uuid
 from dataclasses import dataclass
@@ -14,14 +15,18 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
+from PIL import Image as PILImage
 
+from boneage.core.errors import AppError
 from boneage.core.events import publish
+from boneage.core.isolation import IsolatedFailure
 from boneage.core.pipeline import AutomaskState
 from boneage.core.storage import delete_quietly, local_file, png_bytes, save_atomic
+from boneage.studies.failures import DERIVE
 from boneage.studies.ingest.bounds import check_bounds
-from boneage.studies.ingest.decode import Decoded, decode_upload
 from boneage.studies.ingest.errors import IngestError
-from boneage.studies.ingest.store import display_array
+from boneage.studies.ingest.store import film_pngs
+from boneage.studies.isolated_decode import ISOLATION_CODES, DecodedFilm, decode_film
 from boneage.studies.models import Image, Study
 from ml.imaging import unit_to_uint16
 
@@ -34,12 +39,16 @@ def read_bytes(name: str) -> bytes:
 
 
 def load_unit(image: Image) -> np.ndarray:
-    """The study's pixels as float32 [0, 1], bright bone (from the normalized PNG when it exists)."""
+    """The study's pixels as float32 [0, 1], bright bone, from its normalized PNG (derived first when it has none:
+    the original is decoded only in isolation, studies.isolated_decode)."""
     from ml.imaging import load_image
 
-    if image.normalized and default_storage.exists(image.normalized):
+    if not image.normalized:
+        image = ensure_derived_images(image)
+    if default_storage.exists(image.normalized):
         return load_image(local_file(image.normalized))
-    return decode_original(image)
+    # the normalized file was lost: decode the original again, without storing anything
+    return _png_values(_decode_isolated(image).normalized, image).astype(np.float32) / 65535.0
 
 
 def load_work_image(image: Image, side: int):
@@ -91,14 +100,34 @@ def ensure_work_copy(image: Image) -> str | None:
     return work
 
 
-def decode_original(image: Image) -> np.ndarray:
-    return _decode(image).unit  # type: ignore[return-value]  # pixels=True always yields them
+def _decode_isolated(image: Image) -> DecodedFilm:
+    """The stored original decoded in a child process with a memory and a time limit; IngestError when it cannot be:
+    refused by ingest's checks, or the decoder crashed, hung or ran out of memory (a recorded failure of that kind
+    is answered again without a second try: the same file would do the same)."""
+    check_bounds(image.height, image.width, max_pixels=settings.UPLOAD_MAX_PIXELS)
+    recorded = Study.objects.filter(pk=image.study_id).values_list("automask_error", flat=True).first() or ""
+    code, _, detail = recorded.removeprefix(DERIVE).partition(": ")
+    if recorded.startswith(DERIVE) and code in ISOLATION_CODES:
+        raise IngestError(422, code, detail)
+    try:
+        return decode_film(read_bytes(image.original))
+    except IsolatedFailure as failure:
+        if failure.status == 503:  # every decoder slot busy: nothing is wrong with the film
+            raise
+        raise IngestError(failure.status, failure.code, failure.detail) from failure
+    except IngestError:
+        raise
+    except AppError as refusal:  # ingest's own checks, made again in the child
+        raise IngestError(refusal.status, refusal.code, refusal.detail) from refusal
 
 
-def _decode(image: Image) -> Decoded:
-    decoded = decode_upload(read_bytes(image.original), max_pixels=settings.UPLOAD_MAX_PIXELS)
-    assert decoded.unit is not None
-    return decoded
+def _png_values(png: bytes, image: Image) -> np.ndarray:
+    """The 16-bit values of the child's normalized PNG, held to the stored size before a pixel is inflated."""
+    with PILImage.open(io.BytesIO(png)) as picture:
+        if picture.size != (image.width, image.height):
+            raise IngestError(422, "pixel_decode_failed", f"The decoded film is {picture.size[0]}×{picture.size[1]}, "
+                              f"not the stored {image.width}×{image.height}.")
+        return np.asarray(picture, dtype=np.uint16)
 
 
 @dataclass(frozen=True)
@@ -114,26 +143,25 @@ class DerivedFiles:
 def derived_files(unit: np.ndarray) -> DerivedFiles:
     """The derived PNGs of a decoded film (float [0, 1], H×W inside ingest.bounds). Pure: nothing is stored. Its
     largest allocation is the work copy's square canvas, max(H, W)² float32 (ml.data.to_square)."""
-    values = unit_to_uint16(unit)
-    shown = display_array(unit, settings.DISPLAY_MAX_SIDE)
-    return DerivedFiles(normalized=png_bytes(values), display=png_bytes(shown, compress_level=3),
-                        display_shape=(int(shown.shape[0]), int(shown.shape[1])), work=work_png(values))
+    normalized, display, display_shape = film_pngs(unit, settings.DISPLAY_MAX_SIDE)
+    return DerivedFiles(normalized=normalized, display=display, display_shape=display_shape,
+                        work=work_png(unit_to_uint16(unit)))
 
 
 def ensure_derived_images(image: Image) -> Image:
-    """The image with its derived files; IngestError (recorded on the study) when the original cannot be decoded."""
+    """The image with its derived files; IngestError (recorded on the study) when the original cannot be decoded.
+    The original is decoded in a child process (studies.isolated_decode); the work copy is made here from the
+    normalized values, its size fixed by the stored bounds."""
     if image.normalized and image.display:
         return image
     try:
-        # the stored bounds first: a study ingested before them is refused before its bytes are read (ingest.bounds)
-        check_bounds(image.height, image.width, max_pixels=settings.UPLOAD_MAX_PIXELS)
-        decoded = _decode(image)
-        unit = decoded.unit
-        assert unit is not None
+        film = _decode_isolated(image)
+        values = _png_values(film.normalized, image)
     except IngestError as error:
-        record_failure(image.study_id, f"could not derive images: {error.code}: {error.detail}")
+        record_failure(image.study_id, f"{DERIVE}{error.code}: {error.detail}")
         raise
-    files = derived_files(unit)
+    files = DerivedFiles(normalized=film.normalized, display=film.display, display_shape=film.display_shape,
+                         work=work_png(values))
     folder = PurePosixPath(image.original).parent
     token = uuid.uuid4().hex[:8]
     normalized = save_atomic(str(folder / f"normalized-{token}.png"), files.normalized)
@@ -146,7 +174,7 @@ def ensure_derived_images(image: Image) -> Image:
             return locked
         locked.normalized, locked.display, locked.work = normalized, display, work
         locked.display_height, locked.display_width = files.display_shape
-        locked.value_black, locked.value_white = decoded.black_white or (None, None)
+        locked.value_black, locked.value_white = film.black_white or (None, None)
         locked.save(update_fields=["normalized", "display", "work", "display_height", "display_width", "value_black",
                                    "value_white"])
     return locked
@@ -168,7 +196,9 @@ def do_derive(study_id: int) -> bool:
         ensure_derived_images(image)
     except Exception as exc:
         logger.exception("could not derive the images of study %s", study_id)
-        detail = f"could not derive images: {type(exc).__name__}: {exc}"[:2000]
+        # a refusal keeps its code (as ensure_derived_images recorded it); anything else says what was raised
+        reason = f"{exc.code}: {exc.detail}" if isinstance(exc, IngestError) else f"{type(exc).__name__}: {exc}"
+        detail = f"{DERIVE}{reason}"[:2000]
         record_failure(study_id, detail)
         publish(image.study.project_id, "mask.failed", study=study_id, detail=detail[:500])
         return False

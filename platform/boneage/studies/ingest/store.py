@@ -6,8 +6,15 @@ import numpy as np
 from PIL import Image as PILImage
 
 from boneage.core.storage import delete_quietly, png_bytes, save_atomic
+from ml.imaging import unit_to_uint16
 
-__all__ = ["delete_quietly", "display_array", "png_bytes", "save_atomic"]
+__all__ = ["delete_quietly", "display_array", "film_pngs", "png_bytes", "save_atomic"]
+
+
+def film_pngs(unit: np.ndarray, display_max_side: int) -> tuple[bytes, bytes, tuple[int, int]]:
+    """A decoded film's normalized 16-bit PNG (its own size), its 8-bit display PNG and the display's shape."""
+    shown = display_array(unit, display_max_side)
+    return png_bytes(unit_to_uint16(unit)), png_bytes(shown, compress_level=3), (int(shown.shape[0]), int(shown.shape[1]))
 
 
 def display_array(unit: np.ndarray, max_side: int) -> np.ndarray:
