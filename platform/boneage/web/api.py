@@ -20,6 +20,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -187,18 +188,22 @@ def worklist_queryset(project, version, previous=None):
         open_reviews=Case(When(Exists(open_items), then=Value(1)), default=Value(0), output_field=IntegerField()),
         canny_quality=Subquery(canny_quality.values("canny")[:1], output_field=FloatField()),
     )
+    # the reading each row shows, which the orders by prediction, std and model–label gap sort by
+    shown_age, shown_std = F("pred_age"), F("pred_std")
     if previous is not None:  # the replaced model's reading, shown until the active one has read the study
         studies = studies.annotate(previous_prediction=FilteredRelation(
             "predictions", condition=Q(predictions__model_version=previous))).annotate(
             prev_age=F("previous_prediction__age_months"), prev_std=F("previous_prediction__std_months"),
             prev_outside=F("previous_prediction__outside"),
             prev_outside_reason=F("previous_prediction__outside_reason"))
+        shown_age, shown_std = Coalesce("pred_age", "prev_age"), Coalesce("pred_std", "prev_std")
     return studies.annotate(
         # EXISTS, not the label subquery: one index probe per row when the "active" order sorts every study
         is_labeled=Case(When(Exists(AgeLabel.objects.filter(study=OuterRef("pk"))), then=Value(1)), default=Value(0),
                         output_field=IntegerField()),
-        abs_error=Case(When(Q(label_months__isnull=False) & Q(pred_age__isnull=False),
-                            then=F("pred_age") - F("label_months")), default=None, output_field=FloatField()),
+        shown_age=shown_age, shown_std=shown_std,
+        abs_error=Case(When(Q(label_months__isnull=False) & Q(shown_age__isnull=False),
+                            then=F("shown_age") - F("label_months")), default=None, output_field=FloatField()),
     )
 
 
@@ -229,7 +234,7 @@ def blind_sort_keys(studies, view: BlindView):
     """Sort keys that hide what the rows hide: a value blind review hides from this viewer (the model's age and std,
     another person's label: BlindView's rules) sorts as if missing — otherwise the order would give it away."""
     size_of_error = Case(When(abs_error__lt=0, then=-F("abs_error")), default=F("abs_error"), output_field=FloatField())
-    keys = {"sort_pred": F("pred_age"), "sort_std": F("pred_std"), "sort_label": F("label_months"),
+    keys = {"sort_pred": F("shown_age"), "sort_std": F("shown_std"), "sort_label": F("label_months"),
             "sort_error": size_of_error}
     model_hidden, label_hidden = view.model_hidden_q(), view.label_hidden_q()
     if model_hidden is None or label_hidden is None:  # not blind, or nothing hidden from this viewer
@@ -290,7 +295,8 @@ class WorklistView(GenericAPIView):
         # Deferred join: sort and page the narrow rows (ids and sort keys), then load the page's 50 full rows.
         # Sorting 100k full rows spilled to disk and took 460 ms (docs/benchmarks.md, growth figures).
         ids = blind_sort_keys(studies, view).order_by(*ORDERINGS[ordering], "-id").values_list("pk", flat=True)
-        if ordering == "-uncertainty" and view.hides_q() is None:  # no std hidden: sort by the raw column
+        if ordering == "-uncertainty" and view.hides_q() is None and context["previous_version"] is None:
+            # no std hidden and no earlier model's reading standing in: sort by the raw column
             ids = NullsLastIds(studies.filter(pred_std__isnull=False).order_by(F("pred_std").desc(), "-id"),
                                studies.filter(pred_std__isnull=True).order_by("-id"), all_rows=studies)
         page_ids = self.paginate_queryset(ids)

@@ -101,3 +101,30 @@ def test_a_re_prediction_that_cannot_load_its_model_ends_the_notice(
     body = worklist(api_as(member), project)
     assert body["reprediction"] is None
     assert readers(body) == {s.pk: ("v1", True) for s in studies}  # the old readings stay, still marked
+
+
+def test_sorting_by_prediction_or_uncertainty_mid_run_sorts_the_readings_each_row_shows_whichever_model_made_them(
+        project, member, v1_read_everything, api_as, django_capture_on_commit_callbacks):
+    from boneage.modeling.models import Prediction
+
+    v1, v2, studies = v1_read_everything
+    promote(v2, django_capture_on_commit_callbacks)
+    client = api_as(member)
+    sorted_mid_run = {}
+
+    def sort_after_the_first_batch(done, total):
+        if sorted_mid_run:
+            return
+        # v2 has read the first two studies; v1's readings stand in for the other three: ages that interleave
+        for study, age in zip(studies, (30.0, 70.0, 10.0, 50.0, 90.0)):
+            reader = v2 if study in studies[:2] else v1
+            Prediction.objects.filter(study=study, model_version=reader).update(age_months=age, std_months=age / 10)
+        for ordering in ("prediction", "-uncertainty"):
+            body = client.get(f"/api/projects/{project.pk}/worklist/?limit=50&ordering={ordering}").json()
+            sorted_mid_run[ordering] = [(row["prediction"]["age_months"], row["prediction"]["model_name"])
+                                        for row in body["results"]]
+
+    do_repredict_project(v2.pk, batch_size=2, progress=sort_after_the_first_batch)
+    by_age = [(10.0, "v1"), (30.0, "v2"), (50.0, "v1"), (70.0, "v2"), (90.0, "v1")]
+    assert sorted_mid_run["prediction"] == by_age
+    assert sorted_mid_run["-uncertainty"] == list(reversed(by_age))  # std = age / 10: the least sure first
