@@ -20,6 +20,9 @@ def work(data: bytes, params: dict[str, Any]) -> Answer:
     if what == "allocate":
         held = [bytearray(64 * 2**20) for _ in range(int(params["chunks"]))]  # 64 MiB at a time, kept
         return {"held_mib": 64 * len(held)}, []
+    if what == "oom_score":
+        with open("/proc/self/oom_score_adj") as score:
+            return {"oom_score_adj": int(score.read())}, []
     if what == "refuse":
         raise AppError(422, "not_a_film", "This is not a film.")
     if what == "chatter":  # a library that prints to stdout, from Python and from C

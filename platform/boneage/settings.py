@@ -176,6 +176,11 @@ CELERY_TASK_ROUTES = {name: {"queue": "gpu"} for name in (
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A prefork pool child (the cpu worker) whose resident memory passed this after a task is replaced before its next one
+# (Celery's worker_max_memory_per_child, in KiB): what a leak or one huge film leaves behind does not pile up. A child
+# holds ~1 GiB once torch is imported; the solo pool (gpu workers) ignores it (docs/scaling.md, Limits).
+WORKER_MAX_MEMORY_PER_CHILD_MB = env_int("WORKER_MAX_MEMORY_PER_CHILD_MB", 2048, minimum=512)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = WORKER_MAX_MEMORY_PER_CHILD_MB * 1024
 
 # --- Files ---------------------------------------------------------------------------------------
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")) or "")

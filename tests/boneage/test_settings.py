@@ -33,6 +33,9 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
         ("DICOM_PORT", "dicom", "DICOM_PORT='dicom' is not an integer"),
         ("DICOM_PORT", "70000", "DICOM_PORT=70000 is not a TCP port"),
         ("DICOM_PORT", "0", "DICOM_PORT=0 is below its minimum 1"),
+        ("DECODE_MEMORY_MB", "100", "DECODE_MEMORY_MB=100 is below its minimum 256"),
+        ("DECODE_TIMEOUT_S", "300", "DECODE_TIMEOUT_S=300 must stay under the derive task's 120-s soft limit"),
+        ("WORKER_MAX_MEMORY_PER_CHILD_MB", "plenty", "WORKER_MAX_MEMORY_PER_CHILD_MB='plenty' is not an integer"),
     ],
 )
 def test_a_bad_setting_stops_the_boot_with_a_clear_message(variable, value, message, tmp_path):
@@ -74,3 +77,11 @@ def test_the_network_tasks_go_to_the_gpu_queue_and_the_rest_to_cpu():
     assert gpu == {"modeling.predict_study", "modeling.train", "modeling.repredict"}  # rescoring is part of repredict
     assert {queue for name, queue in queues.items() if name not in gpu} == {"cpu"}
     assert "review.evaluate_studies" in queues and "annotations.automask" in queues
+
+
+def test_a_cpu_worker_child_is_replaced_past_its_memory_and_a_decode_ends_inside_the_derive_task_s_limit(settings):
+    from boneage.celery import app
+    from boneage.pipeline.tasks import post_ingest
+
+    assert app.conf.worker_max_memory_per_child == settings.WORKER_MAX_MEMORY_PER_CHILD_MB * 1024  # Celery counts KiB
+    assert settings.DECODE_TIMEOUT_S < post_ingest.soft_time_limit  # a hung decoder is the child's end, not the task's

@@ -2,6 +2,7 @@
 the compose file with the engine's own config check where the engine is installed, and the links between them."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -113,3 +114,68 @@ def test_the_dicom_node_runs_its_command_on_the_port_its_service_exposes():
     service = by_kind("Service")["boneage-dicom"]
     assert service["spec"]["selector"] == {"app": "boneage-dicom-node"}
     assert service["spec"]["ports"][0]["targetPort"] == "dicom"
+
+
+# --- Limits (issue 34; docs/scaling.md, Limits) ----------------------------------------------------------------------
+
+SERVERS = ("boneage-web", "boneage-worker-cpu", "boneage-worker-gpu", "boneage-dicom-node")
+MIB = 2**20
+TORCH_PROCESS = 1024 * MIB  # Daphne or a Celery pool child once torch is imported (measured: docs/scaling.md)
+DECODE_CHILD_IMPORTS = 512 * MIB  # a decode child's address space before its limit (~0.3 GiB measured)
+UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "m": 1e-3, "": 1}
+
+
+def quantity(value: str | int) -> float:
+    """A Kubernetes quantity ("500m", "2", "4Gi") as a number of cores or bytes."""
+    text = str(value)
+    number = text.rstrip("KMGTimn")
+    return float(number) * UNITS[text[len(number):]]
+
+
+def test_every_server_has_cpu_and_memory_limits_at_or_above_what_it_requests():
+    for name in SERVERS:
+        (container,) = containers(by_kind("Deployment")[name])
+        requests, limits = container["resources"]["requests"], container["resources"]["limits"]
+        assert {"cpu", "memory"} <= set(limits), name
+        for resource in ("cpu", "memory"):
+            assert quantity(requests[resource]) <= quantity(limits[resource]), (name, resource)
+
+
+def test_the_web_and_cpu_worker_memory_limits_hold_their_processes_and_their_decode_children():
+    """A decode that reaches its own limit ends its child, not the pod: the pod's limit must hold each process plus
+    DECODE_CONCURRENCY children at their limit."""
+    config = by_kind("ConfigMap")["boneage-config"]["data"]
+    child = DECODE_CHILD_IMPORTS + int(config["DECODE_MEMORY_MB"]) * MIB
+    per_process = TORCH_PROCESS + int(config["DECODE_CONCURRENCY"]) * child
+    assert int(config["WORKER_MAX_MEMORY_PER_CHILD_MB"]) * MIB >= TORCH_PROCESS  # else every child is replaced at once
+    (web,) = containers(by_kind("Deployment")["boneage-web"])
+    assert quantity(web["resources"]["limits"]["memory"]) >= per_process
+    (worker,) = containers(by_kind("Deployment")["boneage-worker-cpu"])
+    pool = int(worker["command"][worker["command"].index("-c") + 1])
+    assert quantity(worker["resources"]["limits"]["memory"]) >= pool * per_process + TORCH_PROCESS  # and the master
+
+
+def daphne_commands() -> dict[str, list[str]]:
+    (web,) = containers(by_kind("Deployment")["boneage-web"])
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]["web"]["command"]
+    dockerfile = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    cmd = json.loads(next(line for line in dockerfile.splitlines() if line.startswith("CMD "))[4:])
+    return {"kubernetes": web["command"], "compose": compose, "Dockerfile": cmd}
+
+
+def test_daphne_ends_a_request_after_ten_minutes_and_takes_only_small_socket_messages_in_every_deploy_file():
+    from daphne.cli import CommandLineInterface
+    from django.conf import settings
+
+    for where, command in daphne_commands().items():
+        assert command[0] == "daphne", where
+        args = CommandLineInterface().parser.parse_args(command[1:])  # daphne's own parser accepts every option
+        assert args.application == "boneage.asgi:application", where
+        assert settings.DECODE_TIMEOUT_S * 2 < args.http_timeout <= 600, where  # a slot's wait and a decode fit
+        assert args.websocket_max_message_size <= 65536 and args.websocket_max_frame_size <= 65536, where
+
+
+def test_the_compose_services_that_serve_have_cpu_and_memory_limits():
+    services = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]
+    for name in ("web", "dicom-node", "worker-cpu", "worker-gpu"):
+        assert {"cpus", "memory"} <= set(services[name]["deploy"]["resources"]["limits"]), name

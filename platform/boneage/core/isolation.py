@@ -125,6 +125,11 @@ def serve(work: Callable[[bytes, dict[str, Any]], Answer], *, warm_up: Callable[
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     params = json.loads(sys.argv[1])
+    try:  # should the container's memory run out anyway, the kernel ends this child before the server that asked
+        with open("/proc/self/oom_score_adj", "w") as score:
+            score.write("1000")
+    except OSError:
+        pass
     if warm_up is not None:
         warm_up()
     ceiling = address_space() + int(params["memory_bytes"])

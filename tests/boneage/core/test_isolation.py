@@ -81,3 +81,8 @@ def test_when_every_slot_stays_busy_the_next_caller_is_told_to_come_back_with_a_
     assert [f.code for f in first] == ["decode_timed_out"]  # type: ignore[attr-defined]
     assert run_isolated(CHILD, b"", {"what": "echo"}, slow, concurrency=1)[0] == {"length": 0}  # the slot is free
 
+
+
+def test_the_child_is_the_first_the_kernel_ends_when_memory_runs_out():
+    meta, _ = run("oom_score")
+    assert meta == {"oom_score_adj": 1000}
