@@ -9,6 +9,7 @@ answer is data, not code. The parent kills a child past `limits.seconds` (SIGKIL
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from boneage.core.errors import AppError
 logger = logging.getLogger(__name__)
 
 Answer = tuple[dict[str, Any], list[bytes]]
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,12 @@ def _run(module: str, data: bytes, params: dict[str, Any], limits: Limits) -> An
         logger.warning("isolated %s ended with status %s: %s", module, done.returncode, done.stderr[-2000:])
         if done.returncode < 0:
             name = signal.Signals(-done.returncode).name if -done.returncode in signal.valid_signals() else "?"
-            if -done.returncode in (signal.SIGKILL, signal.SIGXCPU):
+            if -done.returncode == signal.SIGXCPU:
                 raise IsolatedFailure(422, "decode_timed_out", f"Decoding used more than its {limits.seconds:g} s "
                                       f"of CPU and was stopped ({name}).")
+            if -done.returncode == signal.SIGKILL:  # not ours: the parent's timeout raises TimeoutExpired instead
+                raise IsolatedFailure(422, "decode_crashed", "The decoder was killed (SIGKILL) from outside, as the "
+                                      "kernel does when its container runs out of memory.")
             raise IsolatedFailure(422, "decode_crashed", f"The decoder crashed ({name}) on this file.")
         if answer is None:
             raise IsolatedFailure(422, "decode_crashed", f"The decoder ended with status {done.returncode} and no "
@@ -130,6 +135,7 @@ def serve(work: Callable[[bytes, dict[str, Any]], Answer], *, warm_up: Callable[
             score.write("1000")
     except OSError:
         pass
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # and it ends with the process that waits for it
     if warm_up is not None:
         warm_up()
     ceiling = address_space() + int(params["memory_bytes"])
