@@ -17,7 +17,9 @@ histogram), never tuned per image:
 6. keep the largest component (one hand per film; a partial second hand is dropped);
 7. smooth (opening, Gaussian, threshold), fill holes again;
 8. where the mask stopped at the bones' edges (faint soft tissue beside bright bone), grow it out to the skin line
-   against the grey that surrounds it (`_grow_to_skin`), then resize back.
+   against the grey that surrounds it (`_grow_to_skin`);
+9. add the faint fingertips that stand out of their own surroundings (a white top-hat, `_grow_fingertips`), score
+   the mask (a ring of tissue just outside it lowers the score), then resize back.
 
 ``automask(image)`` returns the mask (uint8 0/255), a quality score in [0, 1] and timings.
 CLI: ``python -m ml.automask IN_DIR OUT_DIR`` and ``python -m ml.automask --evaluate ...``.
@@ -34,18 +36,30 @@ from scipy import ndimage
 
 WORK_SIDE = 512
 # Bumped whenever the masks change: caches of masks (ml.data.automask_cached) are keyed by it.
-VERSION = 3
+VERSION = 4
 GROW = 0.5  # hysteresis: from the background, the share of the way to the level a fingertip must reach (0.3 on 50
 # grey-panel train films: 3 masks fixed, 4 new leaks)
 # Growing to the skin line (_grow_to_skin): the shares of the way from the surrounding grey to the mask's median that
-# tissue must reach, lowest first (0.12 leaked into heel-effect gradients on 100 train films, 0.2 alone took the
-# light panel on grey-panel films), and the share of a grown outline that may run along the field's edge (a hand's
-# forearm: p95 0.09 on 100 train films).
-SKIN_LEVELS = (0.2, 0.3, 0.4)
+# tissue must reach, lowest first, and the share of a grown outline that may run along the field's edge (a hand's
+# forearm: p95 0.09 on 100 train films). The lowest level whose growth is still a hand wins: 0.05 and 0.1 reach the
+# soft tissue of fingers on a clipped black background (bones-only masks on 4 of 192 train-part films); where they
+# leak into a heel-effect gradient or a light panel the guards refuse them and a higher level is tried.
+SKIN_LEVELS = (0.05, 0.1, 0.2, 0.3, 0.4)
 EDGE_GROWTH = 0.1
 # How much a ring of tissue just outside the mask lowers its quality (at 40 % of the ring and above): enough to put a
 # mask that cut fingers off or took a panel's strip below the worklist's check level (0.75) from ~0.9.
 BEYOND_PENALTY = 0.35
+# Fingertips fainter than every fixed level (_grow_fingertips, _faint_tissue_beyond): the top-hat's square is twice
+# FINGER_WIDTH px wide at 512 px (a finger is ~20); tissue is FINGERTIP_NOISE spreads and a share of the mask's
+# contrast above the top-hat's background: FINGERTIP_LEVEL to grow into (on 192 train-part films: 9 masks fixed, no
+# new leak), FAINT_BEYOND_LEVEL for the quality's ring, which lowers the quality from FAINT_BEYOND_FROM of the ring
+# (good masks: up to ~0.08; masks that missed fingertips or took a panel: 0.07–0.2).
+FINGER_WIDTH = 14
+FINGERTIP_NOISE = 6.0
+FINGERTIP_LEVEL = 0.04
+FINGERTIP_THIN = 25.0
+FAINT_BEYOND_LEVEL = 0.08
+FAINT_BEYOND_FROM = 0.06
 
 
 @dataclass
@@ -346,6 +360,77 @@ def _grow_to_skin(small: np.ndarray, smooth: np.ndarray, best: tuple, bright: np
                                   "skin_level": share}, *best[3:]
 
 
+@dataclass(frozen=True)
+class _LocalContrast:
+    """What stands out of its own surroundings near a mask: the white top-hat (the image minus its grey opening by a
+    square wider than a finger), whose background level and noise are read 8–40 px (at 512 px) around the mask."""
+
+    tophat: np.ndarray
+    background: float   # the top-hat's median there
+    noise: float        # its robust spread there
+    inside: float       # the mask's median above the grey around it
+
+    def level(self, share: float) -> float:
+        return self.background + max(FINGERTIP_NOISE * self.noise, share * self.inside)
+
+
+def _local_contrast(smooth: np.ndarray, kept: np.ndarray, field_px: np.ndarray) -> _LocalContrast | None:
+    """The local contrast around `kept`, or None where the mask or the grey around it is too small to tell. The grey
+    opening removes what is narrower than a finger (fingertips, the skin's rim) and keeps wider things (a light
+    panel, a film's edge, the heel effect's gradient), so a faint fingertip stands out where a fixed grey level does
+    not."""
+    if kept.sum() < 64:
+        return None
+    scale = max(kept.shape) / WORK_SIDE
+    reach = ndimage.binary_dilation(kept, iterations=max(2, round(40 * scale))) & field_px
+    around = reach & ~ndimage.binary_dilation(kept, iterations=max(1, round(8 * scale)))
+    if around.sum() < 64:
+        return None
+    half = round(FINGER_WIDTH * scale)
+    ys, xs = np.nonzero(reach)
+    y0, y1 = max(int(ys.min()) - half, 0), int(ys.max()) + half + 1
+    x0, x1 = max(int(xs.min()) - half, 0), int(xs.max()) + half + 1
+    box = smooth[y0:y1, x0:x1]  # the opening inside the mask's neighbourhood only: its cost grows with the box
+    tophat = np.zeros_like(smooth)
+    tophat[y0:y1, x0:x1] = box - ndimage.grey_opening(box, size=(2 * half + 1, 2 * half + 1))
+    values = tophat[around]
+    background = float(np.median(values))
+    noise = 1.4826 * float(np.median(np.abs(values - background)))
+    inside = float(np.median(smooth[kept])) - float(np.median(smooth[around]))
+    return _LocalContrast(tophat, background, noise, inside)
+
+
+def _grow_fingertips(kept: np.ndarray, field_px: np.ndarray, local: _LocalContrast) -> np.ndarray:
+    """`kept` with the faint fingertips (and skin) beside it that stand out locally: the parts of the top-hat above
+    `FINGERTIP_LEVEL` that touch the mask, within 40 px of it, neither reaching the field's edge (a strip along the
+    film's border) nor long and thin (a panel's or frame's bright line: area over `FINGERTIP_THIN` × its half-width²)."""
+    scale = max(kept.shape) / WORK_SIDE
+    reach = ndimage.binary_dilation(kept, iterations=max(2, round(40 * scale))) & field_px
+    candidate = (local.tophat > local.level(FINGERTIP_LEVEL)) & reach & ~kept
+    parts = ndimage.binary_opening(candidate, structure=_disk(max(1, round(1.5 * scale))))
+    lab, n = ndimage.label(parts)
+    if not n:
+        return kept
+    touching = np.unique(lab[ndimage.binary_dilation(kept, iterations=2) & parts])
+    edge = ~ndimage.binary_erosion(np.pad(field_px, 1), iterations=3)[1:-1, 1:-1]
+    ids = np.setdiff1d(touching[touching > 0], np.unique(lab[edge & parts]))
+    if ids.size:
+        sizes = np.asarray(ndimage.sum_labels(parts, lab, ids))
+        half_widths = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(parts), lab, ids))
+        ids = ids[sizes <= FINGERTIP_THIN * np.maximum(half_widths, 1.0) ** 2]
+    return ndimage.binary_fill_holes(kept | np.isin(lab, ids))
+
+
+def _faint_tissue_beyond(kept: np.ndarray, local: _LocalContrast) -> float:
+    """The share of a ring 2–6 px (at 512 px) outside the mask where the local contrast says tissue: a mask that
+    stopped short of faint fingertips, or took a panel beside the hand, has it where the fixed-level `_tissue_beyond`
+    sees background."""
+    scale = max(kept.shape) / WORK_SIDE
+    ring = ndimage.binary_dilation(kept, iterations=max(1, round(6 * scale))) \
+        & ~ndimage.binary_dilation(kept, iterations=max(1, round(2 * scale)))
+    return float((local.tophat[ring] > local.level(FAINT_BEYOND_LEVEL)).mean()) if ring.any() else 0.0
+
+
 def _tissue_beyond(smooth: np.ndarray, kept: np.ndarray, field_px: np.ndarray) -> float:
     """The share of a thin ring just outside the mask (2–6 px at 512 px) that is tissue: brighter than the surrounding
     grey (the dominant grey 20–60 px out) by 5 spreads and 30 % of the way to the mask's median. A mask that ends at
@@ -518,11 +603,23 @@ def automask(image: np.ndarray) -> AutomaskResult:
         best = grown
     kept, quality, terms, sigma, r_close, r_open = best
     terms["attempts"] = attempt + 1
+    local = _local_contrast(smooth, kept, field_px)
+    if local is not None:
+        with_tips = _grow_fingertips(kept, field_px, local)
+        # fingertips add little, a panel much; a mask that was no panel does not become one
+        if with_tips.sum() <= 1.6 * kept.sum() \
+                and (_panel_like(kept, field_px) or not _panel_like(with_tips, field_px)):
+            terms["fingertips_grown"] = round(float(with_tips.sum() / kept.sum()), 3)
+            kept = with_tips
+            local = _local_contrast(smooth, kept, field_px)
     # a mask whose outline runs through tissue (a finger cut off, a panel's strip taken beside the hand) is a partial
     # or a wrong mask even where its outline is sharp: the quality says so, so that a labeler checks it first
     beyond = _tissue_beyond(smooth, kept, field_px)
     terms["tissue_beyond"] = round(beyond, 4)
     quality *= 1.0 - BEYOND_PENALTY * float(np.clip((beyond - 0.1) / 0.3, 0.0, 1.0))
+    faint = _faint_tissue_beyond(kept, local) if local is not None else 0.0
+    terms["faint_tissue_beyond"] = round(faint, 4)
+    quality *= 1.0 - BEYOND_PENALTY * float(np.clip((faint - FAINT_BEYOND_FROM) / 0.08, 0.0, 1.0))
     t1 = time.perf_counter()
     if (hs, ws) != (H, W):
         soft8 = np.round(ndimage.gaussian_filter(kept.astype(np.float32), 0.7) * 255).astype(np.uint8)

@@ -8,7 +8,18 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from ml.automask import SOLID_PANEL, _cut_thin_attachments, _grow_to_skin, _solidity, automask, dice
+from ml.automask import (
+    FAINT_BEYOND_FROM,
+    SOLID_PANEL,
+    _cut_thin_attachments,
+    _faint_tissue_beyond,
+    _grow_fingertips,
+    _grow_to_skin,
+    _local_contrast,
+    _solidity,
+    automask,
+    dice,
+)
 from ml.phantoms import render
 from ml.phantoms.cohort import sample_subject
 
@@ -98,6 +109,54 @@ def test_a_film_edge_strip_reached_through_a_fingertip_is_not_grown_into():
     grown = _grow_to_skin(image, smooth, (bones | (hand & (np.arange(400)[:, None] > 330)), 0.9, {}, 1.0, 3, 2),
                           np.zeros_like(hand))
     assert grown is None or not grown[0][:30].any()
+
+
+def small_hand() -> np.ndarray:
+    """hand_shape on a larger film (560 × 448): its fingers 4 % of the film's long side wide, as on real films."""
+    return np.pad(hand_shape(), ((160, 0), (64, 64)))
+
+
+def faint_fingertips_film(hand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A hand on a grey panel that darkens towards the top (the heel effect), its fingertips (the top 90 px of the
+    film's fingers) barely lighter than the panel beside them: (image, the hand without its fingertips)."""
+    rows = np.arange(hand.shape[0], dtype=np.float32)[:, None]
+    panel = 0.30 + 0.10 * rows / hand.shape[0]
+    tips = hand & (rows < 300) & (np.arange(hand.shape[1])[None, :] > 154)
+    image = np.where(tips, panel + 0.06, np.where(hand, 0.7, panel)).astype(np.float32)
+    image = np.clip(image + 0.004 * np.random.default_rng(1).standard_normal(hand.shape).astype(np.float32), 0, 1)
+    return image, hand & ~tips
+
+
+def test_faint_fingertips_beside_a_mask_that_stopped_short_are_added_to_it():
+    hand = small_hand()
+    image, short = faint_fingertips_film(hand)
+    smooth = ndimage.gaussian_filter(image, 1.0)
+    field = np.ones_like(hand)
+    local = _local_contrast(smooth, short, field)
+    grown = _grow_fingertips(short, field, local)
+    assert dice(short, hand) < 0.93 <= dice(grown, hand)
+    assert not (grown & ~ndimage.binary_dilation(hand, iterations=3)).any()  # nothing of the panel
+
+
+def test_a_frame_line_touching_a_fingertip_is_not_grown_into():
+    hand = small_hand()
+    image, _ = faint_fingertips_film(hand)
+    image[208:212, 84:364] = 0.75  # a cassette frame's bright line across the middle finger's tip
+    smooth = ndimage.gaussian_filter(image, 1.0)
+    field = np.ones_like(hand)
+    grown = _grow_fingertips(hand, field, _local_contrast(smooth, hand, field))
+    assert not grown[206:214, 84:144].any() and not grown[206:214, 304:364].any()
+
+
+def test_a_mask_that_stopped_short_of_faint_fingertips_shows_tissue_beyond_it():
+    hand = small_hand()
+    image, short = faint_fingertips_film(hand)
+    smooth = ndimage.gaussian_filter(image, 1.0)
+    field = np.ones_like(hand)
+    beyond_short = _faint_tissue_beyond(short, _local_contrast(smooth, short, field))
+    beyond_hand = _faint_tissue_beyond(hand, _local_contrast(smooth, hand, field))
+    assert beyond_hand < FAINT_BEYOND_FROM  # below where the quality starts to be lowered
+    assert beyond_short > FAINT_BEYOND_FROM + 0.04  # lowered by more than half the penalty
 
 
 def test_a_film_scanned_tilted_onto_a_black_canvas_is_masked_inside_the_film():
