@@ -13,6 +13,7 @@ const VERBS = {
   "mask.saved": "mask saved", "review.queued": "queued for review", "review.claimed": "claimed for review",
   "review.released": "released", "review.blind_read": "blind reading entered", "review.resolved": "review decision",
   "review.dismissed": "review dismissed", "review.closed": "review item closed itself", "model.promoted": "model promoted",
+  "model.repredict_again": "re-prediction run again",
   "mask.generated": "Canny mask generated", "study.deleted": "study deleted",
 };
 
@@ -52,6 +53,7 @@ function sentence(event) {
         : decisionSentence(who, after.decision, after).replace(/\.$/, "");
     case "review.closed": return closedSentence(after.why).replace(/\.$/, "");
     case "model.promoted": return `${who} made ${after.active} the active model${before.active ? ` instead of ${before.active}` : ""}`;
+    case "model.repredict_again": return `${who} ran ${after.model}'s re-prediction again for ${after.studies_left} studies`;
     case "mask.generated": return "A Canny mask was generated";
     case "membership.role_changed":
       return before.role ? `${who} changed ${after.user}'s role ${before.role} → ${after.role}` : `${who} added ${after.user} as ${after.role}`;

@@ -69,10 +69,11 @@ async function load({ append = false } = {}) {
   const response = await api(`/api/projects/${projectId}/worklist/?${params}`);
   if (mine !== latestLoad) return;  // a newer load is under way: its answer is the one to show
   if (!response.ok) { toast(response.body.detail || "The worklist could not be loaded.", "error"); return; }
-  const { results, count, active_model: model, reprediction } = response.body;
+  const { results, count, active_model: model, reprediction, reprediction_stopped: stopped } = response.body;
   total = count;
   activeModel = model ? model.name : null;
   showRepredictProgress(reprediction);  // from the server: a page opened mid-run says how far it is too
+  showRepredictStopped(stopped);
   showCount();
   document.getElementById("active-model").textContent = model ? `Active model: ${model.name}` : "No model yet: predictions appear once a model is trained";
   const rows = results.map(row);
@@ -215,7 +216,20 @@ function showRepredictProgress(event) {
   progress.hidden = !event || event.done >= event.total;
   progress.textContent = event ? `predicting ${event.done} / ${event.total}` : "";
 }
-live.on("model.repredict.progress", showRepredictProgress);
-live.on("model.repredict.failed", () => showRepredictProgress(null));
+live.on("model.repredict.progress", (e) => { showRepredictStopped(null); showRepredictProgress(e); });
+live.on("model.repredict.failed", () => { showRepredictProgress(null); load(); });  // load: why it stopped
+// A re-prediction whose worker died (the server's watchdog ended it): why, and for a trainer a button to finish it.
+let stoppedVersion = null;
+function showRepredictStopped(stopped) {
+  stoppedVersion = stopped ? stopped.model_version : null;
+  document.getElementById("repredict-stopped").hidden = !stopped;
+  document.getElementById("repredict-stopped-why").textContent = stopped ? stopped.error : "";
+}
+document.getElementById("repredict-again")?.addEventListener("click", async () => {
+  const response = await api(`/api/models/${stoppedVersion}/repredict/`, { method: "POST" });
+  if (!response.ok) { toast(response.body.detail || "The re-prediction could not be started again.", "error"); return; }
+  showRepredictStopped(null);
+  load();
+});
 
 load();

@@ -70,7 +70,7 @@ EVENTS: dict[str, EventType] = {event.name: event for event in (
     _event("prediction.attention", "One of the six attention maps (name as in the paper).", _PREDICTION + " name url"),
     _event("prediction.ready", "The prediction is stored.", _PREDICTION + " age_months std_months", "prediction"),
     _event("model.repredict.progress", "Batch re-prediction after a promotion: how far.", "model_version done total"),
-    _event("model.repredict.failed", "Batch re-prediction could not start.", "model_version detail"),
+    _event("model.repredict.failed", "Batch re-prediction could not start, or its worker died.", "model_version detail"),
     _event("model.repredicted", "Batch re-prediction finished.", "model_version predicted total"),
     _event("active.ranked", "Fresh active-learning scores for the next case.", "model_version scored"),
     _event("model.promoted", "A version became the active model.", "model_version name reason previous val_mae"),

@@ -9,6 +9,7 @@ to tell it something.
 | `study_changed` | annotations (mask, label), modeling (prediction), on commit | study_id, reason | review (the disagreement rules), pipeline (label, prediction: the core-set ranking on the cpu queue) |
 | `studies_changed` | modeling (a batch re-prediction), on commit | study_ids, reason | review (its rules on the cpu queue) |
 | `model_promoted` | modeling.do_promote, inside its transaction | version_id | pipeline (re-predict the project on commit) |
+| `reprediction_requested` | modeling.do_rerun_reprediction (a re-prediction whose worker died), inside its transaction | version_id | pipeline (re-predict the project on commit) |
 | `review_settings_changed` | review.do_update_settings, inside its transaction | project_id | review.hooks (the project's rules again, in a task on commit) |
 | `study_deleting` | studies.do_delete_study, inside its transaction, before the study's rows go | study | annotations (mask files), modeling (prediction files), dicomweb (SEG/SR files): each returns the storage names of its files of the study, deleted once the deletion commits |
 | `training_queued` | modeling.do_start_training, inside its transaction, for a run a worker should pick up | run_id | pipeline (the modeling.train task on commit) |
@@ -22,6 +23,7 @@ label_saved = Signal()
 study_changed = Signal()
 studies_changed = Signal()
 model_promoted = Signal()
+reprediction_requested = Signal()
 training_queued = Signal()
 review_settings_changed = Signal()
 study_deleting = Signal()

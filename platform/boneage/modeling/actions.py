@@ -28,7 +28,7 @@ from boneage.audit.actions import do_record
 from boneage.core.device import describe_device
 from boneage.core.errors import AppError
 from boneage.core.events import publish, publish_many
-from boneage.core.signals import model_promoted, studies_changed, study_changed
+from boneage.core.signals import model_promoted, reprediction_requested, studies_changed, study_changed
 from boneage.core.storage import local_file
 from boneage.modeling import conf, reprediction
 from boneage.modeling.coreset import STRATEGY as CORESET
@@ -349,8 +349,8 @@ def do_repredict_project(version_id: int, *, batch_size: int = conf.REPREDICT_BA
     overlap = conf.repredict_overlaps(predictor.device.type)
     finishing: list = []
     superseded = False
-    with on_threads(conf.repredict_threads()), ThreadPoolExecutor(max_workers=2) as helpers, \
-            ThreadPoolExecutor(max_workers=1) as finisher:
+    with reprediction.heartbeat(version.pk), on_threads(conf.repredict_threads()), \
+            ThreadPoolExecutor(max_workers=2) as helpers, ThreadPoolExecutor(max_workers=1) as finisher:
         loaded = helpers.submit(_load_units, batches[0], work_side).result() if batches else []
         for index in range(len(batches)):
             if not ModelVersion.objects.filter(pk=version.pk, status=ModelStatus.ACTIVE).exists():
@@ -591,6 +591,28 @@ def do_promote(version: ModelVersion, *, actor=None, reason: str = "manual") -> 
         publish(version.project_id, "model.promoted", model_version=version.pk, name=version.name, reason=reason,
                 previous=previous.pk if previous else None, val_mae=version.metrics.get("val_mae"))
         model_promoted.send(sender=ModelVersion, version_id=version.pk)  # the pipeline re-predicts on commit
+    return version
+
+
+def do_rerun_reprediction(version: ModelVersion, *, actor=None) -> ModelVersion:
+    """Run again the active version's re-prediction after its worker died (reprediction.reap_stale ended it FAILED):
+    it reads the studies the version has not read yet; until then the replaced model's readings stay."""
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if version.status != ModelStatus.ACTIVE:
+            raise ModelingError(409, "not_active", f"{version.name} is not the active model: only the active model's "
+                                "re-prediction can run again.")
+        if (version.reprediction or {}).get("state") != reprediction.FAILED:
+            raise ModelingError(409, "reprediction_not_stopped", f"{version.name}'s re-prediction has not stopped, "
+                                "so there is nothing to run again.")
+        left = Study.objects.filter(project_id=version.project_id).exclude(
+            pk__in=Prediction.objects.filter(model_version=version).values("study_id")).count()
+        reprediction.mark(version.pk, reprediction.QUEUED, done=0, total=left)
+        do_record("model.repredict_again", version, actor=actor, project=version.project,
+                  after={"model": version.name, "studies_left": left})
+        publish(version.project_id, "model.repredict.progress", model_version=version.pk, done=0, total=left)
+        reprediction_requested.send(sender=ModelVersion, version_id=version.pk)  # the pipeline enqueues on commit
+    version.refresh_from_db(fields=["reprediction"])
     return version
 
 

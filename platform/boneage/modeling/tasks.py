@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from boneage.core.events import publish
-from boneage.modeling import conf
+from boneage.modeling import conf, reprediction
 from boneage.modeling.actions import do_predict_study, do_rank_project, do_repredict_project
 from boneage.modeling.coreset import take_pending
 from boneage.modeling.training import reap_stale_runs, run_training
@@ -69,8 +69,12 @@ def _reap_once() -> None:
         reaped = reap_stale_runs()
         if reaped:
             logger.warning("marked %s training run(s) of a dead worker as failed", reaped)
+        for version in reprediction.reap_stale():
+            logger.warning("marked the re-prediction with %s of a dead worker as failed", version.name)
+            publish(version.project_id, "model.repredict.failed", model_version=version.pk,
+                    detail=version.reprediction.get("error", ""))
     except Exception:
-        logger.exception("could not check for training runs of dead workers")
+        logger.exception("could not check for training runs or re-predictions of dead workers")
     finally:
         connection.close()  # this thread's own connection: never left open between checks
 
@@ -86,7 +90,7 @@ _watchdogs: list[threading.Event] = []
 
 @worker_ready.connect
 def _start_watchdog(sender=None, **kwargs) -> None:
-    """Every worker watches for training runs whose worker died (heartbeat gone) and ends them FAILED:
+    """Every worker watches for training runs and re-predictions whose worker died (heartbeat gone) and ends them FAILED:
     once at start, then every stale/4 seconds for as long as it lives."""
     stop = threading.Event()
     _watchdogs.append(stop)

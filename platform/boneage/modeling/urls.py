@@ -14,6 +14,7 @@ api: list = [
     path("training-runs/<int:run_id>/cancel/", views.TrainingRunCancelView.as_view(), name="api-training-run-cancel"),
     path("projects/<int:project_id>/models/", views.ProjectModelsView.as_view(), name="api-models"),
     path("models/<int:version_id>/promote/", views.PromoteModelView.as_view(), name="api-model-promote"),
+    path("models/<int:version_id>/repredict/", views.RepredictAgainView.as_view(), name="api-model-repredict"),
     path("projects/<int:project_id>/next-case/", views.NextCaseView.as_view(), name="api-next-case"),
 ]
 pages: list = []

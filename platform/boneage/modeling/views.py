@@ -17,6 +17,7 @@ from boneage.modeling.actions import (
     check_strategy,
     do_next_case,
     do_promote,
+    do_rerun_reprediction,
 )
 from boneage.modeling.defaults import do_update_training_defaults, training_defaults
 from boneage.modeling.models import ModelStatus, ModelVersion, TrainingRun
@@ -143,6 +144,18 @@ class PromoteModelView(APIView):
             raise NotFound("No such model version.")
         check_project(request.user, version.project_id, CAN_TRAIN, missing="No such model version.")
         version = do_promote(version, actor=request.user, reason="manual")
+        return Response(ModelVersionSerializer(version).data)
+
+
+class RepredictAgainView(APIView):
+    @extend_schema(request=None, responses={200: ModelVersionSerializer, 409: ERROR},
+                   summary="Run the active version's re-prediction again after its worker died (it stopped 'failed')")
+    def post(self, request, version_id: int):
+        version = ModelVersion.objects.filter(pk=version_id).first()
+        if version is None:
+            raise NotFound("No such model version.")
+        check_project(request.user, version.project_id, CAN_TRAIN, missing="No such model version.")
+        version = do_rerun_reprediction(version, actor=request.user)
         return Response(ModelVersionSerializer(version).data)
 
 

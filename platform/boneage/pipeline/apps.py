@@ -11,5 +11,6 @@ class PipelineConfig(AppConfig):
 
         signals.study_ingested.connect(receivers.derive_on_commit, dispatch_uid="pipeline-derive")
         signals.model_promoted.connect(receivers.repredict_on_commit, dispatch_uid="pipeline-repredict")
+        signals.reprediction_requested.connect(receivers.repredict_on_commit, dispatch_uid="pipeline-repredict-again")
         signals.training_queued.connect(receivers.train_on_commit, dispatch_uid="pipeline-train")
         signals.study_changed.connect(receivers.rank_after_change, dispatch_uid="pipeline-rank-coreset")

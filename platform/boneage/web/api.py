@@ -35,7 +35,7 @@ from boneage.core.storage import png_bytes
 from boneage.modeling.actions import ModelingError, active_version, check_latest_prediction, ranking_strategy
 from boneage.modeling.intervals import IntervalRule
 from boneage.modeling.outside import outside_summary
-from boneage.modeling.reprediction import replaced_version, under_way
+from boneage.modeling.reprediction import replaced_version, stopped, under_way
 from boneage.review.models import ReviewItem
 from boneage.review.visibility import BlindView, blind_view
 from boneage.studies.access import check_project, check_study
@@ -306,6 +306,8 @@ class WorklistView(GenericAPIView):
         response.data["active_model"] = {"id": version.pk, "name": version.name} if version else None
         # "predicting N / M" for a page opened while a re-prediction runs (boneage.modeling.reprediction)
         response.data["reprediction"] = under_way(version)
+        # a re-prediction whose worker died: why, and (for a trainer) a button to run it again
+        response.data["reprediction_stopped"] = stopped(version)
         # the banner's count (modeling.outside): most films outside the active model's experience, and what to do
         summary = outside_summary(project.pk) if version else None
         response.data["outside_summary"] = summary.as_json() if summary else None

@@ -58,6 +58,7 @@ def worklist_page(request, project_id: int):
     return render(request, "worklist.html", {"project": project, "role": role, "nav": "worklist",
                                              "outside": outside_summary(project.pk),
                                              "can_ingest": role in CAN_INGEST, "can_label": role in CAN_LABEL,
+                                             "can_train": role in CAN_TRAIN,
                                              "labels_hidden": blind_view(project, request.user, role).every_study})
 
 
