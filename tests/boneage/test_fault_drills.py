@@ -1,17 +1,26 @@
-"""Fault drills (issue 34): a real Celery worker killed with SIGKILL while it derives a study. Nothing half-written
-stays (`sweep_orphans` finds nothing), no decode child outlives its worker, and the derive is
-done again: at once when only the pool child died (reject_on_worker_lost), and when the whole worker died, by the
-broker after its visibility timeout or by the study's first view, whichever comes first. No failure is recorded for
-the study: the film was not at fault."""
+"""Fault drills (issue 34), with real processes killed by SIGKILL.
+
+A Celery worker killed while it derives a study: nothing half-written stays (`sweep_orphans` finds nothing), no
+decode child outlives its worker, and the derive is done again: at once when only the pool child died
+(reject_on_worker_lost), and when the whole worker died, by the broker after its visibility timeout or by the
+study's first view, whichever comes first. No failure is recorded for the study: the film was not at fault.
+
+Daphne killed while it receives, decodes and stores uploads: every study that exists is whole, what a kill left
+between writing a file and committing its row is an orphan `sweep_orphans` removes, and an upload it answered
+survives. (Restarting PostgreSQL or Redis is not drilled here: they are shared services on this machine.)
+"""
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +152,102 @@ def test_the_whole_worker_killed_mid_derive_leaves_the_study_pending_its_task_un
     # and the first view does not wait for that: it derives the study itself
     assert api_as(member).get(f"/api/studies/{study.pk}/image/").status_code == 200
     assert Image.objects.get(study=study).work
+
+
+# --- the web server killed mid-upload -----------------------------------------------------------------------------
+
+
+def start_daphne(log: Path):
+    """Daphne serving the app in a child process on the test database (as live_support.live_asgi_server)."""
+    from channels.testing.live import make_application
+    from daphne.testing import DaphneProcess
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    from tests.live_support import use_database
+
+    process = DaphneProcess("localhost", partial(make_application, static_wrapper=ASGIStaticFilesHandler),
+                            setup=partial(use_database, connection.settings_dict["NAME"], log))
+    process.start()
+    assert process.ready.wait(timeout=30), "the live ASGI server did not start"
+    return process
+
+
+def upload_request(project, token: str, data: bytes) -> bytes:
+    """POST /api/projects/{p}/studies/ as raw HTTP: the drill sends it in parts and kills the server in between."""
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"hand.dcm\"\r\n"
+            f"Content-Type: application/dicom\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    head = (f"POST /api/projects/{project.pk}/studies/ HTTP/1.1\r\nHost: localhost\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    return head + body
+
+
+def sha256_of_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    return sha256_of_bytes(path.read_bytes())
+
+
+def a_big_film() -> bytes:
+    pixels = np.zeros((4096, 4096), np.uint16)
+    pixels[1024:3072, 1024:3072] = 4000
+    return dicom_bytes(make_dicom_dataset(pixels))  # 32 MiB; a new SOP instance UID each time
+
+
+def send(port: int, request: bytes, *, share: float = 1.0) -> socket.socket:
+    client = socket.create_connection(("localhost", port), timeout=60)
+    client.sendall(request[: int(len(request) * share)])
+    return client
+
+
+def kill(server) -> None:
+    server.kill()  # SIGKILL: no shutdown, no cleanup
+    server.join(timeout=10)
+
+
+def test_the_web_server_killed_mid_upload_leaves_no_half_written_study_and_what_it_acknowledged_survives(
+        project, owner, settings, temporary_media, tmp_path, empty_queues):
+    from rest_framework.authtoken.models import Token
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "localhost"]
+    token = Token.objects.create(user=owner).key
+    log = tmp_path / "daphne.log"
+
+    # an upload the server answered survives the server's kill; how long it took places the kills below
+    data = a_big_film()
+    server = start_daphne(log)
+    started = time.monotonic()
+    with send(server.port.value, upload_request(project, token, data)) as client:
+        status_line = client.recv(65536).split(b"\r\n", 1)[0]
+    answered_after = time.monotonic() - started
+    kill(server)
+    assert status_line == b"HTTP/1.1 201 Created"
+    acknowledged = Study.objects.get(project=project, checksum=sha256_of_bytes(data))
+
+    # kills in the body, then spread over the time the server took to receive, decode, store and commit
+    kill_points = [(0.5, 0.0), *[(1.0, answered_after * share) for share in (0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95)]]
+    sent = {}
+    for share, delay in kill_points:
+        data = a_big_film()
+        sent[sha256_of_bytes(data)] = data
+        server = start_daphne(log)
+        with send(server.port.value, upload_request(project, token, data), share=share):
+            time.sleep(delay)
+            kill(server)
+
+    # every study that exists is whole: its row, its accepted record and its original with exactly the bytes sent
+    for image in Image.objects.filter(study__project=project).exclude(study=acknowledged).select_related("study"):
+        assert image.study.checksum in sent
+        assert sha256_of(temporary_media / image.original) == image.study.checksum
+        assert image.study.ingest_records.filter(outcome="accepted").exists()
+    # what a kill left between writing a file and committing its row is an orphan that sweep_orphans removes
+    found = orphans_found()
+    call_command("sweep_orphans", "--min-age-seconds", "0", stdout=io.StringIO())
+    assert stored_names(temporary_media) == set(Image.objects.values_list("original", flat=True))
+    assert sha256_of(temporary_media / acknowledged.image.original) == acknowledged.checksum
+    stored = Study.objects.filter(project=project).count() - 1
+    print(f"\nanswered in {answered_after:.1f} s; of {len(kill_points)} killed uploads {stored} were stored whole; "
+          f"sweep_orphans: {found.strip()}")
