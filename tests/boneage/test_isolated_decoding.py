@@ -3,8 +3,12 @@
 why, nothing half-derived is stored, and the web process goes on serving the other studies."""
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
+from boneage.core.isolation import IsolatedFailure, Limits, run_isolated
 from boneage.studies.actions import IngestFields, do_ingest
 from boneage.studies.derive import do_derive
 from boneage.studies.models import Image, Study
@@ -94,3 +98,21 @@ def test_frames_of_a_compressed_instance_are_decoded_in_the_child_to_the_raw_pix
                 f"/instances/{ds.SOPInstanceUID}")
     response = client.get(f"{instance}/frames/1", HTTP_ACCEPT='multipart/related; type="application/octet-stream"')
     assert read_parts(response) == [raw]
+
+
+def test_while_every_decoder_slot_stays_busy_a_first_view_is_a_503_that_says_when_to_come_back(
+        project, owner, member, api_as, settings, temporary_media):
+    settings.DECODE_CONCURRENCY, settings.DECODE_TIMEOUT_S = 1, 5
+    study = stored_but_not_derived(project, owner, film(96, 80))
+    held = threading.Thread(target=lambda: pytest.raises(IsolatedFailure, run_isolated, "tests.isolation_children",
+                                                         b"", {"what": "hang"}, Limits(256 * 2**20, 8), concurrency=1))
+    held.start()  # another request's decoder, stuck on its film, holds the one slot
+    try:
+        time.sleep(0.5)
+        response = api_as(member).get(f"/api/studies/{study.pk}/image/")
+    finally:
+        held.join()
+    assert response.status_code == 503 and response.json()["error"] == "decoder_busy"
+    assert response["Retry-After"] == "5"
+    assert Study.objects.get(pk=study.pk).automask_error == ""  # nothing is wrong with the film: nothing recorded
+    assert api_as(member).get(f"/api/studies/{study.pk}/image/").status_code == 200  # the slot is free again
