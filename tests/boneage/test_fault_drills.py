@@ -149,9 +149,9 @@ def test_the_whole_worker_killed_mid_derive_leaves_the_study_pending_its_task_un
     # the broker keeps the task it handed out until its visibility timeout, then hands it out again
     unacknowledged = [payload for payload in empty_queues.hvals("unacked") if b"studies.post_ingest" in payload]
     assert len(unacknowledged) == 1
-    # and the first view does not wait for that: it derives the study itself
+    # and the first view does not wait for that: it derives what it shows itself (the worker adds the work copy)
     assert api_as(member).get(f"/api/studies/{study.pk}/image/").status_code == 200
-    assert Image.objects.get(study=study).work
+    assert Image.objects.get(study=study).display
 
 
 # --- the web server killed mid-upload -----------------------------------------------------------------------------

@@ -84,6 +84,18 @@ def test_a_film_inside_the_limits_derives_as_before_with_its_window_readout_and_
     assert (image.value_black, image.value_white) == (0.0, 4000.0)
 
 
+def test_a_first_view_in_the_web_makes_what_it_shows_and_the_worker_s_derive_adds_the_work_copy(
+        project, owner, member, api_as, temporary_media):
+    """The work copy's square canvas costs up to ~1 GB for the largest film ingest allows: not in the web process."""
+    study = stored_but_not_derived(project, owner, film(96, 80))
+    assert api_as(member).get(f"/api/studies/{study.pk}/thumbnail/").status_code == 200
+    image = Image.objects.get(study=study)
+    assert image.normalized and image.display and not image.work
+    assert do_derive(study.pk) is True
+    derived = Image.objects.get(study=study)
+    assert (derived.normalized, derived.display) == (image.normalized, image.display) and derived.work
+
+
 def test_frames_of_a_compressed_instance_are_decoded_in_the_child_to_the_raw_pixels(project, member, api_as):
     from pydicom.uid import RLELossless
 

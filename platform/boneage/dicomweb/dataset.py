@@ -57,7 +57,7 @@ def rsna_zip(project: Project, *, deidentify: bool = False) -> Iterator[bytes]:
             if label is None:
                 continue
             sid = dataset_id(study, deidentify=deidentify)
-            image = ensure_derived_images(study.image)
+            image = ensure_derived_images(study.image, work_copy=False)
             with default_storage.open(image.normalized, "rb") as handle:
                 archive.writestr(f"images/{sid}.png", handle.read())
             mask = current_mask(study)

@@ -294,7 +294,7 @@ class RenderedView(DicomWebView):
         if media_type is None:
             return error_response(406, "not_acceptable", "Rendered images are image/png or image/jpeg.")
         try:
-            image = ensure_derived_images(Study.objects.get(pk=entries[0].study_id).image)
+            image = ensure_derived_images(Study.objects.get(pk=entries[0].study_id).image, work_copy=False)
             with default_storage.open(image.display, "rb") as handle:
                 data = handle.read()
         except IngestError as error:  # as GET /api/studies/{id}/image/: recorded on the study, never a 500

@@ -48,7 +48,7 @@ def load_unit(image: Image) -> np.ndarray:
     if default_storage.exists(image.normalized):
         return load_image(local_file(image.normalized))
     # the normalized file was lost: decode the original again, without storing anything
-    return _png_values(_decode_isolated(image).normalized, image).astype(np.float32) / 65535.0
+    return _png_values(_held_to_stored_size(_decode_isolated(image).normalized, image)).astype(np.float32) / 65535.0
 
 
 def load_work_image(image: Image, side: int):
@@ -121,12 +121,17 @@ def _decode_isolated(image: Image) -> DecodedFilm:
         raise IngestError(refusal.status, refusal.code, refusal.detail) from refusal
 
 
-def _png_values(png: bytes, image: Image) -> np.ndarray:
-    """The 16-bit values of the child's normalized PNG, held to the stored size before a pixel is inflated."""
+def _held_to_stored_size(png: bytes, image: Image) -> bytes:
+    """The child's normalized PNG, refused unless its header says the stored size (before a pixel is inflated)."""
     with PILImage.open(io.BytesIO(png)) as picture:
         if picture.size != (image.width, image.height):
             raise IngestError(422, "pixel_decode_failed", f"The decoded film is {picture.size[0]}×{picture.size[1]}, "
                               f"not the stored {image.width}×{image.height}.")
+    return png
+
+
+def _png_values(png: bytes) -> np.ndarray:
+    with PILImage.open(io.BytesIO(png)) as picture:
         return np.asarray(picture, dtype=np.uint16)
 
 
@@ -148,35 +153,36 @@ def derived_files(unit: np.ndarray) -> DerivedFiles:
                         work=work_png(unit_to_uint16(unit)))
 
 
-def ensure_derived_images(image: Image) -> Image:
+def ensure_derived_images(image: Image, *, work_copy: bool = True) -> Image:
     """The image with its derived files; IngestError (recorded on the study) when the original cannot be decoded.
-    The original is decoded in a child process (studies.isolated_decode); the work copy is made here from the
-    normalized values, its size fixed by the stored bounds."""
+    The original is decoded in a child process (studies.isolated_decode), which makes the normalized and display
+    PNGs; the work copy is made here from the normalized values. work_copy=False (the web process's first view):
+    without it, since its square canvas costs up to ~1 GB for the largest film ingest allows; the worker's derive
+    adds it (ensure_work_copy)."""
     if image.normalized and image.display:
         return image
     try:
         film = _decode_isolated(image)
-        values = _png_values(film.normalized, image)
+        _held_to_stored_size(film.normalized, image)
     except IngestError as error:
         record_failure(image.study_id, f"{DERIVE}{error.code}: {error.detail}")
         raise
-    files = DerivedFiles(normalized=film.normalized, display=film.display, display_shape=film.display_shape,
-                         work=work_png(values))
     folder = PurePosixPath(image.original).parent
     token = uuid.uuid4().hex[:8]
-    normalized = save_atomic(str(folder / f"normalized-{token}.png"), files.normalized)
-    display = save_atomic(str(folder / f"display-{token}.png"), files.display)
-    work = save_atomic(str(folder / f"work-{token}.png"), files.work)
+    names = {"normalized": save_atomic(str(folder / f"normalized-{token}.png"), film.normalized),
+             "display": save_atomic(str(folder / f"display-{token}.png"), film.display)}
+    if work_copy:
+        names["work"] = save_atomic(str(folder / f"work-{token}.png"), work_png(_png_values(film.normalized)))
     with transaction.atomic():
         locked = Image.objects.select_for_update().get(pk=image.pk)
         if locked.normalized and locked.display:  # someone else finished first: keep theirs
-            delete_quietly([normalized, display, work])
+            delete_quietly(list(names.values()))
             return locked
-        locked.normalized, locked.display, locked.work = normalized, display, work
-        locked.display_height, locked.display_width = files.display_shape
+        for field, name in names.items():
+            setattr(locked, field, name)
+        locked.display_height, locked.display_width = film.display_shape
         locked.value_black, locked.value_white = film.black_white or (None, None)
-        locked.save(update_fields=["normalized", "display", "work", "display_height", "display_width", "value_black",
-                                   "value_white"])
+        locked.save(update_fields=[*names, "display_height", "display_width", "value_black", "value_white"])
     return locked
 
 
@@ -193,7 +199,7 @@ def do_derive(study_id: int) -> bool:
     if image is None:
         return False
     try:
-        ensure_derived_images(image)
+        ensure_work_copy(ensure_derived_images(image))  # a study first viewed in the web has no work copy yet
     except Exception as exc:
         logger.exception("could not derive the images of study %s", study_id)
         # a refusal keeps its code (as ensure_derived_images recorded it); anything else says what was raised

@@ -173,7 +173,7 @@ class StudyImageView(APIView):
     def get(self, request, study_id: int):
         study, _ = check_study(request.user, study_id)
         try:
-            image = ensure_derived_images(study.image)
+            image = ensure_derived_images(study.image, work_copy=False)
         except IngestError as error:
             return error_response(422, "image_undecodable", f"The stored original cannot be decoded: {error.detail}")
         name = image.normalized if request.query_params.get("size") == "full" else image.display

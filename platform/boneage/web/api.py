@@ -333,7 +333,7 @@ class ThumbnailView(APIView):
     def get(self, request, study_id: int):
         study, _ = check_study(request.user, study_id)
         try:
-            image = ensure_derived_images(study.image)
+            image = ensure_derived_images(study.image, work_copy=False)
         except IngestError as error:
             return error_response(422, "image_undecodable", f"The stored original cannot be decoded: {error.detail}")
         with default_storage.open(image.display, "rb") as handle, PILImage.open(handle) as picture:
