@@ -90,6 +90,21 @@ def test_a_hand_whose_soft_tissue_is_faint_beside_bright_bones_is_masked_to_the_
     assert result.details["grown_to_skin"] > 1.5
 
 
+def test_the_lowest_skin_levels_are_tried_on_a_black_background_only():
+    hand = hand_shape()
+    image, bones = faint_tissue_film(hand)
+    black = _grow_to_skin(image, ndimage.gaussian_filter(image, 1.0), (bones, 0.9, {}, 1.0, 3, 2), np.zeros_like(hand))
+    assert black is not None and black[2]["skin_level"] < 0.2  # on the film's black any grey is tissue
+    panel = np.clip(image * 0.7 + 0.3, 0, 1)  # the same hand on a grey panel, the film's black around it
+    panel[:12], panel[:, :12], panel[:, -12:] = 0.0, 0.0, 0.0
+    lighter = np.zeros_like(hand)
+    lighter[20:62, 60:260] = True  # a slightly lighter part of the panel that the fingertips reach
+    panel[lighter & ~hand] = 0.35
+    grey = _grow_to_skin(panel, ndimage.gaussian_filter(panel, 1.0), (bones, 0.9, {}, 1.0, 3, 2), np.zeros_like(hand))
+    assert grey is not None and grey[2]["skin_level"] >= 0.2
+    assert (grey[0] & lighter & ~hand).sum() <= 0.1 * (lighter & ~hand).sum()  # the panel stays out
+
+
 def test_growth_along_the_films_edge_is_refused_as_the_backgrounds_own_gradient():
     hand = hand_shape()
     image, _ = faint_tissue_film(hand)
