@@ -76,8 +76,11 @@ def kept_its_start(metrics: dict[str, Any]) -> bool:
     return (metrics.get("final_candidates") or {}).get("shipped") == "init"
 
 
-def no_change(start_name: str, config: dict[str, Any], metrics: dict[str, Any], n_held_out: int) -> str:
-    """The outcome of a run that shipped its start's weights: why, with both figures from the same measure."""
+def no_change(start_name: str, config: dict[str, Any], metrics: dict[str, Any], n_held_out: int, *,
+              nothing_new: int | None = None) -> str:
+    """The outcome of a run that shipped its start's weights: why, with both figures from the same measure.
+    nothing_new: the run trained on this many studies, all of them already learned by its start with the same labels
+    (none labelled since it was trained): then more time would not help, and the advice is to label."""
     candidates = metrics.get("final_candidates") or {}
     start = candidates.get("init")
     trained = [v for k, v in candidates.items() if k not in ("init", "shipped") and isinstance(v, (int, float))]
@@ -85,8 +88,13 @@ def no_change(start_name: str, config: dict[str, Any], metrics: dict[str, Any], 
     comparison = (f"its trained weights read the {n_held_out} held-out studies with an MAE of {min(trained):.1f} months "
                   f"against {start:.1f} for {start_name}'s own" if trained and isinstance(start, (int, float))
                   else f"its trained weights read the {n_held_out} held-out studies no better than {start_name}'s")
-    advice = (" Give runs more time (max_seconds in the training defaults on the settings page) or fewer epochs."
-              if ending.startswith("the time cap") else "")
+    if nothing_new:  # the demo (docs/benchmarks.md): 5 epochs inside the cap did not help either
+        advice = (f" It trained on the {nothing_new} studies {start_name} had already learned, with no label added or "
+                  f"changed since, so there was nothing new to learn: label more studies, then train again.")
+    elif ending.startswith("the time cap"):
+        advice = " Give runs more time (max_seconds in the training defaults on the settings page) or fewer epochs."
+    else:
+        advice = ""
     return (f"no change, kept {start_name}: {ending + '; ' if ending else ''}{comparison}, so the run shipped "
             f"{start_name}'s weights and no new version was registered.{advice}")
 

@@ -647,7 +647,10 @@ def _register(run: TrainingRun, result, samples: list, val: set[str], sources: d
     val_samples = sorted((s for s in samples if s.id in val), key=lambda s: int(s.id))
     active = active_version(run.project_id)
     if run.init_from is not None and kept_its_start(result.metrics):
-        _record_no_change(run, no_change(run.init_from.name, run.config, result.metrics, len(val_samples)), result.curve)
+        trained = [s.id for s in samples if s.id not in val]
+        _record_no_change(run, no_change(run.init_from.name, run.config, result.metrics, len(val_samples),
+                                         nothing_new=len(trained) if nothing_new_since(run.init_from, trained) else None),
+                          result.curve)
         return
     name = next_version_name(run.project_id)
     # the gate compares on the held-out studies neither model trained on (an active model of a narrower split trained
@@ -714,6 +717,13 @@ def _register(run: TrainingRun, result, samples: list, val: set[str], sources: d
         elif finished and not decision.passed:
             publish(run.project_id, "model.rejected_by_gate", model_version=version.pk, name=version.name,
                     val_mae=metrics["val_mae"], active_val_mae=decision.active_mae, outcome=outcome)
+
+
+def nothing_new_since(start: ModelVersion, trained_ids: list[str]) -> bool:
+    """The run trained only on studies its start had trained on, and none of them was labelled since."""
+    learned = {str(i) for i in start.training_study_ids}
+    return (bool(trained_ids) and set(trained_ids) <= learned and not AgeLabel.objects.filter(
+        study_id__in=[int(i) for i in trained_ids], created_at__gt=start.created_at).exists())
 
 
 def _record_no_change(run: TrainingRun, outcome: str, curve: list) -> None:

@@ -60,6 +60,16 @@ def test_no_change_names_the_cut_both_figures_and_what_to_do():
     assert "no new version was registered" in words and "max_seconds" in words
 
 
+def test_a_run_with_nothing_new_to_learn_says_so_and_advises_labels_not_more_time():
+    metrics = {"epochs": 5, "seconds": 190.0,
+               "final_candidates": {"init": 4.9, "selected_epoch": 6.6, "recalibrated_bn": 6.8, "shipped": "init"}}
+    words = no_change("v1", CUT, metrics, 20, nothing_new=100)
+    assert words.startswith("no change, kept v1: the time cap (180 s) ended the run after 5 of 10 epochs; ")
+    assert words.endswith("It trained on the 100 studies v1 had already learned, with no label added or changed "
+                          "since, so there was nothing new to learn: label more studies, then train again.")
+    assert "max_seconds" not in words
+
+
 def test_too_few_held_out_studies_say_how_many_labels_the_gate_needs():
     words = too_few_words(6, 60, 20, "v1")
     assert words == ("no promotion: the gate needs 20 held-out studies and this project's 60 labelled studies hold "
@@ -101,3 +111,16 @@ def test_a_fine_tune_that_ships_its_start_is_no_change_and_offers_nothing_to_pro
     assert [(v["name"], v["status"]) for v in listed] == [("v1", "active")]
     assert list(ModelVersion.objects.values_list("name", flat=True)) == ["v1"]
     assert not (temporary_media / f"models/{tiny_project.pk}/run-{run.pk}.pt").exists()  # the copy of v1 is gone
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fine_tune_of_the_labels_its_start_already_learned_says_it_had_nothing_new_to_learn(
+        tiny_project, owner, active_v1, temporary_media):
+    from boneage.modeling.models import ModelVersion
+
+    learned = sorted(tiny_project.studies.values_list("pk", flat=True))
+    ModelVersion.objects.filter(pk=active_v1.pk).update(training_study_ids=learned)  # v1 trained on every label
+    run = run_in_process(tiny_project, owner, {"init": "active", "epochs": 200, "lr": 1.0, "max_seconds": 10})
+    outcome = run.progress["outcome"]
+    assert outcome.startswith("no change, kept v1: ") and run.result is None
+    assert "v1 had already learned, with no label added or changed since, so there was nothing new to learn" in outcome
