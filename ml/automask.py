@@ -18,8 +18,9 @@ histogram), never tuned per image:
 7. smooth (opening, Gaussian, threshold), fill holes again;
 8. where the mask stopped at the bones' edges (faint soft tissue beside bright bone), grow it out to the skin line
    against the grey that surrounds it (`_grow_to_skin`);
-9. add the faint fingertips that stand out of their own surroundings (a white top-hat, `_grow_fingertips`), score
-   the mask (a ring of tissue just outside it lowers the score), then resize back.
+9. add the faint fingertips that stand out of their own surroundings (a white top-hat, `_grow_fingertips`), trim
+   the strip a frame line adds where the forearm leaves the film (`_trim_edge_flare`), score the mask (a ring of
+   tissue just outside it lowers the score), then resize back.
 
 ``automask(image)`` returns the mask (uint8 0/255), a quality score in [0, 1] and timings.
 CLI: ``python -m ml.automask IN_DIR OUT_DIR`` and ``python -m ml.automask --evaluate ...``.
@@ -36,7 +37,7 @@ from scipy import ndimage
 
 WORK_SIDE = 512
 # Bumped whenever the masks change: caches of masks (ml.data.automask_cached) are keyed by it.
-VERSION = 5
+VERSION = 6
 GROW = 0.5  # hysteresis: from the background, the share of the way to the level a fingertip must reach (0.3 on 50
 # grey-panel train films: 3 masks fixed, 4 new leaks)
 # Growing to the skin line (_grow_to_skin): the shares of the way from the surrounding grey to the mask's median that
@@ -63,6 +64,7 @@ FINGERTIP_LEVEL = 0.04
 FINGERTIP_THIN = 25.0
 FAINT_BEYOND_LEVEL = 0.08
 FAINT_BEYOND_FROM = 0.06
+EDGE_FLARE = 0.05
 
 
 @dataclass
@@ -424,6 +426,30 @@ def _grow_fingertips(kept: np.ndarray, field_px: np.ndarray, local: _LocalContra
     return ndimage.binary_fill_holes(kept | np.isin(lab, ids))
 
 
+def _trim_edge_flare(kept: np.ndarray) -> np.ndarray:
+    """The mask without the strip it takes along a film edge where the forearm leaves the film (a frame line or a
+    panel's bright border joined to the forearm there): within the last `EDGE_FLARE` of each side the mask keeps the
+    columns its forearm's two borders reach, extended in straight lines from the 20 rows before (a tilted forearm
+    stays whole)."""
+    out = kept
+    for k in range(4):  # each side in turn, brought to the bottom
+        m = np.rot90(out, k).copy()
+        h = m.shape[0]
+        band = max(4, round(EDGE_FLARE * h))
+        rows = [y for y in range(max(h - band - 20, 0), h - band) if m[y].any()]
+        if m[-2:].any() and len(rows) >= 10:
+            left = [int(np.argmax(m[y])) for y in rows]
+            right = [m.shape[1] - 1 - int(np.argmax(m[y, ::-1])) for y in rows]
+            fit_left, fit_right = np.polyfit(rows, left, 1), np.polyfit(rows, right, 1)
+            cols = np.arange(m.shape[1])
+            for y in range(h - band, h):
+                lo, hi = float(np.polyval(fit_left, y)), float(np.polyval(fit_right, y))
+                tolerance = 2 + 0.02 * max(float(hi - lo), 0.0)
+                m[y] &= (cols >= lo - tolerance) & (cols <= hi + tolerance)
+        out = np.rot90(m, -k)
+    return out
+
+
 def _faint_tissue_beyond(kept: np.ndarray, local: _LocalContrast) -> float:
     """The share of a ring 2–6 px (at 512 px) outside the mask where the local contrast says tissue: a mask that
     stopped short of faint fingertips, or took a panel beside the hand, has it where the fixed-level `_tissue_beyond`
@@ -615,6 +641,7 @@ def automask(image: np.ndarray) -> AutomaskResult:
             terms["fingertips_grown"] = round(float(with_tips.sum() / kept.sum()), 3)
             kept = with_tips
             local = _local_contrast(smooth, kept, field_px)
+    kept = _trim_edge_flare(kept)
     # a mask whose outline runs through tissue (a finger cut off, a panel's strip taken beside the hand) is a partial
     # or a wrong mask even where its outline is sharp: the quality says so, so that a labeler checks it first
     beyond = _tissue_beyond(smooth, kept, field_px)

@@ -17,6 +17,7 @@ from ml.automask import (
     _grow_to_skin,
     _local_contrast,
     _solidity,
+    _trim_edge_flare,
     automask,
     dice,
 )
@@ -172,6 +173,19 @@ def test_a_mask_that_stopped_short_of_faint_fingertips_shows_tissue_beyond_it():
     beyond_hand = _faint_tissue_beyond(hand, _local_contrast(smooth, hand, field))
     assert beyond_hand < FAINT_BEYOND_FROM  # below where the quality starts to be lowered
     assert beyond_short > FAINT_BEYOND_FROM + 0.04  # lowered by more than half the penalty
+
+
+def test_a_frame_line_joined_to_the_forearm_at_the_films_edge_is_trimmed_and_a_tilted_forearm_kept():
+    hand = hand_shape()
+    with_line = hand.copy()
+    with_line[-7:, 60:300] = True  # a panel's bright border, 7 px tall, joined to the forearm where it leaves
+    trimmed = _trim_edge_flare(with_line)
+    assert trimmed[-7:].sum(1).max() <= hand[-7:].sum(1).max() + 8
+    assert (trimmed & ~with_line).sum() == 0 and dice(trimmed, hand) >= 0.99
+    tilted = np.zeros((400, 320), bool)
+    rows = np.arange(400)[:, None]
+    tilted[(np.arange(320)[None, :] > 100 + 0.5 * rows) & (np.arange(320)[None, :] < 170 + 0.5 * rows)] = True
+    assert (_trim_edge_flare(tilted) == tilted).all()  # a forearm leaving the film at 27°
 
 
 def test_a_film_scanned_tilted_onto_a_black_canvas_is_masked_inside_the_film():
