@@ -1,4 +1,5 @@
-"""A worker killed in the middle of a training run: the run ends FAILED soon after, nothing half-written is registered."""
+"""A worker killed in the middle of a training run or a re-prediction: either ends FAILED soon after; a training run
+registers nothing half-written, a re-prediction keeps the earlier model's readings."""
 from __future__ import annotations
 
 import os
@@ -64,6 +65,45 @@ def test_sigkill_in_the_middle_of_training_ends_the_run_failed_and_registers_not
         assert "stopped" in ended.error and "no heartbeat" in ended.error
         assert not ModelVersion.objects.exists()
         assert not Path(default_storage.path(f"models/{tiny_project.pk}/run-{run.pk}.pt")).exists()
+    finally:
+        stop(worker, signal.SIGKILL)
+        if second is not None:
+            stop(second)
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("cpu", "gpu")
+
+
+def test_sigkill_in_the_middle_of_a_re_prediction_ends_it_failed_with_why_and_the_old_readings_stay(
+        project, owner, member, add_studies, register_model, settings, api_as):
+    import redis
+    from boneage.modeling.actions import do_promote, do_repredict_project
+    from boneage.modeling.models import Prediction
+    from django.db import transaction
+
+    v1 = register_model(project, name="v1")
+    studies = add_studies(project, owner, 3, labelled=False)
+    assert do_repredict_project(v1.pk) == 3
+    v2 = register_model(project, status="candidate", name="v2")
+    do_promote(v2)  # its re-prediction is queued for the gpu worker
+    worker = start_worker(settings)
+    second = None
+    try:
+        # This test's open transaction holds the key of v2's first reading: the worker's insert of it waits, so the
+        # worker is caught mid-run however fast it reads, and is killed there.
+        with transaction.atomic():
+            Prediction.objects.create(study=studies[0], model_version=v2, age_months=1.0, std_months=1.0)
+            wait_for(lambda: ModelVersion.objects.get(pk=v2.pk).reprediction.get("state") == "running", 120,
+                     "the worker to be in the middle of the re-prediction")
+            stop(worker, signal.SIGKILL)
+            transaction.set_rollback(True)
+        assert ModelVersion.objects.get(pk=v2.pk).reprediction["state"] == "running"
+        second = start_worker(settings)  # the next worker to start watches for re-predictions of dead workers
+        ended = wait_for(lambda: ModelVersion.objects.filter(pk=v2.pk, reprediction__state="failed").first(),
+                         STALE_S + 60, "the re-prediction to end failed")
+        assert ended.reprediction["error"].startswith(
+            f"The worker re-predicting with v2 stopped (no sign of life for {STALE_S} s) after 0 of 3 studies")
+        body = api_as(member).get(f"/api/projects/{project.pk}/worklist/").json()
+        assert body["reprediction"] is None and body["reprediction_stopped"]["error"] == ended.reprediction["error"]
+        assert {row["prediction"]["model_name"] for row in body["results"]} == {"v1"}  # the old readings stay
     finally:
         stop(worker, signal.SIGKILL)
         if second is not None:
