@@ -293,3 +293,20 @@ def test_a_second_rescore_of_a_project_being_rescored_is_refused_and_changes_not
     after = rescore_lock(project.pk)
     assert after.acquire(blocking=False)  # the holder's release freed it: the refused run took nothing
     after.release()
+
+
+def test_at_95_percent_twelve_held_out_studies_pooled_with_an_earlier_model_still_let_the_rule_flag_a_far_label(
+        make_study, model_version, predict, project):
+    from boneage.modeling.models import ModelVersion
+
+    project.interval_level = 0.95
+    project.save()
+    version = model_version()
+    twelve, earlier = [0.1 * i for i in range(1, 13)], [round(0.05 * i, 2) for i in range(1, 41)]
+    ModelVersion.objects.filter(pk=version.pk).update(metrics={
+        "interval_scores": twelve, "interval_fallback": [{"source": "v0", "scores": earlier}]})
+    study = make_study(100)
+    predict(study, version, 175, 6)  # pooled 95 % interval 175 ± 1.95 · 6: the label, 75 months off, is outside
+    [item] = open_items(study, "model_vs_label")
+    assert item.evidence["prediction"]["interval_months"] == [163.3, 186.7]
+    assert "pooled with v0's 40 held-out studies" in item.evidence["prediction"]["interval_note"]
