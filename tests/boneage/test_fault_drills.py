@@ -7,7 +7,9 @@ study's first view, whichever comes first. No failure is recorded for the study:
 
 Daphne killed while it receives, decodes and stores uploads: every study that exists is whole, what a kill left
 between writing a file and committing its row is an orphan `sweep_orphans` removes, and an upload it answered
-survives. (Restarting PostgreSQL or Redis is not drilled here: they are shared services on this machine.)
+survives. And a decoder that runs out of memory under a real Daphne ends its child: the same server process answers
+that view with a 422 and the next one with the image. (Restarting PostgreSQL or Redis is not drilled here: they are
+shared services on this machine.)
 """
 from __future__ import annotations
 
@@ -251,3 +253,38 @@ def test_the_web_server_killed_mid_upload_leaves_no_half_written_study_and_what_
     stored = Study.objects.filter(project=project).count() - 1
     print(f"\nanswered in {answered_after:.1f} s; of {len(kill_points)} killed uploads {stored} were stored whole; "
           f"sweep_orphans: {found.strip()}")
+
+
+def test_a_decoder_that_runs_out_of_memory_under_a_real_daphne_ends_its_child_and_the_server_keeps_serving(
+        project, owner, settings, temporary_media, tmp_path, empty_queues):
+    import json
+    import urllib.error
+    import urllib.request
+
+    from rest_framework.authtoken.models import Token
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "localhost"]
+    settings.DECODE_MEMORY_MB = 256  # the 4096 × 5120 film needs about 400 MiB to decode
+    token = Token.objects.create(user=owner).key
+    heavy = a_large_film_stored(project, owner)
+    light = do_ingest(project, owner, dicom_bytes(make_dicom_dataset()), "small.dcm", IngestFields(sex="F")).study
+    server = start_daphne(tmp_path / "daphne.log")
+
+    def get(study: Study) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"http://localhost:{server.port.value}/api/studies/{study.pk}/image/",
+                                         headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    try:
+        status, body = get(heavy)
+        assert status == 422 and "more than its 256 MiB" in json.loads(body)["detail"]
+        assert server.is_alive()
+        status, body = get(light)
+        assert status == 200 and body.startswith(b"\x89PNG")
+        assert server.is_alive() and server.exitcode is None  # the same server process answered both
+    finally:
+        kill(server)
