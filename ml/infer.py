@@ -21,8 +21,8 @@ from ml.checkpoint import Checkpoint, load_checkpoint
 from ml.data import to_square
 from ml.models import paste_to_image
 from ml.ood import UNKNOWN, OODReference, OODResult, pixel_statistics
-from ml.tta import check_method, spread, view_ages
-from ml.uncertainty import calibrated_std, mc_std
+from ml.tta import spread, view_ages
+from ml.uncertainty import calibrated_std, check_method, mc_std
 
 
 @dataclass(frozen=True)

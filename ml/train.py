@@ -60,8 +60,16 @@ from ml.data import (
     targets_from_batch,
 )
 from ml.models import PRESETS, ModelConfig, UnifiedNet, build_model
-from ml.tta import check_method, spread, view_ages
-from ml.uncertainty import calibrated_std, conformal_scores, coverage90, fit_calibration, heldout_points, mc_std
+from ml.tta import spread, view_ages
+from ml.uncertainty import (
+    calibrated_std,
+    check_method,
+    conformal_scores,
+    coverage90,
+    fit_calibration,
+    heldout_points,
+    mc_std,
+)
 
 AGE_BANDS = ((0, 24), (24, 72), (72, 144), (144, 240))
 

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-UNCERTAINTY_METHODS = ("mc", "both")  # mc: MC dropout around the plain reading; both: the TTA mean, MC and TTA spreads
 VIEWS = ("identity", "mirror", "gamma 0.8", "gamma 1.25", "zoom in 6 %", "zoom out 6 %")
 ZOOM = 1.06
 
@@ -67,9 +66,3 @@ def head_spread(head: nn.Module, feats_by_view: list[Tensor], sex: Tensor, mc_sa
     with mc_dropout(head, seed=seed):
         samples = head(feats_by_view[0].repeat(mc_samples, 1), sex.repeat(mc_samples)).view(mc_samples, len(sex))
     return spread(readings[0], readings[1:], samples.std(dim=0))
-
-
-def check_method(name: str) -> str:
-    if name not in UNCERTAINTY_METHODS:
-        raise ValueError(f"unknown uncertainty method {name!r}; known: {', '.join(UNCERTAINTY_METHODS)}")
-    return name

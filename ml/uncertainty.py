@@ -1,20 +1,36 @@
-"""MC dropout (dropout modules only; BatchNorm stays in eval mode), the std calibration and conformal intervals."""
+"""MC dropout (dropout modules only; BatchNorm stays in eval mode), the std calibration and conformal intervals.
+
+Only the MC-dropout functions need torch, and they import it themselves: the platform's web process states
+intervals with the numpy half of this module and stays without torch (docs/scaling.md, "The web process").
+"""
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 Z90 = 1.6448536269514722  # two-sided 90% normal quantile
+UNCERTAINTY_METHODS = ("mc", "both")  # mc: MC dropout around the plain reading; both: the TTA mean, MC and TTA spreads
+
+
+def check_method(name: str) -> str:
+    if name not in UNCERTAINTY_METHODS:
+        raise ValueError(f"unknown uncertainty method {name!r}; known: {', '.join(UNCERTAINTY_METHODS)}")
+    return name
 
 
 @contextmanager
 def mc_dropout(model: nn.Module, seed: int = 0) -> Iterator[None]:
     """Switch only nn.Dropout* modules to train mode, with a fixed RNG seed (same input → same std)."""
+    import torch
+    from torch import nn
+
     drops = [m for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
     previous = [m.training for m in drops]
     with torch.random.fork_rng(devices=[]):
@@ -28,12 +44,20 @@ def mc_dropout(model: nn.Module, seed: int = 0) -> Iterator[None]:
                 m.train(was)
 
 
-@torch.no_grad()
 def mc_std(regressor: nn.Module, crops: Tensor, sex: Tensor, samples: int) -> Tensor:
     """Std over `samples` dropout masks of the regressor's age, crops [B, 1, S, S] → [B] months.
 
     The crops are repeated along the batch (one forward pass); BatchNorm uses its running statistics.
     """
+    import torch
+
+    with torch.no_grad():
+        return _mc_std(regressor, crops, sex, samples)
+
+
+def _mc_std(regressor: nn.Module, crops: Tensor, sex: Tensor, samples: int) -> Tensor:
+    from torch import nn
+
     if samples < 2:
         return crops.new_zeros(crops.shape[0])
     b = crops.shape[0]

@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ml.attention_names import ATTENTION_NAMES
 from ml.models.blocks import ResidualUnit
-
-ATTENTION_NAMES = ("Att1_1", "Att2_1", "Att2_2", "Att3_1", "Att3_2", "Att3_3")
 
 
 def _units(channels: int, n: int) -> nn.Sequential:

@@ -20,7 +20,7 @@ from boneage.modeling.actions import ModelingError, project_strategy
 from boneage.modeling.training import INTEGER_KEYS, USER_KEYS, check_number, project_training_defaults
 from boneage.studies.models import Project
 from ml.active import NEXT_CASE_STRATEGIES
-from ml.tta import UNCERTAINTY_METHODS
+from ml.uncertainty import UNCERTAINTY_METHODS
 
 NUMBERS = {key: USER_KEYS[key] for key in ("epochs", "batch_size", "lr", "max_seconds")}  # what a run may override
 AUTO_RETRAIN = "auto_retrain_after_labels"  # a project setting beside `training`: 0 = off

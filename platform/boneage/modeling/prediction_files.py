@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from boneage.core.storage import list_files, png_bytes, save_atomic
 from boneage.modeling import conf
 from boneage.studies.models import Study
-from ml.models.attention import ATTENTION_NAMES
+from ml.attention_names import ATTENTION_NAMES
 
 ATTENTION_PARTS = ATTENTION_NAMES  # the paper's six modules, as the network names its maps
 PREDICTION_FILES = ("mask", *ATTENTION_PARTS)
