@@ -1,11 +1,12 @@
 """What the API accepts: JSON object bodies and text without NUL (parsers), bounded pages (pagination); and how it
-answers a browser (the browsable API's renderer).
+answers a client's Accept (negotiation) and a browser (the browsable API's renderer).
 
 Apart from boneage.api because DRF imports these classes from its settings while its views module is loading.
 """
 from __future__ import annotations
 
 from rest_framework import exceptions, parsers, permissions
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 
@@ -71,6 +72,20 @@ class SchemaReaders(permissions.BasePermission):
         from django.conf import settings
 
         return bool(settings.API_DOCS_PUBLIC or (request.user and request.user.is_authenticated))
+
+
+class JsonWhenNothingElseFits(DefaultContentNegotiation):
+    """An Accept that no renderer fits gets JSON instead of a 406, as HTTP allows (RFC 9110 §12.5.1).
+
+    DRF chooses the renderer before the view runs and answers 406 when none fits. The image views answer their PNG
+    themselves and render only their errors, so a client accepting only image/png lost every answer, the errors'
+    statuses and reasons included, to a 406: now it gets the PNG, or the real error as JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except exceptions.NotAcceptable:
+            return renderers[0], renderers[0].media_type
 
 
 class BrowsableApi(BrowsableAPIRenderer):

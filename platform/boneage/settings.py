@@ -269,6 +269,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "boneage.api_input.BoundedPagination",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "boneage.api_input.BrowsableApi"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "boneage.api_input.JsonWhenNothingElseFits",  # never a 406: image clients
     "DEFAULT_PARSER_CLASSES": ["boneage.api_input.JSONParser", "boneage.api_input.FormParser",
                                "boneage.api_input.MultiPartParser"],
     "PAGE_SIZE": 50,
