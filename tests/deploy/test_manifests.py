@@ -106,6 +106,28 @@ def test_the_compose_file_runs_web_a_cpu_worker_and_a_gpu_worker_on_their_queues
     assert services["worker-cpu"]["command"][services["worker-cpu"]["command"].index("-Q") + 1] == "cpu"
 
 
+def test_sweep_orphans_runs_hourly_with_the_workers_image_environment_and_secrets_in_kubernetes_and_compose():
+    from django.core.management import get_commands
+
+    assert get_commands()["sweep_orphans"] == "boneage.studies"
+    (cron,) = by_kind("CronJob").values()
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (sweep,) = pod["containers"]
+    (worker,) = containers(by_kind("Deployment")["boneage-worker-cpu"])
+    assert sweep["command"][:3] == ["python", "manage.py", "sweep_orphans"]
+    assert int(sweep["command"][sweep["command"].index("--min-age-seconds") + 1]) >= 3600  # uploads in flight stay
+    assert cron["spec"]["schedule"].split()[1:] == ["*", "*", "*", "*"]  # every hour
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    for key in ("image", "envFrom", "env", "volumeMounts"):
+        assert sweep[key] == worker[key], key
+    assert pod["volumes"] == by_kind("Deployment")["boneage-worker-cpu"]["spec"]["template"]["spec"]["volumes"]
+    services = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]
+    loop = services["sweep-orphans"]["command"][-1]
+    assert "python manage.py sweep_orphans --min-age-seconds 3600" in loop and "sleep 3600" in loop
+    for key in ("build", "env_file", "volumes", "secrets"):
+        assert services["sweep-orphans"][key] == services["worker-cpu"][key], key
+
+
 def test_the_dicom_node_runs_its_command_on_the_port_its_service_exposes():
     (node,) = containers(by_kind("Deployment")["boneage-dicom-node"])
     assert node["command"][:3] == ["python", "manage.py", "dicom_node"]
@@ -177,5 +199,5 @@ def test_daphne_ends_a_request_after_ten_minutes_and_takes_only_small_socket_mes
 
 def test_the_compose_services_that_serve_have_cpu_and_memory_limits():
     services = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]
-    for name in ("web", "dicom-node", "worker-cpu", "worker-gpu"):
+    for name in ("web", "dicom-node", "worker-cpu", "worker-gpu", "sweep-orphans"):
         assert {"cpus", "memory"} <= set(services[name]["deploy"]["resources"]["limits"]), name
