@@ -1,7 +1,7 @@
 """A derivation asked for a bounded size never allocates more (issue 34).
 
-Deriving a study (decode, the 16-bit normalized PNG, the display copy, the network's work copy: the code
-`ensure_derived_images` runs) runs in a subprocess whose address space may grow by at most 1.5 GiB over what the
+Deriving a study (decode, the 16-bit normalized PNG, the display copy: what the decode child runs, then the
+network's work copy from the normalized values: what `ensure_derived_images` runs after it) runs in a subprocess whose address space may grow by at most 1.5 GiB over what the
 warmed-up process holds (RLIMIT_AS), on the film the ingest bounds allow that costs the most: MAX_SIDE long at the
 largest aspect ratio, whose work copy needs the MAX_SIDE² square canvas. The same limit stops the derivation the
 65535 × 1 film once got (a 65535² canvas, 17 GB): the limit bites, and the bounds are what keep deriving inside it.
@@ -33,8 +33,9 @@ django.setup()
 import torch
 from django.conf import settings
 
-from boneage.studies.derive import derived_files
+from boneage.studies.derive import _png_values, work_png
 from boneage.studies.ingest.decode import decode_upload
+from boneage.studies.isolated_decode import _derive
 from boneage.studies.ingest.errors import IngestError
 from ml.infer import work_image
 
@@ -46,8 +47,12 @@ def address_space(key: str = "VmSize") -> int:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith(key + ":"))
 
 
-def derive(data: bytes):
-    return derived_files(decode_upload(data, max_pixels=settings.UPLOAD_MAX_PIXELS).unit)
+def derive(data: bytes) -> dict:
+    # what the decode child runs, then what its caller runs with the child's normalized PNG: both under one limit
+    meta, (normalized, display) = _derive(data, {"max_pixels": settings.UPLOAD_MAX_PIXELS,
+                                                 "display_max_side": settings.DISPLAY_MAX_SIDE})
+    return {"display_shape": meta["display_shape"], "normalized": len(normalized), "display": len(display),
+            "work": len(work_png(_png_values(normalized)))}
 
 
 small, film, budget, what = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read(), int(sys.argv[3]), sys.argv[4]
@@ -56,8 +61,7 @@ base = address_space()
 resource.setrlimit(resource.RLIMIT_AS, (base + budget, base + budget))
 answer = {"base": base}
 if what == "film":
-    files = derive(film)
-    answer.update(display_shape=list(files.display_shape), normalized=len(files.normalized), work=len(files.work))
+    answer.update(derive(film))
 elif what == "refused":
     try:
         decode_upload(film, max_pixels=settings.UPLOAD_MAX_PIXELS)
@@ -102,7 +106,7 @@ def test_deriving_the_costliest_film_the_bounds_allow_stays_inside_one_and_a_hal
     print(f"\nderiving a {MAX_SIDE}-px film needed at most {answer['grew'] / 2**20:.0f} MiB")
     rows = int(MAX_SIDE / MAX_ASPECT)
     assert answer["display_shape"] == [round(rows * settings.DISPLAY_MAX_SIDE / MAX_SIDE), settings.DISPLAY_MAX_SIDE]
-    assert answer["normalized"] > 0 and answer["work"] > 0
+    assert answer["normalized"] > 0 and answer["display"] > 0 and answer["work"] > 0
     assert answer["grew"] <= BUDGET
 
 

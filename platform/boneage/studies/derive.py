@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import logging
 import uuid
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -25,7 +24,6 @@ from boneage.core.storage import delete_quietly, local_file, png_bytes, save_ato
 from boneage.studies.failures import DERIVE
 from boneage.studies.ingest.bounds import check_bounds
 from boneage.studies.ingest.errors import IngestError
-from boneage.studies.ingest.store import film_pngs
 from boneage.studies.isolated_decode import ISOLATION_CODES, DecodedFilm, decode_film
 from boneage.studies.models import Image, Study
 from ml.imaging import unit_to_uint16
@@ -133,24 +131,6 @@ def _held_to_stored_size(png: bytes, image: Image) -> bytes:
 def _png_values(png: bytes) -> np.ndarray:
     with PILImage.open(io.BytesIO(png)) as picture:
         return np.asarray(picture, dtype=np.uint16)
-
-
-@dataclass(frozen=True)
-class DerivedFiles:
-    """The PNGs deriving stores for a study, their sizes fixed by the settings, never by the film's own ratio."""
-
-    normalized: bytes  # 16-bit, the film's own size (ingest.bounds: at most MAX_SIDE a side)
-    display: bytes  # 8-bit, at most DISPLAY_MAX_SIDE on its long side
-    display_shape: tuple[int, int]
-    work: bytes  # the network's input, NETWORK_WORK_SIDE square
-
-
-def derived_files(unit: np.ndarray) -> DerivedFiles:
-    """The derived PNGs of a decoded film (float [0, 1], H×W inside ingest.bounds). Pure: nothing is stored. Its
-    largest allocation is the work copy's square canvas, max(H, W)² float32 (ml.data.to_square)."""
-    normalized, display, display_shape = film_pngs(unit, settings.DISPLAY_MAX_SIDE)
-    return DerivedFiles(normalized=normalized, display=display, display_shape=display_shape,
-                        work=work_png(unit_to_uint16(unit)))
 
 
 def ensure_derived_images(image: Image, *, work_copy: bool = True) -> Image:
