@@ -6,6 +6,7 @@ modeling rows.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -547,15 +548,16 @@ def do_next_case(project: Project, strategy: str, *, top_k: int = conf.NEXT_CASE
 # --- the registry: promotion ------------------------------------------------------------------------
 
 def check_checkpoint_intact(version: ModelVersion) -> None:
-    from ml.checkpoint import file_sha256
-
+    """A promotion (a web request) checks the file's sha256 with hashlib, not ml.checkpoint: that imports torch."""
     try:
         path = local_path(version.checkpoint)
     except ModelingError:
         return
     if not path.is_file():
         raise ModelingError(409, "checkpoint_missing", f"Model {version.name}: its checkpoint file is missing.")
-    if file_sha256(path) != version.sha256:
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    if digest != version.sha256:
         raise ModelingError(409, "checkpoint_corrupt", f"Model {version.name}: its checkpoint file does not match "
                             "the recorded sha256.")
 
