@@ -55,6 +55,29 @@ def disagreeing_study(project, owner, version_metrics: dict | None = None):
     return study
 
 
+def two_studies_mid_reprediction(project, owner, reprediction: dict):
+    """Two studies both read by v1; v2 (active, re-predicting with `reprediction` as its state) has read the first:
+    (v2, the study it read, the study still waiting)."""
+    from boneage.modeling.models import ModelVersion, Prediction
+    from boneage.studies.actions import IngestFields, do_ingest
+
+    from tests.dicom_factory import png_bytes
+
+    hand = np.zeros((96, 80), np.uint8)
+    hand[20:80, 20:60] = 200
+    done, waiting = (do_ingest(project, owner, png_bytes(hand + k), f"hand-{k}.png", IngestFields(sex="F")).study
+                     for k in (1, 2))
+    v1 = ModelVersion.objects.create(project=project, name="v1", checkpoint="models/v1.pt", sha256="0" * 64,
+                                     status="retired")
+    v2 = ModelVersion.objects.create(project=project, name="v2", checkpoint="models/v2.pt", sha256="1" * 64,
+                                     status="active", reprediction={**reprediction, "done": 1, "total": 2,
+                                                                    "replaces": v1.pk})
+    for study in (done, waiting):
+        Prediction.objects.create(study=study, model_version=v1, age_months=100, std_months=5)
+    Prediction.objects.create(study=done, model_version=v2, age_months=120, std_months=5)
+    return v2, done, waiting
+
+
 @pytest.fixture
 def ingest():
     """Store a study through the real ingest action (as an upload would), return it."""

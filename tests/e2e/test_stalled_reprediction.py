@@ -2,9 +2,10 @@
 and offers a trainer to run it again (issue 32, row 3)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from playwright.sync_api import expect
+
+from tests.e2e.conftest import two_studies_mid_reprediction
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -16,23 +17,8 @@ WHY = ("The worker re-predicting with v2 stopped (no sign of life for 60 s) afte
 def stopped_after_one_of_two(project, owner, settings):
     """v2 was promoted and read one of two studies before its worker died; the watchdog ended it failed."""
     import redis
-    from boneage.modeling.models import ModelVersion, Prediction
-    from boneage.studies.actions import IngestFields, do_ingest
 
-    from tests.dicom_factory import png_bytes
-
-    hand = np.zeros((96, 80), np.uint8)
-    hand[20:80, 20:60] = 200
-    done, waiting = (do_ingest(project, owner, png_bytes(hand + k), f"hand-{k}.png", IngestFields(sex="F")).study
-                     for k in (1, 2))
-    v1 = ModelVersion.objects.create(project=project, name="v1", checkpoint="models/v1.pt", sha256="0" * 64,
-                                     status="retired")
-    v2 = ModelVersion.objects.create(project=project, name="v2", checkpoint="models/v2.pt", sha256="1" * 64,
-                                     status="active", reprediction={"state": "failed", "done": 1, "total": 2,
-                                                                    "replaces": v1.pk, "error": WHY})
-    for study in (done, waiting):
-        Prediction.objects.create(study=study, model_version=v1, age_months=100, std_months=5)
-    Prediction.objects.create(study=done, model_version=v2, age_months=120, std_months=5)
+    v2, _done, waiting = two_studies_mid_reprediction(project, owner, {"state": "failed", "error": WHY})
     yield v2, waiting
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("cpu", "gpu")  # the task the button enqueued
 

@@ -1,10 +1,11 @@
 """The worklist says how far a re-prediction is, from the live events alone; a removed member's page goes offline."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from boneage.live.events import publish
 from playwright.sync_api import expect
+
+from tests.e2e.conftest import two_studies_mid_reprediction
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -58,23 +59,7 @@ def test_a_page_that_missed_an_event_notices_the_gap_and_reloads_what_it_shows(
 def test_a_worklist_opened_mid_re_prediction_says_how_far_it_is_and_keeps_the_old_readings_marked(
         live_asgi_server, project, owner, member, page_as):
     """Issue 32, row 3: v2 was promoted and has read one of two studies; the other still shows v1's reading."""
-    from boneage.modeling.models import ModelVersion, Prediction
-    from boneage.studies.actions import IngestFields, do_ingest
-
-    from tests.dicom_factory import png_bytes
-
-    hand = np.zeros((96, 80), np.uint8)
-    hand[20:80, 20:60] = 200
-    done, waiting = (do_ingest(project, owner, png_bytes(hand + k), f"hand-{k}.png", IngestFields(sex="F")).study
-                     for k in (1, 2))
-    v1 = ModelVersion.objects.create(project=project, name="v1", checkpoint="models/v1.pt", sha256="0" * 64,
-                                     status="retired")
-    v2 = ModelVersion.objects.create(project=project, name="v2", checkpoint="models/v2.pt", sha256="1" * 64,
-                                     status="active", reprediction={"state": "running", "done": 1, "total": 2,
-                                                                    "replaces": v1.pk})
-    for study in (done, waiting):
-        Prediction.objects.create(study=study, model_version=v1, age_months=100, std_months=5)
-    Prediction.objects.create(study=done, model_version=v2, age_months=120, std_months=5)
+    _v2, done, waiting = two_studies_mid_reprediction(project, owner, {"state": "running"})
 
     page = page_as(member)
     page.goto(f"{live_asgi_server}/projects/{project.pk}/")
