@@ -37,15 +37,13 @@ def read_bytes(name: str) -> bytes:
 
 
 def load_unit(image: Image) -> np.ndarray:
-    """The study's pixels as float32 [0, 1], bright bone, from its normalized PNG (derived first when it has none:
-    the original is decoded only in isolation, studies.isolated_decode)."""
+    """The study's pixels as float32 [0, 1], bright bone, from its normalized PNG; a study not derived yet (or whose
+    normalized file was lost) has its original decoded in isolation (studies.isolated_decode), nothing stored: a
+    reader, often in a re-prediction's helper thread, never takes the image row's lock that deriving takes."""
     from ml.imaging import load_image
 
-    if not image.normalized:
-        image = ensure_derived_images(image)
-    if default_storage.exists(image.normalized):
+    if image.normalized and default_storage.exists(image.normalized):
         return load_image(local_file(image.normalized))
-    # the normalized file was lost: decode the original again, without storing anything
     return _png_values(_held_to_stored_size(_decode_isolated(image).normalized, image)).astype(np.float32) / 65535.0
 
 
