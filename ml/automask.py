@@ -371,6 +371,7 @@ class _LocalContrast:
     square wider than a finger), whose background level and noise are read 8–40 px (at 512 px) around the mask."""
 
     tophat: np.ndarray
+    reach: np.ndarray   # within 40 px of the mask, inside the field: where fingertips may be added
     background: float   # the top-hat's median there
     noise: float        # its robust spread there
     inside: float       # the mask's median above the grey around it
@@ -402,7 +403,7 @@ def _local_contrast(smooth: np.ndarray, kept: np.ndarray, field_px: np.ndarray) 
     background = float(np.median(values))
     noise = 1.4826 * float(np.median(np.abs(values - background)))
     inside = float(np.median(smooth[kept])) - float(np.median(smooth[around]))
-    return _LocalContrast(tophat, background, noise, inside)
+    return _LocalContrast(tophat, reach, background, noise, inside)
 
 
 def _grow_fingertips(kept: np.ndarray, field_px: np.ndarray, local: _LocalContrast) -> np.ndarray:
@@ -410,8 +411,7 @@ def _grow_fingertips(kept: np.ndarray, field_px: np.ndarray, local: _LocalContra
     `FINGERTIP_LEVEL` that touch the mask, within 40 px of it, neither reaching the field's edge (a strip along the
     film's border) nor long and thin (a panel's or frame's bright line: area over `FINGERTIP_THIN` × its half-width²)."""
     scale = max(kept.shape) / WORK_SIDE
-    reach = ndimage.binary_dilation(kept, iterations=max(2, round(40 * scale))) & field_px
-    candidate = (local.tophat > local.level(FINGERTIP_LEVEL)) & reach & ~kept
+    candidate = (local.tophat > local.level(FINGERTIP_LEVEL)) & local.reach & ~kept
     parts = ndimage.binary_opening(candidate, structure=_disk(max(1, round(1.5 * scale))))
     lab, n = ndimage.label(parts)
     if not n:
