@@ -1,15 +1,22 @@
 """Phantoms as CR / DX DICOM objects (Explicit VR Little Endian, 12 bits stored in 16).
 
 Variants alternate deterministically so a cohort exercises the ingest paths: CR and DX SOP classes,
-MONOCHROME1 (stored inverted) and MONOCHROME2, several rescale slopes/intercepts. `ml.imaging.load_image`
-on the file gives the same bright-bone picture as the PNG (up to 12-bit quantisation).
+MONOCHROME1 (stored inverted) and MONOCHROME2, several rescale slopes/intercepts (CR only: the DX Image module
+fixes the rescale at slope 1, intercept 0). `ml.imaging.load_image` on the file gives the same bright-bone picture
+as the PNG (up to 12-bit quantisation).
+
+Both classes pass dicom3tools' `dciodvfy` without errors (tests/boneage/dicomweb/test_dciodvfy.py): the DX files
+carry what the DX Image, DX Positioning and Acquisition Context modules require (Presentation LUT Shape INVERSE for
+MONOCHROME1 and IDENTITY for MONOCHROME2, the pixel intensity relationship and its sign, lossy compression "00",
+an empty positioner type and acquisition context), and both name the anatomic region (SNOMED CT "Hand"); DX also codes the
+view (postero-anterior).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, generate_uid
 
 from ml.phantoms.cohort import study_dates
@@ -18,6 +25,14 @@ from ml.phantoms.render import Phantom
 CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 DX_PRESENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.1.1"
 RESCALES = ((1.0, 0.0), (1.0, -1024.0), (0.5, 0.0), (2.0, -2048.0))
+HAND = ("85562004", "SCT", "Hand")  # CID 4031 Common Anatomic Region
+POSTERO_ANTERIOR = ("399348003", "SCT", "postero-anterior")  # CID 4010 DX View
+
+
+def code_item(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
 
 
 def patient_age(age_months: float) -> str:
@@ -34,7 +49,9 @@ def write_dicom(path: Path, ph: Phantom, sid: str, *, seed: int, index: int) -> 
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index), 0xD1C0])
     modality = "CR" if index % 2 == 0 else "DX"
     photometric = "MONOCHROME1" if (index // 2) % 2 == 0 else "MONOCHROME2"
-    slope, intercept = RESCALES[int(rng.integers(len(RESCALES)))]
+    slope, intercept = RESCALES[int(rng.integers(len(RESCALES)))]  # drawn for DX too: the same stream either way
+    if modality == "DX":
+        slope, intercept = 1.0, 0.0
     entropy = [str(seed), str(index), sid]
     study_uid = generate_uid(entropy_srcs=entropy + ["study"])
     series_uid = generate_uid(entropy_srcs=entropy + ["series"])
@@ -74,6 +91,7 @@ def write_dicom(path: Path, ph: Phantom, sid: str, *, seed: int, index: int) -> 
     ds.PatientAge = patient_age(float(meta["boneage"]))
     ds.BodyPartExamined = "HAND"
     ds.ViewPosition = "PA"
+    ds.AnatomicRegionSequence = [code_item(*HAND)]
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
     ds.StudyID = sid
@@ -84,6 +102,14 @@ def write_dicom(path: Path, ph: Phantom, sid: str, *, seed: int, index: int) -> 
         ds.PresentationIntentType = "FOR PRESENTATION"
         ds.ImageLaterality = "L" if meta["hand"] == "left" else "R"
         ds.DetectorType = "SCINTILLATOR"
+        ds.ViewCodeSequence = [code_item(*POSTERO_ANTERIOR)]  # DX Positioning only: the CR IOD has no view code
+        ds.PositionerType = ""  # type 2: a hand laid on the detector has no positioner to name
+        ds.AcquisitionContextSequence = []
+        ds.PixelIntensityRelationship = "LIN"
+        # +1: lower stored values are less beam (MONOCHROME1 stores bone low); -1: higher ones are (MONOCHROME2)
+        ds.PixelIntensityRelationshipSign = 1 if photometric == "MONOCHROME1" else -1
+        ds.PresentationLUTShape = "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
+        ds.LossyImageCompression = "00"
     else:
         ds.Laterality = "L" if meta["hand"] == "left" else "R"
     burned = any(d["kind"] in ("text", "shortcut_tag") for d in meta["distractors"])
