@@ -94,6 +94,9 @@ class CropTrainConfig:
     seed: int = 0
     max_seconds: float | None = None  # the cosine schedule ends at whichever comes first: epochs or this budget
     eval_every: int = 1
+    # An exponential moving average of the weights (0 = none). At the end both the last and the averaged weights get
+    # exact BatchNorm statistics and the one that reads the validation crops better is kept (the result says which).
+    ema_decay: float = 0.0
 
 
 @dataclass
@@ -104,6 +107,9 @@ class CropTrainResult:
     seconds: float = 0.0
     images_per_s: float = 0.0
     cancelled: bool = False
+    kept: str = "last"                # "last" | "average": which weights the stage ended with
+    val_mae_last: float | None = None
+    val_mae_average: float | None = None
 
 
 def predict_crops(model: UnifiedNet, cache: CropCache, batch_size: int = 64) -> np.ndarray:
@@ -147,10 +153,13 @@ def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache
     total = config.epochs * steps_per_epoch
     scale = float(reg.head.age_std)
     step, seen, curve = 0, 0, list[dict[str, Any]]()
+    average = _WeightAverage(reg, config.ema_decay) if config.ema_decay > 0 else None
     if resume is not None:
         opt.load_state_dict(resume.optimizer)
         gen.set_state(resume.generator)
         step, curve = resume.step, list(resume.curve)
+        if average is not None and resume.average is not None:
+            average.load(resume.average)
     for epoch in range(len(curve), config.epochs):
         reg.train()
         perm = torch.randperm(len(train), generator=gen)
@@ -171,6 +180,8 @@ def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache
             loss.backward()
             torch.nn.utils.clip_grad_norm_(reg.parameters(), config.grad_clip)
             opt.step()
+            if average is not None:
+                average.update(reg)
             losses.append(float(loss.detach()))
             step, seen = step + 1, seen + len(idx)
         elapsed = time.perf_counter() - t0
@@ -182,15 +193,62 @@ def train_regressor_on_crops(model: UnifiedNet, train: CropCache, val: CropCache
         curve.append(row)
         if on_progress is not None:  # before on_epoch: a run killed while reporting keeps this epoch
             on_progress(RegressorProgress(list(curve), step, time.perf_counter() - t0, opt.state_dict(),
-                                          gen.get_state()))
+                                          gen.get_state(), average.state() if average is not None else None))
         if on_epoch is not None:
             on_epoch(row)
         if config.max_seconds and time.perf_counter() - t0 > config.max_seconds:
             break
     train_seconds = time.perf_counter() - t0
     exact_bn_statistics(model, train)
-    val_mae = float(np.abs(predict_crops(model, val) - val.ages.numpy()).mean()) if val is not None else None
-    return CropTrainResult(val_mae, curve, len(curve), time.perf_counter() - t0, seen / max(train_seconds, 1e-9))
+    val_mae = _val_mae(model, val)
+    result = CropTrainResult(val_mae, curve, len(curve), time.perf_counter() - t0, seen / max(train_seconds, 1e-9),
+                             val_mae_last=val_mae)
+    if average is not None and step > 0:
+        last = {k: v.clone() for k, v in reg.state_dict().items()}
+        average.copy_to(reg)
+        exact_bn_statistics(model, train)
+        result.val_mae_average = _val_mae(model, val)
+        # the average is kept where it reads validation at least as well (without validation: the average, as
+        # weight averaging is meant to be used)
+        if val is None or result.val_mae_average <= val_mae:  # type: ignore[operator]
+            result.kept, result.val_mae = "average", result.val_mae_average
+        else:
+            reg.load_state_dict(last)
+            model.eval()
+        result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _val_mae(model: UnifiedNet, val: CropCache | None) -> float | None:
+    return float(np.abs(predict_crops(model, val) - val.ages.numpy()).mean()) if val is not None else None
+
+
+class _WeightAverage:
+    """An exponential moving average of a module's parameters (not its BatchNorm buffers: those are computed exactly
+    for whichever weights are kept). The decay warms up as min(decay, (1 + n) / (10 + n)) so early steps do not
+    dominate."""
+
+    def __init__(self, module: torch.nn.Module, decay: float) -> None:
+        self.decay, self.updates = decay, 0
+        self.params = {k: p.detach().clone().float() for k, p in module.named_parameters()}
+
+    def update(self, module: torch.nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        with torch.no_grad():
+            for k, p in module.named_parameters():
+                self.params[k].mul_(d).add_(p.detach().float(), alpha=1 - d)
+
+    def copy_to(self, module: torch.nn.Module) -> None:
+        with torch.no_grad():
+            for k, p in module.named_parameters():
+                p.copy_(self.params[k].to(p.dtype))
+
+    def state(self) -> dict[str, Any]:
+        return {"updates": self.updates, "params": {k: v.clone() for k, v in self.params.items()}}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.updates, self.params = int(state["updates"]), {k: v.clone() for k, v in state["params"].items()}
 
 
 @dataclass
@@ -203,6 +261,7 @@ class RegressorProgress:
     seconds: float
     optimizer: dict[str, Any]
     generator: torch.Tensor
+    average: dict[str, Any] | None = None   # the weight average's state, where the stage keeps one
 
 
 def _expected_epochs(config: CropTrainConfig, done: int, elapsed: float) -> int:

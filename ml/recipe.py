@@ -52,7 +52,8 @@ class RecipeConfig:
     seg_lr: float = 1e-3
     seg_batch_size: int = 8
     seg_init: str | None = "starter"    # segmenter weights to start from (a checkpoint path or `starter`), None: scratch
-    crops: CropTrainConfig = field(default_factory=lambda: CropTrainConfig(epochs=300, batch_size=32, lr=2e-3))
+    crops: CropTrainConfig = field(default_factory=lambda: CropTrainConfig(
+        epochs=300, batch_size=32, lr=2e-3, ema_decay=0.995))
     # End-to-end epochs after the stages. 0 = none: `ml.train.train` only scores, calibrates and writes the regressor
     # stage's model. On the 1,000 real development films one joint epoch (519 s) read validation at 18.1 months
     # against the stage's 16.2, and the stage's model was shipped (docs/real-films.md): the time is the regressor's.
@@ -64,7 +65,7 @@ class RecipeConfig:
 
 def recipe_config(data: dict[str, Any]) -> RecipeConfig:
     """A RecipeConfig from JSON-like data (`model`: ModelConfig fields over the real preset or a preset name, `crops`:
-    CropTrainConfig fields); unknown keys are refused by name."""
+    CropTrainConfig fields over the recipe's); unknown keys are refused by name."""
     known = {f.name for f in fields(RecipeConfig)}
     unknown = set(data) - known
     if unknown:
@@ -78,7 +79,7 @@ def recipe_config(data: dict[str, Any]) -> RecipeConfig:
     elif isinstance(model, dict):
         data["model"] = ModelConfig.from_dict({**PRESETS["real"].to_dict(), **model})
     if isinstance(data.get("crops"), dict):
-        data["crops"] = CropTrainConfig(**data["crops"])
+        data["crops"] = replace(RecipeConfig().crops, **data["crops"])  # over the recipe's own crop settings
     return RecipeConfig(**data)
 
 
@@ -213,7 +214,7 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
     if state is not None and state.epochs_done:
         assert state.generator is not None
         progress = RegressorProgress(state.notes["regressor_curve"], state.step, state.stage_seconds, state.optimizer,
-                                     state.generator)
+                                     state.generator, state.notes.get("regressor_average"))
 
     def curve_point(row: dict[str, Any]) -> dict[str, Any]:
         return {"epoch": row["epoch"], "loss": row["train_l1_months"] / scale, "lr": row["lr"],
@@ -232,7 +233,7 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
 
     def keep_regressor(done: RegressorProgress) -> None:
         keep("regressor", len(done.curve), done.step, done.seconds, crops_budget, done.optimizer, done.generator,
-             segmenter_metrics=seg_kept, regressor_curve=done.curve)
+             segmenter_metrics=seg_kept, regressor_curve=done.curve, regressor_average=done.average)
 
     crops = train_regressor_on_crops(model, train_cache, val_cache, crops_config, on_epoch=regressor_epoch,
                                      should_stop=callback.should_stop if callback is not None else None,
@@ -240,7 +241,8 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
     if crops.cancelled:
         clear_state(out)
         return _cancelled(t0)
-    log({"stage": "regressor", "val_mae_cached_crops": crops.val_mae, "epochs": crops.epochs})
+    log({"stage": "regressor", "val_mae_cached_crops": crops.val_mae, "epochs": crops.epochs, "kept": crops.kept,
+         "val_mae_last": crops.val_mae_last, "val_mae_average": crops.val_mae_average})
     staged = out.with_name(out.name + ".stage2.pt")
     save_checkpoint(staged, model, config.model, metrics={"stage": "regressor", "val_mae_cached_crops": crops.val_mae},
                     fingerprint=fingerprint(train_s))
@@ -249,7 +251,9 @@ def run(samples: list[Sample], out: Path, config: RecipeConfig | None = None, *,
     stages = {"recipe": "staged", "segmenter_stage": {k: v for k, v in seg_metrics.items() if k != "curve"},
               "crop_cache_seconds": cache_seconds,
               "regressor_stage": {"epochs": crops.epochs, "seconds": crops.seconds,
-                                  "val_mae_cached_crops": crops.val_mae, "images_per_s": crops.images_per_s}}
+                                  "val_mae_cached_crops": crops.val_mae, "images_per_s": crops.images_per_s,
+                                  "weights_kept": crops.kept, "val_mae_last": crops.val_mae_last,
+                                  "val_mae_average": crops.val_mae_average}}
     try:
         result = train(samples, joint, out, callback=callback, init=staged, val_ids=val_ids, extra_metrics=stages)
     finally:

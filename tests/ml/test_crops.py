@@ -84,3 +84,24 @@ def test_the_expected_epoch_count_is_the_budgets_not_the_caps_when_the_budget_en
     assert _expected_epochs(budgeted, done=30, elapsed=120.0) == 30  # past the budget: the epochs done
     assert _expected_epochs(CropTrainConfig(epochs=8, max_seconds=100.0), done=1, elapsed=1.0) == 8  # the cap binds
     assert _expected_epochs(CropTrainConfig(epochs=40), done=3, elapsed=50.0) == 40  # no budget: the cap
+
+
+def test_a_weight_average_is_kept_only_where_it_reads_validation_at_least_as_well_as_the_last_weights(samples):
+    train_cache = hand_crops(samples[:16], TINY.work_size, TINY.crop_size)
+    val_cache = hand_crops(samples[16:], TINY.work_size, TINY.crop_size)
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    result = train_regressor_on_crops(model, train_cache, val_cache,
+                                      CropTrainConfig(epochs=3, batch_size=8, seed=3, ema_decay=0.9))
+    assert result.val_mae_last is not None and result.val_mae_average is not None
+    assert result.val_mae == min(result.val_mae_last, result.val_mae_average)
+    assert result.kept == ("average" if result.val_mae_average <= result.val_mae_last else "last")
+    # what the stage reports is what the model now reads (its weights and exact statistics, whichever were kept)
+    assert result.val_mae == pytest.approx(float(np.abs(predict_crops(model, val_cache) - val_cache.ages.numpy()).mean()))
+
+
+def test_without_a_weight_average_the_stage_keeps_its_last_weights_and_says_so(samples):
+    cache = hand_crops(samples[:8], TINY.work_size, TINY.crop_size)
+    torch.manual_seed(0)
+    result = train_regressor_on_crops(build_model(TINY), cache, cache, CropTrainConfig(epochs=1, batch_size=8))
+    assert result.kept == "last" and result.val_mae_average is None and result.val_mae == result.val_mae_last

@@ -76,3 +76,8 @@ def test_a_folder_without_labels_is_refused_with_the_reason(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2 and "no labels.csv" in done.stderr
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_recipe_config_changes_only_the_crop_settings_it_names():
+    config = recipe_config({"crops": {"epochs": 5}})
+    assert config.crops.ema_decay == RecipeConfig().crops.ema_decay > 0 and config.crops.lr == RecipeConfig().crops.lr
