@@ -5,6 +5,7 @@ HTTPS hardening on). Every value is typed; a bad one raises ImproperlyConfigured
 """
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from urllib.parse import urlparse
@@ -260,6 +261,32 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+
+# OpenID Connect login (boneage.oidc; docs/integration.md): off unless the issuer, the client id and its secret are all
+# set; any other OIDC_* variable without them is a half-configured login and stops the boot.
+OIDC_ISSUER = env_base_url("OIDC_ISSUER")
+OIDC_RP_CLIENT_ID = env_str("OIDC_CLIENT_ID") or ""
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET") or ""
+_OIDC_REQUIRED = {"OIDC_ISSUER": OIDC_ISSUER, "OIDC_CLIENT_ID": OIDC_RP_CLIENT_ID, "OIDC_CLIENT_SECRET": OIDC_RP_CLIENT_SECRET}
+_OIDC_OPTIONAL = ("OIDC_PROVIDER_NAME", "OIDC_SIGN_ALGO", "OIDC_CREATE_USERS", "OIDC_ALLOWED_EMAIL_DOMAINS",
+                  "OIDC_TIMEOUT_S")
+if any(_OIDC_REQUIRED.values()) or any(os.environ.get(name) is not None for name in _OIDC_OPTIONAL):
+    _missing = [name for name, value in _OIDC_REQUIRED.items() if not value]
+    if _missing:
+        raise ImproperlyConfigured(f"OpenID Connect login is half-configured: {', '.join(_missing)} missing "
+                                   "(OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET go together)")
+    if PRODUCTION and not OIDC_ISSUER.startswith("https://"):
+        raise ImproperlyConfigured(f"OIDC_ISSUER={OIDC_ISSUER!r} must be https:// when BONEAGE_PROFILE=prod")
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "single sign-on") or "single sign-on"
+OIDC_RP_SIGN_ALGO = env_choice("OIDC_SIGN_ALGO", "RS256", ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512"))
+OIDC_CREATE_USER = env_bool("OIDC_CREATE_USERS", False)  # a first login without an account creates one (no project)
+OIDC_ALLOWED_EMAIL_DOMAINS = [domain.lower() for domain in env_list("OIDC_ALLOWED_EMAIL_DOMAINS", [])]
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_S", 10, minimum=1)
+OIDC_VERIFY_SSL = True
+OIDC_RP_SCOPES = "openid email profile"
+OIDC_USE_PKCE = True
+LOGIN_REDIRECT_URL_FAILURE = LOGIN_URL
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "boneage.oidc.OidcBackend"]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [  # the token first: without credentials, a 401 with WWW-Authenticate

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from boneage import oidc
 from boneage.annotations import views as annotations
 from boneage.api import TokenView
 from boneage.audit import views as audit
@@ -45,7 +46,9 @@ urlpatterns = [
     path("api/", include(review_urls.api)),
     path("", include(modeling_urls.pages)),
     path("", include(review_urls.pages)),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", oidc.LoginPage.as_view(), name="login"),
+    path("oidc/authenticate/", oidc.OidcLoginStart.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.OidcCallback.as_view(), name="oidc_authentication_callback"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(success_url="/accounts/password/done/"),
          name="password_change"),
