@@ -1,4 +1,4 @@
-"""OpenID Connect login, an option beside the password form (docs/integration.md, OpenID Connect).
+"""OpenID Connect login, an option beside the password form (docs/oidc.md).
 
 Off unless `OIDC_ISSUER`, `OIDC_CLIENT_ID` and `OIDC_CLIENT_SECRET` are all set (settings.py refuses to boot with some
 and not the others). The authorization code flow with PKCE and a nonce is mozilla-django-oidc's; this module adds what

@@ -262,7 +262,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-# OpenID Connect login (boneage.oidc; docs/integration.md): off unless the issuer, the client id and its secret are all
+# OpenID Connect login (boneage.oidc; docs/oidc.md): off unless the issuer, the client id and its secret are all
 # set; any other OIDC_* variable without them is a half-configured login and stops the boot.
 OIDC_ISSUER = env_base_url("OIDC_ISSUER")
 OIDC_RP_CLIENT_ID = env_str("OIDC_CLIENT_ID") or ""
