@@ -698,7 +698,9 @@ def _register(run: TrainingRun, result, samples: list, val: set[str], sources: d
             project_id=run.project_id, name=name, checkpoint=checkpoint_name(run.project_id, run.pk),
             sha256=result.sha256, config=run.config, metrics=metrics, parent=run.init_from,
             status=ModelStatus.CANDIDATE if decision.passed else ModelStatus.REJECTED,
-            training_study_ids=sorted(int(s.id) for s in samples if s.id not in val),
+            # a run of no epochs (make run's starter, as shipped) learned none of them
+            training_study_ids=sorted(int(s.id) for s in samples if s.id not in val) if result.metrics.get("epochs")
+            else [],
             validation_study_ids=sorted(int(i) for i in val), created_by=run.created_by,
         )
         locked.curve = json_safe(result.curve)
