@@ -11,12 +11,13 @@ PYTEST_ARGS ?=
 
 # Recipes are silent (@): `make run` prints what it does in sentences, never its own command lines or comments.
 # torch/torchvision come from this machine's disk through pip's find-links (never uv/poetry).
-# pip warns once per package about find-links/index locations this machine does not have: nothing to act on.
+# pip warns once per package about find-links/index locations this machine does not have: nothing to act on; the
+# build backend's warning about editable installs (PYTHONWARNINGS=ignore) neither.
 $(STAMP): pyproject.toml
 	@echo "· Installing the platform into $(VENV) (a few minutes the first time)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	@bash -o pipefail -c "$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }"
+	@bash -o pipefail -c "PYTHONWARNINGS=ignore $(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }"
 	@touch $(STAMP)
 
 # Web and worker logs go to var/log/; Ctrl-C or `make stop` (from another terminal) stops everything it started.
