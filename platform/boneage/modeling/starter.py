@@ -53,7 +53,9 @@ def ensure_starter_model(project: Project, stdout=None) -> ModelVersion:
     from ml.checkpoint import SHIPPED_STARTER
 
     if SHIPPED_STARTER.is_file():
-        config = {**check_run_request(project, STARTER_AS_SHIPPED), "epochs": 0}
+        config = {**check_run_request(project, STARTER_AS_SHIPPED), "epochs": 0,
+                  "init_reason": "the shipped starter weights as they are (trained on phantoms), not fine-tuned: "
+                                 "scored and calibrated on this project's held-out studies"}
         echo(f"starter model: the shipped starter weights ({SHIPPED_STARTER.name}), scored and calibrated on the "
              f"held-out studies of the {labelled} labelled ones of {project.name!r} …")
     else:

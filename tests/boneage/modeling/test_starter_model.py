@@ -66,6 +66,7 @@ def test_shipped_weights_become_the_first_model_as_they_are_scored_and_calibrate
     version = ensure_starter_model(tiny_project, out)
     run = TrainingRun.objects.get()
     assert run.config["init"] == "starter" and run.config["epochs"] == 0 and run.init_from is None
+    assert "not fine-tuned" in run.config["init_reason"]  # what the models page says the run started from
     assert "the shipped starter weights (tiny.pt), scored and calibrated" in out.getvalue()
     assert version.status == "active" and version.metrics["epochs"] == 0
     assert version.metrics["val_mae"] is not None and version.metrics["interval_scores"]
