@@ -58,7 +58,14 @@ def too_few_words(n_held_out: int, labelled: int, minimum: int, kept: str, *, le
 
 def how_it_ended(config: dict[str, Any], metrics: dict[str, Any]) -> str:
     """'' when the run trained every epoch it planned; else what cut it short, e.g. 'the time cap (180 s) ended the run
-    after 2 of 10 epochs'."""
+    after 2 of 10 epochs'. A default-recipe run says what its stages trained: its time budget, not an epoch count,
+    ends it by design (its joint epochs are 0 and the request's `epochs` is not its)."""
+    regressor = metrics.get("regressor_stage")
+    if config.get("init") == "recipe" and isinstance(regressor, dict):
+        segmenter = (metrics.get("segmenter_stage") or {}).get("epochs", "?")
+        budget = f" ({float(config['max_seconds']):g} s)" if config.get("max_seconds") else ""
+        return (f"the default recipe trained the segmenter {segmenter} epochs, then the regressor "
+                f"{regressor.get('epochs', '?')} epochs until its time budget{budget} ended it")
     ran, planned = _whole(metrics.get("epochs")), _whole(config.get("epochs"))
     if ran is None or planned is None or ran >= planned:
         return ""

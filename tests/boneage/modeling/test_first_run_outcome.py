@@ -47,6 +47,13 @@ def test_a_run_that_stopped_early_says_so():
                                                                   "(no better validation MAE for 8 epochs)")
 
 
+def test_a_default_recipe_run_says_what_its_stages_trained_not_a_cut_of_the_requests_epochs():
+    recipe = {"init": "recipe", "epochs": 10, "max_seconds": 150}
+    metrics = {"epochs": 0, "seconds": 600.0, "segmenter_stage": {"epochs": 2}, "regressor_stage": {"epochs": 31}}
+    assert how_it_ended(recipe, metrics) == ("the default recipe trained the segmenter 2 epochs, then the regressor 31 "
+                                             "epochs until its time budget (150 s) ended it")
+
+
 def test_a_run_that_trained_every_epoch_says_nothing_of_its_end():
     assert how_it_ended(CUT, {"epochs": 10, "seconds": 170.0}) == ""
 
