@@ -27,6 +27,7 @@ api = [
     path("studies/<int:study_id>/", studies.StudyDetailView.as_view(), name="api-study"),
     path("studies/<int:study_id>/image/", studies.StudyImageView.as_view(), name="api-study-image"),
     path("studies/<int:study_id>/masks/", annotations.StudyMasksView.as_view(), name="api-study-masks"),
+    path("studies/<int:study_id>/frame/", annotations.StudyFrameView.as_view(), name="api-study-frame"),
     path("studies/<int:study_id>/labels/", annotations.StudyLabelsView.as_view(), name="api-study-labels"),
     path("studies/<int:study_id>/history/", audit.StudyHistoryView.as_view(), name="api-study-history"),
     path("projects/<int:project_id>/export/", dataset_views.ProjectExportView.as_view(), name="api-project-export"),

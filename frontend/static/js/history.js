@@ -14,7 +14,7 @@ const VERBS = {
   "review.released": "released", "review.blind_read": "blind reading entered", "review.resolved": "review decision",
   "review.dismissed": "review dismissed", "review.closed": "review item closed itself", "model.promoted": "model promoted",
   "model.repredict_again": "re-prediction run again",
-  "mask.generated": "Canny mask generated", "study.deleted": "study deleted",
+  "mask.generated": "Canny mask generated", "study.deleted": "study deleted", "study.frame_set": "film read in a new frame",
 };
 
 function summarize(value) {
@@ -55,6 +55,9 @@ function sentence(event) {
     case "model.promoted": return `${who} made ${after.active} the active model${before.active ? ` instead of ${before.active}` : ""}`;
     case "model.repredict_again": return `${who} ran ${after.model}'s re-prediction again for ${after.studies_left} studies`;
     case "mask.generated": return "A Canny mask was generated";
+    case "study.frame_set":  // annotations.frame: the film check's sure correction, or a labeler's choice
+      return after.source === "film_check" ? `The film check was sure: the film is read ${after.words}`
+        : `${who} had the film read ${after.words}${before.words ? ` (was ${before.words})` : ""}`;
     case "membership.role_changed":
       return before.role ? `${who} changed ${after.user}'s role ${before.role} → ${after.role}` : `${who} added ${after.user} as ${after.role}`;
     case "membership.removed": return `${who} removed ${before.user} (${before.role})`;

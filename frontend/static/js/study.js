@@ -29,8 +29,10 @@ const state = { base: null, dirty: false, masks: [], label: null, attention: {},
 window.__study = state;  // for the browser tests
 
 // --- viewer first: the image is what the reader waits for ------------------------------------------
-const viewer = new Viewer($("#viewport"), { width, height, displayUrl: `/api/studies/${studyId}/image/`,
-                                            fullUrl: `/api/studies/${studyId}/image/?size=full` });
+// the copies' token changes with the frame the film is read in (studies.frame): a cached copy of another frame is never shown
+const copies = root.dataset.copies ? `v=${encodeURIComponent(root.dataset.copies)}` : "";
+const viewer = new Viewer($("#viewport"), { width, height, displayUrl: `/api/studies/${studyId}/image/${copies ? `?${copies}` : ""}`,
+                                            fullUrl: `/api/studies/${studyId}/image/?size=full${copies ? `&${copies}` : ""}` });
 const imageShown = viewer.load().catch(() => toast("The image could not be loaded.", "error"));
 const editor = new MaskEditor(viewer, { width, height });
 window.__editor = editor;
@@ -491,7 +493,11 @@ live.on("*", async (event) => {
       break;
     case "prediction.skipped": predictionState("none", event.reason === "no_model" ? "No model yet" : "Not predicted"); break;
     case "prediction.failed": predictionState("error", "Prediction failed"); $("#pred-interval").textContent = event.detail || ""; break;
-    case "mask.failed": await showFailure(); break;  // the pipeline stopped for this study: say why (studies.failures)
+    case "mask.failed": await showFailure(); break;
+    case "study.frame_set":  // someone read the film in another frame: everything on this page is of the old one
+      if (state.dirty) toast("The film was turned or inverted by someone else: reload the page (your edits are in the old frame).", "error");
+      else window.location.reload();
+      break;  // the pipeline stopped for this study: say why (studies.failures)
     case "mask.generated": await loadMasks({ takeNewest: state.base == null && !state.dirty }); loadHistory(); break;
     case "mask.saved":
       if (state.saving) await state.saving.catch(() => null);  // our own save announces itself too
@@ -531,6 +537,9 @@ const actions = {
     await saveMask({ plain: true });
     if (!state.dirty) $("[data-action=save-mask-plain]").hidden = true;
   },
+  // the frame the film is read in (annotations.frame): the images, the automatic mask and the reading are made again
+  "frame-as-stored": () => setFrame(0, false),
+  "frame-suggested": () => { const b = $("#frame-suggested"); setFrame(+b.dataset.turns, b.dataset.inverted === "1"); },
   "fill-holes": () => { if (!editor.fillHoles()) toast("No holes to fill."); },
   "reset-canny": async () => { if (state.cannyUrl) editor.replace(await loadMaskPixels(state.cannyUrl, width, height), { label: "reset to Canny" }); else toast("No Canny mask yet.", "error"); },
   "reset-model": async () => { if (state.modelMaskUrl) editor.replace(await loadMaskPixels(state.modelMaskUrl, width, height), { label: "reset to model" }); },
@@ -541,6 +550,19 @@ const actions = {
     else toast(response.body.detail || "No next case.", response.status === 404 ? "info" : "error");
   },
 };
+async function setFrame(turns, inverted) {
+  if (state.dirty && !window.confirm("Your unsaved mask edits are in the current frame and will be lost. Go on?")) return;
+  document.querySelectorAll("[data-action^=frame-]").forEach((b) => { b.disabled = true; });
+  const response = await api(`/api/studies/${studyId}/frame/`, { method: "POST", json: { turns, inverted } });
+  if (!response.ok) {
+    toast(response.body.detail || "The frame could not be changed.", "error");
+    document.querySelectorAll("[data-action^=frame-]").forEach((b) => { b.disabled = false; });
+    return;
+  }
+  state.dirty = false;
+  window.location.reload();  // the image's size, the mask and the reading all change with the frame
+}
+
 document.addEventListener("click", (e) => {
   const button = e.target.closest("[data-action]");
   if (button && actions[button.dataset.action]) actions[button.dataset.action]();

@@ -16,7 +16,9 @@ from boneage.core.events import publish
 from boneage.core.pipeline import AutomaskState
 from boneage.core.signals import label_saved, study_changed
 from boneage.core.storage import delete_quietly, png_bytes, save_atomic
-from boneage.studies.derive import load_unit
+from boneage.studies.derive import derive_in_frame, load_unit
+from boneage.studies.frame import Frame, frame_of
+from boneage.studies.models import Image as StudyImage
 from boneage.studies.models import Study
 
 logger = logging.getLogger(__name__)
@@ -43,8 +45,9 @@ def current_label(study: Study) -> AgeLabel | None:
 
 
 def check_mask_png(study: Study, data: bytes) -> np.ndarray:
-    """A mask upload → bool (H, W) of the study's image size, or a clear 4xx."""
-    expected = (study.image.height, study.image.width)
+    """A mask upload → bool (H, W) of the study's image size as the platform reads it (turned: studies.frame), or a
+    clear 4xx."""
+    expected = (study.image.read_height, study.image.read_width)
     try:
         with PILImage.open(io.BytesIO(data)) as image:
             # the header's size first: a mask is decoded only at the study's own (ingest-bounded) size
@@ -63,13 +66,22 @@ def check_mask_png(study: Study, data: bytes) -> np.ndarray:
 
 
 def do_save_mask(study: Study, mask: np.ndarray, *, source: str, author=None, base_revision_id: int | None = None,
-                 quality: float | None = None, note: str = "", enforce_base: bool = True) -> MaskRevision:
-    """Store a new revision. With enforce_base, a base that is not the newest revision is a 409."""
+                 quality: float | None = None, note: str = "", enforce_base: bool = True,
+                 turns: int | None = None) -> MaskRevision:
+    """Store a new revision, in the frame the film is read in now (Image.turns, recorded on the revision). With
+    enforce_base, a base that is not the newest revision is a 409; a mask made for another frame (`turns`, or the shape
+    of the film turned a quarter) is a 409 too: the film was turned since."""
     name = f"studies/{study.project_id}/masks/{study.pk}-{uuid.uuid4().hex[:12]}.png"
     save_atomic(name, png_bytes(np.where(mask, 255, 0).astype(np.uint8), compress_level=6))
     try:
         with transaction.atomic():
             Study.objects.select_for_update().filter(pk=study.pk).first()  # serialize writers of this study
+            image = StudyImage.objects.get(study_id=study.pk)
+            shape, across = (image.read_height, image.read_width), (image.read_width, image.read_height)
+            if (turns is not None and turns != image.turns) or (mask.shape == across != shape):
+                raise AnnotationError(409, "film_turned", "The film was turned since this mask was made: the mask "
+                                      f"is {mask.shape[1]}×{mask.shape[0]}, the film is read {image.read_width}×"
+                                      f"{image.read_height}. Reload the study.")
             newest = latest_mask(study)
             if enforce_base and newest is not None and newest.pk != base_revision_id:
                 raise AnnotationError(
@@ -81,6 +93,7 @@ def do_save_mask(study: Study, mask: np.ndarray, *, source: str, author=None, ba
             revision = MaskRevision.objects.create(
                 study=study, parent=newest, author=author if getattr(author, "is_authenticated", False) else None,
                 source=source, mask=name, quality=quality, area_fraction=float(mask.mean()), note=note,
+                turns=image.turns,
             )
             do_record("mask.saved", revision, actor=author, project=study.project, study=study,
                       before={"revision": newest.pk if newest else None},
@@ -154,21 +167,40 @@ def do_automask(study_id: int) -> bool:
         study.automask_state = AutomaskState.RUNNING
         study.save(update_fields=["automask_state"])
     try:
+        # the automask stage's one way to a new frame (annotations.frame imports this module)
+        from boneage.annotations.frame import NewMask, reframe
         from ml.automask import automask
         from ml.gate import check_film
 
-        unit = load_unit(study.image)
+        image = study.image
+        unit = load_unit(image)
         result = automask(unit)
-        # films the platform should not read as they are (ml.gate): the study says why; the platform flags, it does
-        # not turn or invert the stored film itself (a labeler confirms what the check only infers)
+        # films the platform should not read as they are (ml.gate): the study says why. A film the check is sure of
+        # ("corrected": polarity and turn) is read corrected: its copies are made again from the original in the
+        # corrected frame (studies.frame), and the automask reads them; the original is never changed. A flagged film
+        # is read as stored (a labeler may apply the suggestion: annotations.frame.do_set_frame).
         try:
-            check = check_film(unit, result).to_dict()
+            film = check_film(unit, result)
+            check = film.to_dict()
         except Exception as exc:  # the check is advice: a film it cannot judge still gets its mask
             logger.exception("film check failed for study %s", study_id)
-            check = {"verdict": "unknown", "reason": f"the film check failed: {type(exc).__name__}"}
+            film, check = None, {"verdict": "unknown", "reason": f"the film check failed: {type(exc).__name__}"}
+        copies = None
+        if film is not None and film.verdict == "corrected" and frame_of(image).as_stored:
+            copies = derive_in_frame(image, Frame(film.turns % 4, film.inverted))
+            try:
+                result = automask(copies.unit)
+            except BaseException:
+                delete_quietly(list(copies.names.values()))
+                raise
         with transaction.atomic():  # the mask and "done" commit together, before any on-commit hook runs
-            do_save_mask(study, result.mask > 0, source=MaskSource.CANNY, quality=float(result.quality),
-                         note="Canny automask", enforce_base=False)
+            if copies is not None:  # the new copies, the frame's audit record and the mask, or none of them
+                reframe(study, copies, NewMask(result.mask > 0, MaskSource.CANNY, float(result.quality),
+                                               "Canny automask"), source="film_check", expect=image,
+                        extra={"check": check.get("reason", "")}, read_again=False)  # the pipeline goes on
+            else:
+                do_save_mask(study, result.mask > 0, source=MaskSource.CANNY, quality=float(result.quality),
+                             note="Canny automask", enforce_base=False, turns=image.turns)
             Study.objects.filter(pk=study_id).update(automask_state=AutomaskState.DONE, automask_error="",
                                                      film_check=check)
     except Exception as exc:

@@ -27,6 +27,9 @@ class MaskRevision(models.Model):
     quality = models.FloatField(null=True, blank=True, help_text="automask quality score, 0..1")
     area_fraction = models.FloatField(null=True, blank=True)
     note = models.CharField(max_length=255, blank=True)
+    # The frame the mask is drawn in: the study's Image.turns when it was saved (studies.frame); the SEG export turns
+    # it back by this to the original's grid.
+    turns = models.PositiveSmallIntegerField(default=0, help_text="np.rot90 k from the stored film to the mask's frame")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -11,7 +11,7 @@ class MaskRevisionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = MaskRevision
-        fields = ["id", "parent", "author", "source", "quality", "area_fraction", "note", "created_at", "url"]
+        fields = ["id", "parent", "author", "source", "quality", "area_fraction", "note", "turns", "created_at", "url"]
 
     def get_url(self, revision) -> str:
         return f"/api/masks/{revision.pk}/png/"
@@ -51,3 +51,11 @@ class LabelWriteSerializer(serializers.Serializer):
     base_label = serializers.IntegerField(required=False, allow_null=True)
     note = serializers.CharField(required=False, allow_blank=True, default="")
     force = serializers.BooleanField(required=False, default=False)
+
+
+class FrameWriteSerializer(serializers.Serializer):
+    """POST /api/studies/{id}/frame/: the frame to read the film in (studies.frame); 0 and false read it as stored."""
+
+    turns = serializers.IntegerField(min_value=0, max_value=3, help_text="np.rot90 k: counter-clockwise quarter turns "
+                                     "from the stored film (3 = 90° clockwise)")
+    inverted = serializers.BooleanField(help_text="read the film's polarity inverted")

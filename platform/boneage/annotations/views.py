@@ -10,9 +10,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from boneage.annotations.actions import check_mask_png, do_save_label, do_save_mask
+from boneage.annotations.frame import check_frame_request, do_set_frame
 from boneage.annotations.models import LabelSource, MaskRevision, MaskSource
 from boneage.annotations.serializers import (
     AgeLabelSerializer,
+    FrameWriteSerializer,
     LabelWriteSerializer,
     MaskRevisionSerializer,
     MaskUploadSerializer,
@@ -20,6 +22,7 @@ from boneage.annotations.serializers import (
 from boneage.api_input import FormParser, JSONParser, MultiPartParser
 from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_LABEL, check_project, check_study
+from boneage.studies.frame import describe
 
 
 class StudyMasksView(APIView):
@@ -82,3 +85,25 @@ class StudyLabelsView(APIView):
             enforce_base=not form.validated_data["force"],
         )
         return Response(AgeLabelSerializer(label).data, status=201)
+
+
+class StudyFrameView(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="The frame the platform reads the film in")
+    def get(self, request, study_id: int):
+        study, _ = check_study(request.user, study_id)
+        return Response(describe(study.image))
+
+    @extend_schema(request=FrameWriteSerializer, responses={200: OpenApiTypes.OBJECT},
+                   summary="Read the film turned and/or inverted, or as stored (labelers)",
+                   description="The film check's sure correction is applied at the automask stage; "
+                   '{"turns": 0, "inverted": false} undoes it ("read as stored"), and a flagged suggestion can be '
+                   "applied by hand. The study's images and automatic mask are made again from the untouched "
+                   "original (a person's mask is turned with the film), its readings are made again, and the change "
+                   "is in the audit history. 409 film_not_ready while the film is still processed.")
+    def post(self, request, study_id: int):
+        study, _ = check_study(request.user, study_id, CAN_LABEL)
+        frame = check_frame_request(request.data)
+        image = do_set_frame(study, frame, actor=request.user)
+        return Response(describe(image))

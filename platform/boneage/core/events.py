@@ -58,6 +58,8 @@ EVENTS: dict[str, EventType] = {event.name: event for event in (
     _event("study.deleted", "An admin deleted a study with its files (studies.do_delete_study).", "study"),
     _event("mask.generated", "The Canny automask of a study exists (revision source=canny).", "study revision source"),
     _event("mask.saved", "A person saved a mask revision.", "study revision source"),
+    _event("study.frame_set", "The platform reads a study's film in a new frame (studies.frame: turned, inverted or "
+           "as stored); its images, mask and reading are made again.", "study turns inverted source"),
     _event("mask.failed", "The study's images could not be derived or its automask failed.", "study detail"),
     _event("label.saved", "An age label was saved; the socket hides months from others in blind review.",
            "study label months source author_id"),

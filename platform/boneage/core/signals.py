@@ -12,6 +12,7 @@ to tell it something.
 | `reprediction_requested` | modeling.do_rerun_reprediction (a re-prediction whose worker died), inside its transaction | version_id | pipeline (re-predict the project on commit) |
 | `review_settings_changed` | review.do_update_settings, inside its transaction | project_id | review.hooks (the project's rules again, in a task on commit) |
 | `study_deleting` | studies.do_delete_study, inside its transaction, before the study's rows go | study | annotations (mask files), modeling (prediction files), dicomweb (SEG/SR files): each returns the storage names of its files of the study, deleted once the deletion commits |
+| `study_reframed` | annotations.frame.reframe, inside its transaction, once a study's film is read in a new frame (turned, inverted or as stored) | study_id, read_again | modeling (drops the readings made in the old frame and their files), pipeline (predicts the study on commit when read_again) |
 | `training_queued` | modeling.do_start_training, inside its transaction, for a run a worker should pick up | run_id | pipeline (the modeling.train task on commit) |
 """
 from __future__ import annotations
@@ -27,3 +28,4 @@ reprediction_requested = Signal()
 training_queued = Signal()
 review_settings_changed = Signal()
 study_deleting = Signal()
+study_reframed = Signal()

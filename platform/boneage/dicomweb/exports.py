@@ -20,6 +20,7 @@ from boneage.dicomweb.models import DerivedObject
 from boneage.dicomweb.objects import Algorithm, Reading, Verification, make_bone_age_report, make_seg
 from boneage.modeling.actions import latest_prediction
 from boneage.modeling.intervals import reading_interval
+from boneage.studies.frame import Frame
 from boneage.studies.models import Study
 
 
@@ -68,6 +69,9 @@ def export_seg(study: Study) -> DerivedObject:
     source = source_dataset(study)
     with default_storage.open(revision.mask, "rb") as handle:
         mask = np.asarray(PILImage.open(handle).convert("L")) > 127
+    # the mask is drawn in the frame the platform reads the film in (studies.frame); the SEG refers to the original
+    # image's pixel grid, so it is turned back (polarity moves no pixel)
+    mask = Frame(revision.turns).to_stored(mask)
     algorithm = _mask_algorithm(study, revision)
     series_uid, sop_uid = _uids(study, "seg", key)
     seg = make_seg(source, mask, series_uid=series_uid, sop_uid=sop_uid, created=revision.created_at,

@@ -11,10 +11,12 @@ import io
 
 import numpy as np
 from django.core.files.storage import default_storage
+from django.db import transaction
 from PIL import Image as PILImage
 
-from boneage.core.storage import list_files, png_bytes, save_atomic
+from boneage.core.storage import delete_quietly, list_files, png_bytes, save_atomic
 from boneage.modeling import conf
+from boneage.modeling.models import ActiveScore, Prediction
 from boneage.studies.models import Study
 from ml.attention_names import ATTENTION_NAMES
 
@@ -40,6 +42,19 @@ def prediction_files_of_deleted_study(sender, study: Study, **kwargs) -> list[st
     """core.signals.study_deleting: every prediction file of the study (all versions), removed once its deletion
     commits."""
     return [stored.name for stored in list_files(f"predictions/{study.project_id}/{study.pk}")]
+
+
+def forget_readings_of_reframed_study(sender, study_id: int, **kwargs) -> None:
+    """core.signals.study_reframed: the study's film is read in another frame (turned or inverted), so every reading
+    made in the old one (its age, mask, box, attention maps and next-case scores) is gone with the change, and its files
+    once the change commits; the pipeline reads the study again."""
+    study = Study.objects.filter(pk=study_id).first()
+    if study is None:
+        return
+    names = prediction_files_of_deleted_study(sender, study)
+    Prediction.objects.filter(study_id=study_id).delete()
+    ActiveScore.objects.filter(study_id=study_id).delete()
+    transaction.on_commit(lambda: delete_quietly(names))
 
 
 def prediction_file_url(study_id: int, version_id: int, part: str) -> str:

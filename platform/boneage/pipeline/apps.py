@@ -14,3 +14,4 @@ class PipelineConfig(AppConfig):
         signals.reprediction_requested.connect(receivers.repredict_on_commit, dispatch_uid="pipeline-repredict-again")
         signals.training_queued.connect(receivers.train_on_commit, dispatch_uid="pipeline-train")
         signals.study_changed.connect(receivers.rank_after_change, dispatch_uid="pipeline-rank-coreset")
+        signals.study_reframed.connect(receivers.predict_after_reframe, dispatch_uid="pipeline-predict-reframed")

@@ -6,7 +6,7 @@ import logging
 from django.db import transaction
 
 from boneage.modeling.coreset import schedule_ranking
-from boneage.modeling.tasks import rank_coreset, repredict_project, train_run
+from boneage.modeling.tasks import enqueue_prediction, rank_coreset, repredict_project, train_run
 from boneage.pipeline.tasks import post_ingest
 from boneage.studies.models import Study
 
@@ -16,6 +16,12 @@ logger = logging.getLogger(__name__)
 def derive_on_commit(sender, study, **kwargs) -> None:
     study_id = study.pk
     transaction.on_commit(lambda: post_ingest.delay(study_id))
+
+
+def predict_after_reframe(sender, study_id: int, read_again: bool = True, **kwargs) -> None:
+    """A study read in a new frame (annotations.frame) is predicted again once the change commits."""
+    if read_again:
+        enqueue_prediction(study_id)
 
 
 def repredict_on_commit(sender, version_id: int, **kwargs) -> None:

@@ -440,8 +440,9 @@ def do_resolve(item_id: int, user, decision: dict[str, Any]) -> ReviewItem:
                 model_mask = _load_mask(decision["model_mask"])
                 if model_mask is None:
                     raise ReviewError(409, "model_mask_missing", "The model's mask file cannot be read; correct the mask instead.")
-                if model_mask.shape != (study.image.height, study.image.width):
-                    model_mask = _resize_nearest(model_mask, (study.image.height, study.image.width))
+                shape = (study.image.read_height, study.image.read_width)  # the frame the film is read in
+                if model_mask.shape != shape:
+                    model_mask = _resize_nearest(model_mask, shape)
                 revision = do_save_mask(study, model_mask, source=MaskSource.REVIEW, author=user,
                                         enforce_base=False, note=note)
                 outcome["gold_mask"] = revision.pk

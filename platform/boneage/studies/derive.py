@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import uuid
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -22,6 +23,7 @@ from boneage.core.isolation import IsolatedFailure
 from boneage.core.pipeline import AutomaskState
 from boneage.core.storage import delete_quietly, local_file, png_bytes, save_atomic
 from boneage.studies.failures import DERIVE
+from boneage.studies.frame import Frame, frame_of
 from boneage.studies.ingest.bounds import check_bounds
 from boneage.studies.ingest.errors import IngestError
 from boneage.studies.isolated_decode import ISOLATION_CODES, DecodedFilm, decode_film
@@ -37,9 +39,10 @@ def read_bytes(name: str) -> bytes:
 
 
 def load_unit(image: Image) -> np.ndarray:
-    """The study's pixels as float32 [0, 1], bright bone, from its normalized PNG; a study not derived yet (or whose
-    normalized file was lost) has its original decoded in isolation (studies.isolated_decode), nothing stored: a
-    reader, often in a re-prediction's helper thread, never takes the image row's lock that deriving takes."""
+    """The study's pixels as float32 [0, 1], bright bone, from its normalized PNG, in the frame the platform reads
+    it (studies.frame); a study not derived yet (or whose normalized file was lost) has its original decoded in
+    isolation (studies.isolated_decode), nothing stored: a reader, often in a re-prediction's helper thread, never
+    takes the image row's lock that deriving takes."""
     from ml.imaging import load_image
 
     if image.normalized and default_storage.exists(image.normalized):
@@ -58,7 +61,7 @@ def load_work_image(image: Image, side: int):
     square = load_image(local_file(image.work))
     if square.shape != (side, side):
         return None
-    return WorkImage(square, image.height, image.width)
+    return WorkImage(square, image.read_height, image.read_width)
 
 
 def load_network_input(image: Image, work_side: int):
@@ -96,8 +99,9 @@ def ensure_work_copy(image: Image) -> str | None:
     return work
 
 
-def _decode_isolated(image: Image) -> DecodedFilm:
-    """The stored original decoded in a child process with a memory and a time limit; IngestError when it cannot be:
+def _decode_isolated(image: Image, frame: Frame | None = None) -> DecodedFilm:
+    """The stored original decoded in a child process with a memory and a time limit, in the image's frame (or
+    `frame`); IngestError when it cannot be:
     refused by ingest's checks, or the decoder crashed, hung or ran out of memory (a recorded failure of that kind
     is answered again without a second try: the same file would do the same)."""
     check_bounds(image.height, image.width, max_pixels=settings.UPLOAD_MAX_PIXELS)
@@ -106,7 +110,8 @@ def _decode_isolated(image: Image) -> DecodedFilm:
     if recorded.startswith(DERIVE) and code in ISOLATION_CODES:
         raise IngestError(422, code, detail)
     try:
-        return decode_film(read_bytes(image.original))
+        frame = frame or frame_of(image)
+        return decode_film(read_bytes(image.original), turns=frame.turns, inverted=frame.inverted)
     except IsolatedFailure as failure:
         if failure.status == 503:  # every decoder slot busy: nothing is wrong with the film
             raise
@@ -117,12 +122,15 @@ def _decode_isolated(image: Image) -> DecodedFilm:
         raise IngestError(refusal.status, refusal.code, refusal.detail) from refusal
 
 
-def _held_to_stored_size(png: bytes, image: Image) -> bytes:
-    """The child's normalized PNG, refused unless its header says the stored size (before a pixel is inflated)."""
+def _held_to_stored_size(png: bytes, image: Image, frame: Frame | None = None) -> bytes:
+    """The child's normalized PNG, refused unless its header says the stored size, turned as the frame turns it
+    (before a pixel is inflated)."""
+    turned = (frame or frame_of(image)).turns % 2
+    width, height = (image.height, image.width) if turned else (image.width, image.height)
     with PILImage.open(io.BytesIO(png)) as picture:
-        if picture.size != (image.width, image.height):
+        if picture.size != (width, height):
             raise IngestError(422, "pixel_decode_failed", f"The decoded film is {picture.size[0]}×{picture.size[1]}, "
-                              f"not the stored {image.width}×{image.height}.")
+                              f"not the stored {image.width}×{image.height}{' turned' if turned else ''}.")
     return png
 
 
@@ -139,9 +147,10 @@ def ensure_derived_images(image: Image, *, work_copy: bool = True) -> Image:
     adds it (ensure_work_copy)."""
     if image.normalized and image.display:
         return image
+    frame = frame_of(image)
     try:
-        film = _decode_isolated(image)
-        _held_to_stored_size(film.normalized, image)
+        film = _decode_isolated(image, frame)
+        _held_to_stored_size(film.normalized, image, frame)
     except IngestError as error:
         record_failure(image.study_id, f"{DERIVE}{error.code}: {error.detail}")
         raise
@@ -153,15 +162,63 @@ def ensure_derived_images(image: Image, *, work_copy: bool = True) -> Image:
         names["work"] = save_atomic(str(folder / f"work-{token}.png"), work_png(_png_values(film.normalized)))
     with transaction.atomic():
         locked = Image.objects.select_for_update().get(pk=image.pk)
-        if locked.normalized and locked.display:  # someone else finished first: keep theirs
-            delete_quietly(list(names.values()))
-            return locked
-        for field, name in names.items():
-            setattr(locked, field, name)
-        locked.display_height, locked.display_width = film.display_shape
-        locked.value_black, locked.value_white = film.black_white or (None, None)
-        locked.save(update_fields=[*names, "display_height", "display_width", "value_black", "value_white"])
+        done, reframed = bool(locked.normalized and locked.display), frame_of(locked) != frame
+        if not (done or reframed):
+            for field, name in names.items():
+                setattr(locked, field, name)
+            locked.display_height, locked.display_width = film.display_shape
+            locked.value_black, locked.value_white = film.black_white or (None, None)
+            locked.save(update_fields=[*names, "display_height", "display_width", "value_black", "value_white"])
+    if done or reframed:  # someone else finished first (keep theirs), or the frame changed meanwhile (derive again)
+        delete_quietly(list(names.values()))
+        return locked if done else ensure_derived_images(locked, work_copy=work_copy)
     return locked
+
+
+@dataclass(frozen=True)
+class FrameCopies:
+    """The derived copies of a film made in a new frame (derive_in_frame), written but not yet the image's: the
+    caller swaps them in within its transaction, or deletes them (`names`) when it does not."""
+
+    frame: Frame
+    names: dict[str, str]             # normalized, display, work → storage name
+    display_shape: tuple[int, int]
+    black_white: tuple[float, float] | None
+    unit: np.ndarray                  # float32 [0, 1] in the new frame: what the automask reads
+
+
+def derive_in_frame(image: Image, frame: Frame) -> FrameCopies:
+    """The normalized, display and work copies of the stored original in `frame`, decoded in isolation from the
+    original (never from copies of another frame) and written under new names; nothing on the row changes."""
+    film = _decode_isolated(image, frame)
+    _held_to_stored_size(film.normalized, image, frame)
+    values = _png_values(film.normalized)
+    folder = PurePosixPath(image.original).parent
+    token = uuid.uuid4().hex[:8]
+    names: dict[str, str] = {}
+    try:
+        names["normalized"] = save_atomic(str(folder / f"normalized-{token}.png"), film.normalized)
+        names["display"] = save_atomic(str(folder / f"display-{token}.png"), film.display)
+        names["work"] = save_atomic(str(folder / f"work-{token}.png"), work_png(values))
+    except BaseException:
+        delete_quietly(list(names.values()))
+        raise
+    return FrameCopies(frame, names, film.display_shape, film.black_white, values.astype(np.float32) / 65535.0)
+
+
+def swap_in_copies(locked: Image, copies: FrameCopies, *, source: str) -> list[str]:
+    """Make `copies` the image's derived files and frame (the caller holds the row's lock, inside its transaction);
+    returns the names of the files they replace, for the caller to delete once it commits."""
+    old = [name for name in (locked.normalized, locked.display, locked.work) if name]
+    for field, name in copies.names.items():
+        setattr(locked, field, name)
+    locked.display_height, locked.display_width = copies.display_shape
+    locked.value_black, locked.value_white = copies.black_white or (None, None)
+    locked.turns, locked.inverted = copies.frame.turns, copies.frame.inverted
+    locked.frame_source = "" if copies.frame.as_stored else source
+    locked.save(update_fields=[*copies.names, "display_height", "display_width", "value_black", "value_white", "turns",
+                               "inverted", "frame_source"])
+    return old
 
 
 def record_failure(study_id: int, detail: str) -> None:

@@ -35,10 +35,12 @@ def limits() -> Limits:
     return Limits(memory_bytes=settings.DECODE_MEMORY_MB * 2**20, seconds=float(settings.DECODE_TIMEOUT_S))
 
 
-def decode_film(data: bytes) -> DecodedFilm:
-    """The derived PNGs of a stored original; IngestError-like AppError when ingest's checks refuse it now,
-    IsolatedFailure when the decoder crashed, hung or ran out of memory."""
-    params = {"task": "derive", "max_pixels": settings.UPLOAD_MAX_PIXELS, "display_max_side": settings.DISPLAY_MAX_SIDE}
+def decode_film(data: bytes, *, turns: int = 0, inverted: bool = False) -> DecodedFilm:
+    """The derived PNGs of a stored original, in the frame the platform reads it (studies.frame: inverted, then turned
+    by np.rot90 `turns`); IngestError-like AppError when ingest's checks refuse it now, IsolatedFailure when the
+    decoder crashed, hung or ran out of memory."""
+    params = {"task": "derive", "max_pixels": settings.UPLOAD_MAX_PIXELS, "display_max_side": settings.DISPLAY_MAX_SIDE,
+              "turns": int(turns) % 4, "inverted": bool(inverted)}
     meta, (normalized, display) = run_isolated(__name__, data, params, limits(),
                                                concurrency=settings.DECODE_CONCURRENCY)
     black_white = meta.get("black_white")
@@ -58,14 +60,21 @@ def decode_frames(data: bytes, numbers: list[int]) -> list[bytes]:
 
 
 def _derive(data: bytes, params: dict[str, Any]) -> Answer:
+    import numpy as np
+
     from boneage.studies.ingest.decode import decode_upload
     from boneage.studies.ingest.store import film_pngs
 
     decoded = decode_upload(data, max_pixels=int(params["max_pixels"]))
     assert decoded.unit is not None
-    normalized, display, display_shape = film_pngs(decoded.unit, int(params["display_max_side"]))
-    meta = {"display_shape": list(display_shape),
-            "black_white": list(decoded.black_white) if decoded.black_white else None}
+    unit, black_white = decoded.unit, decoded.black_white
+    if params.get("inverted"):  # the frame the platform reads (studies.frame): in place, no second full-size copy
+        np.subtract(1.0, unit, out=unit)
+        black_white = (black_white[1], black_white[0]) if black_white else None
+    if int(params.get("turns", 0)) % 4:
+        unit = np.rot90(unit, int(params["turns"]) % 4)  # a view; the PNG encoders copy it once
+    normalized, display, display_shape = film_pngs(unit, int(params["display_max_side"]))
+    meta = {"display_shape": list(display_shape), "black_white": list(black_white) if black_white else None}
     return meta, [normalized, display]
 
 

@@ -144,6 +144,29 @@ class Image(models.Model):
     # The stored values the normalized image shows black (0) and white (1): a viewer states window/level in them.
     value_black = models.FloatField(null=True, blank=True)
     value_white = models.FloatField(null=True, blank=True)
+    # The frame the platform reads the film in (studies.frame, issue 29): the derived copies (normalized, display, work)
+    # are the stored film inverted and then turned by np.rot90 k; the original file is never changed. Masks, boxes and
+    # attention maps are in this frame; the SEG export turns its mask back to the original's grid.
+    turns = models.PositiveSmallIntegerField(default=0, help_text="np.rot90 k (counter-clockwise quarter turns, 0-3) "
+                                             "from the stored film to the frame the platform reads")
+    inverted = models.BooleanField(default=False, help_text="the platform reads the film's polarity inverted")
+    frame_source = models.CharField(max_length=16, blank=True, default="", help_text="who set the frame: '' (as "
+                                    "stored), 'film_check' (ml.gate was sure) or 'person' (a labeler, see the audit)")
+
+    @property
+    def read_height(self) -> int:
+        """The height of the film as the platform reads it (of the derived copies and of every mask)."""
+        return self.width if self.turns % 2 else self.height
+
+    @property
+    def read_width(self) -> int:
+        return self.height if self.turns % 2 else self.width
+
+    @property
+    def copies_token(self) -> str:
+        """Changes whenever the derived copies are made again (a new frame): the image URLs carry it, so a browser
+        never shows a cached copy of another frame."""
+        return self.display.rsplit("-", 1)[-1].removesuffix(".png") if self.display else ""
 
 
 class IngestOutcome(models.TextChoices):

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from boneage.annotations.actions import current_label
 from boneage.studies.failures import failure_of
+from boneage.studies.frame import describe
 from boneage.studies.models import IngestRecord, Project, Role, Study
 
 
@@ -50,6 +51,9 @@ class StudySerializer(serializers.ModelSerializer):
     value_white = serializers.FloatField(source="image.value_white", read_only=True, allow_null=True,
                                          help_text="the stored value shown white (MONOCHROME1: the lowest)")
     image_url = serializers.SerializerMethodField()
+    frame = serializers.SerializerMethodField(help_text="the frame the platform reads the film in (studies.frame): "
+                                              "turns, inverted, who set it, a sentence, and the read width and height "
+                                              "that masks and boxes are in")
     label = serializers.SerializerMethodField()
     state = serializers.SerializerMethodField()
     failure = serializers.SerializerMethodField(help_text="null, or why the pipeline stopped for this study, in words "
@@ -61,7 +65,7 @@ class StudySerializer(serializers.ModelSerializer):
             "id", "project", "external_id", "sex", "chronological_age_months", "source", "original_name",
             "sop_instance_uid", "study_instance_uid", "checksum", "created_at", "automask_state",
             "automask_error", "film_check", "width", "height", "media_type", "photometric", "value_black", "value_white", "image_url",
-            "label", "state", "failure",
+            "frame", "label", "state", "failure",
         ]
 
     def get_failure(self, study) -> dict | None:
@@ -69,7 +73,11 @@ class StudySerializer(serializers.ModelSerializer):
         return failure.as_json() if failure else None
 
     def get_image_url(self, study) -> str:
-        return f"/api/studies/{study.pk}/image/"
+        token = study.image.copies_token  # new copies (a new frame) → a new URL: no cached copy of the old frame
+        return f"/api/studies/{study.pk}/image/" + (f"?v={token}" if token else "")
+
+    def get_frame(self, study) -> dict:
+        return describe(study.image)
 
     def get_label(self, study) -> dict | None:
         label = current_label(study)

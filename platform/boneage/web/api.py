@@ -96,7 +96,8 @@ class WorklistRowSerializer(serializers.Serializer):
         return study.canny_quality is not None and study.canny_quality < CHECK_MASK_BELOW
 
     def get_thumb_url(self, study) -> str:
-        return f"/api/studies/{study.pk}/thumbnail/"
+        token = study.image.copies_token  # new copies (a new frame, studies.frame) → a new URL past the browser's cache
+        return f"/api/studies/{study.pk}/thumbnail/" + (f"?v={token}" if token else "")
 
     def get_label_hidden(self, study) -> bool:
         view = self.context.get("blind_view")  # boneage.review.visibility

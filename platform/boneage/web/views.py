@@ -24,6 +24,7 @@ from boneage.studies.access import (
 )
 from boneage.studies.actions import IngestFields, check_ingest_fields, do_delete_study, do_ingest
 from boneage.studies.failures import failure_of
+from boneage.studies.frame import Frame, describe, frame_of
 from boneage.studies.ingest.errors import IngestError
 from boneage.studies.models import Membership
 
@@ -73,7 +74,21 @@ def study_page(request, study_id: int):
                                           "can_delete": role in CAN_DELETE,
                                           "attention_names": ATTENTION_PARTS, "attention_modules": ATTENTION_MODULES,
                                           "check_mask_below": CHECK_MASK_BELOW,
+                                          "frame": describe(study.image), "suggestion": suggested_frame(study),
                                           "failure": failure_of(study.automask_state, study.automask_error)})
+
+
+def suggested_frame(study) -> dict | None:
+    """The film check's turn or polarity, for a labeler to apply by hand while the film is read as stored (a flagged
+    suggestion, or a sure correction someone undid); None when it suggests nothing or the film is already turned."""
+    check = study.film_check or {}
+    if not frame_of(study.image).as_stored or check.get("verdict") not in ("corrected", "flagged"):
+        return None
+    try:
+        frame = Frame(int(check.get("turns") or 0) % 4, bool(check.get("inverted")))
+    except (TypeError, ValueError):
+        return None
+    return None if frame.as_stored else {"turns": frame.turns, "inverted": frame.inverted, "words": frame.words()}
 
 
 @login_required
