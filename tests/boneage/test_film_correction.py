@@ -231,3 +231,31 @@ def test_a_change_that_fails_half_way_leaves_the_study_and_its_files_as_they_wer
     assert (image.turns, image.normalized, image.work) == (3, study.image.normalized, study.image.work)
     assert MaskRevision.objects.filter(study=study).count() == revisions and len(frame_events(study)) == 1
     assert set(default_storage.listdir(folder)[1]) == files_before
+
+
+def test_with_two_hands_on_one_film_a_member_picks_the_one_read_and_the_automask_sees_only_it(
+        project, owner, member, outsider, api_as):
+    data = png_bytes(two_hands())  # 320 × 490: the first phantom on the left half, the second on the right
+    study = ingest(project, owner, data, "two.png")
+    assert study.film_check["verdict"] == "flagged" and "two hands" in study.film_check["reason"]
+    page = api_as(member).get(f"/studies/{study.pk}/").content.decode()
+    assert 'id="frame-hand-left"' in page and 'id="frame-hand-right"' in page
+    pick = {"turns": 0, "inverted": False, "hand": "right"}
+    assert api_as(outsider).post(f"/api/studies/{study.pk}/frame/", pick, format="json").status_code == 404
+    response = api_as(member).post(f"/api/studies/{study.pk}/frame/", pick, format="json")
+    assert response.status_code == 200 and "reading only the hand on the right half" in response.json()["sentence"]
+    image = Study.objects.get(pk=study.pk).image
+    assert (image.hand, image.turns, image.frame_source) == ("right", 0, "person")
+    stored, normalized = stored_values(data), png_values(image.normalized)
+    half = stored.shape[1] // 2
+    assert not normalized[:, :half].any() and np.array_equal(normalized[:, half:], stored[:, half:])
+    mask = png_values(latest_mask(study).mask) > 127
+    assert mask.shape == stored.shape and not mask[:, :half].any() and mask[:, half:].mean() > 0.05
+    assert stored_bytes(study) == data
+    (event,) = frame_events(study)
+    assert event.actor == member and (event.before["hand"], event.after["hand"]) == ("", "right")
+    # "Read the whole film" puts it back
+    whole = api_as(member).post(f"/api/studies/{study.pk}/frame/", {"turns": 0, "inverted": False, "hand": ""},
+                                format="json")
+    assert whole.status_code == 200 and whole.json()["as_stored"]
+    assert np.array_equal(png_values(Study.objects.get(pk=study.pk).image.normalized), stored)

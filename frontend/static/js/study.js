@@ -538,8 +538,8 @@ const actions = {
     if (!state.dirty) $("[data-action=save-mask-plain]").hidden = true;
   },
   // the frame the film is read in (annotations.frame): the images, the automatic mask and the reading are made again
-  "frame-as-stored": () => setFrame(0, false),
-  "frame-suggested": () => { const b = $("#frame-suggested"); setFrame(+b.dataset.turns, b.dataset.inverted === "1"); },
+  "frame-as-stored": () => setFrame(0, false, ""),
+  "frame-suggested": () => { const b = $("#frame-suggested"); setFrame(+b.dataset.turns, b.dataset.inverted === "1", $("#film-check").dataset.hand); },
   "fill-holes": () => { if (!editor.fillHoles()) toast("No holes to fill."); },
   "reset-canny": async () => { if (state.cannyUrl) editor.replace(await loadMaskPixels(state.cannyUrl, width, height), { label: "reset to Canny" }); else toast("No Canny mask yet.", "error"); },
   "reset-model": async () => { if (state.modelMaskUrl) editor.replace(await loadMaskPixels(state.modelMaskUrl, width, height), { label: "reset to model" }); },
@@ -550,10 +550,10 @@ const actions = {
     else toast(response.body.detail || "No next case.", response.status === 404 ? "info" : "error");
   },
 };
-async function setFrame(turns, inverted) {
+async function setFrame(turns, inverted, hand) {
   if (state.dirty && !window.confirm("Your unsaved mask edits are in the current frame and will be lost. Go on?")) return;
   document.querySelectorAll("[data-action^=frame-]").forEach((b) => { b.disabled = true; });
-  const response = await api(`/api/studies/${studyId}/frame/`, { method: "POST", json: { turns, inverted } });
+  const response = await api(`/api/studies/${studyId}/frame/`, { method: "POST", json: { turns, inverted, hand } });
   if (!response.ok) {
     toast(response.body.detail || "The frame could not be changed.", "error");
     document.querySelectorAll("[data-action^=frame-]").forEach((b) => { b.disabled = false; });
@@ -564,6 +564,8 @@ async function setFrame(turns, inverted) {
 }
 
 document.addEventListener("click", (e) => {
+  const pick = e.target.closest("[data-action=frame-hand]");  // two hands: keep the turn and polarity, pick the half
+  if (pick) { const now = $("#film-check").dataset; setFrame(+now.turns, now.inverted === "1", pick.dataset.hand); return; }
   const button = e.target.closest("[data-action]");
   if (button && actions[button.dataset.action]) actions[button.dataset.action]();
   const tool = e.target.closest("button[data-tool]");

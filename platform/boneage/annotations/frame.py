@@ -27,7 +27,7 @@ from boneage.core.pipeline import AutomaskState
 from boneage.core.signals import study_reframed
 from boneage.core.storage import delete_quietly
 from boneage.studies.derive import FrameCopies, derive_in_frame, swap_in_copies
-from boneage.studies.frame import Frame, frame_of
+from boneage.studies.frame import HANDS, Frame, frame_of
 from boneage.studies.models import Image, Study
 
 
@@ -42,16 +42,20 @@ class NewMask:
 
 
 def check_frame_request(data: Any) -> Frame:
-    """{"turns": 0-3, "inverted": bool} → a Frame, or a 400 that says what is wrong."""
+    """{"turns": 0-3, "inverted": bool, "hand": "" | "left" | "right"} → a Frame, or a 400 that says what is wrong."""
     if not isinstance(data, dict):
-        raise AnnotationError(400, "invalid_frame", 'Send {"turns": 0-3, "inverted": true|false}.')
-    turns, inverted = data.get("turns", 0), data.get("inverted", False)
+        raise AnnotationError(400, "invalid_frame", 'Send {"turns": 0-3, "inverted": true|false, "hand": "" | "left" | '
+                              '"right"}.')
+    turns, inverted, hand = data.get("turns", 0), data.get("inverted", False), data.get("hand", "")
     if isinstance(turns, bool) or not isinstance(turns, int) or turns not in (0, 1, 2, 3):
         raise AnnotationError(400, "invalid_frame", f"turns is the number of counter-clockwise quarter turns, 0 to 3, "
                               f"not {turns!r}.")
     if not isinstance(inverted, bool):
         raise AnnotationError(400, "invalid_frame", f"inverted is true or false, not {inverted!r}.")
-    return Frame(turns, inverted)
+    if hand not in HANDS:
+        raise AnnotationError(400, "invalid_frame", f"hand is the half of the film whose hand is read, \"left\" or "
+                              f"\"right\", or \"\" for the whole film, not {hand!r}.")
+    return Frame(turns, inverted, hand)
 
 
 def gold_mask(study: Study) -> MaskRevision | None:
@@ -92,10 +96,10 @@ def reframe(study: Study, copies: FrameCopies, mask: NewMask, *, actor=None, sou
             if (locked.normalized, frame_of(locked)) != (expect.normalized, frame_of(expect)):
                 raise AnnotationError(409, "frame_changed", "The film's frame changed while this was made; reload the "
                                       "study and try again.")
-            before = {"turns": locked.turns, "inverted": locked.inverted, "source": locked.frame_source,
+            before = {"turns": locked.turns, "inverted": locked.inverted, "hand": locked.hand, "source": locked.frame_source,
                       "words": frame_of(locked).words() or "as stored"}
             replaced = swap_in_copies(locked, copies, source=source)
-            after = {"turns": locked.turns, "inverted": locked.inverted, "source": locked.frame_source,
+            after = {"turns": locked.turns, "inverted": locked.inverted, "hand": locked.hand, "source": locked.frame_source,
                      "words": copies.frame.words() or "as stored", **(extra or {})}
             do_record("study.frame_set", study, actor=actor, project=study.project, study=study, before=before,
                       after=after)
@@ -113,7 +117,9 @@ def reframe(study: Study, copies: FrameCopies, mask: NewMask, *, actor=None, sou
 
 def do_set_frame(study: Study, frame: Frame, *, actor) -> Image:
     """A labeler reads the film in `frame`: {"turns": 0, "inverted": false} undoes the film check's correction ("read
-    as stored"); another applies a flagged suggestion by hand. The same frame again changes nothing."""
+    as stored"); another applies a flagged suggestion by hand, or picks one of two hands on the film (`hand`: the
+    other half is dark in the copies, so the automask and the network read that hand only). The same frame again
+    changes nothing."""
     image = Image.objects.get(study_id=study.pk)
     if study.automask_state != AutomaskState.DONE or not image.normalized:
         raise AnnotationError(409, "film_not_ready", "The film is still being processed (its copies and automatic mask "

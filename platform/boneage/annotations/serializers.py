@@ -59,3 +59,6 @@ class FrameWriteSerializer(serializers.Serializer):
     turns = serializers.IntegerField(min_value=0, max_value=3, help_text="np.rot90 k: counter-clockwise quarter turns "
                                      "from the stored film (3 = 90° clockwise)")
     inverted = serializers.BooleanField(help_text="read the film's polarity inverted")
+    hand = serializers.ChoiceField(choices=["", "left", "right"], required=False, default="",
+                                   help_text="two hands on one film: read the hand on this half of the film as read "
+                                   "(after the turn), the other half dark; \"\" reads the whole film")

@@ -7,9 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 
-import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.http import HttpResponse
 from pydicom.valuerep import AMBIGUOUS_VR, BYTES_VR, VR
 from rest_framework.negotiation import BaseContentNegotiation
@@ -18,7 +16,6 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from boneage.api import error_response
-from boneage.core.storage import png_bytes
 from boneage.dicomweb import catalog, qido
 from boneage.dicomweb.frames import frame_bytes
 from boneage.dicomweb.multipart import (
@@ -33,8 +30,7 @@ from boneage.dicomweb.streaming import streaming_response
 from boneage.review.visibility import blind_view
 from boneage.studies.access import CAN_DELETE, CAN_INGEST, check_project
 from boneage.studies.actions import do_delete_dicom_study
-from boneage.studies.derive import ensure_derived_images
-from boneage.studies.frame import Frame, frame_of
+from boneage.studies.derive import display_as_stored, ensure_derived_images
 from boneage.studies.ingest.errors import IngestError
 from boneage.studies.models import Project, Study
 
@@ -298,27 +294,12 @@ class RenderedView(DicomWebView):
             return error_response(406, "not_acceptable", "Rendered images are image/png or image/jpeg.")
         try:
             image = ensure_derived_images(Study.objects.get(pk=entries[0].study_id).image, work_copy=False)
-            with default_storage.open(image.display, "rb") as handle:
-                data = handle.read()
-            data = as_stored_png(data, frame_of(image))
+            data = display_as_stored(image)  # the instance as stored, whatever frame the platform reads it in
         except IngestError as error:  # as GET /api/studies/{id}/image/: recorded on the study, never a 500
             return error_response(422, "image_undecodable", f"The stored original cannot be decoded: {error.detail}")
         except FileNotFoundError:
             raise catalog.file_gone(entries[0]) from None
         return HttpResponse(data if media_type == "image/png" else jpeg_of_png(data), content_type=media_type)
-
-
-def as_stored_png(data: bytes, frame: Frame) -> bytes:
-    """The display copy (made in the frame the platform reads the film in, studies.frame) as the instance is stored:
-    a rendered frame of an instance shows that instance's own pixel grid and polarity."""
-    if frame.as_stored:
-        return data
-    from PIL import Image as PILImage
-
-    with PILImage.open(io.BytesIO(data)) as image:
-        shown = np.asarray(image.convert("L"))
-    return png_bytes(np.ascontiguousarray(np.rot90(255 - shown if frame.inverted else shown, -frame.turns)),
-                     compress_level=3)
 
 
 def jpeg_of_png(data: bytes, quality: int = 90) -> bytes:

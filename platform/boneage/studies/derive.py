@@ -111,7 +111,7 @@ def _decode_isolated(image: Image, frame: Frame | None = None) -> DecodedFilm:
         raise IngestError(422, code, detail)
     try:
         frame = frame or frame_of(image)
-        return decode_film(read_bytes(image.original), turns=frame.turns, inverted=frame.inverted)
+        return decode_film(read_bytes(image.original), turns=frame.turns, inverted=frame.inverted, hand=frame.hand)
     except IsolatedFailure as failure:
         if failure.status == 503:  # every decoder slot busy: nothing is wrong with the film
             raise
@@ -214,11 +214,21 @@ def swap_in_copies(locked: Image, copies: FrameCopies, *, source: str) -> list[s
         setattr(locked, field, name)
     locked.display_height, locked.display_width = copies.display_shape
     locked.value_black, locked.value_white = copies.black_white or (None, None)
-    locked.turns, locked.inverted = copies.frame.turns, copies.frame.inverted
+    locked.turns, locked.inverted, locked.hand = copies.frame.turns, copies.frame.inverted, copies.frame.hand
     locked.frame_source = "" if copies.frame.as_stored else source
     locked.save(update_fields=[*copies.names, "display_height", "display_width", "value_black", "value_white", "turns",
-                               "inverted", "frame_source"])
+                               "inverted", "hand", "frame_source"])
     return old
+
+
+def display_as_stored(image: Image) -> bytes:
+    """The display PNG of the film as stored, whatever frame the platform reads it in (DICOMweb's rendered image of
+    the original instance): the display copy itself when the frame is the stored one, else the original decoded again
+    in isolation (the copies of a film read with one hand picked have the other half dark)."""
+    if frame_of(image).as_stored:
+        with default_storage.open(image.display, "rb") as handle:
+            return handle.read()
+    return _decode_isolated(image, Frame()).display
 
 
 def record_failure(study_id: int, detail: str) -> None:

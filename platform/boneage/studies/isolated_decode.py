@@ -35,12 +35,12 @@ def limits() -> Limits:
     return Limits(memory_bytes=settings.DECODE_MEMORY_MB * 2**20, seconds=float(settings.DECODE_TIMEOUT_S))
 
 
-def decode_film(data: bytes, *, turns: int = 0, inverted: bool = False) -> DecodedFilm:
+def decode_film(data: bytes, *, turns: int = 0, inverted: bool = False, hand: str = "") -> DecodedFilm:
     """The derived PNGs of a stored original, in the frame the platform reads it (studies.frame: inverted, then turned
-    by np.rot90 `turns`); IngestError-like AppError when ingest's checks refuse it now, IsolatedFailure when the
-    decoder crashed, hung or ran out of memory."""
+    by np.rot90 `turns`, then only the `hand` half kept, the other dark); IngestError-like AppError when ingest's
+    checks refuse it now, IsolatedFailure when the decoder crashed, hung or ran out of memory."""
     params = {"task": "derive", "max_pixels": settings.UPLOAD_MAX_PIXELS, "display_max_side": settings.DISPLAY_MAX_SIDE,
-              "turns": int(turns) % 4, "inverted": bool(inverted)}
+              "turns": int(turns) % 4, "inverted": bool(inverted), "hand": hand}
     meta, (normalized, display) = run_isolated(__name__, data, params, limits(),
                                                concurrency=settings.DECODE_CONCURRENCY)
     black_white = meta.get("black_white")
@@ -73,6 +73,9 @@ def _derive(data: bytes, params: dict[str, Any]) -> Answer:
         black_white = (black_white[1], black_white[0]) if black_white else None
     if int(params.get("turns", 0)) % 4:
         unit = np.rot90(unit, int(params["turns"]) % 4)  # a view; the PNG encoders copy it once
+    if params.get("hand") in ("left", "right"):  # two hands: read the picked one, the other half dark
+        half = unit.shape[1] // 2  # studies.frame.Frame.other_half
+        unit[:, slice(half, None) if params["hand"] == "left" else slice(0, half)] = 0.0
     normalized, display, display_shape = film_pngs(unit, int(params["display_max_side"]))
     meta = {"display_shape": list(display_shape), "black_white": list(black_white) if black_white else None}
     return meta, [normalized, display]

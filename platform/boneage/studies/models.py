@@ -150,6 +150,8 @@ class Image(models.Model):
     turns = models.PositiveSmallIntegerField(default=0, help_text="np.rot90 k (counter-clockwise quarter turns, 0-3) "
                                              "from the stored film to the frame the platform reads")
     inverted = models.BooleanField(default=False, help_text="the platform reads the film's polarity inverted")
+    hand = models.CharField(max_length=8, blank=True, default="", help_text="two hands on one film: the half of the "
+                            "film as read ('left' or 'right') whose hand the platform reads, the other half dark; '': all")
     frame_source = models.CharField(max_length=16, blank=True, default="", help_text="who set the frame: '' (as "
                                     "stored), 'film_check' (ml.gate was sure) or 'person' (a labeler, see the audit)")
 

@@ -75,14 +75,18 @@ def study_page(request, study_id: int):
                                           "attention_names": ATTENTION_PARTS, "attention_modules": ATTENTION_MODULES,
                                           "check_mask_below": CHECK_MASK_BELOW,
                                           "frame": describe(study.image), "suggestion": suggested_frame(study),
+                                          "two_hands": TWO_HANDS in (study.film_check or {}).get("reason", ""),
                                           "failure": failure_of(study.automask_state, study.automask_error)})
+
+
+TWO_HANDS = "two hands on one film"  # ml.gate's reason: the labeler picks the hand to read (annotations.frame)
 
 
 def suggested_frame(study) -> dict | None:
     """The film check's turn or polarity, for a labeler to apply by hand while the film is read as stored (a flagged
     suggestion, or a sure correction someone undid); None when it suggests nothing or the film is already turned."""
-    check = study.film_check or {}
-    if not frame_of(study.image).as_stored or check.get("verdict") not in ("corrected", "flagged"):
+    check, now = study.film_check or {}, frame_of(study.image)
+    if now.turns or now.inverted or check.get("verdict") not in ("corrected", "flagged"):
         return None
     try:
         frame = Frame(int(check.get("turns") or 0) % 4, bool(check.get("inverted")))
