@@ -105,3 +105,18 @@ def test_without_a_weight_average_the_stage_keeps_its_last_weights_and_says_so(s
     torch.manual_seed(0)
     result = train_regressor_on_crops(build_model(TINY), cache, cache, CropTrainConfig(epochs=1, batch_size=8))
     assert result.kept == "last" and result.val_mae_average is None and result.val_mae == result.val_mae_last
+
+
+def test_the_channels_last_layout_reads_as_the_usual_one_and_the_stage_ends_in_the_usual_layout(samples):
+    cache = hand_crops(samples[:8], TINY.work_size, TINY.crop_size)
+    torch.manual_seed(0)
+    model = build_model(TINY).eval()
+    crops, sex = model._standardize(cache.crops.float()), cache.sex
+    with torch.no_grad():
+        usual = model.regressor(crops, sex).age
+        model.regressor.to(memory_format=torch.channels_last)
+        last = model.regressor(crops.contiguous(memory_format=torch.channels_last), sex).age
+    assert torch.allclose(usual, last, rtol=1e-4, atol=1e-3)  # the same arithmetic in another memory order
+    train_regressor_on_crops(model, cache, None, CropTrainConfig(epochs=1, batch_size=8, channels_last=True))
+    convs = [m.weight for m in model.regressor.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous() for w in convs)  # what is saved and loaded is in the usual layout

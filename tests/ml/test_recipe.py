@@ -80,4 +80,4 @@ def test_a_folder_without_labels_is_refused_with_the_reason(tmp_path):
 
 def test_a_recipe_config_changes_only_the_crop_settings_it_names():
     config = recipe_config({"crops": {"epochs": 5}})
-    assert config.crops.ema_decay == RecipeConfig().crops.ema_decay > 0 and config.crops.lr == RecipeConfig().crops.lr
+    assert config.crops.channels_last == RecipeConfig().crops.channels_last is True and config.crops.lr == RecipeConfig().crops.lr
