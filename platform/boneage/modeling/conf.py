@@ -58,6 +58,8 @@ def max_seconds_reason() -> str:
 
 PREDICT_SOFT_LIMIT_S = 120
 PREDICT_HARD_LIMIT_S = 180
+PREDICT_TIME_LIMIT_RETRIES = 2   # a prediction cut by its time limit is tried again (a busy worker, not a bad film)
+PREDICT_RETRY_AFTER_S = 60       # then 120 s
 REPREDICT_SOFT_LIMIT_S = 3000
 REPREDICT_HARD_LIMIT_S = 3300
 REPREDICT_BATCH = 64             # 87 vs 82 studies/s at 32 on the 2-core box (docs/benchmarks.md, re-prediction third pass)

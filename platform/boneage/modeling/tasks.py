@@ -26,16 +26,22 @@ from boneage.studies.models import Study
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="modeling.predict_study", acks_late=True, reject_on_worker_lost=True,
-             soft_time_limit=conf.PREDICT_SOFT_LIMIT_S, time_limit=conf.PREDICT_HARD_LIMIT_S)
-def predict_study(study_id: int, version_id: int | None = None) -> None:
+@shared_task(name="modeling.predict_study", bind=True, acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=conf.PREDICT_SOFT_LIMIT_S, time_limit=conf.PREDICT_HARD_LIMIT_S,
+             max_retries=conf.PREDICT_TIME_LIMIT_RETRIES)
+def predict_study(self, study_id: int, version_id: int | None = None) -> None:
     try:
         do_predict_study(study_id, version_id)
     except SoftTimeLimitExceeded:
+        # A worker starved of CPU (a training run beside it) ends a prediction at its time limit although the film is
+        # fine: it is tried again later, and only then reported failed (it used to end silently: no reading, no retry).
+        if self.request.retries < self.max_retries:
+            raise self.retry(countdown=conf.PREDICT_RETRY_AFTER_S * (self.request.retries + 1)) from None
         project_id = Study.objects.filter(pk=study_id).values_list("project_id", flat=True).first()
         if project_id:
             publish(project_id, "prediction.failed", study=study_id, reason="time_limit",
-                    detail=f"The prediction took longer than {conf.PREDICT_SOFT_LIMIT_S} s.")
+                    detail=f"The prediction took longer than {conf.PREDICT_SOFT_LIMIT_S} s, "
+                           f"{self.max_retries + 1} times.")
 
 
 def enqueue_prediction(study_id: int, version_id: int | None = None) -> None:

@@ -83,3 +83,41 @@ def test_prediction_files_refuse_unknown_parts_and_versions(project, owner, memb
     assert client.get(f"/api/studies/{study.pk}/predictions/{version.pk + 99}/mask.png").status_code == 404
     pending = client.get(f"/api/studies/{study.pk}/predictions/latest/")
     assert pending.status_code == 404 and pending.json()["error"] == "prediction_pending"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prediction_cut_by_its_time_limit_is_tried_again_before_it_is_reported_failed(
+        project, owner, register_model, add_studies, events, monkeypatch):
+    """A worker starved of CPU hits the soft time limit on a film that is fine (15 of 20 readings were lost that way
+    beside a training run): the task runs again, and says it failed only after its retries."""
+    from boneage.modeling import conf, tasks
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    register_model(project)
+    (study,) = add_studies(project, owner, 1, labelled=False)
+    attempts = []
+
+    def starved(study_id, version_id=None):  # what Celery raises into the task when its soft limit passes
+        attempts.append(study_id)
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(tasks, "do_predict_study", starved)
+    events.subscribe(project.pk)
+    tasks.predict_study.apply(args=(study.pk,))
+    assert attempts == [study.pk] * (conf.PREDICT_TIME_LIMIT_RETRIES + 1)
+    failed = events.until("prediction.failed")[-1]
+    assert failed["reason"] == "time_limit" and f"{conf.PREDICT_TIME_LIMIT_RETRIES + 1} times" in failed["detail"]
+
+    monkeypatch.undo()
+    attempts.clear()
+    calls = iter([SoftTimeLimitExceeded(), None])
+
+    def slow_once(study_id, version_id=None):
+        attempts.append(study_id)
+        outcome = next(calls)
+        if outcome is not None:
+            raise outcome
+
+    monkeypatch.setattr(tasks, "do_predict_study", slow_once)
+    tasks.predict_study.apply(args=(study.pk,))
+    assert attempts == [study.pk, study.pk]  # tried again once, and it went through
