@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	@echo "· Installing the platform into $(VENV) (a few minutes the first time)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@bash -o pipefail -c "$(PY) -m pip install -q --disable-pip-version-check --upgrade pip 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }"
 	@bash -o pipefail -c "PYTHONWARNINGS=ignore $(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }"
 	@touch $(STAMP)
 
