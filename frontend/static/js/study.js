@@ -495,6 +495,7 @@ live.on("*", async (event) => {
     case "prediction.failed": predictionState("error", "Prediction failed"); $("#pred-interval").textContent = event.detail || ""; break;
     case "mask.failed": await showFailure(); break;
     case "study.frame_set":  // someone read the film in another frame: everything on this page is of the old one
+      if (state.reframing) break;  // ours: setFrame reloads once its answer is in
       if (state.dirty) toast("The film was turned or inverted by someone else: reload the page (your edits are in the old frame).", "error");
       else window.location.reload();
       break;  // the pipeline stopped for this study: say why (studies.failures)
@@ -553,8 +554,10 @@ const actions = {
 async function setFrame(turns, inverted, hand) {
   if (state.dirty && !window.confirm("Your unsaved mask edits are in the current frame and will be lost. Go on?")) return;
   document.querySelectorAll("[data-action^=frame-]").forEach((b) => { b.disabled = true; });
+  state.reframing = true;  // our own study.frame_set event must not reload the page before the answer comes
   const response = await api(`/api/studies/${studyId}/frame/`, { method: "POST", json: { turns, inverted, hand } });
   if (!response.ok) {
+    state.reframing = false;
     toast(response.body.detail || "The frame could not be changed.", "error");
     document.querySelectorAll("[data-action^=frame-]").forEach((b) => { b.disabled = false; });
     return;
