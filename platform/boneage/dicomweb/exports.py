@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 
+import highdicom as hd
 import numpy as np
 import pydicom
 from django.core.files.storage import default_storage
@@ -17,7 +18,7 @@ from boneage.annotations.models import LabelSource, MaskRevision, MaskSource
 from boneage.core.errors import AppError
 from boneage.core.storage import delete_quietly, save_atomic
 from boneage.dicomweb.models import DerivedObject
-from boneage.dicomweb.objects import Algorithm, Reading, Verification, make_bone_age_report, make_seg
+from boneage.dicomweb.objects import Algorithm, Reading, Verification, make_bone_age_report, make_seg, mask_outline
 from boneage.modeling.actions import latest_prediction
 from boneage.modeling.intervals import reading_interval
 from boneage.studies.frame import Frame
@@ -95,8 +96,10 @@ def export_sr(study: Study) -> DerivedObject:
     if label is None and prediction is None:
         raise ExportError(409, "no_bone_age", f"Study {study.pk} has neither a label nor a model prediction to report.")
     verified = label is not None and label.source in (LabelSource.EXPERT, LabelSource.REVIEW)
+    revision = current_mask(study)
     key = (f"label:{label.pk if label else '-'};prediction:{prediction.pk if prediction else '-'};"
-           f"level:{study.project.interval_level:g};{'final' if verified else 'preliminary'}")
+           f"level:{study.project.interval_level:g};{'final' if verified else 'preliminary'};"
+           f"outline:{revision.pk if revision else '-'}")
     found = _existing(study, "sr", key)
     if found is not None:
         return found
@@ -116,9 +119,19 @@ def export_sr(study: Study) -> DerivedObject:
     if verified and label is not None:  # an expert's or a reviewer's value: they verified it
         verification = Verification(observer=readings[0].reader, organization=_organization(study),
                                     when=label.created_at)
-    sr = make_bone_age_report(source_dataset(study), readings, series_uid=series_uid, sop_uid=sop_uid, created=created,
-                              verification=verification)
+    source = source_dataset(study)
+    sr = make_bone_age_report(source, readings, series_uid=series_uid, sop_uid=sop_uid, created=created,
+                              verification=verification,
+                              outline=_hand_outline(study, source) if revision is not None else None)
     return _store(study, "sr", key, sr, series_uid, sop_uid)
+
+
+def _hand_outline(study: Study, source: pydicom.Dataset) -> np.ndarray | None:
+    """The current mask's outline in the film's own pixel grid, read from the study's SEG (made if need be), so the
+    SR's region and the SEG's segment are the same pixels."""
+    seg = hd.seg.segread(io.BytesIO(read_bytes(export_seg(study))))
+    mask = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1])[0, :, :, 0] > 0
+    return mask_outline(mask)
 
 
 def derived_files_of_deleted_study(sender, study: Study, **kwargs) -> list[str]:

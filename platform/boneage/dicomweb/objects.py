@@ -95,14 +95,49 @@ class Verification:
     when: dt.datetime
 
 
+HAND = hd.sr.CodedConcept("85562004", "SCT", "Hand")
+
+
+def mask_outline(mask: np.ndarray, tolerance: float = 1.0) -> np.ndarray | None:
+    """The outline of a mask's largest region as a closed polyline in image coordinates: (N, 2) float32 (column,
+    row) points, the first repeated last, simplified to within `tolerance` pixels; None for an empty mask.
+    mask: (rows, columns) bool, in the source image's own pixel grid."""
+    from skimage import measure
+
+    padded = np.pad(np.asarray(mask, bool), 1).astype(np.float32)  # a region touching the border still closes
+    contours = measure.find_contours(padded, 0.5)
+    if not contours:
+        return None
+    # find_contours's points lie between pixel centres, in array indices of the padded mask; DICOM image coordinates
+    # (PS3.3 C.18.6.1.2) put the first pixel's centre at (0.5, 0.5): index i of the mask is i + 0.5, i.e. padded i + 1
+    # is i + 0.5 after taking the padding's 1 off.
+    contour = measure.approximate_polygon(max(contours, key=len), tolerance) - 0.5
+    rows, columns = mask.shape
+    points = np.stack([np.clip(contour[:, 1], 0, columns), np.clip(contour[:, 0], 0, rows)], axis=1)
+    if not np.array_equal(points[0], points[-1]):
+        points = np.vstack([points, points[:1]])
+    return points.astype(np.float32)
+
+
 def make_bone_age_report(source: Dataset, readings: list[Reading], *, series_uid: str, sop_uid: str,
-                         created: dt.datetime, verification: Verification | None = None) -> hd.sr.Comprehensive3DSR:
+                         created: dt.datetime, verification: Verification | None = None,
+                         outline: np.ndarray | None = None) -> hd.sr.Comprehensive3DSR:
     """A TID 1500 measurement report with one measurement group per reading, coded LOINC 85151-9. PRELIMINARY and
-    UNVERIFIED, unless a `verification` names the expert or reviewer whose value it reports: then FINAL, VERIFIED."""
+    UNVERIFIED, unless a `verification` names the expert or reviewer whose value it reports: then FINAL, VERIFIED.
+
+    With an `outline` (the hand mask's, `mask_outline`), each group is a planar ROI measurement group (TID 1410): the
+    bone age is a measurement of the hand, whose region is a POLYLINE in the film's image coordinates. Viewers draw
+    such an SR on the film without any patient-space geometry, which a projection radiograph does not have: stock OHIF
+    shows the outline and "XR Bone age: … mo" on the film (tests/e2e/test_ohif_viewer.py), where it cannot show a SEG
+    of a projection radiograph."""
     if not readings:
         raise ValueError("a report needs at least one reading")
     source = with_type2(source)
-    groups = []
+    region = None
+    if outline is not None:
+        region = hd.sr.ImageRegion(graphic_type=hd.sr.GraphicTypeValues.POLYLINE, graphic_data=outline,
+                                   source_image=hd.sr.SourceImageForRegion.from_source_image(source))
+    groups: list[hd.sr.MeasurementsAndQualitativeEvaluations | hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations] = []
     for index, reading in enumerate(readings, start=1):
         who = reading.reader or (reading.algorithm.name if reading.algorithm else "unknown")
         measurement = hd.sr.Measurement(
@@ -111,10 +146,14 @@ def make_bone_age_report(source: Dataset, readings: list[Reading], *, series_uid
                           if reading.algorithm else None),
             properties=_interval_properties(reading),
         )
+        tracking = hd.sr.TrackingIdentifier(uid=generate_uid(entropy_srcs=[sop_uid, str(index)]),
+                                            identifier=f"Bone age by {who}")
+        if region is not None:
+            groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=tracking, referenced_region=region, finding_type=HAND, measurements=[measurement]))
+            continue
         groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(
-                uid=generate_uid(entropy_srcs=[sop_uid, str(index)]),
-                identifier=f"Bone age by {who}"),
+            tracking_identifier=tracking,
             measurements=[measurement],
             source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)],
         ))

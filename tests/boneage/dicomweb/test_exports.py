@@ -203,3 +203,61 @@ def test_the_sr_of_an_imported_label_or_of_the_model_alone_is_preliminary_and_un
         assert (sr.PreliminaryFlag, sr.VerificationFlag) == ("PRELIMINARY", "UNVERIFIED")
         assert "VerifyingObserverSequence" not in sr
     assert imported.SOPInstanceUID != model_only.SOPInstanceUID
+
+
+def _regions(sr) -> list[tuple[str, str, np.ndarray]]:
+    """(graphic type, referenced SOP instance, points) of every SCOORD in the report's measurement groups."""
+    found = []
+
+    def visit(items):
+        for item in items:
+            if item.ValueType == "SCOORD":
+                image = item.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+                found.append((item.GraphicType, image, np.asarray(item.GraphicData, np.float32).reshape(-1, 2)))
+            if "ContentSequence" in item:
+                visit(item.ContentSequence)
+
+    visit(sr.ContentSequence)
+    return found
+
+
+def test_with_a_mask_each_bone_age_of_the_sr_is_measured_on_the_hand_outlined_in_the_films_pixels(api_as, dicom_study,
+                                                                                                  member, project):
+    study, source = dicom_study
+    do_save_mask(study, hand_mask(), source="expert", author=member)  # rows 8-55, columns 10-39
+    do_save_label(study, 120.0, author=member)
+    _prediction(study, project)
+    sr = hd.sr.srread(io.BytesIO(api_as(member).get(f"/api/studies/{study.pk}/export/sr/").content))
+    assert _bone_ages(sr) == [(120.0, "mo"), (118.0, "mo")]
+    regions = _regions(sr)
+    assert [(kind, image) for kind, image, _ in regions] == [("POLYLINE", source.SOPInstanceUID)] * 2
+    points = regions[0][2]
+    assert np.array_equal(points[0], points[-1])  # closed
+    # DICOM image coordinates: the mask's edge pixels' outer sides are x = 10 … 40, y = 8 … 56, within half a pixel
+    assert abs(points[:, 0].min() - 10) <= 0.5 and abs(points[:, 0].max() - 40) <= 0.5
+    assert abs(points[:, 1].min() - 8) <= 0.5 and abs(points[:, 1].max() - 56) <= 0.5
+    groups = next(item for item in sr.ContentSequence if item.ConceptNameCodeSequence[0].CodeValue == "126010")
+    findings = [item.ConceptCodeSequence[0].CodeMeaning for group in groups.ContentSequence
+                for item in group.ContentSequence if item.ConceptNameCodeSequence[0].CodeValue == "121071"]
+    assert findings == ["Hand", "Hand"]
+
+
+def test_a_new_mask_makes_a_new_sr_whose_outline_follows_it(api_as, dicom_study, member):
+    study, _ = dicom_study
+    revision = do_save_mask(study, hand_mask(), source="expert", author=member)
+    do_save_label(study, 120.0, author=member)
+    client = api_as(member)
+    first = hd.sr.srread(io.BytesIO(client.get(f"/api/studies/{study.pk}/export/sr/").content))
+    smaller = hand_mask()
+    smaller[8:30, :] = False
+    do_save_mask(study, smaller, source="expert", author=member, base_revision_id=revision.pk)
+    second = hd.sr.srread(io.BytesIO(client.get(f"/api/studies/{study.pk}/export/sr/").content))
+    assert second.SOPInstanceUID != first.SOPInstanceUID
+    assert abs(_regions(second)[0][2][:, 1].min() - 30) <= 0.5
+
+
+def test_without_a_mask_the_sr_has_no_region(api_as, dicom_study, member):
+    study, _ = dicom_study
+    do_save_label(study, 120.0, author=member)
+    sr = hd.sr.srread(io.BytesIO(api_as(member).get(f"/api/studies/{study.pk}/export/sr/").content))
+    assert _bone_ages(sr) == [(120.0, "mo")] and _regions(sr) == []
