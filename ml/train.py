@@ -534,7 +534,8 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
         distributed.barrier(context)
         return TrainResult(None, None, {"epochs": len(curve), "world_size": context.world_size}, curve, False)
 
-    chosen, candidate_maes = _final_candidate(model, best_state, best_epoch, init_state, config, bn_loader, val_ds, device)
+    chosen, candidate_maes = _final_candidate(model, best_state, best_epoch, init_state, config, bn_loader, val_ds, device,
+                                              init_val_mae)
     model.load_state_dict(chosen)
     ev = evaluate(model, val_ds, device, config.batch_size, mc_samples=config.mc_samples, uncertainty=config.uncertainty)
     assert ev is not None
@@ -570,7 +571,8 @@ def train(samples: list[Sample], config: TrainConfig, out: Path, *, callback: _C
 
 def _final_candidate(model: UnifiedNet, best_state: dict[str, torch.Tensor], best_epoch: int,
                      init_state: dict[str, torch.Tensor] | None, config: TrainConfig, bn_loader: DataLoader,
-                     val_ds: HandDataset, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+                     val_ds: HandDataset, device: torch.device,
+                     init_val_mae: float | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The state to ship: the best of (the init model as it was, the selected epoch with the statistics it was selected
     with, the same weights with BatchNorm statistics recomputed on `final_bn_batches` batches), each scored by the
     same deterministic `evaluate` on the same validation set the shipped metrics come from.
@@ -589,6 +591,9 @@ def _final_candidate(model: UnifiedNet, best_state: dict[str, torch.Tensor], bes
             candidates["recalibrated_bn"] = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
     maes: dict[str, float] = {}
     for name, state in candidates.items():
+        if name == "init" and init_val_mae is not None:  # the init was scored by this same evaluate before training
+            maes[name] = init_val_mae
+            continue
         model.load_state_dict(state)
         ev = evaluate(model, val_ds, device, config.batch_size)
         assert ev is not None
