@@ -243,7 +243,7 @@ def test_with_two_hands_on_one_film_a_member_picks_the_one_read_and_the_automask
     pick = {"turns": 0, "inverted": False, "hand": "right"}
     assert api_as(outsider).post(f"/api/studies/{study.pk}/frame/", pick, format="json").status_code == 404
     response = api_as(member).post(f"/api/studies/{study.pk}/frame/", pick, format="json")
-    assert response.status_code == 200 and "reading only the hand on the right half" in response.json()["sentence"]
+    assert response.status_code == 200 and "reads this film keeping only the hand on the right half" in response.json()["sentence"]
     image = Study.objects.get(pk=study.pk).image
     assert (image.hand, image.turns, image.frame_source) == ("right", 0, "person")
     stored, normalized = stored_values(data), png_values(image.normalized)

@@ -59,7 +59,7 @@ class Frame:
         """What was done, in words: "turned 90° clockwise and inverted"; "" when nothing."""
         parts = ([f"turned {TURN_WORDS[self.turns]}"] if self.turns else []) + (["inverted"] if self.inverted else [])
         if self.hand:
-            parts.append(f"reading only the hand on the {self.hand} half")
+            parts.append(f"keeping only the hand on the {self.hand} half")
         return " and ".join(parts)
 
 
