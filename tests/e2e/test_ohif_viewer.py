@@ -57,9 +57,6 @@ def test_stock_ohif_on_another_origin_shows_the_study_list_a_film_and_the_bone_a
     data, mask = phantom_film(3, "ohif-dx")
     film = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
     study = do_ingest(project, owner, data, "hand.dcm").study
-    other_data, _ = phantom_film(4, "ohif-cr")
-    other = pydicom.dcmread(io.BytesIO(other_data), stop_before_pixels=True)
-    do_ingest(project, owner, other_data, "other.dcm")
     do_save_mask(study, mask, source="expert", author=owner)  # the hand's true outline, as an expert would draw it
     do_save_label(study, 130.0, author=owner)
     export_seg(study), export_sr(study)  # as a reader's download makes them: from then on in QIDO/WADO
@@ -77,8 +74,6 @@ def test_stock_ohif_on_another_origin_shows_the_study_list_a_film_and_the_bone_a
     page.get_by_text("Skip all").click()
     assert "token=" not in page.url  # OHIF takes the token out of its address bar
     browser_panel = page.locator("[data-cy=studyBrowser-panel]")
-    for series in ("PA HAND", "Hand mask", "Bone age report"):  # the film, the platform's SEG (901) and SR (902)
-        expect(browser_panel.get_by_text(series)).to_be_visible()
 
     # The result: the SR drawn on the film, the hand's outline and its bone age (OHIF cannot show a SEG of a
     # projection radiograph: docs/dicomweb.md, OHIF)
@@ -96,6 +91,8 @@ def test_stock_ohif_on_another_origin_shows_the_study_list_a_film_and_the_bone_a
             screenshot(page, f"ohif-sr-not-drawn-{attempt}")
     expect(label).to_be_visible()
     expect(page.locator("[data-cy=viewport-overlay-bottom-left]")).to_contain_text("W:")
+    for series in ("PA HAND", "Hand mask", "Bone age report"):  # the film, the platform's SEG (901) and SR (902)
+        expect(browser_panel.get_by_text(series)).to_be_visible()
     page.wait_for_timeout(1500)
     canvas = page.locator("[data-cy=viewport-pane] canvas").first
     film_shown = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("L"), dtype=np.float64)
@@ -110,9 +107,15 @@ def test_stock_ohif_on_another_origin_shows_the_study_list_a_film_and_the_bone_a
     page.locator("[data-cy=return-to-work-list]").click()  # OHIF's own link back: same page, token kept
     expect(page.get_by_text("Study List")).to_be_visible()
     expect(page.get_by_role("row", name=re.compile(r"Phantom, ohif-dx .* DX\\SEG\\SR XR HAND BONE AGE"))).to_be_visible()
-    expect(page.get_by_role("row", name=re.compile(r"Phantom, ohif-cr .* CR XR HAND BONE AGE"))).to_be_visible()
     screenshot(page, "ohif-study-list")
     studies = [(url, status, auth) for url, status, auth in sent if url.split("?")[0].endswith("/studies")]
     assert studies and all(status == 200 and auth for _, status, auth in studies), studies
-    assert other.StudyInstanceUID != film.StudyInstanceUID
     context.close()
+
+    # OHIF 3.13.2 reads ?token= on its viewer routes only: its study list opened first sends no credentials (401)
+    cold = chromium.new_context()
+    page = cold.new_page()
+    with page.expect_response(lambda r: r.url.startswith(platform) and "/studies?" in r.url) as first:
+        page.goto(f"{origin}/?token={token}")
+    assert first.value.status == 401 and "authorization" not in first.value.request.headers
+    cold.close()
