@@ -104,3 +104,41 @@ def test_training_throughput_and_data_wait(tmp_path):
     record(f"train_{preset}", {"images_per_s": m["train_images_per_s"], "data_wait_fraction": m["data_wait_fraction"],
                                "load_seconds": m["load_seconds"], "n_train": m["n_train"], "epochs": m["epochs"],
                                "batch_size": config.batch_size, "num_workers": config.num_workers})
+
+
+def test_the_recipes_regressor_step_in_channels_last_against_the_usual_layout():
+    """The default recipe's regressor step (32 crops of the real preset) in both memory layouts, alternated three times
+    in one process, CPU seconds a step (process time: what the step costs, whatever else the box runs). Baseline: the
+    usual layout; the recipe trains channels-last (ml.crops.CropTrainConfig)."""
+    torch.manual_seed(0)
+    config = PRESETS["real"]
+    reg = build_model(config).regressor
+    opt = torch.optim.AdamW(reg.parameters(), lr=1e-3)
+    crops, sex, ages = torch.rand(32, 1, config.crop_size, config.crop_size), torch.ones(32), torch.rand(32) * 200
+
+    def steps(layout: torch.memory_format, n: int = 4) -> float:
+        reg.to(memory_format=layout)
+        batch = crops.contiguous(memory_format=layout)
+
+        def one() -> None:
+            loss = (reg(batch, sex).age.float() - ages).abs().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        one()  # the layout's first step pays for its weight conversion and oneDNN's kernel choice
+        t = time.process_time()
+        for _ in range(n):
+            one()
+        return (time.process_time() - t) / n
+
+    usual, last = [], []
+    for _ in range(3):
+        usual.append(steps(torch.contiguous_format))
+        last.append(steps(torch.channels_last))
+    ratio = float(np.median(last) / np.median(usual))
+    record("regressor_step_layout", {"usual_cpu_s": round(float(np.median(usual)), 3),
+                                     "channels_last_cpu_s": round(float(np.median(last)), 3), "ratio": round(ratio, 3)})
+    print(f"\nregressor step, CPU s: usual {np.median(usual):.3f}, channels-last {np.median(last):.3f} "
+          f"(ratio {ratio:.2f})")
+    assert ratio < 1.0
