@@ -67,3 +67,29 @@ def test_the_export_command_writes_the_same_zip(labeled_project, tmp_path, capsy
     assert "2 labeled studies" in capsys.readouterr().out
     assert "labels.csv" in _zip(out.read_bytes()).namelist()
     assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_a_study_whose_stored_files_are_gone_is_named_in_skipped_csv_and_the_rest_downloads_whole(
+        api_as, labeled_project, owner):
+    from django.core.files.storage import default_storage
+
+    project, first, second = labeled_project
+    first.image.refresh_from_db()
+    for name in (first.image.original, first.image.normalized, first.image.display):  # a lost disk, a deleted object
+        if name:
+            default_storage.delete(name)
+    response = api_as(owner).get(f"/api/projects/{project.pk}/export/?format=rsna")
+    archive = _zip(b"".join(response.streaming_content))
+    assert archive.testzip() is None  # a whole zip, not one that broke off part-way
+    rows = list(csv.DictReader(io.StringIO(archive.read("labels.csv").decode())))
+    assert rows == [{"id": str(second.pk), "boneage": "42", "male": "False"}]
+    assert sorted(archive.namelist()) == sorted(["labels.csv", "skipped.csv", f"images/{second.pk}.png"])
+    (skipped,) = list(csv.DictReader(io.StringIO(archive.read("skipped.csv").decode())))
+    assert skipped["id"] == "1377"
+    assert "gone from storage" in skipped["reason"] or "can no longer be read" in skipped["reason"], skipped
+
+
+def test_an_export_with_nothing_lost_has_no_skipped_csv(api_as, labeled_project, owner):
+    project, *_ = labeled_project
+    archive = _zip(b"".join(api_as(owner).get(f"/api/projects/{project.pk}/export/").streaming_content))
+    assert "skipped.csv" not in archive.namelist()
