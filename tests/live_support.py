@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -132,3 +133,18 @@ def wait_for(predicate, timeout: float = 60.0, what: str = ""):
             return value
         time.sleep(0.2)
     raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what or predicate.__doc__ or predicate}")
+
+
+def in_a_thread(work, *args):
+    """Run `work` in a helper thread (it publishes live events: not beside Playwright's loop), closing the thread's
+    own database connection after."""
+    from django.db import connection
+
+    def run():
+        try:
+            return work(*args)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()

@@ -259,3 +259,14 @@ def test_with_two_hands_on_one_film_a_member_picks_the_one_read_and_the_automask
                                 format="json")
     assert whole.status_code == 200 and whole.json()["as_stored"]
     assert np.array_equal(png_values(Study.objects.get(pk=study.pk).image.normalized), stored)
+
+
+def test_the_worklist_row_says_a_film_is_read_corrected_instead_of_asking_to_check_it(project, owner, member, api_as):
+    corrected = ingest(project, owner, png_bytes(np.rot90(upright()).copy()), "turned.png")
+    flagged = ingest(project, owner, png_bytes(np.rot90(two_hands()).copy()), "two-turned.png")
+    rows = {row["id"]: row for row in api_as(member).get(f"/api/projects/{project.pk}/worklist/").json()["results"]}
+    assert rows[corrected.pk]["frame"]["source"] == "film_check" and not rows[corrected.pk]["frame"]["as_stored"]
+    assert "turned 90° clockwise" in rows[corrected.pk]["frame"]["sentence"]
+    assert rows[flagged.pk]["frame"] == {"source": "", "as_stored": True,
+                                         "sentence": "The platform reads the film as stored."}
+    assert rows[flagged.pk]["film_check"]["verdict"] == "flagged"  # the page asks a labeler to check this one only

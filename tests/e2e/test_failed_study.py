@@ -2,29 +2,13 @@
 failure happens (mask.failed), and the study page says why."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 from playwright.sync_api import expect
 
 from tests.boneage.test_failed_study import a_study_whose_stored_film_is_damaged
+from tests.live_support import in_a_thread
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def in_a_thread(work, *args):
-    """Run `work` in a helper thread (it publishes live events: not beside Playwright's loop), closing the thread's
-    own database connection after."""
-    from django.db import connection
-
-    def run():
-        try:
-            return work(*args)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
 
 
 def test_the_worklist_and_the_study_page_say_why_a_study_stopped(live_asgi_server, project, owner, member, page_as):

@@ -3,7 +3,7 @@ labeler undoes it with one click, and the page then shows the film as stored wit
 again (issue 29; annotations.frame)."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import re
 
 import numpy as np
 import pytest
@@ -11,23 +11,9 @@ from playwright.sync_api import expect
 
 from ml.phantoms import render
 from tests.dicom_factory import png_bytes
+from tests.live_support import in_a_thread
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def in_a_thread(work, *args):
-    """Run `work` in a helper thread (it publishes live events: not beside Playwright's loop), closing the thread's
-    own database connection after."""
-    from django.db import connection
-
-    def run():
-        try:
-            return work(*args)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
 
 
 def a_turned_film_through_the_pipeline(project, owner):
@@ -47,6 +33,11 @@ def test_a_labeler_sees_the_film_read_fingers_up_and_reads_it_as_stored_with_one
 
     study = in_a_thread(a_turned_film_through_the_pipeline, project, owner)
     page = page_as(member)
+    page.goto(f"{live_asgi_server}/projects/{project.pk}/")  # the worklist: read corrected, not "check this film"
+    row = page.locator(f"tr[data-study='{study.pk}']")
+    expect(row.locator(".film-read-corrected")).to_have_text("read corrected")
+    expect(row.locator(".film-read-corrected")).to_have_attribute("title", re.compile("turned 90° clockwise"))
+    expect(row.locator(".film-check")).to_have_count(0)
     page.goto(f"{live_asgi_server}/studies/{study.pk}/")
     note = page.locator("#film-check")
     expect(note).to_contain_text("The platform reads this film turned 90° clockwise (fingers-up, bright bone): "

@@ -42,8 +42,10 @@ function row(study) {
   return el("tr", { dataset: { study: study.id, state: study.state }, tabindex: "-1" },
     el("td", { class: "thumb-col" }, el("img", { class: "thumb", loading: "lazy", src: study.thumb_url, alt: "", width: 48, height: 48 })),
     el("td", {}, el("a", { href: `/studies/${study.id}/` }, name), el("div", { class: "muted small" }, `${study.width}×${study.height}`),
-      study.film_check && study.film_check.verdict && study.film_check.verdict !== "read"  // ml.gate: why, on hover
-        ? el("div", { class: "outside-tag film-check", title: study.film_check.reason }, "check this film") : "",
+      study.frame && !study.frame.as_stored  // read turned, inverted or one hand (studies.frame): what was done, on hover
+        ? el("div", { class: "outside-tag film-read-corrected", title: study.frame.sentence }, "read corrected")
+        : study.film_check && study.film_check.verdict && study.film_check.verdict !== "read"  // ml.gate: why, on hover
+          ? el("div", { class: "outside-tag film-check", title: study.film_check.reason }, "check this film") : "",
       study.failure  // the pipeline stopped for this study (studies.failures): the reason, in words
         ? el("div", { class: "outside-tag failure-tag", title: study.failure.detail }, "processing stopped") : "",
       study.failure ? el("div", { class: "small failure-reason" }, study.failure.summary) : "",

@@ -41,6 +41,7 @@ from boneage.review.visibility import BlindView, blind_view
 from boneage.studies.access import check_project, check_study
 from boneage.studies.derive import ensure_derived_images
 from boneage.studies.failures import failure_of
+from boneage.studies.frame import describe
 from boneage.studies.ingest.errors import IngestError
 
 THUMB_SIDE = 96
@@ -80,6 +81,8 @@ class WorklistRowSerializer(serializers.Serializer):
     open_reviews = serializers.IntegerField()
     state = serializers.SerializerMethodField()
     film_check = serializers.JSONField(help_text="ml.gate's verdict on the film and its reason (automask stage)")
+    frame = serializers.SerializerMethodField(help_text="the frame the platform reads the film in (studies.frame): "
+                                              "{source: '' as stored | film_check | person, as_stored, sentence}")
     mask_quality = serializers.FloatField(source="canny_quality", allow_null=True,
                                           help_text="the automatic (Canny) mask's quality score while it is the "
                                                     "study's current mask; null once a person or the model replaced it")
@@ -91,6 +94,10 @@ class WorklistRowSerializer(serializers.Serializer):
     def get_failure(self, study) -> dict | None:
         failure = failure_of(study.automask_state, study.automask_error)
         return failure.as_json() if failure else None
+
+    def get_frame(self, study) -> dict:
+        frame = describe(study.image)
+        return {key: frame[key] for key in ("source", "as_stored", "sentence")}
 
     def get_mask_to_check(self, study) -> bool:
         return study.canny_quality is not None and study.canny_quality < CHECK_MASK_BELOW
