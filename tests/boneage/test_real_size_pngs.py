@@ -52,26 +52,31 @@ def shown(client, url: str) -> Image.Image:
     return Image.open(io.BytesIO(b"".join(response.streaming_content) if response.streaming else response.content))
 
 
-@pytest.mark.parametrize("name, height, width, turn, tilt", [
-    ("upright-2600.png", 2600, 2080, 0, 0.0),
-    ("landscape-1000.png", 1000, 1300, 1, 0.0),
-    ("tilted-1800.png", 1800, 1500, 0, 17.0),
+@pytest.mark.parametrize("name, height, width, turn, tilt, read_turns", [
+    ("upright-2600.png", 2600, 2080, 0, 0.0, 0),
+    ("landscape-1000.png", 1000, 1300, 1, 0.0, 3),  # on its side, fingers left: read turned back, fingers-up
+    ("tilted-1800.png", 1800, 1500, 0, 17.0, 0),
 ])
 def test_a_real_sized_8_bit_png_is_stored_shown_and_masked_at_its_own_size_and_orientation(
-        api_as, project, member, name, height, width, turn, tilt):
+        api_as, project, member, name, height, width, turn, tilt, read_turns):
     client = api_as(member)
     film, hand = real_sized(height, width, turn=turn, tilt=tilt)
     study = upload_and_process(client, project, film, name)
-    assert (study.image.width, study.image.height) == (width, height)
+    assert (study.image.width, study.image.height) == (width, height)  # stored as uploaded
+    # read fingers-up where the film check is sure of the turn (issue 29, studies.frame); the original is untouched
+    assert study.image.turns == read_turns
+    film, hand = np.rot90(film, read_turns), np.rot90(hand, read_turns)
+    read_height, read_width = film.shape
 
     display = shown(client, f"/api/studies/{study.pk}/image/")
     scale = settings.DISPLAY_MAX_SIDE / max(width, height)
-    assert display.mode == "L" and display.size == (round(width * scale), round(height * scale))
-    # the right way round: the shown film is the uploaded one made smaller, not turned or mirrored
-    expected = np.asarray(Image.fromarray(film).resize(display.size, Image.Resampling.BILINEAR), np.float32)
+    assert display.mode == "L" and display.size == (round(read_width * scale), round(read_height * scale))
+    # the right way round: the shown film is the uploaded one (as read) made smaller, not turned or mirrored
+    expected = np.asarray(Image.fromarray(np.ascontiguousarray(film)).resize(display.size, Image.Resampling.BILINEAR),
+                          np.float32)
     assert np.corrcoef(expected.ravel(), np.asarray(display, np.float32).ravel())[0, 1] > 0.98
 
     revision = study.mask_revisions.order_by("-created_at", "-id").first()
     mask = np.asarray(shown(client, f"/api/masks/{revision.pk}/png/").convert("L")) > 127
-    assert mask.shape == (height, width)
+    assert mask.shape == (read_height, read_width)
     assert dice(mask, hand) >= 0.85  # the Canny mask lies on the hand at the film's own size
