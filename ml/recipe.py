@@ -52,8 +52,7 @@ class RecipeConfig:
     seg_lr: float = 1e-3
     seg_batch_size: int = 8
     seg_init: str | None = "starter"    # segmenter weights to start from (a checkpoint path or `starter`), None: scratch
-    crops: CropTrainConfig = field(default_factory=lambda: CropTrainConfig(
-        epochs=300, batch_size=32, lr=2e-3))
+    crops: CropTrainConfig = field(default_factory=lambda: CropTrainConfig(epochs=300, batch_size=32, lr=2e-3))
     # End-to-end epochs after the stages. 0 = none: `ml.train.train` only scores, calibrates and writes the regressor
     # stage's model. On the 1,000 real development films one joint epoch (519 s) read validation at 18.1 months
     # against the stage's 16.2, and the stage's model was shipped (docs/real-films.md): the time is the regressor's.

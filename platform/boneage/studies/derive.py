@@ -154,12 +154,7 @@ def ensure_derived_images(image: Image, *, work_copy: bool = True) -> Image:
     except IngestError as error:
         record_failure(image.study_id, f"{DERIVE}{error.code}: {error.detail}")
         raise
-    folder = PurePosixPath(image.original).parent
-    token = uuid.uuid4().hex[:8]
-    names = {"normalized": save_atomic(str(folder / f"normalized-{token}.png"), film.normalized),
-             "display": save_atomic(str(folder / f"display-{token}.png"), film.display)}
-    if work_copy:
-        names["work"] = save_atomic(str(folder / f"work-{token}.png"), work_png(_png_values(film.normalized)))
+    names = _save_copies(image, film, work_copy=work_copy)
     with transaction.atomic():
         locked = Image.objects.select_for_update().get(pk=image.pk)
         done, reframed = bool(locked.normalized and locked.display), frame_of(locked) != frame
@@ -193,17 +188,26 @@ def derive_in_frame(image: Image, frame: Frame) -> FrameCopies:
     film = _decode_isolated(image, frame)
     _held_to_stored_size(film.normalized, image, frame)
     values = _png_values(film.normalized)
+    names = _save_copies(image, film, work_copy=True, values=values)
+    return FrameCopies(frame, names, film.display_shape, film.black_white, values.astype(np.float32) / 65535.0)
+
+
+def _save_copies(image: Image, film: DecodedFilm, *, work_copy: bool, values: np.ndarray | None = None) -> dict[str, str]:
+    """The decoded film's normalized, display (and work) copies written under new names beside the original; what was
+    written is deleted again when a later write fails."""
     folder = PurePosixPath(image.original).parent
     token = uuid.uuid4().hex[:8]
     names: dict[str, str] = {}
     try:
         names["normalized"] = save_atomic(str(folder / f"normalized-{token}.png"), film.normalized)
         names["display"] = save_atomic(str(folder / f"display-{token}.png"), film.display)
-        names["work"] = save_atomic(str(folder / f"work-{token}.png"), work_png(values))
+        if work_copy:
+            work = values if values is not None else _png_values(film.normalized)
+            names["work"] = save_atomic(str(folder / f"work-{token}.png"), work_png(work))
     except BaseException:
         delete_quietly(list(names.values()))
         raise
-    return FrameCopies(frame, names, film.display_shape, film.black_white, values.astype(np.float32) / 65535.0)
+    return names
 
 
 def swap_in_copies(locked: Image, copies: FrameCopies, *, source: str) -> list[str]:
